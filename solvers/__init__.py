@@ -1,0 +1,9 @@
+"""Numerics: batched pseudo-spectral solvers of 2D turbulence (numpy, pyFFTW, Numba only)."""
+from .base import BlowUpError, ClosureProtocol, ClosureState, PseudoSpectralSolver
+from .betaplane import BetaPlane
+from .grid import Grid
+from .kolmogorov import KolmogorovFlow
+
+__all__ = ["BetaPlane", "BlowUpError", "ClosureProtocol", "ClosureState", "Grid",
+           "KolmogorovFlow", "PseudoSpectralSolver"]
+__version__ = "0.1.0"

@@ -1,0 +1,551 @@
+"""The batched pseudo-spectral solver of the 2D vorticity equation and the closure hook protocol.
+
+    ∂t ζ + J(ψ, ζ) + β ∂x ψ = F + ξ + C − μ ζ − ν (−∇²)^p ζ,   ζ = ∇²ψ, u = −∂yψ, v = ∂xψ
+
+on a doubly periodic box of side L. The state is ζ̂, shape (members, n, n//2+1); every member is an
+independent ensemble member stepped through the same transforms. The linear operator
+L(k) = −μ − ν|k|^{2p} + iβ kx/|k|² is integrated exactly by the stepper; the dealiased advection,
+the deterministic forcing F, the stochastic forcing ξ (one draw per step, held across stages) and the
+closure term C (refreshed every ``closure.every`` steps, held in between) make up N(ζ̂).
+"""
+from __future__ import annotations
+
+import tempfile
+import time as _time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from . import diagnostics, kernels
+from .fft import BatchedRealFFT, complex_dtype, real_dtype
+from .forcing import RingForcing
+from .grid import Grid
+from .steppers import STEPPERS, make_stepper
+
+CFL_BLOWUP = 10.0        # a fixed-dt run whose CFL number passes this is declared blown up
+DT_LADDER = 2.0 ** 0.25  # adaptive dt moves on the ladder dt_max·2^(−j/4)
+
+
+class BlowUpError(RuntimeError):
+    """The solution became non-finite (or hopelessly CFL-unstable).
+
+    Attributes: ``step`` and ``t`` of the failing step, ``restart_path`` of the restart file holding
+    the last finite state (before the failing step), ``members`` that failed.
+    """
+
+    def __init__(self, message: str, step: int, t: float, restart_path: Path | None, members):
+        super().__init__(message)
+        self.step, self.t, self.restart_path, self.members = step, t, restart_path, list(members)
+
+
+@dataclass
+class ClosureState:
+    """What a closure sees when it is called: time, step, dt, grid, parameters and the vorticity.
+
+    ``vorticity`` is physical (members, n, n); ``vorticity_hat`` the spectral state (read-only view).
+    """
+    t: float
+    step: int
+    dt: float
+    grid: Grid
+    params: dict
+    vorticity: np.ndarray
+    vorticity_hat: np.ndarray
+
+    @property
+    def members(self) -> int:
+        return self.vorticity.shape[0]
+
+
+class ClosureProtocol(Protocol):
+    """The hook protocol: ``closures.base.Closure`` implements it; any object with these works."""
+    every: int
+
+    def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None: ...
+
+    def __call__(self, state: ClosureState) -> np.ndarray: ...
+
+
+def _positive(name, v, allow_zero=False, allow_none=False):
+    if v is None and allow_none:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {v!r}") from None
+    if not np.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {v!r}")
+    return x
+
+
+def _count(name, v, minimum=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {v!r}")
+    return int(v)
+
+
+class PseudoSpectralSolver:
+    """Batched pseudo-spectral solver; see the module docstring for the equation.
+
+    Arguments: ``n`` grid points per side (even, ≥ 8), ``L`` box side, ``mu`` linear drag,
+    ``nu`` (hyper)viscosity of order ``hyper_order`` p, ``beta``, ``forcing`` a physical (n, n)
+    vorticity source or None, ``ring`` a :class:`RingForcing` or None, ``dt`` fixed step or None for
+    a CFL-chosen step (``cfl`` the target Courant number, ``dt_max`` its cap), ``members`` ensemble
+    size, ``seed`` for every random draw (``SeedSequence(seed).spawn(members)``), ``threads`` FFTW
+    threads, ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
+    """
+
+    kind = "base"
+
+    def __init__(self, n: int, L: float = 2 * np.pi, *, mu: float = 0.0, nu: float = 0.0,
+                 hyper_order: int = 1, beta: float = 0.0, forcing: np.ndarray | None = None,
+                 ring: dict | None = None, dt: float | None = None, cfl: float = 0.5,
+                 dt_max: float | None = None, members: int = 1, seed: int | None = 0,
+                 threads: int = 1, dtype: str = "float64", stepper: str = "etdrk4",
+                 blowup_dir: str | Path | None = None, config: dict | None = None):
+        self.grid = Grid(n, L)
+        self.mu = _positive("mu", mu, allow_zero=True)
+        self.nu = _positive("nu", nu, allow_zero=True)
+        self.hyper_order = _count("hyper_order", hyper_order)
+        try:
+            self.beta = float(beta)
+        except (TypeError, ValueError):
+            raise ValueError(f"beta must be a number, got {beta!r}") from None
+        if not np.isfinite(self.beta):
+            raise ValueError(f"beta must be finite, got {beta!r}")
+        self.members = _count("members", members)
+        self.rdtype = real_dtype(dtype)
+        self.cdtype = complex_dtype(dtype)
+        if stepper not in STEPPERS:
+            raise ValueError(f"stepper must be one of {sorted(STEPPERS)}, got {stepper!r}")
+        self.cfl = _positive("cfl", cfl)
+        self.fixed_dt = dt is not None
+        if dt is not None:
+            dt = _positive("dt", dt)
+        elif dt_max is None:
+            raise ValueError("dt=None (CFL-chosen step) needs dt_max, the largest step allowed")
+        else:
+            dt_max = _positive("dt_max", dt_max)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = seed
+        self.threads = threads
+        self.stepper_name = stepper
+        self.blowup_dir = Path(blowup_dir) if blowup_dir is not None else None
+        self._config = dict(config or {})
+
+        g = self.grid
+        M, shp = self.members, (self.members, g.n, g.nk)
+        # linear operator L(k)
+        lin = -self.mu - self.nu * g.k2**self.hyper_order + 1j * self.beta * g.kx * g.inv_k2
+        lin = np.broadcast_to(lin, g.spectral_shape).astype(np.complex128)
+        self.linear = lin
+        self._visc = np.ascontiguousarray(self.nu * g.k2**self.hyper_order, dtype=np.float64)
+
+        # constant arrays in working precision
+        self._kx = np.ascontiguousarray(g.kx[0], dtype=self.rdtype)
+        self._ky = np.ascontiguousarray(g.ky[:, 0], dtype=self.rdtype)
+        self._inv_k2 = np.ascontiguousarray(g.inv_k2, dtype=self.rdtype)
+        self._mask = np.ascontiguousarray(g.dealias)
+        self._scale = self.rdtype.type(1.0 / g.n**2)
+
+        # transforms: 3 inverse (u, v, ζ) and 2 forward (uζ, vζ) per member
+        self._inv = BatchedRealFFT(g.n, 3 * M, self.rdtype, inverse=True, threads=threads)
+        self._fwd = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=False, threads=threads)
+        self._stats = np.zeros((M, 3))
+
+        # sources: deterministic F̂ (1, n, nk); per-step total g = F̂ + ξ̂ + Ĉ (M, n, nk)
+        self._forcing_hat = np.zeros((1, g.n, g.nk), self.cdtype)
+        if forcing is not None:
+            f = np.asarray(forcing, dtype=np.float64)
+            if f.shape != g.shape or not np.all(np.isfinite(f)):
+                raise ValueError(f"forcing must be a finite array of shape {g.shape}, got "
+                                 f"shape {f.shape}")
+            self._forcing_hat[0] = self.forward(f[None])[0]
+        self._has_forcing = forcing is not None
+        self.ring = RingForcing(g, **ring) if ring else None
+        self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
+                                                                              self.cdtype)
+        self._closure_hat = np.zeros((1, g.n, g.nk), self.cdtype)
+        self._source = np.zeros(shp, self.cdtype)
+        self._zero = np.zeros((1, g.n, g.nk), self.cdtype)
+        self._rhs_source = self._forcing_hat
+
+        # state (double-buffered) and time
+        self._state = np.zeros(shp, self.cdtype)
+        self._next = np.zeros(shp, self.cdtype)
+        self.t = 0.0
+        self.step_count = 0
+        self.rngs = self._spawn_rngs(seed)
+
+        # time step
+        if self.fixed_dt:
+            self.dt_max, self.dt_level = float(dt), 0
+        else:
+            self.dt_max, self.dt_level = float(dt_max), 0
+        self._steppers: dict[int, Any] = {}
+        self.stepper = self._stepper_for(self.dt_level)
+
+        # closure and diagnostics
+        self.closure: ClosureProtocol | None = None
+        self.closure_calls = 0
+        self.budget = np.zeros((M, 10))          # time integrals of budget_rates columns
+        self._budget_rates = np.zeros((M, 10))
+        self.track_budget = True
+        self._flags = np.zeros(M, np.int64)
+        self._stats_valid = False
+        self.timers = {"closure": 0.0}
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def params(self) -> dict:
+        """Physical and numerical parameters (what closures are conditioned on)."""
+        return {"kind": self.kind, "n": self.grid.n, "L": self.grid.L, "mu": self.mu, "nu": self.nu,
+                "hyper_order": self.hyper_order, "beta": self.beta, "dt": self.dt,
+                "members": self.members, **self._config}
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this solver (JSON-serialisable)."""
+        return dict(self._config)
+
+    def _spawn_rngs(self, seed):
+        ss = np.random.SeedSequence(seed)
+        return [np.random.Generator(np.random.PCG64(s)) for s in ss.spawn(self.members)]
+
+    @property
+    def dt(self) -> float:
+        return self.stepper.h
+
+    def _stepper_for(self, level: int):
+        st = self._steppers.get(level)
+        if st is None:
+            h = self.dt_max * DT_LADDER ** (-level)
+            st = make_stepper(self.stepper_name, self.linear, h, self.members, self.cdtype)
+            if len(self._steppers) > 6:                       # keep a few levels cached
+                self._steppers.pop(next(iter(self._steppers)))
+            self._steppers[level] = st
+        return st
+
+    # ------------------------------------------------------------------ transforms
+    def forward(self, phys: np.ndarray) -> np.ndarray:
+        """Dealiased spectrum (k, n, nk) of k ≤ 2·members physical fields (k, n, n)."""
+        k = phys.shape[0]
+        self._fwd.real[:k] = phys
+        self._fwd.execute(k)
+        return self._fwd.spectral[:k] * self._mask
+
+    def inverse(self, spec: np.ndarray) -> np.ndarray:
+        """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk)."""
+        k = spec.shape[0]
+        self._inv.spectral[:k] = spec
+        self._inv.execute(k)
+        return self._inv.real[:k] * (1.0 / self.grid.n**2)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def vorticity_hat(self) -> np.ndarray:
+        """Spectral vorticity (members, n, n//2+1): a read-only view of the state."""
+        v = self._state.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def vorticity(self) -> np.ndarray:
+        """Physical vorticity (members, n, n), a new array."""
+        return self.inverse(self._state).astype(self.rdtype)
+
+    def set_vorticity(self, zeta: np.ndarray) -> None:
+        """Set the physical vorticity, (n, n) for every member or (members, n, n); it is dealiased."""
+        z = np.asarray(zeta)
+        n = self.grid.n
+        if z.ndim == 2:
+            z = np.broadcast_to(z, (self.members, n, n))
+        if z.shape != (self.members, n, n):
+            raise ValueError(f"zeta must have shape ({n}, {n}) or ({self.members}, {n}, {n}), "
+                             f"got {np.shape(zeta)}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("zeta must be finite (it contains NaN or inf)")
+        self._state[...] = self.forward(z)
+        self._state[:, 0, 0] = 0.0                               # zero-mean vorticity
+        self._stats_valid = False
+
+    def set_vorticity_hat(self, zeta_hat: np.ndarray) -> None:
+        """Set the spectral state directly (members, n, n//2+1); it is dealiased, mean removed."""
+        zh = np.asarray(zeta_hat)
+        want = (self.members, self.grid.n, self.grid.nk)
+        if zh.shape != want:
+            raise ValueError(f"zeta_hat must have shape {want}, got {zh.shape}")
+        self._state[...] = zh * self._mask
+        self._state[:, 0, 0] = 0.0
+        self._stats_valid = False
+
+    # ------------------------------------------------------------------ right-hand side
+    def _rhs_into(self, zh: np.ndarray, out: np.ndarray) -> None:
+        """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member."""
+        kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._inv_k2, self._scale,
+                                       self._inv.spectral)
+        self._inv.execute()
+        kernels.advective_fluxes(self._inv.real, self._fwd.real, self._stats)
+        self._fwd.execute()
+        kernels.assemble_rhs(self._fwd.spectral, self._kx, self._ky, self._mask,
+                             self._rhs_source, out)
+
+    def rhs(self, zeta_hat: np.ndarray | None = None) -> np.ndarray:
+        """One right-hand-side evaluation N(ζ̂) (everything but the linear part), a new array.
+
+        Uses the sources held for the current step. Without an argument, at the current state.
+        """
+        zh = self._state if zeta_hat is None else np.ascontiguousarray(zeta_hat, self.cdtype)
+        out = np.empty((self.members, self.grid.n, self.grid.nk), self.cdtype)
+        self._rhs_into(zh, out)
+        return out
+
+    # ------------------------------------------------------------------ closure
+    def set_closure(self, closure: ClosureProtocol | None, every: int | None = None) -> None:
+        """Attach a closure (or None to detach). ``every`` overrides ``closure.every``.
+
+        The closure is reset with this solver's grid, members, params and seed; its term is first
+        evaluated at the next step whose number is a multiple of ``every``.
+        """
+        if closure is None:
+            self.closure = None
+            self._closure_hat = np.zeros((1, self.grid.n, self.grid.nk), self.cdtype)
+            return
+        if every is not None:
+            closure.every = every
+        _count(f"every of closure {type(closure).__name__}", getattr(closure, "every", None))
+        if not callable(closure):
+            raise ValueError(f"closure {closure!r} is not callable")
+        closure.reset(self.grid, self.members, self.params, self.seed)
+        self.closure = closure
+        self._closure_hat = np.zeros((self.members, self.grid.n, self.grid.nk), self.cdtype)
+
+    def closure_state(self) -> ClosureState:
+        return ClosureState(t=self.t, step=self.step_count, dt=self.dt, grid=self.grid,
+                            params=self.params, vorticity=self.vorticity,
+                            vorticity_hat=self.vorticity_hat)
+
+    def _refresh_closure(self) -> None:
+        c = self.closure
+        t0 = _time.perf_counter()
+        name = type(c).__name__
+        term = c(self.closure_state())
+        want = (self.members, self.grid.n, self.grid.n)
+        if not isinstance(term, np.ndarray):
+            raise TypeError(f"closure {name} returned {type(term).__name__} at step "
+                            f"{self.step_count}; expected a numpy array of shape {want}")
+        if term.shape != want:
+            raise ValueError(f"closure {name} returned shape {term.shape} at step "
+                             f"{self.step_count}; expected {want}")
+        if term.dtype.kind != "f":
+            raise TypeError(f"closure {name} returned dtype {term.dtype} at step "
+                            f"{self.step_count}; expected a real floating dtype")
+        if not np.all(np.isfinite(term)):
+            raise FloatingPointError(f"closure {name} returned non-finite values at step "
+                                     f"{self.step_count} (t={self.t:g})")
+        self._closure_hat[...] = self.forward(term.astype(self.rdtype, copy=False))
+        self.closure_calls += 1
+        self.timers["closure"] += _time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ stepping
+    def _sum_sources(self) -> None:
+        """The source held across this step's stages: F̂ + ξ̂ + Ĉ (only the parts present)."""
+        noise, clo = self.ring is not None, self.closure is not None
+        if not noise and not clo:
+            self._rhs_source = self._forcing_hat
+            return
+        if noise and clo:
+            kernels.add_sources(self._noise_hat, self._closure_hat, self._source)
+            kernels.add_sources(self._forcing_hat, self._source, self._source)
+        else:
+            kernels.add_sources(self._forcing_hat, self._noise_hat if noise else self._closure_hat,
+                                self._source)
+        self._rhs_source = self._source
+
+    def _max_speed(self) -> np.ndarray:
+        """max|u| + max|v| per member from the last right-hand-side evaluation."""
+        return self._stats[:, 0] + self._stats[:, 1]
+
+    def _adapt_dt(self) -> None:
+        """dt=None: pick the largest ladder step dt_max·2^(−j/4) with CFL number ≤ cfl, from the
+        velocities of the last stage evaluated (an estimate of the current state)."""
+        if not self._stats_valid:
+            self._rhs_into(self._state, self.stepper.N[0])
+        speed = float(np.max(self._max_speed())) / self.grid.dx
+        level = 0
+        while speed * self.dt_max * DT_LADDER ** (-level) > self.cfl and level < 400:
+            level += 1
+        if level < self.dt_level and speed * self.dt_max * DT_LADDER ** (-level) > 0.8 * self.cfl:
+            level = self.dt_level                      # hysteresis: grow only with some margin
+        if level != self.dt_level:
+            self.dt_level = level
+            self.stepper = self._stepper_for(level)
+
+    def step(self, nsteps: int = 1) -> None:
+        """Advance ``nsteps`` steps."""
+        nsteps = _count("nsteps", nsteps, minimum=0)
+        for _ in range(nsteps):
+            self._one_step()
+
+    def _one_step(self) -> None:
+        if not self.fixed_dt:
+            self._adapt_dt()
+        if self.closure is not None and self.step_count % self.closure.every == 0:
+            self._refresh_closure()
+        if self.ring is not None:
+            self.ring.draw(self.rngs, self.dt, self._noise_hat)
+        self._sum_sources()
+        u, out = self._state, self._next
+        st = self.stepper
+        self._rhs_into(u, st.N[0])
+        stage_bad = self._stats[:, 2].copy()
+        st.step(u, self._rhs_into, out)
+        self._stats_valid = True
+        kernels.nonfinite_members(out, self._flags)
+        bad = (self._flags > 0) | (stage_bad > 0) | (self._stats[:, 2] > 0)
+        if bad.any():
+            self._blowup("non-finite vorticity", np.flatnonzero(bad))
+        if self.fixed_dt:
+            cfl = self._max_speed() * self.dt / self.grid.dx
+            if cfl.max() > CFL_BLOWUP:
+                self._blowup(f"CFL number {cfl.max():.3g} > {CFL_BLOWUP:g} with fixed "
+                             f"dt={self.dt:g}", np.flatnonzero(cfl > CFL_BLOWUP))
+        if self.track_budget:
+            kernels.budget_rates(u, out, self._forcing_hat, self._noise_hat, self._closure_hat,
+                                 self.mu, self._visc, self.grid.inv_k2, self.grid.weight,
+                                 1.0 / self.grid.n**4, self._budget_rates)
+            self.budget += self.dt * self._budget_rates
+        self._state, self._next = out, u
+        self.t += self.dt
+        self.step_count += 1
+
+    def _blowup(self, why: str, members) -> None:
+        """Stop: write a restart of the last finite state (still in self._state) and raise."""
+        from . import io                                        # io imports this module
+        folder = self.blowup_dir or Path(tempfile.gettempdir())
+        path = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"blowup-restart-step{self.step_count:08d}.nc"
+            io.write_restart(self, path)
+        except OSError as e:                                   # still raise the blow-up
+            why += f" (restart file could not be written: {e})"
+            path = None
+        raise BlowUpError(
+            f"{type(self).__name__} blew up at step {self.step_count + 1} (t={self.t + self.dt:.6g},"
+            f" dt={self.dt:g}): {why} in member(s) {list(members)}. The last finite state (step "
+            f"{self.step_count}, t={self.t:.6g}) is in the restart file {path}; try a smaller dt.",
+            self.step_count + 1, self.t + self.dt, path, members)
+
+    def run(self, t_end: float, every: float | None = None,
+            callback: Callable[["PseudoSpectralSolver"], None] | None = None,
+            progress: bool = False) -> None:
+        """Step until ``t`` reaches ``t_end`` (within dt/2); call ``callback(self)`` at the start and
+        then each time another ``every`` time units have passed (at the first step on or after)."""
+        t_end = float(t_end)
+        if not np.isfinite(t_end) or t_end < self.t:
+            raise ValueError(f"t_end must be finite and ≥ the current time {self.t:g}, got {t_end!r}")
+        if every is not None:
+            every = _positive("every", every)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=round(t_end - self.t, 10), unit="t.u.", dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}, "
+                                  "{postfix}]")
+        t0, wall0, steps0 = self.t, _time.perf_counter(), self.step_count
+        next_out = self.t
+        try:
+            if callback is not None and every is not None:
+                callback(self)
+                next_out += every
+            while self.t < t_end - 0.5 * self.dt:
+                self._one_step()
+                if callback is not None and every is not None and self.t >= next_out - 1e-9 * every:
+                    callback(self)
+                    while next_out <= self.t + 1e-9 * every:
+                        next_out += every
+                if bar is not None and (self.step_count % 20 == 0 or self.t >= t_end - 0.5 * self.dt):
+                    rate = (self.step_count - steps0) / max(_time.perf_counter() - wall0, 1e-9)
+                    bar.n = round(self.t - t0, 10)
+                    bar.set_postfix_str(f"t={self.t:.4g}, {rate:.1f} steps/s", refresh=False)
+                    bar.refresh()
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # ------------------------------------------------------------------ diagnostics
+    def energy(self) -> np.ndarray:
+        """Kinetic energy ½⟨|u|²⟩ per member (length² time⁻²)."""
+        return diagnostics.energy(self.grid, self._state)
+
+    def enstrophy(self) -> np.ndarray:
+        """Enstrophy ½⟨ζ²⟩ per member (time⁻²)."""
+        return diagnostics.enstrophy(self.grid, self._state)
+
+    def spectrum(self):
+        """Isotropic energy spectrum: (k, E(k)) with E of shape (members, len(k)), ΣE(k)Δk = energy."""
+        return diagnostics.energy_spectrum(self.grid, self._state)
+
+    def zonal_mean_u(self) -> np.ndarray:
+        """Zonal-mean zonal velocity U(y) = mean over x of u, (members, n)."""
+        return diagnostics.zonal_mean_u(self.grid, self._state)
+
+    def budget_summary(self) -> dict:
+        """Time-integrated energy and enstrophy budget since the start, per member (see
+        ``kernels.budget_rates``): keys like 'energy_forcing', 'enstrophy_viscosity'."""
+        names = ["forcing", "noise", "closure", "drag", "viscosity"]
+        out = {}
+        for q, what in enumerate(("energy", "enstrophy")):
+            for c, name in enumerate(names):
+                out[f"{what}_{name}"] = self.budget[:, 5 * q + c].copy()
+        return out
+
+    # ------------------------------------------------------------------ restart support
+    def get_state(self) -> dict:
+        """Everything a restart needs: spectral state, step, time, dt level, RNG states, the held
+        closure term and the closure's own state (if it has ``get_state``)."""
+        st = {"zeta_hat": self._state.copy(), "step": self.step_count, "t": self.t,
+              "dt_level": self.dt_level, "stats_valid": self._stats_valid,
+              "stats": self._stats.copy(), "budget": self.budget.copy(),
+              "closure_calls": self.closure_calls,
+              "rng_states": [r.bit_generator.state for r in self.rngs]}
+        if self.closure is not None:
+            st["closure_hat"] = self._closure_hat.copy()
+            if hasattr(self.closure, "get_state"):
+                st["closure_state"] = self.closure.get_state()
+        return st
+
+    def set_state(self, st: dict) -> None:
+        """Inverse of :meth:`get_state` (the closure, if any, must be attached first)."""
+        zh = np.asarray(st["zeta_hat"])
+        want = (self.members, self.grid.n, self.grid.nk)
+        if zh.shape != want:
+            raise ValueError(f"restart state has shape {zh.shape}, this solver needs {want}")
+        self._state[...] = zh
+        self.step_count = int(st["step"])
+        self.t = float(st["t"])
+        self.dt_level = int(st.get("dt_level", 0))
+        self.stepper = self._stepper_for(self.dt_level)
+        self._stats_valid = bool(st.get("stats_valid", False))
+        if "stats" in st:
+            self._stats[...] = st["stats"]
+        if "budget" in st:
+            self.budget[...] = st["budget"]
+        self.closure_calls = int(st.get("closure_calls", 0))
+        states = st.get("rng_states")
+        if states is not None:
+            if len(states) != self.members:
+                raise ValueError(f"restart has {len(states)} RNG states for {self.members} members")
+            for r, s in zip(self.rngs, states):
+                r.bit_generator.state = s
+        if "closure_hat" in st:
+            if self.closure is None:
+                raise ValueError("the restart holds a closure term: attach the closure first")
+            self._closure_hat[...] = st["closure_hat"]
+            if "closure_state" in st and hasattr(self.closure, "set_state"):
+                self.closure.set_state(st["closure_state"])
