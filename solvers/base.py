@@ -94,8 +94,9 @@ class PseudoSpectralSolver:
     ``nu`` (hyper)viscosity of order ``hyper_order`` p, ``beta``, ``forcing`` a physical (n, n)
     vorticity source or None, ``ring`` a :class:`RingForcing` or None, ``dt`` fixed step or None for
     a CFL-chosen step (``cfl`` the target Courant number, ``dt_max`` its cap), ``members`` ensemble
-    size, ``seed`` for every random draw (``SeedSequence(seed).spawn(members)``), ``threads`` FFTW
-    threads, ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
+    size, ``seed`` for every random draw: member m draws from child ``first_member + m`` of
+    ``SeedSequence(seed)``, so members m0…m0+M−1 of a larger ensemble can be run on their own
+    (bit-identical to the same members of the full batch), ``threads`` FFTW threads, ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
     """
 
     kind = "base"
@@ -104,8 +105,8 @@ class PseudoSpectralSolver:
                  hyper_order: int = 1, beta: float = 0.0, forcing: np.ndarray | None = None,
                  ring: dict | None = None, dt: float | None = None, cfl: float = 0.5,
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
-                 threads: int = 1, dtype: str = "float64", stepper: str = "etdrk4",
-                 blowup_dir: str | Path | None = None, config: dict | None = None):
+                 first_member: int = 0, threads: int = 1, dtype: str = "float64",
+                 stepper: str = "etdrk4", blowup_dir: str | Path | None = None, config: dict | None = None):
         self.grid = Grid(n, L)
         self.mu = _positive("mu", mu, allow_zero=True)
         self.nu = _positive("nu", nu, allow_zero=True)
@@ -117,6 +118,7 @@ class PseudoSpectralSolver:
         if not np.isfinite(self.beta):
             raise ValueError(f"beta must be finite, got {beta!r}")
         self.members = _count("members", members)
+        self.first_member = _count("first_member", first_member, minimum=0)
         self.rdtype = real_dtype(dtype)
         self.cdtype = complex_dtype(dtype)
         if stepper not in STEPPERS:
@@ -206,15 +208,15 @@ class PseudoSpectralSolver:
         """Physical and numerical parameters (what closures are conditioned on)."""
         return {"kind": self.kind, "n": self.grid.n, "L": self.grid.L, "mu": self.mu, "nu": self.nu,
                 "hyper_order": self.hyper_order, "beta": self.beta, "dt": self.dt,
-                "members": self.members, **self._config}
+                "members": self.members, "first_member": self.first_member, **self._config}
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this solver (JSON-serialisable)."""
         return dict(self._config)
 
     def _spawn_rngs(self, seed):
-        ss = np.random.SeedSequence(seed)
-        return [np.random.Generator(np.random.PCG64(s)) for s in ss.spawn(self.members)]
+        children = np.random.SeedSequence(seed).spawn(self.first_member + self.members)
+        return [np.random.Generator(np.random.PCG64(s)) for s in children[self.first_member:]]
 
     @property
     def dt(self) -> float:

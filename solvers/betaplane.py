@@ -30,30 +30,32 @@ class BetaPlane(PseudoSpectralSolver):
     def __init__(self, n: int = 256, L: float = 2 * np.pi, beta: float = 0.9, mu: float = 4e-4,
                  nu: float | None = None, hyper_order: int = 8, kf: float = 16,
                  kf_width: float = 1.5, epsilon: float = 1e-6, dt: float | None = 0.04,
-                 cfl: float = 0.5, members: int = 1, seed: int | None = 0, threads: int = 1,
-                 dtype: str = "float64", stepper: str = "etdrk4", dt_max: float | None = None,
-                 blowup_dir=None):
+                 cfl: float = 0.5, members: int = 1, seed: int | None = 0, first_member: int = 0,
+                 threads: int = 1, dtype: str = "float64", stepper: str = "etdrk4",
+                 dt_max: float | None = None, blowup_dir=None):
         grid = Grid(n, L)
         hyper_order = _count("hyper_order", hyper_order)
         mu = _positive("mu", mu, allow_zero=True)
         if nu is None:
             nu = default_hyperviscosity(grid.n, grid.L, hyper_order)
         nu = _positive("nu", nu, allow_zero=True)
-        for name, v in (("kf", kf), ("kf_width", kf_width), ("epsilon", epsilon)):
+        for name, v in (("kf", kf), ("kf_width", kf_width)):
             _positive(name, v)
-        if kf - 2 * kf_width > grid.kmax_dealias:
+        epsilon = _positive("epsilon", epsilon, allow_zero=True)
+        if epsilon > 0 and kf - 2 * kf_width > grid.kmax_dealias:
             raise ValueError(f"kf={kf} lies beyond the dealiased modes of n={n} "
                              f"(|k| ≤ {grid.kmax_dealias} in units of 2π/L)")
         if dt is None and dt_max is None:
-            u_ref = np.sqrt(epsilon / mu) if mu > 0 else 1.0
+            u_ref = np.sqrt(epsilon / mu) if mu > 0 and epsilon > 0 else 1.0
             dt_max = _positive("cfl", cfl) * grid.dx / u_ref
         config = dict(n=int(n), L=float(L), beta=float(beta), mu=mu, nu=nu,
                       hyper_order=hyper_order, kf=float(kf), kf_width=float(kf_width),
                       epsilon=float(epsilon), dt=None if dt is None else float(dt), cfl=float(cfl),
-                      members=members, seed=seed, threads=threads, dtype=str(np.dtype(dtype)),
-                      stepper=stepper, dt_max=None if dt_max is None else float(dt_max))
+                      members=members, seed=seed, first_member=first_member, threads=threads,
+                      dtype=str(np.dtype(dtype)), stepper=stepper, dt_max=None if dt_max is None else float(dt_max))
         super().__init__(n, L, mu=mu, nu=nu, hyper_order=hyper_order, beta=beta, forcing=None,
-                         ring=dict(kf=kf, width=kf_width, epsilon=epsilon), dt=dt, cfl=cfl,
-                         dt_max=dt_max, members=members, seed=seed, threads=threads, dtype=dtype,
-                         stepper=stepper, blowup_dir=blowup_dir, config=config)
+                         ring=dict(kf=kf, width=kf_width, epsilon=epsilon) if epsilon > 0 else None,
+                         dt=dt, cfl=cfl, dt_max=dt_max, members=members, seed=seed,
+                         first_member=first_member, threads=threads, dtype=dtype, stepper=stepper,
+                         blowup_dir=blowup_dir, config=config)
         self.kf, self.kf_width, self.epsilon = float(kf), float(kf_width), float(epsilon)

@@ -27,7 +27,8 @@ class KolmogorovFlow(PseudoSpectralSolver):
 
     def __init__(self, n: int = 256, L: float = 2 * np.pi, nu: float = 1e-3, mu: float = 0.1,
                  kf: int = 4, amplitude: float = 1.0, dt: float | None = None, cfl: float = 0.5,
-                 members: int = 1, seed: int | None = 0, threads: int = 1, dtype: str = "float64",
+                 members: int = 1, seed: int | None = 0, first_member: int = 0,
+                 threads: int = 1, dtype: str = "float64",
                  stepper: str = "etdrk4", forcing: str = "kolmogorov", dt_max: float | None = None,
                  blowup_dir=None):
         grid = Grid(n, L)
@@ -59,10 +60,11 @@ class KolmogorovFlow(PseudoSpectralSolver):
             dt_max = cfl * grid.dx / u_ref
         config = dict(n=int(n), L=float(L), nu=nu, mu=mu, kf=int(kf), amplitude=amplitude,
                       dt=None if dt is None else float(dt), cfl=cfl, members=members, seed=seed,
-                      threads=threads, dtype=str(np.dtype(dtype)), stepper=stepper,
+                      first_member=first_member, threads=threads, dtype=str(np.dtype(dtype)), stepper=stepper,
                       forcing=forcing, dt_max=None if dt_max is None else float(dt_max))
         super().__init__(n, L, mu=mu, nu=nu, hyper_order=1, beta=0.0, forcing=f, dt=dt, cfl=cfl,
-                         dt_max=dt_max, members=members, seed=seed, threads=threads, dtype=dtype,
+                         dt_max=dt_max, members=members, seed=seed, first_member=first_member,
+                         threads=threads, dtype=dtype,
                          stepper=stepper, blowup_dir=blowup_dir, config=config)
         self.kf, self.amplitude, self.forcing_kind = int(kf), amplitude, forcing
 

@@ -18,8 +18,12 @@ from . import kernels
 
 
 def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
-    """Contour means of Q(z)/h, f1/h, f2/h, f3/h for each z (Kassam & Trefethen 2005, eq. 2.5)."""
-    r = np.exp(1j * np.pi * (np.arange(1, points + 1) - 0.5) / points)
+    """Contour means of Q(z)/h, f1/h, f2/h, f3/h for each z (Kassam & Trefethen 2005, eq. 2.5).
+
+    The points go round the whole unit circle: z is complex when β ≠ 0, so the half-circle-and-real-
+    part shortcut of the paper (valid for real z only) does not apply.
+    """
+    r = np.exp(2j * np.pi * (np.arange(1, points + 1) - 0.5) / points)
     q = np.empty_like(z)
     f1 = np.empty_like(z)
     f2 = np.empty_like(z)

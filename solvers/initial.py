@@ -1,0 +1,102 @@
+"""Initial vorticity fields for ensembles: seeded Gaussian random fields and rest.
+
+Both return physical vorticity of shape (members, n, n), ready for ``solver.set_vorticity``.
+
+Random field. Member m is white noise η_m(x) ~ N(0, 1) from its own generator, coloured in spectral
+space and rescaled:
+
+    ζ̂_m(k) = c_m · A(|k|) · η̂_m(k),   A(k)² = k · S(k/k_p),   S(s) = s⁴ exp(−2 s²),
+
+with k = 0 and the modes outside the 2/3 dealiasing mask set to zero. In 2D the energy in a shell of
+radius k is E(k) ≈ π k ⟨|ζ̂(k)|²⟩/k² (per unit wavenumber, up to the transform normalisation), so the
+expected isotropic energy spectrum is E(k) ∝ S(k/k_p) = (k/k_p)⁴ exp(−2 (k/k_p)²), which peaks at
+k = k_p. The constant c_m makes the kinetic energy of the realisation exactly the one requested,
+
+    E = ½⟨|u|²⟩ = ½ Σ_k |ζ̂(k)|²/|k|² / n⁴      (box mean; numpy's unnormalised transforms),
+
+so every member has the same energy but its own random phases and amplitudes. The field has zero
+mean and only dealiased modes, so a solver keeps it (and its energy) unchanged in ``set_vorticity``.
+
+Seeding: the generators come from ``SeedSequence([seed, 1]).spawn(members)``. Children of a
+SeedSequence depend only on their spawn index, so member m's field does not depend on how many
+members are drawn; the extra entropy word 1 keeps these streams apart from the solvers' own
+noise generators, which use ``SeedSequence(seed).spawn(members)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .diagnostics import energy as _energy
+from .grid import Grid
+
+INITIAL_STREAM = 1      # entropy word that separates initial-condition streams from solver noise
+
+
+def _check_members(members) -> int:
+    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+        raise ValueError(f"members must be an integer ≥ 1, got {members!r}")
+    return int(members)
+
+
+def initial_generators(seed: int | None, members: int) -> list[np.random.Generator]:
+    """One generator per member, from ``SeedSequence([seed, 1]).spawn(members)`` (seed None: fresh
+    OS entropy, not reproducible)."""
+    members = _check_members(members)
+    if seed is None:
+        ss = np.random.SeedSequence()
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        ss = np.random.SeedSequence([int(seed), INITIAL_STREAM])
+    return [np.random.Generator(np.random.PCG64(child)) for child in ss.spawn(members)]
+
+
+def spectral_shape(grid: Grid, k_peak: float) -> np.ndarray:
+    """Amplitude filter A(|k|) on the rfft half plane (n, n//2+1): A² = k (k/k_p)⁴ exp(−2(k/k_p)²),
+    zero at k = 0 and outside the dealiasing mask. ``k_peak`` is in units of 2π/L."""
+    k0 = 2 * np.pi / grid.L
+    s = grid.kmag / (k_peak * k0)
+    amp2 = grid.kmag * s**4 * np.exp(-2.0 * s**2)
+    amp2 = np.where(grid.dealias & (grid.k2 > 0), amp2, 0.0)
+    return np.sqrt(amp2)
+
+
+def random_vorticity(grid: Grid, members: int = 1, seed: int | None = 0, k_peak: float = 4.0,
+                     energy: float = 0.5) -> np.ndarray:
+    """Seeded Gaussian random vorticity, physical (members, n, n), with an isotropic energy spectrum
+    E(k) ∝ (k/k_p)⁴ exp(−2(k/k_p)²) peaked at ``k_peak`` (units of 2π/L) and exactly the kinetic
+    energy ``energy`` = ½⟨|u|²⟩ in every member (see the module docstring for the construction).
+
+    ``k_peak`` must lie in (0, kmax] with kmax = (n−1)//3 the largest dealiased mode number;
+    ``energy`` ≥ 0 (0 gives rest).
+    """
+    members = _check_members(members)
+    try:
+        k_peak = float(k_peak)
+        energy = float(energy)
+    except (TypeError, ValueError):
+        raise ValueError(f"k_peak and energy must be numbers, got k_peak={k_peak!r}, "
+                         f"energy={energy!r}") from None
+    if not np.isfinite(k_peak) or not 0 < k_peak <= grid.kmax_dealias:
+        raise ValueError(f"k_peak must be in (0, {grid.kmax_dealias}] (units of 2π/L, the dealiased "
+                         f"modes of n={grid.n}), got {k_peak!r}")
+    if not np.isfinite(energy) or energy < 0:
+        raise ValueError(f"energy must be finite and ≥ 0, got {energy!r}")
+    rngs = initial_generators(seed, members)
+    amp = spectral_shape(grid, k_peak)
+    out = np.empty((members, grid.n, grid.n))
+    for m, rng in enumerate(rngs):
+        white = rng.standard_normal(grid.shape)
+        zh = np.fft.rfft2(white) * amp
+        field = np.fft.irfft2(zh, s=grid.shape)
+        e = float(_energy(grid, np.fft.rfft2(field)))
+        out[m] = field * np.sqrt(energy / e) if e > 0 else 0.0
+    return out
+
+
+def rest(grid: Grid, members: int = 1) -> np.ndarray:
+    """The fluid at rest: ζ = 0, physical (members, n, n)."""
+    return np.zeros((_check_members(members), grid.n, grid.n))
+
+
+INITIAL_KINDS = {"random": random_vorticity, "rest": rest}
