@@ -4,19 +4,9 @@ import numpy as np
 import pytest
 
 from solvers import BetaPlane, KolmogorovFlow, PseudoSpectralSolver
-from solvers.grid import Grid
+from fields import smooth_random_field
 
 STEPPERS = ["etdrk4", "rk4"]
-
-
-def smooth_random_field(grid: Grid, seed: int, peak: float = 3.0, amplitude: float = 3.0):
-    """A band-limited random vorticity field with max |ζ| = amplitude."""
-    rng = np.random.default_rng(seed)
-    spec = np.fft.rfft2(rng.standard_normal(grid.shape)) * grid.dealias
-    spec *= np.exp(-grid.k2 / (2 * (peak * 2 * np.pi / grid.L) ** 2))
-    spec[0, 0] = 0
-    z = np.fft.irfft2(spec, s=grid.shape)
-    return amplitude * z / np.abs(z).max()
 
 
 @pytest.mark.parametrize("stepper,dt", [("etdrk4", 0.1), ("rk4", 0.005)])

@@ -1,0 +1,161 @@
+"""The solver's contract: determinism, batching, the closure hook, and errors on bad input."""
+import numpy as np
+import pytest
+
+from solvers import BetaPlane, BlowUpError, KolmogorovFlow, PseudoSpectralSolver
+from fields import smooth_random_field
+
+
+def beta_run(members=1, seed=3, steps=30, first_member=0, **kw):
+    s = BetaPlane(n=32, beta=2.0, mu=1e-2, kf=6, kf_width=1.5, epsilon=1e-3, dt=0.05,
+                  members=members, seed=seed, first_member=first_member, **kw)
+    s.step(steps)
+    return s
+
+
+def test_same_seed_gives_bit_identical_trajectory_and_other_seed_does_not():
+    a, b, c = beta_run(seed=3), beta_run(seed=3), beta_run(seed=4)
+    assert np.array_equal(a.vorticity_hat, b.vorticity_hat)
+    assert not np.allclose(a.vorticity_hat, c.vorticity_hat)
+
+
+def test_batched_members_equal_single_member_runs_bit_for_bit():
+    batch = beta_run(members=4)
+    for m in range(4):
+        single = beta_run(members=1, first_member=m)
+        assert np.array_equal(batch.vorticity_hat[m], single.vorticity_hat[0])
+    # and a sub-batch (as a Dask worker would run it) equals its slice of the full batch
+    part = beta_run(members=2, first_member=2)
+    assert np.array_equal(batch.vorticity_hat[2:], part.vorticity_hat)
+    # members differ from each other (independent noise)
+    assert not np.allclose(batch.vorticity_hat[0], batch.vorticity_hat[1])
+
+
+class ConstantClosure:
+    """Returns the same physical term every call; counts calls."""
+
+    def __init__(self, term, every=1):
+        self.term, self.every, self.calls, self.steps = term, every, 0, []
+
+    def reset(self, grid, members, params, seed):
+        self.calls, self.steps = 0, []
+
+    def __call__(self, state):
+        self.calls += 1
+        self.steps.append(state.step)
+        return np.broadcast_to(self.term, state.vorticity.shape).copy()
+
+
+def test_constant_closure_equals_the_same_term_given_as_forcing():
+    g = PseudoSpectralSolver(32, dt=0.01).grid
+    X, Y = g.meshgrid()
+    term = 0.3 * np.sin(2 * X) * np.cos(3 * Y)
+    z0 = smooth_random_field(g, 6)
+    forced = PseudoSpectralSolver(32, nu=1e-2, mu=0.1, dt=0.01, forcing=term)
+    hooked = PseudoSpectralSolver(32, nu=1e-2, mu=0.1, dt=0.01)
+    hooked.set_closure(ConstantClosure(term, every=3))
+    for s in (forced, hooked):
+        s.set_vorticity(z0)
+        s.step(25)
+    assert np.array_equal(forced.vorticity_hat, hooked.vorticity_hat)
+    # the budget books the same input under "closure" instead of "forcing"
+    bf, bh = forced.budget_summary(), hooked.budget_summary()
+    assert bh["energy_closure"][0] == pytest.approx(bf["energy_forcing"][0], rel=1e-12)
+    assert bh["energy_forcing"][0] == 0
+
+
+@pytest.mark.parametrize("every,steps", [(1, 7), (5, 23), (4, 8)])
+def test_closure_called_once_every_k_steps(every, steps):
+    s = KolmogorovFlow(n=32, dt=0.01, members=2)
+    clo = ConstantClosure(np.zeros((32, 32)), every=every)
+    s.set_closure(clo)
+    s.step(steps)
+    assert clo.calls == -(-steps // every)
+    assert clo.steps == list(range(0, steps, every))
+    assert s.closure_calls == clo.calls
+
+
+def test_closure_held_fixed_between_calls():
+    # a closure returning a different term each call: between calls the held term is the old one
+    class Ramp(ConstantClosure):
+        def __call__(self, state):
+            self.calls += 1
+            return np.full(state.vorticity.shape, 0.0) + self.calls * self.term
+
+    g = PseudoSpectralSolver(32, dt=0.01).grid
+    X, Y = g.meshgrid()
+    term = np.cos(X)
+    s = PseudoSpectralSolver(32, dt=0.01)
+    s.set_closure(Ramp(term, every=4))
+    s.step(8)                                   # terms 1·term for steps 0–3, 2·term for 4–7
+    ref = PseudoSpectralSolver(32, dt=0.01, forcing=term)
+    ref.step(4)
+    ref2 = PseudoSpectralSolver(32, dt=0.01, forcing=2 * term)
+    ref2.set_vorticity_hat(ref.vorticity_hat)
+    ref2.step(4)
+    np.testing.assert_allclose(s.vorticity_hat, ref2.vorticity_hat, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda shape: np.full(shape, np.nan), "non-finite"),
+    (lambda shape: np.zeros(shape[1:]), "shape"),
+    (lambda shape: np.zeros(shape, dtype=np.complex128), "dtype"),
+    (lambda shape: [[0.0]], "expected a numpy array"),
+])
+def test_bad_closure_output_raises_naming_closure_and_step(bad, match):
+    class Bad(ConstantClosure):
+        def __call__(self, state):
+            if state.step == 2:
+                return bad(state.vorticity.shape)
+            return np.zeros(state.vorticity.shape)
+
+    s = KolmogorovFlow(n=32, dt=0.01, members=2)
+    s.set_closure(Bad(None, every=1))
+    with pytest.raises((ValueError, TypeError, FloatingPointError), match=match) as e:
+        s.step(5)
+    assert "Bad" in str(e.value) and "step 2" in str(e.value)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(n=33), "n"), (dict(n=4), "n"), (dict(n=32.0), "n"), (dict(nu=-1e-3), "nu"),
+    (dict(mu=-0.1), "mu"), (dict(dt=0.0), "dt"), (dict(dt=-0.1), "dt"),
+    (dict(dt=float("nan")), "dt"), (dict(members=0), "members"), (dict(kf=0), "kf"),
+    (dict(dtype="int32"), "dtype"), (dict(stepper="euler"), "stepper"), (dict(L=-1.0), "L"),
+    (dict(seed=-1), "seed"), (dict(cfl=0), "cfl"), (dict(threads=0), "threads"),
+])
+def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        KolmogorovFlow(**{"n": 32, **kwargs})
+
+
+def test_bad_betaplane_arguments():
+    with pytest.raises(ValueError, match="^epsilon must"):
+        BetaPlane(n=32, epsilon=-1.0, kf=6)
+    with pytest.raises(ValueError, match="kf=16 lies beyond"):
+        BetaPlane(n=32, kf=16)
+    with pytest.raises(ValueError, match="^hyper_order must"):
+        BetaPlane(n=32, kf=6, hyper_order=0)
+
+
+def test_set_vorticity_checks_shape_and_values():
+    s = KolmogorovFlow(n=32, dt=0.01, members=2)
+    with pytest.raises(ValueError, match="zeta must have shape"):
+        s.set_vorticity(np.zeros((3, 32, 32)))
+    with pytest.raises(ValueError, match="finite"):
+        s.set_vorticity(np.full((32, 32), np.inf))
+
+
+def test_unstable_dt_blows_up_with_step_time_and_restart_file(tmp_path):
+    s = KolmogorovFlow(n=32, nu=1e-3, mu=0.1, dt=1.0, blowup_dir=tmp_path)
+    s.set_vorticity(smooth_random_field(s.grid, 1, amplitude=5.0))
+    with pytest.raises(BlowUpError) as e:
+        s.step(500)
+    err = e.value
+    assert err.step >= 1 and err.t == pytest.approx(err.step * 1.0)
+    assert f"step {err.step}" in str(err) and str(err.restart_path) in str(err)
+    assert err.restart_path.exists() and err.restart_path.parent == tmp_path
+    # the restart holds the last finite state, one step before the failure
+    from solvers.io import read_restart
+    r = read_restart(err.restart_path)
+    assert r.step_count == err.step - 1
+    assert np.all(np.isfinite(r.vorticity_hat))
