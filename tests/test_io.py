@@ -1,0 +1,430 @@
+"""solvers.io: trajectory files (layout, values, flushing, path checks) and restart files
+(bit-exact continuation in this process and in a fresh one, atomic replacement, clear errors)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+import solvers
+from solvers import BetaPlane, BlowUpError, KolmogorovFlow, fft
+from solvers import io as sio
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _kolmogorov(**kw):
+    args = dict(n=16, dt=0.05, members=2, seed=1)
+    args.update(kw)
+    s = KolmogorovFlow(**args)
+    rng = np.random.default_rng(11)
+    s.set_vorticity(rng.standard_normal((s.members, s.grid.n, s.grid.n)))
+    return s
+
+
+def _betaplane(**kw):
+    args = dict(n=32, kf=6, kf_width=1.5, members=2, epsilon=1e-3, seed=5)
+    args.update(kw)
+    s = BetaPlane(**args)
+    rng = np.random.default_rng(7)
+    s.set_vorticity(0.5 * rng.standard_normal((s.members, s.grid.n, s.grid.n)))
+    return s
+
+
+class NoisyClosure:
+    """A stochastic closure with memory: its own RNG and the last vorticity it saw."""
+    every = 3
+
+    def reset(self, grid, members, params, seed):
+        self.rng = np.random.default_rng(1000 + (seed or 0))
+        self.calls = 0
+        self.last = np.zeros((members, grid.n, grid.n))
+
+    def __call__(self, state):
+        self.calls += 1
+        term = 1e-2 * self.rng.standard_normal(state.vorticity.shape) - 1e-2 * self.last
+        self.last = np.array(state.vorticity, dtype=np.float64)
+        return term
+
+    def get_state(self):
+        return {"rng": self.rng.bit_generator.state, "calls": self.calls, "last": self.last.copy(),
+                "tag": (1, 2.5, None)}
+
+    def set_state(self, st):
+        self.rng.bit_generator.state = st["rng"]
+        self.calls = st["calls"]
+        self.last = np.array(st["last"])
+        assert st["tag"] == (1, 2.5, None)
+
+
+def _listing(folder: Path):
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ---------------------------------------------------------------------------------- trajectory
+def test_trajectory_layout_attributes_and_values(tmp_path):
+    s = _kolmogorov()
+    path = tmp_path / "out" / "traj.nc"                    # folder is created
+    snaps = []
+    with sio.TrajectoryWriter(path, s) as w:
+        def record(solver):
+            w.write(solver)
+            snaps.append((solver.t, solver.step_count, solver.vorticity.copy(),
+                          solver.energy().copy(), solver.enstrophy().copy()))
+        s.run(t_end=0.5, every=0.1, callback=record)
+        assert w.records == len(snaps)
+    assert len(snaps) == 6                                  # t = 0, 0.1, …, 0.5
+
+    with xr.open_dataset(path) as ds:                       # plain xarray, no helper
+        assert dict(ds.sizes) == {"member": 2, "time": 6, "y": 16, "x": 16}
+        assert ds["vorticity"].dims == ("member", "time", "y", "x")
+        assert ds["vorticity"].dtype == np.float32
+        assert ds["energy"].dims == ("member", "time") and ds["energy"].dtype == np.float64
+        assert ds["enstrophy"].dims == ("member", "time")
+        assert "zonal_mean_u" not in ds                    # Kolmogorov runs have none
+        for name in ("time", "x", "y", "vorticity", "energy", "enstrophy"):
+            assert ds[name].attrs["units"] == "1", name
+            assert ds[name].attrs["long_name"], name
+        np.testing.assert_allclose(ds["x"].values, s.grid.x, rtol=0, atol=0)
+        np.testing.assert_allclose(ds["y"].values, s.grid.y, rtol=0, atol=0)
+        assert list(ds["member"].values) == [0, 1]
+        np.testing.assert_array_equal(ds["time"].values, [t for t, *_ in snaps])
+        np.testing.assert_array_equal(ds["step"].values, [k for _, k, *_ in snaps])
+        for i, (_, _, vort, e, z) in enumerate(snaps):
+            got = ds["vorticity"].isel(time=i).values
+            np.testing.assert_allclose(got, vort, rtol=0, atol=1e-6 * np.abs(vort).max())
+            np.testing.assert_array_equal(ds["energy"].isel(time=i).values, e)
+            np.testing.assert_array_equal(ds["enstrophy"].isel(time=i).values, z)
+        # consecutive records really differ (the run moved), so the check above is not vacuous
+        assert not np.allclose(ds["vorticity"].isel(time=0), ds["vorticity"].isel(time=5))
+        a = ds.attrs
+        assert json.loads(a["config"]) == s.config()
+        assert a["solver"] == "KolmogorovFlow" and a["kind"] == "kolmogorov"
+        assert a["package_version"] == solvers.__version__
+        assert int(a["seed"]) == 1
+        assert a["conventions"] == a["Conventions"] == "CF-1.8"
+        assert a["created"].startswith("20")
+    # the config rebuilds the same solver class
+    assert KolmogorovFlow(**json.loads(a["config"])).config() == s.config()
+
+
+def test_trajectory_betaplane_float64_has_zonal_mean(tmp_path):
+    s = _betaplane()
+    path = tmp_path / "bp.nc"
+    fields, zonal = [], []
+    with sio.TrajectoryWriter(path, s, dtype="float64") as w:
+        for _ in range(3):
+            s.step(2)
+            w.write()                                       # default: the constructor's solver
+            fields.append(s.vorticity)
+            zonal.append(s.zonal_mean_u())
+    ds = sio.open_trajectory(path)
+    try:
+        assert ds["vorticity"].dtype == np.float64
+        assert ds["zonal_mean_u"].dims == ("member", "time", "y")
+        assert ds["zonal_mean_u"].attrs["units"] == "1"
+        np.testing.assert_array_equal(ds["vorticity"].values, np.stack(fields, axis=1))
+        np.testing.assert_array_equal(ds["zonal_mean_u"].values, np.stack(zonal, axis=1))
+        assert ds.attrs["kind"] == "betaplane"
+        assert json.loads(ds.attrs["config"]) == s.config()
+    finally:
+        ds.close()
+
+
+def test_writer_refuses_closed_and_mismatched(tmp_path):
+    s = _kolmogorov()
+    w = sio.TrajectoryWriter(tmp_path / "a.nc", s)
+    with pytest.raises(ValueError, match="members=2"):
+        w.write(_kolmogorov(members=1))
+    w.close()
+    w.close()                                               # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        w.write(s)
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from solvers import KolmogorovFlow
+    from solvers.io import TrajectoryWriter
+    path, expected, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    s = KolmogorovFlow(n=16, dt=0.05, members=2, seed=3)
+    s.set_vorticity(np.random.default_rng(0).standard_normal((2, 16, 16)))
+    w = TrajectoryWriter(path, s)
+    snaps = []
+    for _ in range(5):
+        s.step(2)
+        w.write(s)
+        snaps.append(s.vorticity.astype(np.float32))
+    np.save(expected, np.stack(snaps, axis=1))
+    if how == "exit":
+        os._exit(0)                                  # no close, no atexit, no finalisers
+    print("written", flush=True)
+    time.sleep(120)
+""")
+
+
+@pytest.mark.parametrize("how", ["sigkill", "exit"])
+def test_killed_run_keeps_what_it_wrote(tmp_path, how):
+    path, expected = tmp_path / "killed.nc", tmp_path / "expected.npy"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), str(expected), how],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        if how == "sigkill":
+            line = proc.stdout.readline()
+            assert line.strip() == "written", proc.stderr.read()
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 0)
+    want = np.load(expected)
+    with sio.open_trajectory(path) as ds:
+        assert ds.sizes["time"] == 5
+        np.testing.assert_array_equal(ds["vorticity"].values, want)
+        np.testing.assert_array_equal(ds["step"].values, [2, 4, 6, 8, 10])
+
+
+def test_trajectory_bad_paths_create_nothing(tmp_path):
+    s = _kolmogorov()
+    blocker = tmp_path / "regular_file"
+    blocker.write_text("not a directory")
+    before = _listing(tmp_path)
+    with pytest.raises(NotADirectoryError) as e:
+        sio.TrajectoryWriter(blocker / "sub" / "t.nc", s)
+    assert str(blocker) in str(e.value) and "directory" in str(e.value)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        sio.TrajectoryWriter(tmp_path, s)
+    with pytest.raises(ValueError, match="dtype"):
+        sio.TrajectoryWriter(tmp_path / "new" / "t.nc", s, dtype="float16")
+    assert _listing(tmp_path) == before                    # no file, no folder
+    assert blocker.read_text() == "not a directory"
+
+    existing = tmp_path / "old.nc"
+    existing.write_bytes(b"precious")
+    with pytest.raises(FileExistsError) as e:
+        sio.TrajectoryWriter(existing, s)
+    assert str(existing) in str(e.value) and "overwrite=True" in str(e.value)
+    assert existing.read_bytes() == b"precious"
+    with sio.TrajectoryWriter(existing, s, overwrite=True) as w:
+        w.write()
+    with sio.open_trajectory(existing) as ds:
+        assert ds.sizes["time"] == 1
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_directory_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=str(ro)):
+            sio.TrajectoryWriter(ro / "t.nc", _kolmogorov())
+        with pytest.raises(PermissionError, match=str(ro)):
+            sio.write_restart(_kolmogorov(), ro / "r.nc")
+        assert _listing(ro) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_open_trajectory_missing_and_corrupt(tmp_path):
+    missing = tmp_path / "nothing.nc"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        sio.open_trajectory(missing)
+    junk = tmp_path / "junk.nc"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(sio.TrajectoryFileError, match=str(junk)):
+        sio.open_trajectory(junk)
+    restart = sio.write_restart(_kolmogorov(), tmp_path / "r.nc")   # netCDF, but no trajectory
+    with pytest.raises(sio.TrajectoryFileError, match="not a trajectory"):
+        sio.open_trajectory(restart)
+
+
+# ---------------------------------------------------------------------------------- restart
+def _continue_twice(make, k, tmp_path, closure=None, **read_kw):
+    """Run A for 2k steps; run B for k, restart from file, k more. Returns (A, B')."""
+    a = make()
+    if closure:
+        a.set_closure(closure())
+    a.step(2 * k)
+    b = make()
+    if closure:
+        b.set_closure(closure())
+    b.step(k)
+    path = sio.write_restart(b, tmp_path / "restart.nc")
+    del b
+    c = sio.read_restart(path, closure=closure() if closure else None, **read_kw)
+    assert c.step_count == k
+    c.step(k)
+    return a, c
+
+
+def test_restart_bit_exact_betaplane(tmp_path):
+    a, c = _continue_twice(_betaplane, 6, tmp_path)
+    assert np.array_equal(a.vorticity_hat, c.vorticity_hat)
+    assert a.t == c.t and a.step_count == c.step_count == 12
+    assert np.array_equal(a.budget, c.budget)
+    # the stochastic forcing is really in play: another seed gives another state
+    other = _betaplane(seed=6)
+    other.step(12)
+    assert not np.array_equal(other.vorticity_hat, a.vorticity_hat)
+    # and the RNGs continue where they were
+    assert all(ra.bit_generator.state == rc.bit_generator.state for ra, rc in zip(a.rngs, c.rngs))
+
+
+def test_restart_bit_exact_float32_adaptive_dt_with_closure(tmp_path):
+    def make():
+        return _kolmogorov(dtype="float32", dt=None, dt_max=0.1, members=2)
+    a, c = _continue_twice(make, 7, tmp_path, closure=NoisyClosure)
+    with netCDF4.Dataset(tmp_path / "restart.nc") as ds:   # float32 state stored as float32
+        assert ds["state_zeta_hat_real"].dtype == np.float32
+        assert ds.getncattr("closure") == "NoisyClosure"
+    assert c.vorticity_hat.dtype == np.complex64
+    assert np.array_equal(a.vorticity_hat, c.vorticity_hat)
+    assert a.dt_level == c.dt_level and a.t == c.t
+    assert a.closure_calls == c.closure_calls == 5          # steps 0, 3, 6, 9, 12
+    assert c.closure.calls == a.closure.calls
+    assert np.array_equal(c.closure.last, a.closure.last)
+
+
+def test_restart_with_closure_needs_the_closure(tmp_path):
+    s = _kolmogorov()
+    s.set_closure(NoisyClosure())
+    s.step(4)
+    path = sio.write_restart(s, tmp_path / "r.nc")
+    with pytest.raises(ValueError, match="NoisyClosure"):
+        sio.read_restart(path)
+
+
+_FRESH_PROCESS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from solvers import io
+    path, out, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    s = io.read_restart(path)
+    s.step(k)
+    np.save(out, s.vorticity_hat)
+""")
+
+
+def test_restart_bit_exact_in_fresh_process(tmp_path):
+    k = 6
+    a = _betaplane()
+    a.step(2 * k)
+    b = _betaplane()
+    b.step(k)
+    path = sio.write_restart(b, tmp_path / "restart.nc")
+    out = tmp_path / "continued.npy"
+    r = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(path), str(out), str(k)],
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = np.load(out)
+    assert got.dtype == a.vorticity_hat.dtype
+    assert np.array_equal(got, a.vorticity_hat)
+
+
+def test_wisdom_is_stored_and_imported_before_planning(tmp_path, monkeypatch):
+    s = _betaplane(members=1)
+    path = sio.write_restart(s, tmp_path / "r.nc")
+    saved = sio.load_restart(path)["wisdom"]
+    assert saved == tuple(bytes(w) for w in fft.export_wisdom())
+    assert len(saved[0]) > 0                                 # double-precision plans were made
+
+    events = []
+    real_import, real_init = fft.import_wisdom, fft.BatchedRealFFT.__init__
+
+    def spy_import(w):
+        events.append(("import", tuple(bytes(x) for x in w)))
+        real_import(w)
+
+    def spy_init(self, *args, **kw):
+        events.append(("plan", None))
+        real_init(self, *args, **kw)
+
+    monkeypatch.setattr(fft, "import_wisdom", spy_import)
+    monkeypatch.setattr(fft.BatchedRealFFT, "__init__", spy_init)
+    sio.read_restart(path)
+    assert events[0] == ("import", saved)
+    assert ("plan", None) in events[1:]
+
+
+def test_restart_overrides(tmp_path):
+    s = _kolmogorov()
+    s.step(2)
+    path = sio.write_restart(s, tmp_path / "r.nc")
+    c = sio.read_restart(path, blowup_dir=tmp_path / "blow")
+    assert c.blowup_dir == tmp_path / "blow"
+    assert np.array_equal(c.vorticity_hat, s.vorticity_hat)
+    with pytest.raises(ValueError, match="no_such_arg"):
+        sio.read_restart(path, no_such_arg=1)
+
+
+def test_restart_missing_corrupt_or_foreign(tmp_path):
+    missing = tmp_path / "missing.nc"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        sio.read_restart(missing)
+    junk = tmp_path / "junk.nc"
+    junk.write_bytes(np.random.default_rng(1).bytes(2048))
+    with pytest.raises(sio.RestartFileError, match=str(junk)):
+        sio.read_restart(junk)
+    good = sio.write_restart(_kolmogorov(), tmp_path / "good.nc")
+    truncated = tmp_path / "truncated.nc"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(sio.RestartFileError, match=str(truncated)):
+        sio.read_restart(truncated)
+    traj = tmp_path / "traj.nc"
+    with sio.TrajectoryWriter(traj, _kolmogorov()) as w:
+        w.write()
+    with pytest.raises(sio.RestartFileError, match="not a solver restart"):
+        sio.read_restart(traj)
+
+
+def test_restart_bad_path_and_failed_write_keep_old_file(tmp_path, monkeypatch):
+    s = _kolmogorov()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match=str(blocker)):
+        sio.write_restart(s, blocker / "r.nc")
+
+    path = sio.write_restart(s, tmp_path / "r.nc")
+    good = path.read_bytes()
+    state = s.get_state()
+    state["closure_state"] = {"f": lambda: None}               # neither JSON nor picklable
+    monkeypatch.setattr(s, "get_state", lambda: state)
+    s.step(1)
+    with pytest.warns(UserWarning, match="pickling"):
+        with pytest.raises(sio.RestartWriteError, match=str(path)):
+            sio.write_restart(s, path)
+    assert path.read_bytes() == good                           # the good restart survived
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "r.nc"]   # no temp file left
+
+
+def test_blowup_restart_is_readable(tmp_path):
+    s = KolmogorovFlow(n=16, dt=5.0, amplitude=50.0, seed=0, blowup_dir=tmp_path)
+    s.set_vorticity(np.random.default_rng(2).standard_normal((16, 16)) * 20)
+    with pytest.raises(BlowUpError) as e:
+        s.step(50)
+    path = e.value.restart_path
+    assert path is not None and Path(path).parent == tmp_path
+    c = sio.read_restart(path)
+    assert c.step_count == s.step_count
+    assert np.array_equal(c.vorticity_hat, s.vorticity_hat)   # the last finite state
+    assert c.blowup_dir == tmp_path                            # restored from the file
