@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=median,iqr,rounds
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=median,iqr,rounds
 	$(PY) -m benchmarks.report
 
 clean:

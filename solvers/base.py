@@ -10,6 +10,7 @@ closure term C (refreshed every ``closure.every`` steps, held in between) make u
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time as _time
 from dataclasses import dataclass
@@ -96,7 +97,8 @@ class PseudoSpectralSolver:
     a CFL-chosen step (``cfl`` the target Courant number, ``dt_max`` its cap), ``members`` ensemble
     size, ``seed`` for every random draw: member m draws from child ``first_member + m`` of
     ``SeedSequence(seed)``, so members m0…m0+M−1 of a larger ensemble can be run on their own
-    (bit-identical to the same members of the full batch), ``threads`` FFTW threads, ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
+    (bit-identical to the same members of the full batch), ``threads`` FFTW threads,
+    ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
     """
 
     kind = "base"
@@ -106,7 +108,8 @@ class PseudoSpectralSolver:
                  ring: dict | None = None, dt: float | None = None, cfl: float = 0.5,
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
                  first_member: int = 0, threads: int = 1, dtype: str = "float64",
-                 stepper: str = "etdrk4", blowup_dir: str | Path | None = None, config: dict | None = None):
+                 stepper: str = "etdrk4", blowup_dir: str | Path | None = None,
+                 config: dict | None = None):
         self.grid = Grid(n, L)
         self.mu = _positive("mu", mu, allow_zero=True)
         self.nu = _positive("nu", nu, allow_zero=True)
@@ -168,18 +171,19 @@ class PseudoSpectralSolver:
                 raise ValueError(f"forcing must be a finite array of shape {g.shape}, got "
                                  f"shape {f.shape}")
             self._forcing_hat[0] = self.forward(f[None])[0]
-        self._has_forcing = forcing is not None
         self.ring = RingForcing(g, **ring) if ring else None
         self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
                                                                               self.cdtype)
         self._closure_hat = np.zeros((1, g.n, g.nk), self.cdtype)
         self._source = np.zeros(shp, self.cdtype)
-        self._zero = np.zeros((1, g.n, g.nk), self.cdtype)
         self._rhs_source = self._forcing_hat
 
-        # state (double-buffered) and time
+        # state (double-buffered), stage buffers N(u), N(a), N(b) and a, and time
         self._state = np.zeros(shp, self.cdtype)
         self._next = np.zeros(shp, self.cdtype)
+        self._N = [np.zeros(shp, self.cdtype) for _ in range(3)]
+        self._a = np.zeros(shp, self.cdtype)
+        self._prep_valid = False           # does _inv.spectral hold (û, v̂, ζ̂) of the state?
         self.t = 0.0
         self.step_count = 0
         self.rngs = self._spawn_rngs(seed)
@@ -199,7 +203,6 @@ class PseudoSpectralSolver:
         self._budget_rates = np.zeros((M, 10))
         self.track_budget = True
         self._flags = np.zeros(M, np.int64)
-        self._stats_valid = False
         self.timers = {"closure": 0.0}
 
     # ------------------------------------------------------------------ configuration
@@ -226,7 +229,7 @@ class PseudoSpectralSolver:
         st = self._steppers.get(level)
         if st is None:
             h = self.dt_max * DT_LADDER ** (-level)
-            st = make_stepper(self.stepper_name, self.linear, h, self.members, self.cdtype)
+            st = make_stepper(self.stepper_name, self.linear, h, self.cdtype)
             if len(self._steppers) > 6:                       # keep a few levels cached
                 self._steppers.pop(next(iter(self._steppers)))
             self._steppers[level] = st
@@ -243,6 +246,7 @@ class PseudoSpectralSolver:
     def inverse(self, spec: np.ndarray) -> np.ndarray:
         """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk)."""
         k = spec.shape[0]
+        self._prep_valid = False
         self._inv.spectral[:k] = spec
         self._inv.execute(k)
         return self._inv.real[:k] * (1.0 / self.grid.n**2)
@@ -273,7 +277,7 @@ class PseudoSpectralSolver:
             raise ValueError("zeta must be finite (it contains NaN or inf)")
         self._state[...] = self.forward(z)
         self._state[:, 0, 0] = 0.0                               # zero-mean vorticity
-        self._stats_valid = False
+        self._prep_valid = False
 
     def set_vorticity_hat(self, zeta_hat: np.ndarray) -> None:
         """Set the spectral state directly (members, n, n//2+1); it is dealiased, mean removed."""
@@ -283,15 +287,16 @@ class PseudoSpectralSolver:
             raise ValueError(f"zeta_hat must have shape {want}, got {zh.shape}")
         self._state[...] = zh * self._mask
         self._state[:, 0, 0] = 0.0
-        self._stats_valid = False
+        self._prep_valid = False
 
     # ------------------------------------------------------------------ right-hand side
     def _rhs_into(self, zh: np.ndarray, out: np.ndarray) -> None:
         """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member."""
         kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._inv_k2, self._scale,
                                        self._inv.spectral)
+        self._prep_valid = False
         self._inv.execute()
-        kernels.advective_fluxes(self._inv.real, self._fwd.real, self._stats)
+        kernels.advective_fluxes(self._inv.real, self._fwd.real)
         self._fwd.execute()
         kernels.assemble_rhs(self._fwd.spectral, self._kx, self._ky, self._mask,
                              self._rhs_source, out)
@@ -369,20 +374,18 @@ class PseudoSpectralSolver:
         self._rhs_source = self._source
 
     def _max_speed(self) -> np.ndarray:
-        """max|u| + max|v| per member from the last right-hand-side evaluation."""
+        """max|u| + max|v| per member at the start of the current step."""
         return self._stats[:, 0] + self._stats[:, 1]
 
     def _adapt_dt(self) -> None:
-        """dt=None: pick the largest ladder step dt_max·2^(−j/4) with CFL number ≤ cfl, from the
-        velocities of the last stage evaluated (an estimate of the current state)."""
-        if not self._stats_valid:
-            self._rhs_into(self._state, self.stepper.N[0])
+        """dt=None: the largest ladder step dt_max·2^(−j/4) whose CFL number is ≤ cfl, from the
+        velocities of the current state (grown back only with a 20% margin, to avoid flapping)."""
         speed = float(np.max(self._max_speed())) / self.grid.dx
         level = 0
         while speed * self.dt_max * DT_LADDER ** (-level) > self.cfl and level < 400:
             level += 1
         if level < self.dt_level and speed * self.dt_max * DT_LADDER ** (-level) > 0.8 * self.cfl:
-            level = self.dt_level                      # hysteresis: grow only with some margin
+            level = self.dt_level
         if level != self.dt_level:
             self.dt_level = level
             self.stepper = self._stepper_for(level)
@@ -394,34 +397,55 @@ class PseudoSpectralSolver:
             self._one_step()
 
     def _one_step(self) -> None:
-        if not self.fixed_dt:
-            self._adapt_dt()
+        """One step: closure refresh if due; first stage's velocities → CFL check or adaptive dt;
+        noise draw; then four fused stages (see ``steppers`` and ``kernels``)."""
         if self.closure is not None and self.step_count % self.closure.every == 0:
             self._refresh_closure()
-        if self.ring is not None:
-            self.ring.draw(self.rngs, self.dt, self._noise_hat)
-        self._sum_sources()
+        inv, fwd = self._inv, self._fwd
         u, out = self._state, self._next
-        st = self.stepper
-        self._rhs_into(u, st.N[0])
-        stage_bad = self._stats[:, 2].copy()
-        st.step(u, self._rhs_into, out)
-        self._stats_valid = True
-        kernels.nonfinite_members(out, self._flags)
-        bad = (self._flags > 0) | (stage_bad > 0) | (self._stats[:, 2] > 0)
-        if bad.any():
-            self._blowup("non-finite vorticity", np.flatnonzero(bad))
+        if not self._prep_valid:
+            kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
+                                           inv.spectral)
+        inv.execute()
+        kernels.advective_fluxes_stats(inv.real, fwd.real, self._stats)
+        self._prep_valid = False
+        if self._stats[:, 2].any():
+            self._blowup("non-finite velocity", np.flatnonzero(self._stats[:, 2]))
         if self.fixed_dt:
             cfl = self._max_speed() * self.dt / self.grid.dx
             if cfl.max() > CFL_BLOWUP:
                 self._blowup(f"CFL number {cfl.max():.3g} > {CFL_BLOWUP:g} with fixed "
                              f"dt={self.dt:g}", np.flatnonzero(cfl > CFL_BLOWUP))
+        else:
+            self._adapt_dt()
+        if self.ring is not None:
+            self.ring.draw(self.rngs, self.dt, self._noise_hat)
+        self._sum_sources()
+        st, g, N = self.stepper, self._rhs_source, self._N
+        args = (self._kx, self._ky, self._mask, g)
+        for k, sg in enumerate(st.stages):
+            if k:
+                inv.execute()
+                kernels.advective_fluxes(inv.real, fwd.real)
+            fwd.execute()
+            kernels.stage(fwd.spectral, *args, self._a if sg.from_a else u, sg.A, sg.B,
+                          sg.B if sg.C is None else sg.C, N[0], sg.C is not None, N[k],
+                          sg.store, self._a, self._inv_k2, self._scale, inv.spectral)
+        inv.execute()
+        kernels.advective_fluxes(inv.real, fwd.real)
+        fwd.execute()
+        E, c1, c2, c3 = st.final
+        kernels.final_stage(fwd.spectral, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,
+                            self._inv_k2, self._scale, inv.spectral, self._flags,
+                            self.track_budget, self._forcing_hat, self._noise_hat,
+                            self._closure_hat, self.mu, self._visc, self.grid.weight,
+                            1.0 / self.grid.n**4, self._budget_rates)
+        if self._flags.any():
+            self._blowup("non-finite vorticity", np.flatnonzero(self._flags))
         if self.track_budget:
-            kernels.budget_rates(u, out, self._forcing_hat, self._noise_hat, self._closure_hat,
-                                 self.mu, self._visc, self.grid.inv_k2, self.grid.weight,
-                                 1.0 / self.grid.n**4, self._budget_rates)
             self.budget += self.dt * self._budget_rates
         self._state, self._next = out, u
+        self._prep_valid = True
         self.t += self.dt
         self.step_count += 1
 
@@ -432,9 +456,9 @@ class PseudoSpectralSolver:
         path = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"blowup-restart-step{self.step_count:08d}.nc"
+            path = folder / f"blowup-restart-step{self.step_count:08d}-pid{os.getpid()}.nc"
             io.write_restart(self, path)
-        except OSError as e:                                   # still raise the blow-up
+        except Exception as e:                     # a failed restart must not hide the blow-up
             why += f" (restart file could not be written: {e})"
             path = None
         raise BlowUpError(
@@ -512,8 +536,7 @@ class PseudoSpectralSolver:
         """Everything a restart needs: spectral state, step, time, dt level, RNG states, the held
         closure term and the closure's own state (if it has ``get_state``)."""
         st = {"zeta_hat": self._state.copy(), "step": self.step_count, "t": self.t,
-              "dt_level": self.dt_level, "stats_valid": self._stats_valid,
-              "stats": self._stats.copy(), "budget": self.budget.copy(),
+              "dt_level": self.dt_level, "budget": self.budget.copy(),
               "closure_calls": self.closure_calls,
               "rng_states": [r.bit_generator.state for r in self.rngs]}
         if self.closure is not None:
@@ -533,9 +556,7 @@ class PseudoSpectralSolver:
         self.t = float(st["t"])
         self.dt_level = int(st.get("dt_level", 0))
         self.stepper = self._stepper_for(self.dt_level)
-        self._stats_valid = bool(st.get("stats_valid", False))
-        if "stats" in st:
-            self._stats[...] = st["stats"]
+        self._prep_valid = False
         if "budget" in st:
             self.budget[...] = st["budget"]
         self.closure_calls = int(st.get("closure_calls", 0))

@@ -1,9 +1,16 @@
 """Numba kernels fusing the pointwise work of a right-hand-side evaluation and of the stepper stages.
 
+One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂, ζ̂), ``advective_fluxes``
+(uζ, vζ), forward FFTs, and one fused ``stage`` kernel that assembles N = −∇·(uζ) + sources, forms
+the next stage value and writes its (û, v̂, ζ̂) straight into the inverse-FFT input: no other pass
+over memory. The last stage (``final_stage``) also checks finiteness and accumulates the energy and
+enstrophy budget.
+
 Spectral arrays are ``(members, n, n//2+1)`` complex (or a leading size of 1, broadcast over
-members); coefficient arrays are ``(n, n//2+1)``. Every kernel is elementwise per member (no
-reduction mixes members), so a member's arithmetic does not depend on the batch it sits in.
-No fastmath: results are IEEE-reproducible, which bit-exact restarts and batch equality rely on.
+members); coefficient arrays are ``(n, n//2+1)``; the FFT buffers hold 3 (inverse) or 2 (forward)
+slots per member. Every kernel is elementwise per member (no reduction mixes members), so a member's
+arithmetic does not depend on the batch it sits in. No fastmath: results are IEEE-reproducible,
+which bit-exact restarts and batch equality rely on.
 """
 from __future__ import annotations
 
@@ -11,66 +18,104 @@ import numpy as np
 from numba import njit
 
 _jit = njit(cache=True, nogil=True)
+_inline = njit(cache=True, nogil=True, inline="always")
+
+
+@_inline
+def _write_uvz(z, kxi, kyj, ik, scale, prep, m, j, i):
+    """(û, v̂, ζ̂)·scale of ζ̂ = z into slots 3m, 3m+1, 3m+2: û = i ky ζ̂/|k|², v̂ = −i kx ζ̂/|k|²."""
+    zr = z.real * scale
+    zi = z.imag * scale
+    wr = zr * ik
+    wi = zi * ik
+    prep[3 * m, j, i] = complex(-kyj * wi, kyj * wr)
+    prep[3 * m + 1, j, i] = complex(kxi * wi, -kxi * wr)
+    prep[3 * m + 2, j, i] = complex(zr, zi)
+
+
+@_inline
+def _advection(fl, kxi, kyj, m, j, i):
+    """−(i kx (uζ)^ + i ky (vζ)^) = −∇·(uζ) at one mode."""
+    a = fl[2 * m, j, i]
+    b = fl[2 * m + 1, j, i]
+    return complex(kxi * a.imag + kyj * b.imag, -kxi * a.real - kyj * b.real)
 
 
 @_jit
-def velocity_vorticity_hat(zh, kx, ky, inv_k2, scale, out):
-    """From ζ̂ (M, n, nk) write û, v̂, ζ̂ (all × scale) into slots 3m, 3m+1, 3m+2 of ``out``.
+def velocity_vorticity_hat(zh, kx, ky, inv_k2, scale, prep):
+    """From ζ̂ (M, n, nk) write (û, v̂, ζ̂)·scale into slots 3m, 3m+1, 3m+2 of ``prep``.
 
     ψ̂ = −ζ̂/|k|², u = −∂yψ → û = i ky ζ̂/|k|², v = ∂xψ → v̂ = −i kx ζ̂/|k|².
     """
     M, n, nk = zh.shape
     for m in range(M):
         for j in range(n):
-            kyj = ky[j]
             for i in range(nk):
-                z = zh[m, j, i] * scale
-                wr = z.real * inv_k2[j, i]
-                wi = z.imag * inv_k2[j, i]
-                out[3 * m, j, i] = complex(-kyj * wi, kyj * wr)
-                out[3 * m + 1, j, i] = complex(kx[i] * wi, -kx[i] * wr)
-                out[3 * m + 2, j, i] = z
+                _write_uvz(zh[m, j, i], kx[i], ky[j], inv_k2[j, i], scale, prep, m, j, i)
 
 
 @_jit
-def advective_fluxes(phys, out, stats):
-    """From u, v, ζ (slots 3m..3m+2 of ``phys``) write uζ, vζ into slots 2m, 2m+1 of ``out``.
-
-    ``stats[m]`` receives (max|u|, max|v|, 1 if any of u, v, ζ is not finite else 0).
-    """
+def advective_fluxes(phys, out):
+    """From u, v, ζ (slots 3m..3m+2 of ``phys``) write uζ, vζ into slots 2m, 2m+1 of ``out``."""
     M = phys.shape[0] // 3
-    n0, n1 = phys.shape[1], phys.shape[2]
     for m in range(M):
+        u = phys[3 * m]
+        v = phys[3 * m + 1]
+        z = phys[3 * m + 2]
+        fu = out[2 * m]
+        fv = out[2 * m + 1]
+        for j in range(phys.shape[1]):
+            for i in range(phys.shape[2]):
+                fu[j, i] = u[j, i] * z[j, i]
+                fv[j, i] = v[j, i] * z[j, i]
+
+
+@_jit
+def advective_fluxes_stats(phys, out, stats):
+    """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite)."""
+    M = phys.shape[0] // 3
+    for m in range(M):
+        u = phys[3 * m]
+        v = phys[3 * m + 1]
+        z = phys[3 * m + 2]
+        fu = out[2 * m]
+        fv = out[2 * m + 1]
         umax = 0.0
         vmax = 0.0
-        bad = 0.0
-        for j in range(n0):
-            for i in range(n1):
-                u = phys[3 * m, j, i]
-                v = phys[3 * m + 1, j, i]
-                z = phys[3 * m + 2, j, i]
-                out[2 * m, j, i] = u * z
-                out[2 * m + 1, j, i] = v * z
-                au = abs(u)
-                av = abs(v)
-                if au > umax:
-                    umax = au
-                if av > vmax:
-                    vmax = av
-                if not (au + av + abs(z) < np.inf):
-                    bad = 1.0
+        total = 0.0
+        for j in range(phys.shape[1]):
+            for i in range(phys.shape[2]):
+                fu[j, i] = u[j, i] * z[j, i]
+                fv[j, i] = v[j, i] * z[j, i]
+                umax = max(umax, abs(u[j, i]))
+                vmax = max(vmax, abs(v[j, i]))
+                total += abs(u[j, i]) + abs(v[j, i]) + abs(z[j, i])   # NaN/inf propagate here
         stats[m, 0] = umax
         stats[m, 1] = vmax
-        stats[m, 2] = bad
+        stats[m, 2] = 0.0 if total < np.inf else 1.0
 
 
 @_jit
 def assemble_rhs(fl, kx, ky, mask, g, out):
-    """out = mask·(−i kx (uζ)^ − i ky (vζ)^) + g, i.e. −∇·(u ζ) dealiased plus the source g.
-
-    ``fl`` holds (uζ)^, (vζ)^ in slots 2m, 2m+1; ``g`` is (M or 1, n, nk).
-    """
+    """out = mask·(−i kx (uζ)^ − i ky (vζ)^) + g, i.e. −∇·(uζ) dealiased plus the source g."""
     M, n, nk = out.shape
+    gb = g.shape[0] > 1
+    for m in range(M):
+        gm = m if gb else 0
+        for j in range(n):
+            for i in range(nk):
+                if mask[j, i]:
+                    out[m, j, i] = _advection(fl, kx[i], ky[j], m, j, i) + g[gm, j, i]
+                else:
+                    out[m, j, i] = g[gm, j, i]
+
+
+@_jit
+def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
+          inv_k2, scale, prep):
+    """One fused stage: N = mask·(−∇·(uζ))^ + g into ``n_out``; x = A·y + B·N (+ C·nprev if
+    ``use_c``), stored in ``x_out`` if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``."""
+    M, n, nk = y.shape
     gb = g.shape[0] > 1
     for m in range(M):
         gm = m if gb else 0
@@ -78,44 +123,92 @@ def assemble_rhs(fl, kx, ky, mask, g, out):
             kyj = ky[j]
             for i in range(nk):
                 if mask[j, i]:
-                    a = fl[2 * m, j, i]
-                    b = fl[2 * m + 1, j, i]
-                    re = kx[i] * a.imag + kyj * b.imag
-                    im = -kx[i] * a.real - kyj * b.real
-                    out[m, j, i] = complex(re, im) + g[gm, j, i]
+                    N = _advection(fl, kx[i], kyj, m, j, i) + g[gm, j, i]
                 else:
-                    out[m, j, i] = g[gm, j, i]
+                    N = g[gm, j, i]
+                n_out[m, j, i] = N
+                x = A[j, i] * y[m, j, i] + B[j, i] * N
+                if use_c:
+                    x += C[j, i] * nprev[m, j, i]
+                if store_x:
+                    x_out[m, j, i] = x
+                _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
 
 
 @_jit
-def lincomb2(A, x, B, y, out):
-    """out = A·x + B·y (A, B coefficient arrays broadcast over members)."""
-    M, n, nk = out.shape
+def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale, prep,
+                flags, budget, f, xi, c, drag, visc, weight, norm, rates):
+    """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·(n2 + n3) + c3·N (the new state);
+    its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
+    coefficient is not finite.
+
+    If ``budget``: rates[m] = the energy and enstrophy rates of each term at the midpoint
+    ζ = (u + out)/2. For a vorticity source S, dE/dt = −⟨ψS⟩ = norm·Σ w Re(ζ̂ Ŝ*)/|k|² and
+    dZ/dt = ⟨ζS⟩ = norm·Σ w Re(ζ̂ Ŝ*), with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight and
+    norm = 1/n⁴. Columns: E by forcing f, noise xi, closure c, drag (−drag·ζ), viscosity
+    (−visc·ζ); then Z by the same five.
+    """
+    M, n, nk = u.shape
+    gb = g.shape[0] > 1
+    fb = f.shape[0] > 1
+    xb = xi.shape[0] > 1
+    cb = c.shape[0] > 1
     for m in range(M):
+        gm = m if gb else 0
+        fm = m if fb else 0
+        xm = m if xb else 0
+        cm = m if cb else 0
+        total = 0.0
+        e0 = e1 = e2 = e3 = e4 = z0 = z1 = z2 = z3 = z4 = 0.0
         for j in range(n):
+            kyj = ky[j]
             for i in range(nk):
-                out[m, j, i] = A[j, i] * x[m, j, i] + B[j, i] * y[m, j, i]
-
-
-@_jit
-def lincomb3(A, x, B, y, C, z, out):
-    """out = A·x + B·y + C·z."""
-    M, n, nk = out.shape
-    for m in range(M):
-        for j in range(n):
-            for i in range(nk):
-                out[m, j, i] = A[j, i] * x[m, j, i] + B[j, i] * y[m, j, i] + C[j, i] * z[m, j, i]
-
-
-@_jit
-def final_combination(E, u, c1, n1, c2, n2, n3, c3, n4, out):
-    """out = E·u + c1·n1 + c2·(n2 + n3) + c3·n4 (the last stage of both RK4-type steppers)."""
-    M, n, nk = out.shape
-    for m in range(M):
-        for j in range(n):
-            for i in range(nk):
-                out[m, j, i] = (E[j, i] * u[m, j, i] + c1[j, i] * n1[m, j, i]
-                                + c2[j, i] * (n2[m, j, i] + n3[m, j, i]) + c3[j, i] * n4[m, j, i])
+                if mask[j, i]:
+                    N = _advection(fl, kx[i], kyj, m, j, i) + g[gm, j, i]
+                else:
+                    N = g[gm, j, i]
+                uo = u[m, j, i]
+                x = (E[j, i] * uo + c1[j, i] * n1[m, j, i]
+                     + c2[j, i] * (n2[m, j, i] + n3[m, j, i]) + c3[j, i] * N)
+                out[m, j, i] = x
+                total += abs(x.real) + abs(x.imag)
+                _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
+                if budget:
+                    zr = 0.5 * (uo.real + x.real)
+                    zi = 0.5 * (uo.imag + x.imag)
+                    w = weight[j, i]
+                    ik = inv_k2[j, i]
+                    fv = f[fm, j, i]
+                    xv = xi[xm, j, i]
+                    cv = c[cm, j, i]
+                    pf = w * (zr * fv.real + zi * fv.imag)
+                    px = w * (zr * xv.real + zi * xv.imag)
+                    pc = w * (zr * cv.real + zi * cv.imag)
+                    zz = w * (zr * zr + zi * zi)
+                    pd = -drag * zz
+                    pv = -visc[j, i] * zz
+                    e0 += pf * ik
+                    e1 += px * ik
+                    e2 += pc * ik
+                    e3 += pd * ik
+                    e4 += pv * ik
+                    z0 += pf
+                    z1 += px
+                    z2 += pc
+                    z3 += pd
+                    z4 += pv
+        flags[m] = 0 if total < np.inf else 1
+        if budget:
+            rates[m, 0] = e0 * norm
+            rates[m, 1] = e1 * norm
+            rates[m, 2] = e2 * norm
+            rates[m, 3] = e3 * norm
+            rates[m, 4] = e4 * norm
+            rates[m, 5] = z0 * norm
+            rates[m, 6] = z1 * norm
+            rates[m, 7] = z2 * norm
+            rates[m, 8] = z3 * norm
+            rates[m, 9] = z4 * norm
 
 
 @_jit
@@ -128,61 +221,3 @@ def add_sources(base, extra, out):
         for j in range(n):
             for i in range(nk):
                 out[m, j, i] = base[bm, j, i] + extra[m, j, i]
-
-
-@_jit
-def nonfinite_members(zh, flags):
-    """flags[m] = 1 if any coefficient of member m is NaN or infinite, else 0."""
-    M, n, nk = zh.shape
-    for m in range(M):
-        bad = 0
-        for j in range(n):
-            for i in range(nk):
-                z = zh[m, j, i]
-                if not (abs(z.real) + abs(z.imag) < np.inf):
-                    bad = 1
-        flags[m] = bad
-
-
-@_jit
-def budget_rates(z0, z1, f, xi, c, drag, visc, inv_k2, weight, norm, out):
-    """Energy and enstrophy rates of each term, evaluated at the midpoint ζ = (ζ⁰ + ζ¹)/2.
-
-    For a vorticity source S: dE/dt = −⟨ψ S⟩ = Σ w Re(ζ̂ Ŝ*)/|k|² · norm and dZ/dt = ⟨ζ S⟩ =
-    Σ w Re(ζ̂ Ŝ*) · norm, with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight, norm = 1/n⁴.
-    Columns of out[m]: E by deterministic forcing f, by noise xi, by closure c, by drag (−μζ),
-    by (hyper)viscosity (−visc·ζ); then the same five for Z. Arrays f, xi, c may have leading size 1.
-    """
-    M, n, nk = z0.shape
-    fb = f.shape[0] > 1
-    xb = xi.shape[0] > 1
-    cb = c.shape[0] > 1
-    for m in range(M):
-        acc = np.zeros(10)
-        fm = m if fb else 0
-        xm = m if xb else 0
-        cm = m if cb else 0
-        for j in range(n):
-            for i in range(nk):
-                zr = 0.5 * (z0[m, j, i].real + z1[m, j, i].real)
-                zi = 0.5 * (z0[m, j, i].imag + z1[m, j, i].imag)
-                w = weight[j, i]
-                ik = inv_k2[j, i]
-                pf = w * (zr * f[fm, j, i].real + zi * f[fm, j, i].imag)
-                px = w * (zr * xi[xm, j, i].real + zi * xi[xm, j, i].imag)
-                pc = w * (zr * c[cm, j, i].real + zi * c[cm, j, i].imag)
-                zz = w * (zr * zr + zi * zi)
-                pd = -drag * zz
-                pv = -visc[j, i] * zz
-                acc[0] += pf * ik
-                acc[1] += px * ik
-                acc[2] += pc * ik
-                acc[3] += pd * ik
-                acc[4] += pv * ik
-                acc[5] += pf
-                acc[6] += px
-                acc[7] += pc
-                acc[8] += pd
-                acc[9] += pv
-        for q in range(10):
-            out[m, q] = acc[q] * norm

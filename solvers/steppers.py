@@ -3,18 +3,20 @@
 Both steppers evaluate N at t, t+h/2, t+h/2, t+h and are fourth order:
 
 * ``ETDRK4`` (Cox & Matthews 2002), with the φ-function coefficients evaluated by the contour
-  integral of Kassam & Trefethen (2005): the mean over ``M`` points on a unit circle around each
-  z = hL, which avoids the cancellation of the direct formulas for small |z|.
+  integral of Kassam & Trefethen (2005), which avoids the cancellation of the direct formulas for
+  small |hL|.
 * ``IFRK4``: classical RK4 applied to v = e^{−Lt} ζ̂ (integrating factor).
 
-A stepper owns its stage buffers; ``step`` is given N(ζ̂ⁿ) already evaluated (the solver looks at
-the first stage's velocities to choose dt) and a callable ``rhs(zeta_hat, out)`` for the others.
+Both are written in one form that the solver's fused kernels execute (``kernels.stage`` and
+``kernels.final_stage``): stage s = 1, 2, 3 computes N_s = N(x_s) and
+x_{s+1} = A_s·y_s + B_s·N_s (+ C_s·N_1), with y_s the state u or the first stage value a; the last
+stage gives ζ̂ⁿ⁺¹ = E·u + c1·N_1 + c2·(N_2 + N_3) + c3·N_4.
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from . import kernels
+import numpy as np
 
 
 def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
@@ -28,7 +30,7 @@ def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
     f1 = np.empty_like(z)
     f2 = np.empty_like(z)
     f3 = np.empty_like(z)
-    rows = max(1, (1 << 20) // (z.shape[-1] * points))       # bound the temporary to ~16 MB
+    rows = max(1, (1 << 20) // (z.shape[-1] * points))       # bound the temporaries to ~16 MB
     for s in range(0, z.shape[0], rows):
         lr = z[s:s + rows, :, None] + r
         e = np.exp(lr)
@@ -41,99 +43,82 @@ def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
     return q, f1, f2, f3
 
 
+@dataclass
+class Stage:
+    """x_next = A·y + B·N (+ C·N_1); y is the state u (``from_a`` False) or the first stage value a;
+    ``store`` keeps x_next as a (only the first stage of ETDRK4 needs it)."""
+    A: np.ndarray
+    B: np.ndarray
+    C: np.ndarray | None = None
+    from_a: bool = False
+    store: bool = False
+
+
 class Stepper:
-    """Common buffers of the four-stage steppers."""
+    """Coefficients of a four-stage exponential stepper for step ``h`` and linear operator L."""
 
     name = ""
 
-    def __init__(self, linear: np.ndarray, h: float, members: int, cdtype):
+    def __init__(self, linear: np.ndarray, h: float, cdtype):
         if not (np.isfinite(h) and h > 0):
             raise ValueError(f"dt must be a positive finite time step, got {h!r}")
         self.h = float(h)
         self.cdtype = np.dtype(cdtype)
-        shape = (members, *linear.shape)
-        self.N = [np.zeros(shape, self.cdtype) for _ in range(4)]
-        self.work = [np.zeros(shape, self.cdtype) for _ in range(2)]
-        self.set_linear(linear, h)
+        self.shape2 = linear.shape
+        # a real L (no β term) gets real coefficient arrays: half the memory traffic in the stages
+        self.real = not np.any(np.imag(linear))
+        self.dtype = np.empty(0, self.cdtype).real.dtype if self.real else self.cdtype
+        self.build(np.asarray(linear, dtype=np.complex128) * self.h)
 
     def _c(self, a) -> np.ndarray:
-        return np.ascontiguousarray(np.broadcast_to(a, self.shape2), dtype=self.cdtype)
+        a = np.broadcast_to(a, self.shape2)
+        return np.ascontiguousarray(a.real if self.real else a, dtype=self.dtype)
 
 
 class ETDRK4(Stepper):
-    """Exponential time differencing RK4 (Cox–Matthews) with contour-integral coefficients."""
+    """Exponential time differencing RK4 (Cox–Matthews) with contour-integral coefficients:
+
+        a = E2 u + Q N(u);  b = E2 u + Q N(a);  c = E2 a + Q (2N(b) − N(u))
+        ζ̂ⁿ⁺¹ = E u + f1 N(u) + 2 f2 (N(a) + N(b)) + f3 N(c),   E = e^{hL}, E2 = e^{hL/2}.
+    """
 
     name = "etdrk4"
+    contour_points = 64
 
-    def __init__(self, linear, h, members, cdtype, contour_points: int = 64):
-        self.contour_points = contour_points
-        super().__init__(linear, h, members, cdtype)
-
-    def set_linear(self, linear: np.ndarray, h: float) -> None:
-        self.h = float(h)
-        self.shape2 = linear.shape
-        z = np.asarray(linear, dtype=np.complex128) * h
+    def build(self, z: np.ndarray) -> None:
+        h = self.h
         q, f1, f2, f3 = _phi_coefficients(z, self.contour_points)
-        self.E = self._c(np.exp(z))
-        self.E2 = self._c(np.exp(z / 2))
-        self.Q = self._c(h * q)
-        self.Q2 = self._c(2 * h * q)
-        self.mQ = self._c(-h * q)
-        self.f1 = self._c(h * f1)
-        self.f2x2 = self._c(2 * h * f2)
-        self.f3 = self._c(h * f3)
-
-    def step(self, u, rhs, out) -> None:
-        """ζ̂ⁿ⁺¹ into ``out``; ``self.N[0]`` must already hold N(ζ̂ⁿ)."""
-        Nu, Na, Nb, Nc = self.N
-        a, b = self.work
-        kernels.lincomb2(self.E2, u, self.Q, Nu, a)               # a = E2 u + Q N(u)
-        rhs(a, Na)
-        kernels.lincomb2(self.E2, u, self.Q, Na, b)               # b = E2 u + Q N(a)
-        rhs(b, Nb)
-        kernels.lincomb3(self.E2, a, self.Q2, Nb, self.mQ, Nu, out)  # c = E2 a + Q (2N(b) − N(u))
-        rhs(out, Nc)
-        kernels.final_combination(self.E, u, self.f1, Nu, self.f2x2, Na, Nb, self.f3, Nc, out)
+        E2, Q = self._c(np.exp(z / 2)), self._c(h * q)
+        self.stages = [Stage(E2, Q, store=True), Stage(E2, Q),
+                       Stage(E2, self._c(2 * h * q), self._c(-h * q), from_a=True)]
+        self.final = (self._c(np.exp(z)), self._c(h * f1), self._c(2 * h * f2), self._c(h * f3))
 
 
 class IFRK4(Stepper):
-    """Classical RK4 on the integrating-factor variable v = e^{−Lt} ζ̂."""
+    """Classical RK4 on the integrating-factor variable v = e^{−Lt} ζ̂:
+
+        a = E2 (u + h/2 N(u));  b = E2 u + h/2 N(a);  c = E u + h E2 N(b)
+        ζ̂ⁿ⁺¹ = E u + h/6 (E N(u) + 2 E2 (N(a) + N(b)) + N(c)).
+    """
 
     name = "rk4"
 
-    def set_linear(self, linear: np.ndarray, h: float) -> None:
-        self.h = float(h)
-        self.shape2 = linear.shape
-        z = np.asarray(linear, dtype=np.complex128) * h
+    def build(self, z: np.ndarray) -> None:
+        h = self.h
         E, E2 = np.exp(z), np.exp(z / 2)
-        self.E = self._c(E)
-        self.E2 = self._c(E2)
-        self.hE2_2 = self._c(h / 2 * E2)
-        self.h_2 = self._c(h / 2)
-        self.hE2 = self._c(h * E2)
-        self.hE_6 = self._c(h / 6 * E)
-        self.hE2_3 = self._c(h / 3 * E2)
-        self.h_6 = self._c(h / 6)
-
-    def step(self, u, rhs, out) -> None:
-        Nu, Na, Nb, Nc = self.N
-        a, b = self.work
-        kernels.lincomb2(self.E2, u, self.hE2_2, Nu, a)           # a = E2 (u + h/2 N(u))
-        rhs(a, Na)
-        kernels.lincomb2(self.E2, u, self.h_2, Na, b)             # b = E2 u + h/2 N(a)
-        rhs(b, Nb)
-        kernels.lincomb2(self.E, u, self.hE2, Nb, out)            # c = E u + h E2 N(b)
-        rhs(out, Nc)
-        # ζ̂ⁿ⁺¹ = E u + h/6 (E N(u) + 2 E2 (N(a) + N(b)) + N(c))
-        kernels.final_combination(self.E, u, self.hE_6, Nu, self.hE2_3, Na, Nb, self.h_6, Nc, out)
+        self.stages = [Stage(self._c(E2), self._c(h / 2 * E2)),
+                       Stage(self._c(E2), self._c(np.full(self.shape2, h / 2))),
+                       Stage(self._c(E), self._c(h * E2))]
+        self.final = (self._c(E), self._c(h / 6 * E), self._c(h / 3 * E2),
+                      self._c(np.full(self.shape2, h / 6)))
 
 
 STEPPERS = {"etdrk4": ETDRK4, "rk4": IFRK4}
 
 
-def make_stepper(name: str, linear, h, members, cdtype) -> Stepper:
+def make_stepper(name: str, linear, h, cdtype) -> Stepper:
     try:
         cls = STEPPERS[name]
     except KeyError:
         raise ValueError(f"stepper must be one of {sorted(STEPPERS)}, got {name!r}") from None
-    return cls(linear, h, members, cdtype)
+    return cls(linear, h, cdtype)
