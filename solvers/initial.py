@@ -17,10 +17,11 @@ k = k_p. The constant c_m makes the kinetic energy of the realisation exactly th
 so every member has the same energy but its own random phases and amplitudes. The field has zero
 mean and only dealiased modes, so a solver keeps it (and its energy) unchanged in ``set_vorticity``.
 
-Seeding: the generators come from ``SeedSequence([seed, 1]).spawn(members)``. Children of a
-SeedSequence depend only on their spawn index, so member m's field does not depend on how many
-members are drawn; the extra entropy word 1 keeps these streams apart from the solvers' own
-noise generators, which use ``SeedSequence(seed).spawn(members)``.
+Seeding: member m draws from child ``first_member + m`` of ``SeedSequence([seed, 1])``. Children
+of a SeedSequence depend only on their spawn index, so member m's field does not depend on how many
+members are drawn, and members m0…m0+M−1 of a large ensemble can be drawn on their own (as the
+solvers' ``first_member`` allows); the extra entropy word 1 keeps these streams apart from the
+solvers' own noise generators, which are children of ``SeedSequence(seed)``.
 """
 from __future__ import annotations
 
@@ -38,17 +39,22 @@ def _check_members(members) -> int:
     return int(members)
 
 
-def initial_generators(seed: int | None, members: int) -> list[np.random.Generator]:
-    """One generator per member, from ``SeedSequence([seed, 1]).spawn(members)`` (seed None: fresh
-    OS entropy, not reproducible)."""
+def initial_generators(seed: int | None, members: int,
+                       first_member: int = 0) -> list[np.random.Generator]:
+    """One generator per member: children ``first_member`` … ``first_member + members − 1`` of
+    ``SeedSequence([seed, 1])`` (seed None: fresh OS entropy, not reproducible)."""
     members = _check_members(members)
+    if isinstance(first_member, bool) or not isinstance(first_member, (int, np.integer)) \
+            or first_member < 0:
+        raise ValueError(f"first_member must be an integer ≥ 0, got {first_member!r}")
     if seed is None:
         ss = np.random.SeedSequence()
     else:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         ss = np.random.SeedSequence([int(seed), INITIAL_STREAM])
-    return [np.random.Generator(np.random.PCG64(child)) for child in ss.spawn(members)]
+    children = ss.spawn(int(first_member) + members)[int(first_member):]
+    return [np.random.Generator(np.random.PCG64(child)) for child in children]
 
 
 def spectral_shape(grid: Grid, k_peak: float) -> np.ndarray:
@@ -62,13 +68,14 @@ def spectral_shape(grid: Grid, k_peak: float) -> np.ndarray:
 
 
 def random_vorticity(grid: Grid, members: int = 1, seed: int | None = 0, k_peak: float = 4.0,
-                     energy: float = 0.5) -> np.ndarray:
+                     energy: float = 0.5, first_member: int = 0) -> np.ndarray:
     """Seeded Gaussian random vorticity, physical (members, n, n), with an isotropic energy spectrum
     E(k) ∝ (k/k_p)⁴ exp(−2(k/k_p)²) peaked at ``k_peak`` (units of 2π/L) and exactly the kinetic
     energy ``energy`` = ½⟨|u|²⟩ in every member (see the module docstring for the construction).
 
     ``k_peak`` must lie in (0, kmax] with kmax = (n−1)//3 the largest dealiased mode number;
-    ``energy`` ≥ 0 (0 gives rest).
+    ``energy`` ≥ 0 (0 gives rest). ``first_member`` offsets the members' seed streams (member m
+    of the result is member ``first_member + m`` of the full ensemble).
     """
     members = _check_members(members)
     try:
@@ -82,7 +89,7 @@ def random_vorticity(grid: Grid, members: int = 1, seed: int | None = 0, k_peak:
                          f"modes of n={grid.n}), got {k_peak!r}")
     if not np.isfinite(energy) or energy < 0:
         raise ValueError(f"energy must be finite and ≥ 0, got {energy!r}")
-    rngs = initial_generators(seed, members)
+    rngs = initial_generators(seed, members, first_member)
     amp = spectral_shape(grid, k_peak)
     out = np.empty((members, grid.n, grid.n))
     for m, rng in enumerate(rngs):

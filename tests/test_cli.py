@@ -1,0 +1,126 @@
+"""The ``hybrid`` command line, called in-process through ``hybrid.cli.main``."""
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from matplotlib.image import imread
+
+from hybrid.cli import PLANNED, main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _valid_png(path) -> bool:
+    with open(path, "rb") as f:
+        if f.read(8) != PNG_MAGIC:
+            return False
+    img = imread(path)
+    return img.ndim == 3 and min(img.shape[:2]) > 50
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_dns_kolmogorov_writes_trajectory_figures_and_run_json(tmp_path):
+    out = tmp_path / "run"
+    code = main(["dns", "kolmogorov", "--n", "32", "--t-end", "0.5", "--every", "0.1",
+                 "--spinup", "0", "--out", str(out)])
+    assert code == 0
+    with xr.open_dataset(out / "trajectory.nc") as ds:
+        assert ds["vorticity"].shape == (1, 6, 32, 32)
+        np.testing.assert_allclose(ds["time"].values, np.arange(6) * 0.1, atol=1e-9)
+        assert np.isfinite(ds["vorticity"].values).all()
+        e0 = float(ds["energy"].values[0, 0])
+    assert e0 == pytest.approx(1.0, rel=1e-6)               # the preset's initial energy
+    assert _valid_png(out / "final_vorticity.png") and _valid_png(out / "energy.png")
+    assert not (out / "hovmoller.png").exists()             # only for the beta-plane
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "ok" and info["records"] == 6
+    assert info["steps"] == 500                              # the preset's dt = 1e-3
+    assert info["steps_per_s"] > 0 and info["wall_time_s"] > 0
+    assert info["solver_config"]["n"] == 32 and info["solver_config"]["nu"] == 1e-3
+    assert info["preset"]["name"] == "kolmogorov"
+
+
+def test_dns_spinup_members_seed_and_overwrite(tmp_path):
+    out = tmp_path / "ens"
+    args = ["dns", "kolmogorov", "--n", "32", "--dt", "4e-3", "--spinup", "0.2", "--t-end",
+            "0.2", "--every", "0.1", "--members", "2", "--seed", "4", "--out", str(out)]
+    assert main(args) == 0
+    with xr.open_dataset(out / "trajectory.nc") as ds:
+        assert ds["vorticity"].shape == (2, 3, 32, 32)
+        np.testing.assert_allclose(ds["time"].values, [0.2, 0.3, 0.4], atol=1e-9)
+        first = ds["vorticity"].values.copy()
+    assert not np.allclose(first[0], first[1])               # independent members
+    before = (out / "trajectory.nc").read_bytes()
+    assert main(args) == 2                                   # outputs exist: refuse
+    assert (out / "trajectory.nc").read_bytes() == before
+    assert main(args + ["--overwrite"]) == 0                 # same seed, same trajectory
+    with xr.open_dataset(out / "trajectory.nc") as ds:
+        np.testing.assert_array_equal(ds["vorticity"].values, first)
+    assert main(args + ["--overwrite", "--every", "0.15"]) == 0
+    with xr.open_dataset(out / "trajectory.nc") as ds:      # the final state is recorded too
+        np.testing.assert_allclose(ds["time"].values, [0.2, 0.352, 0.4], atol=1e-9)
+
+
+def test_dns_betaplane_writes_hovmoller(tmp_path):
+    out = tmp_path / "beta"
+    code = main(["dns", "betaplane-paper", "--n", "64", "--t-end", "2", "--every", "0.4",
+                 "--spinup", "0", "--out", str(out)])
+    assert code == 0
+    with xr.open_dataset(out / "trajectory.nc") as ds:
+        assert ds["zonal_mean_u"].shape == (1, 6, 64)
+        assert float(ds["energy"].values[0, 0]) == 0.0        # starts from rest
+        assert float(ds["energy"].values[0, -1]) > 0.0        # the ring forcing injects energy
+    assert _valid_png(out / "hovmoller.png") and _valid_png(out / "final_vorticity.png")
+
+
+def test_dns_blowup_exits_3_with_restart_file(tmp_path, capsys):
+    out = tmp_path / "boom"
+    code = main(["dns", "kolmogorov", "--n", "32", "--dt", "0.5", "--t-end", "50",
+                 "--spinup", "0", "--out", str(out)])
+    assert code == 3
+    restarts = list(out.glob("blowup-restart-*.nc"))
+    assert len(restarts) == 1
+    err = capsys.readouterr().err
+    assert "blew up" in err and restarts[0].name in err
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "blew up" and info["blowup"]["restart"] == str(restarts[0])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["dns", "no-such-flow"], "unknown preset 'no-such-flow'"),
+    (["dns", "kolmogorov", "--members", "0"], "--members"),
+    (["dns", "kolmogorov", "--t-end", "-1"], "--t-end"),
+    (["dns", "kolmogorov", "--every", "0"], "--every"),
+    (["dns", "kolmogorov", "--n", "31"], "--n"),
+    (["dns", "kolmogorov", "--dt", "nan"], "--dt"),
+    (["dns", "kolmogorov", "--seed", "-3"], "--seed"),
+    (["dns", "kolmogorov", "--dtype", "float16"], "--dtype"),
+    (["dns", "kolmogorov", "--threads", "0"], "--threads"),
+    (["dns", "kolmogorov", "--n", "16", "--dt", "1e-3", "--t-end", "0.01", "--out", "FILE/sub"],
+     "not a directory"),
+    (["dns", "kolmogorov", "--n", "8", "--t-end", "0.01", "--out", "OUT"], "kf must be"),
+])
+def test_dns_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("a regular file\n")
+    argv = [a.replace("FILE", str(tmp_path / "FILE")) for a in argv]
+    before = _tree(tmp_path)
+    assert main(argv) == 2
+    assert _tree(tmp_path) == before                        # no runs/ folder, no OUT, nothing
+    assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED))
+def test_planned_subcommands_say_not_implemented(name, capsys):
+    assert main([name]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_no_command_and_help(capsys):
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "dns" in capsys.readouterr().out
