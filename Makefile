@@ -15,7 +15,7 @@ $(STAMP): setup.py constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hybrid dns kolmogorov --n 128 --t-end 5 --out runs/demo
+	$(VENV)/bin/hybrid dns kolmogorov --n 128 --dt 4e-3 --spinup 0 --t-end 10 --every 0.5 --overwrite --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

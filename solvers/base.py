@@ -463,7 +463,7 @@ class PseudoSpectralSolver:
             path = None
         raise BlowUpError(
             f"{type(self).__name__} blew up at step {self.step_count + 1} (t={self.t + self.dt:.6g},"
-            f" dt={self.dt:g}): {why} in member(s) {list(members)}. The last finite state (step "
+            f" dt={self.dt:g}): {why} in member(s) {[int(m) for m in members]}. The last finite state (step "
             f"{self.step_count}, t={self.t:.6g}) is in the restart file {path}; try a smaller dt.",
             self.step_count + 1, self.t + self.dt, path, members)
 
@@ -481,9 +481,10 @@ class PseudoSpectralSolver:
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=round(t_end - self.t, 10), unit="t.u.", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}, "
+                       bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
                                   "{postfix}]")
         t0, wall0, steps0 = self.t, _time.perf_counter(), self.step_count
+        last_draw = wall0
         next_out = self.t
         try:
             if callback is not None and every is not None:
@@ -495,9 +496,11 @@ class PseudoSpectralSolver:
                     callback(self)
                     while next_out <= self.t + 1e-9 * every:
                         next_out += every
-                if bar is not None and (self.step_count % 20 == 0 or self.t >= t_end - 0.5 * self.dt):
-                    rate = (self.step_count - steps0) / max(_time.perf_counter() - wall0, 1e-9)
-                    bar.n = round(self.t - t0, 10)
+                now = _time.perf_counter()
+                if bar is not None and (now - last_draw > 0.2 or self.t >= t_end - 0.5 * self.dt):
+                    last_draw = now
+                    rate = (self.step_count - steps0) / max(now - wall0, 1e-9)
+                    bar.n = min(bar.total, round(self.t - t0, 10))
                     bar.set_postfix_str(f"t={self.t:.4g}, {rate:.1f} steps/s", refresh=False)
                     bar.refresh()
         finally:
