@@ -1,0 +1,196 @@
+"""The closure base class: what every closure model implements for the solver's hook.
+
+The hook protocol lives in :mod:`solvers.base` (``ClosureProtocol``). A closure has
+
+* ``every`` — the refresh period in steps: the solver calls the closure at the start of every
+  ``every``-th step and holds the returned term fixed, as an additive vorticity source C, across
+  all stages of the next ``every`` steps;
+* ``reset(grid, members, params, seed)`` — called by ``solver.set_closure`` before a run;
+* ``__call__(state) -> np.ndarray`` — the physical tendency C, shape ``(members, n, n)``, real,
+  finite, added to ∂t ζ (so its energy input is −⟨ψ C⟩ and its enstrophy input ⟨ζ C⟩).
+
+:class:`Closure` adds what the solver does not need but users and restarts do: per-member random
+generators for stochastic closures, ``get_state``/``set_state`` (JSON-able, for bit-exact
+restarts), and ``check_grid`` for closures built or trained for one grid.
+
+Seeding. ``reset`` gives member m the generator ``PCG64`` seeded with child ``first_member + m`` of
+``SeedSequence([seed, CLOSURE_STREAM])``, where ``first_member = params.get('first_member', 0)``.
+As in the solver (whose noise uses the children of ``SeedSequence(seed)``) and in
+``solvers.initial`` (``SeedSequence([seed, 1])``), a member's stream depends only on the seed and
+the member's index in the whole ensemble, so members m0 … m0+M−1 run as a sub-batch draw exactly
+what they draw in the full batch; the extra entropy word ``CLOSURE_STREAM = 2`` keeps the closure's
+draws independent of the solver's forcing noise and of the initial conditions drawn with the same
+seed. ``seed=None`` draws fresh OS entropy (not reproducible, but ``get_state`` still captures it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from solvers.base import ClosureState
+from solvers.grid import Grid
+
+CLOSURE_STREAM = 2      # entropy word separating closure streams from solver noise (0) and ICs (1)
+
+
+def closure_generators(seed: int | None, members: int,
+                       first_member: int = 0) -> list[np.random.Generator]:
+    """The closure's generators, one per member (see the module docstring for the derivation)."""
+    for name, v, lo in (("members", members, 1), ("first_member", first_member, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer ≥ {lo}, got {v!r}")
+    if seed is None:
+        root = np.random.SeedSequence()
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        root = np.random.SeedSequence([int(seed), CLOSURE_STREAM])
+    children = root.spawn(int(first_member) + int(members))[int(first_member):]
+    return [np.random.Generator(np.random.PCG64(c)) for c in children]
+
+
+def same_grid(a: Grid, b: Grid) -> bool:
+    """Whether two grids have the same n and (to 1e-12 relative) the same box side L."""
+    return a is b or (a.n == b.n and bool(np.isclose(a.L, b.L, rtol=1e-12, atol=0.0)))
+
+
+def closure_state(grid: Grid, zeta_hat: np.ndarray, t: float = 0.0, step: int = 0,
+                  dt: float = 0.0, params: dict | None = None) -> ClosureState:
+    """A :class:`~solvers.base.ClosureState` built from a spectral vorticity (members, n, n//2+1)
+    or (n, n//2+1) — for calling a closure offline, without a solver."""
+    zh = np.asarray(zeta_hat)
+    if zh.ndim == 2:
+        zh = zh[None]
+    if zh.ndim != 3 or zh.shape[1:] != grid.spectral_shape:
+        raise ValueError(f"zeta_hat must have shape (members, {grid.n}, {grid.nk}) for {grid!r}, "
+                         f"got {np.shape(zeta_hat)}")
+    return ClosureState(t=float(t), step=int(step), dt=float(dt), grid=grid,
+                        params=dict(params or {}),
+                        vorticity=np.fft.irfft2(zh, s=grid.shape), vorticity_hat=zh)
+
+
+class Closure:
+    """Base class of closure models (see the module docstring).
+
+    Subclasses implement :meth:`compute` (``state -> (members, n, n)`` real array); stateful
+    closures extend :meth:`reset`, :meth:`get_state` and :meth:`set_state`. A closure built or
+    trained for one grid sets ``self.built_for = (n, L)`` (L may be None: only n is checked), and
+    :meth:`reset` refuses any other grid.
+
+    Attributes after ``reset``: ``grid``, ``members``, ``params``, ``seed``, ``first_member`` and
+    ``rng``, a list of one ``numpy.random.Generator`` per member.
+    """
+
+    every: int = 5
+    name: str = "closure"
+    # defaults, so that a subclass that forgets super().__init__() still fails clearly
+    grid: Grid | None = None
+    members: int | None = None
+    seed: int | None = None
+    first_member: int = 0
+    rng: list[np.random.Generator] | None = None
+    built_for: tuple[int, float | None] | None = None
+
+    def __init__(self, every: int | None = None):
+        if every is not None:
+            if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+                raise ValueError(f"every of closure {type(self).__name__} must be an integer ≥ 1, "
+                                 f"got {every!r}")
+            self.every = int(every)
+        self.grid: Grid | None = None
+        self.members: int | None = None
+        self.params: dict = {}
+        self.seed: int | None = None
+        self.first_member: int = 0
+        self.rng: list[np.random.Generator] | None = None
+        self.built_for: tuple[int, float | None] | None = None
+
+    # ------------------------------------------------------------------ hook protocol
+    def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None:
+        """Prepare for a run on ``grid`` with ``members`` members (called by ``set_closure``)."""
+        self.check_grid(grid)
+        if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+            raise ValueError(f"members must be an integer ≥ 1, got {members!r}")
+        self.grid = grid
+        self.members = int(members)
+        self.params = dict(params or {})
+        self.seed = seed
+        self.first_member = int(self.params.get("first_member", 0) or 0)
+        self.rng = closure_generators(seed, self.members, self.first_member)
+
+    def __call__(self, state: ClosureState) -> np.ndarray:
+        """The tendency C (members, n, n) for ``state``; checks the state against ``reset``."""
+        if self.grid is None:
+            raise RuntimeError(f"closure {self.describe()} was not reset: call "
+                               f"reset(grid, members, params, seed) first (solver.set_closure "
+                               f"does it)")
+        if not same_grid(state.grid, self.grid):
+            raise ValueError(f"closure {self.describe()} was reset for n={self.grid.n}, "
+                             f"L={self.grid.L:g}, but is called on n={state.grid.n}, "
+                             f"L={state.grid.L:g}")
+        if state.members != self.members:
+            raise ValueError(f"closure {self.describe()} was reset for {self.members} members, "
+                             f"but is called with {state.members}")
+        return self.compute(state)
+
+    def compute(self, state: ClosureState) -> np.ndarray:
+        """The closure term; subclasses implement this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute(state)")
+
+    # ------------------------------------------------------------------ helpers
+    def describe(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def check_grid(self, grid: Grid) -> None:
+        """Raise ValueError if this closure was built for a different grid than ``grid``."""
+        if self.built_for is None:
+            return
+        n, L = self.built_for
+        if n != grid.n or (L is not None and not np.isclose(L, grid.L, rtol=1e-12, atol=0.0)):
+            built = f"n={n}" + ("" if L is None else f", L={L:g}")
+            raise ValueError(f"closure grid mismatch: closure {self.describe()} was built for "
+                             f"{built}; the solver has n={grid.n}, L={grid.L:g}")
+
+    def normal(self, shape: tuple[int, ...] | int = ()) -> np.ndarray:
+        """Standard normal draws (members, *shape), member m from its own generator."""
+        if self.rng is None:
+            raise RuntimeError(f"closure {self.describe()} has no generators: call reset first")
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return np.stack([r.standard_normal(shape) for r in self.rng])
+
+    # ------------------------------------------------------------------ restarts
+    def get_state(self) -> dict[str, Any]:
+        """JSON-able state for restarts: class, every and each member generator's state."""
+        return {"class": type(self).__name__, "every": int(self.every),
+                "rng": None if self.rng is None else [r.bit_generator.state for r in self.rng]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`get_state` (call after ``reset``, as the solver does)."""
+        cls = state.get("class")
+        if cls is not None and cls != type(self).__name__:
+            raise ValueError(f"closure state was saved by {cls}, not {type(self).__name__}")
+        if "every" in state:
+            self.every = int(state["every"])
+        rng = state.get("rng")
+        if rng is None:
+            return
+        if self.rng is None or len(rng) != len(self.rng):
+            have = "no generators (not reset)" if self.rng is None else f"{len(self.rng)} members"
+            raise ValueError(f"closure state holds {len(rng)} generator states; closure "
+                             f"{self.describe()} has {have}")
+        for r, s in zip(self.rng, rng):
+            r.bit_generator.state = s
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(every={self.every})"
+
+
+class NoClosure(Closure):
+    """C = 0: a run with it matches a run without a closure bit for bit, so it measures the cost
+    of the hook itself (the state handed over, the transform of the returned term)."""
+
+    name = "none"
+
+    def compute(self, state: ClosureState) -> np.ndarray:
+        return np.zeros(state.vorticity.shape, dtype=np.float64)
