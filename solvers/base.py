@@ -45,7 +45,7 @@ class BlowUpError(RuntimeError):
 class ClosureState:
     """What a closure sees when it is called: time, step, dt, grid, parameters and the vorticity.
 
-    ``vorticity`` is physical (members, n, n); ``vorticity_hat`` the spectral state (read-only view).
+    ``vorticity`` is physical (members, n, n); ``vorticity_hat`` the spectral state (a copy).
     """
     t: float
     step: int
@@ -323,7 +323,7 @@ class PseudoSpectralSolver:
             self._closure_hat = np.zeros((1, self.grid.n, self.grid.nk), self.cdtype)
             return
         if every is not None:
-            closure.every = every
+            closure.every = _count("every", every)
         _count(f"every of closure {type(closure).__name__}", getattr(closure, "every", None))
         if not callable(closure):
             raise ValueError(f"closure {closure!r} is not callable")
@@ -332,9 +332,10 @@ class PseudoSpectralSolver:
         self._closure_hat = np.zeros((self.members, self.grid.n, self.grid.nk), self.cdtype)
 
     def closure_state(self) -> ClosureState:
+        # copies: the state buffers are swapped every step, and a closure may keep what it saw
         return ClosureState(t=self.t, step=self.step_count, dt=self.dt, grid=self.grid,
                             params=self.params, vorticity=self.vorticity,
-                            vorticity_hat=self.vorticity_hat)
+                            vorticity_hat=self._state.copy())
 
     def _refresh_closure(self) -> None:
         c = self.closure
