@@ -303,7 +303,6 @@ PLANNED: dict[str, tuple[str, int | None]] = {
     "run": ("run a hybrid simulation: coarse solver plus a closure", None),
     "generate": ("generate a closure dataset (filtered DNS and the exact subgrid term)", None),
     "train": ("train a closure model on a dataset", None),
-    "compare": ("compare hybrid runs with DNS: errors, spectra, PDFs, cost", None),
     "bench": ("write the cost-vs-DNS benchmark report", None),
 }
 
@@ -322,6 +321,20 @@ def _configure_planned(p: argparse.ArgumentParser) -> None:
 
 register("dns", "run a DNS from a preset and write its trajectory and figures", _configure_dns,
          _dns)
+
+
+def _configure_compare(p: argparse.ArgumentParser) -> None:
+    from .compare import configure_parser
+    configure_parser(p)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import run_cli
+    return run_cli(args)
+
+
+register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, cost (issue 3)",
+         _configure_compare, _compare)
 for _name, (_help, _issue) in PLANNED.items():
     register(_name, f"{_help} (not implemented yet)", _configure_planned,
              _planned(_name, _issue))
