@@ -301,7 +301,6 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
 # Fill in the tracker's issue number beside each (None: no issue filed yet).
 PLANNED: dict[str, tuple[str, int | None]] = {
     "run": ("run a hybrid simulation: coarse solver plus a closure", None),
-    "generate": ("generate a closure dataset (filtered DNS and the exact subgrid term)", None),
     "train": ("train a closure model on a dataset", None),
     "bench": ("write the cost-vs-DNS benchmark report", None),
 }
@@ -335,6 +334,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, cost (issue 3)",
          _configure_compare, _compare)
+from .datasets import configure as _configure_generate, handler as _generate  # noqa: E402
+register("generate", "generate a closure dataset: filtered DNS and the exact subgrid term "
+         "(issue 3)", _configure_generate, _generate)
 for _name, (_help, _issue) in PLANNED.items():
     register(_name, f"{_help} (not implemented yet)", _configure_planned,
              _planned(_name, _issue))
