@@ -10,17 +10,75 @@ alignment.
 
 Transforms are unnormalised: forward ``f̂ = Σ f e^{-ik·x}``; inverse ``f = Σ f̂ e^{ik·x}`` (no 1/n²),
 so callers fold the 1/n² into their pointwise kernels.
+
+Reproducibility across processes. FFTW_MEASURE times candidate algorithms, so two processes may
+pick different ones and round differently; a chaotic run then drifts apart. FFTW's answer is
+wisdom: the first plan of each size is remembered in a wisdom file (default
+``~/.cache/hybrid-turbulence/fftw-wisdom``, or the path in ``$HYBRID_FFTW_WISDOM``; set it to
+``off`` to disable), loaded before planning, so every later process on the machine plans the same
+transforms and the same seed gives the same run bit for bit. Restart files and Dask tasks carry
+the wisdom explicitly (``export_wisdom``/``import_wisdom``).
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pyfftw
 
 _ALIGN = 64
-_lock = threading.Lock()
+_lock = threading.RLock()
+_wisdom_loaded = False
+
+
+def wisdom_path() -> Path | None:
+    """The wisdom file of this machine, or None when ``$HYBRID_FFTW_WISDOM`` is 'off'."""
+    env = os.environ.get("HYBRID_FFTW_WISDOM")
+    if env is not None and env.strip().lower() in ("", "off", "0", "none"):
+        return None
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "hybrid-turbulence" / "fftw-wisdom"
+
+
+def _load_wisdom_file() -> None:
+    """Import the wisdom file once per process (a missing or unreadable file is ignored)."""
+    global _wisdom_loaded
+    if _wisdom_loaded:
+        return
+    _wisdom_loaded = True
+    path = wisdom_path()
+    if path is None or not path.is_file():
+        return
+    try:
+        parts = path.read_bytes().split(b"\0\0SPLIT\0\0")
+        if len(parts) == 3:
+            pyfftw.import_wisdom(tuple(parts))
+    except (OSError, ValueError):
+        pass
+
+
+def _save_wisdom_file() -> None:
+    """Write this process's wisdom (which includes the file's) atomically; failures are ignored:
+    the cache only makes later processes faster and reproducible, it is never required."""
+    path = wisdom_path()
+    if path is None:
+        return
+    try:
+        data = b"\0\0SPLIT\0\0".join(pyfftw.export_wisdom())
+        if path.is_file() and path.read_bytes() == data:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wisdom-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def real_dtype(dtype) -> np.dtype:
@@ -74,6 +132,8 @@ class BatchedRealFFT:
         flags = (planner, "FFTW_DESTROY_INPUT")
         self._plans = []
         with _lock:                                       # FFTW's planner is not thread-safe
+            _load_wisdom_file()
+            before = pyfftw.export_wisdom()
             for k in range(self.slots):
                 if inverse:
                     p = pyfftw.FFTW(self.spectral[k], self.real[k], axes=(0, 1),
@@ -83,6 +143,8 @@ class BatchedRealFFT:
                     p = pyfftw.FFTW(self.real[k], self.spectral[k], axes=(0, 1),
                                     direction="FFTW_FORWARD", flags=flags, threads=self.threads)
                 self._plans.append(p)
+            if pyfftw.export_wisdom() != before:
+                _save_wisdom_file()
         # planning with MEASURE scribbles on the buffers
         self.real[...] = 0
         self.spectral[...] = 0

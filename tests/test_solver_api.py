@@ -159,3 +159,27 @@ def test_unstable_dt_blows_up_with_step_time_and_restart_file(tmp_path):
     r = read_restart(err.restart_path)
     assert r.step_count == err.step - 1
     assert np.all(np.isfinite(r.vorticity_hat))
+
+
+RUN_TWICE = """
+import sys, numpy as np
+from solvers import BetaPlane
+s = BetaPlane(n=64, beta=2.0, mu=1e-2, kf=8, kf_width=1.5, epsilon=1e-3, dt=0.05, members=2,
+              seed=5)
+s.step(100)
+np.save(sys.argv[1], np.asarray(s.vorticity_hat))
+"""
+
+
+def test_same_seed_is_bit_identical_across_processes_through_the_wisdom_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "HYBRID_FFTW_WISDOM": str(tmp_path / "wisdom")}
+    outs = [tmp_path / f"run{k}.npy" for k in range(2)]
+    for out in outs:
+        subprocess.run([sys.executable, "-c", RUN_TWICE, str(out)], check=True, env=env,
+                       cwd=tmp_path)
+    assert (tmp_path / "wisdom").stat().st_size > 0          # the first process saved its plans
+    a, b = (np.load(o) for o in outs)
+    assert np.array_equal(a, b)
