@@ -300,7 +300,6 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
 # Subcommands registered so that the interface is visible; each still has to be written.
 # Fill in the tracker's issue number beside each (None: no issue filed yet).
 PLANNED: dict[str, tuple[str, int | None]] = {
-    "run": ("run a hybrid simulation: coarse solver plus a closure", None),
     "train": ("train a closure model on a dataset", None),
     "bench": ("write the cost-vs-DNS benchmark report", None),
 }
@@ -320,6 +319,9 @@ def _configure_planned(p: argparse.ArgumentParser) -> None:
 
 register("dns", "run a DNS from a preset and write its trajectory and figures", _configure_dns,
          _dns)
+from .run_command import HELP as _run_help, configure_run as _configure_run  # noqa: E402
+from .run_command import run_main as _run  # noqa: E402
+register("run", _run_help, _configure_run, _run)
 
 
 def _configure_compare(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,587 @@
+"""Ensembles of hybrid runs: all members batched in one process, or batches as Dask tasks.
+
+::
+
+    from hybrid.config import load_preset
+    from hybrid.ensemble import Ensemble
+
+    ens = Ensemble(load_preset("kolmogorov"), "smagorinsky", every=2, members=8, seed=0)
+    ens.run(t_end=20, out="runs/demo", output_every=0.5)                 # one process
+    ens.run(t_end=20, out="runs/demo", output_every=0.5, workers=2)      # LocalCluster, 2 workers
+    ens.run(t_end=20, out="runs/demo", output_every=0.5, scheduler="tcp://127.0.0.1:8786")
+
+Every member runs on the preset's LES grid (``preset.make_solver('les', ...)`` with ``overrides``)
+with the closure attached, from the preset's initial field or from given spectral initial fields
+(e.g. :func:`coarse_initial_from_trajectory`, the coarse-grained vorticity of a DNS trajectory).
+
+In one process (the default) all members are one batched solver run by
+:class:`~hybrid.simulation.Simulation`. On a Dask cluster the members are split into batches of
+``batch_size`` (default: members spread evenly over the workers), and each batch is a task
+(:func:`run_batch`) that builds its solver from the preset with ``members=batch,
+first_member=m0, seed=seed``, runs it and returns its records as arrays. Member m's trajectory
+does not depend on the batch it sits in (the solvers, the initial fields and the closures seed
+member m from child m of their seed sequences, and every FFT slot has its own plan from the same
+FFTW wisdom, which the client ships to the tasks), so the result is bit-identical to the
+one-process run. The client then writes ONE trajectory with all members in order, through
+:class:`solvers.io.TrajectoryWriter` (same variables and attributes as a one-process run). Tasks
+are pure — the same spec gives the same arrays — so when Dask re-runs a batch whose worker was lost,
+the file is still complete and identical.
+
+Workers of your own cluster run faster with ``MALLOC_TRIM_THRESHOLD_`` unset (Dask sets it to
+65536 by default, which makes glibc map and fault every large temporary array afresh: ~35% slower
+here); :func:`connect` does this for the local clusters it starts.
+
+Limits of the Dask mode: a fixed dt is needed when there is more than one batch (a CFL-chosen dt
+depends on the fastest member of the batch, so batches would step differently); restart files are
+not written (tasks are short-lived and their workers may not share a file system); the client holds
+the gathered records of the whole run in memory (the size of the trajectory file) before writing.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from solvers import BlowUpError, fft
+from solvers.grid import Grid
+from solvers.io import TrajectoryWriter
+
+from .config import Preset, load_preset
+from .simulation import (RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
+                         check_out_folder, timing_info, write_json)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0       # seconds to reach a Dask scheduler
+
+
+class SchedulerUnreachable(ConnectionError):
+    """The Dask scheduler given could not be reached in time."""
+
+
+# ------------------------------------------------------------------------------------ tasks
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything a task needs to run members ``first_member … first_member+members−1``.
+
+    ``closure`` is a registry name (built with ``closure_kwargs``) or a closure instance (each task
+    gets its own copy: tasks receive it pickled). ``initial_hat`` is None (the preset's initial
+    field) or this batch's spectral initial vorticity (members, n, n//2+1) on the LES grid.
+    ``t_end`` is absolute; the run starts at ``t0``. ``wisdom`` is FFTW wisdom to import first.
+    """
+    preset: Preset
+    closure: Any = "none"
+    closure_kwargs: dict = field(default_factory=dict)
+    every: int | None = None
+    seed: int | None = 0
+    first_member: int = 0
+    members: int = 1
+    overrides: dict = field(default_factory=dict)
+    t0: float = 0.0
+    t_end: float = 0.0
+    output_every: float | None = None
+    initial_hat: np.ndarray | None = None
+    wisdom: tuple | None = None
+    blowup_dir: str | None = None
+
+
+def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation:
+    """The LES solver of ``spec`` (initial field set, time t0) with its closure attached."""
+    p = spec.preset
+    solver = p.make_solver("les", members=spec.members, seed=spec.seed,
+                           first_member=spec.first_member, blowup_dir=spec.blowup_dir,
+                           **spec.overrides)
+    if spec.initial_hat is not None:
+        solver.set_vorticity_hat(spec.initial_hat)
+    else:
+        solver.set_vorticity(p.initial_vorticity(solver))
+    solver.t = float(spec.t0)
+    kwargs = dict(spec.closure_kwargs) if isinstance(spec.closure, str) else None
+    return Simulation(solver, spec.closure, spec.every, closure_kwargs=kwargs or None,
+                      metadata=metadata)
+
+
+def run_batch(spec: BatchSpec) -> dict[str, Any]:
+    """Run one batch and return its records (the Dask task; pure: same spec, same arrays).
+
+    Returns a dict: ``first_member``, ``members``, ``time`` (T,), ``step`` (T,), ``vorticity``
+    float32 (members, T, n, n), ``energy`` and ``enstrophy`` float64 (members, T),
+    ``zonal_mean_u`` float32 (members, T, n) on the beta-plane (else None), ``timings`` (the
+    :class:`~hybrid.simulation.RunResult` as a dict), ``worker`` (host, pid) and ``blowup`` (None,
+    or a dict when the batch blew up: the records then stop before the failing step). A blow-up is
+    returned, not raised, because :class:`~solvers.BlowUpError` does not survive pickling.
+    """
+    if spec.wisdom is not None:
+        fft.import_wisdom(spec.wisdom)
+    sim = make_simulation(spec)
+    s = sim.solver
+    zonal = getattr(s, "kind", "") == "betaplane"
+    vort, energy, enstrophy, zmu, times, steps = [], [], [], [], [], []
+
+    def collect(solver):
+        vort.append(np.asarray(solver.vorticity).astype(np.float32, copy=False))
+        energy.append(np.asarray(solver.energy(), dtype=np.float64))
+        enstrophy.append(np.asarray(solver.enstrophy(), dtype=np.float64))
+        if zonal:
+            zmu.append(np.asarray(solver.zonal_mean_u()).astype(np.float32, copy=False))
+        times.append(float(solver.t))
+        steps.append(int(solver.step_count))
+
+    blowup = None
+    try:
+        sim.run(spec.t_end, output_every=spec.output_every, progress=False, callback=collect)
+    except BlowUpError as e:
+        blowup = {"step": e.step, "t": e.t, "members": [int(m) + spec.first_member
+                                                       for m in e.members],
+                  "restart": None if e.restart_path is None else str(e.restart_path),
+                  "message": str(e)}
+    M, n = spec.members, s.grid.n
+    T = len(times)
+    return {
+        "first_member": spec.first_member,
+        "members": M,
+        "time": np.asarray(times, dtype=np.float64),
+        "step": np.asarray(steps, dtype=np.int64),
+        "vorticity": (np.stack(vort, axis=1) if T else np.zeros((M, 0, n, n), np.float32)),
+        "energy": np.stack(energy, axis=1) if T else np.zeros((M, 0)),
+        "enstrophy": np.stack(enstrophy, axis=1) if T else np.zeros((M, 0)),
+        "zonal_mean_u": (np.stack(zmu, axis=1) if T else np.zeros((M, 0, n), np.float32))
+        if zonal else None,
+        "timings": sim.last_result.to_dict(),
+        "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+        "blowup": blowup,
+    }
+
+
+# ------------------------------------------------------------------------------------ writing
+class _GatheredRecords:
+    """Stands in for a solver before :class:`TrajectoryWriter`: the configuration of the whole
+    ensemble and one time level (``at(i)``) of the gathered batch records, members in order.
+    Subclassed under the solver's class name (:func:`_records_class`) so that the file's
+    ``solver``/``title`` attributes read as for a one-process run."""
+
+    def __init__(self, template, members: int, config: dict, results: list[dict], records: int):
+        self.grid = template.grid
+        self.members = members
+        self.kind = getattr(template, "kind", "unknown")
+        self.seed = template.seed
+        self.closure = template.closure
+        self._config = config
+        self._results = results
+        self.records = records
+        self.at(0)
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    def at(self, i: int) -> "_GatheredRecords":
+        self._i = i
+        first = self._results[0]
+        self.t = float(first["time"][i]) if len(first["time"]) else 0.0
+        self.step_count = int(first["step"][i]) if len(first["step"]) else 0
+        return self
+
+    def _cat(self, key: str) -> np.ndarray:
+        return np.concatenate([r[key][:, self._i] for r in self._results], axis=0)
+
+    @property
+    def vorticity(self) -> np.ndarray:
+        return self._cat("vorticity")
+
+    def energy(self) -> np.ndarray:
+        return self._cat("energy")
+
+    def enstrophy(self) -> np.ndarray:
+        return self._cat("enstrophy")
+
+    def zonal_mean_u(self) -> np.ndarray:
+        return self._cat("zonal_mean_u")
+
+
+_RECORD_CLASSES: dict[str, type] = {}
+
+
+def _records_class(name: str) -> type:
+    cls = _RECORD_CLASSES.get(name)
+    if cls is None:
+        cls = type(name, (_GatheredRecords,), {"__module__": __name__})
+        _RECORD_CLASSES[name] = cls
+    return cls
+
+
+def write_gathered_trajectory(path, template, members: int, results: list[dict],
+                              records: int | None = None, overwrite: bool = False) -> int:
+    """Write the batch results of :func:`run_batch` (sorted by first member, covering members
+    0…members−1) as one trajectory at ``path``, with :class:`TrajectoryWriter`. ``template`` is a
+    solver of the ensemble's configuration (any member count). Returns the records written."""
+    results = sorted(results, key=lambda r: r["first_member"])
+    m = 0
+    for r in results:
+        if r["first_member"] != m:
+            raise ValueError(f"batch results do not cover the members in order: expected member "
+                             f"{m}, got a batch starting at {r['first_member']}")
+        m += r["members"]
+    if m != members:
+        raise ValueError(f"batch results hold {m} members; expected {members}")
+    common = min(len(r["time"]) for r in results)
+    records = common if records is None else min(records, common)
+    for r in results[1:]:
+        if not (np.array_equal(r["step"][:records], results[0]["step"][:records])
+                and np.array_equal(r["time"][:records], results[0]["time"][:records])):
+            raise ValueError(f"batch starting at member {r['first_member']} recorded other times "
+                             f"than the batch starting at member 0; batches must step alike "
+                             f"(a fixed dt)")
+    config = dict(template.config(), members=members, first_member=0)
+    src = _records_class(type(template).__name__)(template, members, config, results, records)
+    with TrajectoryWriter(path, src, overwrite=overwrite) as w:
+        for i in range(records):
+            w.write(src.at(i))
+    return records
+
+
+# ------------------------------------------------------------------------------------ cluster
+def connect(scheduler: str | None = None, workers: int | None = None,
+            timeout: float = DEFAULT_CONNECT_TIMEOUT):
+    """A Dask ``(client, cluster)``: connected to ``scheduler`` (cluster None), or to a new
+    ``LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)`` on the loopback
+    interface (close both when done). An unreachable scheduler raises
+    :class:`SchedulerUnreachable` after ``timeout`` seconds."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:                                     # pragma: no cover
+        raise ImportError(f"Dask runs need dask.distributed (pip install 'dask[distributed]'): "
+                          f"{e}") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout=timeout, set_as_default=False), None
+        except (OSError, TimeoutError, ValueError, RuntimeError) as e:
+            raise SchedulerUnreachable(f"cannot connect to the Dask scheduler at {scheduler!r} "
+                                       f"within {timeout:g} s: {e}") from None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
+    import dask
+    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+    # dynamic mmap threshold: every large temporary array is then mmapped and page-faulted
+    # afresh. Measured here it made a batch of 8 LES members at 64² ~35% slower; unset it.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+# ------------------------------------------------------------------------------------ ensemble
+def _check_int(name: str, v, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {v!r}")
+    return int(v)
+
+
+class Ensemble:
+    """``members`` LES runs of ``preset`` with a closure; see the module docstring.
+
+    ``Ensemble(preset, closure='none', every=None, *, closure_kwargs=None, members=1, seed=0,
+    overrides=None, initial_hat=None, t0=0.0)``: ``preset`` a :class:`~hybrid.config.Preset` or a
+    preset name/path; ``closure`` a registry name or a closure instance; ``overrides`` LES solver
+    settings (e.g. ``{'n': 32, 'dt': 1e-2}``); ``initial_hat`` spectral initial vorticity of all
+    members (members, n, n//2+1) on the LES grid, or None for the preset's initial field; ``t0``
+    the start time. Everything is checked here (a one-member solver is built and the closure reset
+    on it): bad input raises ValueError/TypeError before any work.
+    """
+
+    def __init__(self, preset, closure="none", every: int | None = None, *,
+                 closure_kwargs: dict | None = None, members: int = 1, seed: int | None = 0,
+                 overrides: dict | None = None, initial_hat: np.ndarray | None = None,
+                 t0: float = 0.0):
+        self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
+        self.members = _check_int("members", members, 1)
+        try:
+            self.t0 = float(t0)
+        except (TypeError, ValueError):
+            raise ValueError(f"t0 must be a number, got {t0!r}") from None
+        if not math.isfinite(self.t0):
+            raise ValueError(f"t0 must be finite, got {t0!r}")
+        self.closure = closure
+        self.closure_kwargs = dict(closure_kwargs or {})
+        self.every = every
+        self.seed = seed
+        self.overrides = dict(overrides or {})
+        if initial_hat is not None:
+            initial_hat = np.asarray(initial_hat)
+            if initial_hat.ndim != 3 or initial_hat.shape[0] != self.members:
+                raise ValueError(f"initial_hat must have shape (members={self.members}, n, "
+                                 f"n//2+1), got {initial_hat.shape}")
+        self.initial_hat = initial_hat
+        spec = self.spec(0, 1, t_end=self.t0)
+        self.template = make_simulation(spec).solver     # checks preset, overrides, closure
+        self.grid: Grid = self.template.grid
+        self.closure_name = (closure if isinstance(closure, str)
+                             else getattr(self.template.closure, "name", None))
+
+    def spec(self, first_member: int, members: int, t_end: float,
+             output_every: float | None = None, wisdom=None, blowup_dir=None) -> BatchSpec:
+        """The task spec of members ``first_member … first_member+members−1``."""
+        init = None
+        if self.initial_hat is not None:
+            init = np.ascontiguousarray(self.initial_hat[first_member:first_member + members])
+        return BatchSpec(preset=self.preset, closure=self.closure,
+                         closure_kwargs=self.closure_kwargs, every=self.every, seed=self.seed,
+                         first_member=first_member, members=members, overrides=self.overrides,
+                         t0=self.t0, t_end=float(t_end), output_every=output_every,
+                         initial_hat=init, wisdom=wisdom,
+                         blowup_dir=None if blowup_dir is None else os.fspath(blowup_dir))
+
+    def batches(self, batch_size: int) -> list[tuple[int, int]]:
+        """(first_member, members) of each batch of at most ``batch_size`` members."""
+        b = _check_int("batch_size", batch_size, 1)
+        return [(m0, min(b, self.members - m0)) for m0 in range(0, self.members, b)]
+
+    def _metadata(self, metadata: dict | None, execution: dict) -> dict:
+        meta = {"preset": self.preset.to_dict(), "closure_kwargs": self.closure_kwargs,
+                "initial": "given (initial_hat)" if self.initial_hat is not None else "preset",
+                "t0": self.t0}
+        meta.update(metadata or {})
+        meta["execution"] = execution
+        return meta
+
+    # ------------------------------------------------------------------ running
+    def run(self, t_end: float, out=None, output_every: float | None = None, *,
+            workers: int | None = None, scheduler: str | None = None, client=None,
+            batch_size: int | None = None, progress: bool = True, overwrite: bool = False,
+            restart_every: float | None = None, metadata: dict | None = None,
+            connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+            task: Callable[[BatchSpec], dict] | None = None) -> RunResult:
+        """Run every member until time ``t_end`` (absolute) and write ``out``/trajectory.nc and
+        run.json (see :meth:`hybrid.simulation.Simulation.run`).
+
+        With none of ``workers``, ``scheduler`` (an address) or ``client`` (a
+        ``distributed.Client``), all members run batched in this process. Otherwise the batches
+        (``batch_size`` members each) run as Dask tasks (``task``, default :func:`run_batch`);
+        ``connect_timeout`` bounds the wait for ``scheduler``. A blow-up raises
+        :class:`~solvers.BlowUpError` after run.json (status "blew up") and the records all
+        batches have are written.
+        """
+        chosen = [k for k, v in (("workers", workers), ("scheduler", scheduler),
+                                 ("client", client)) if v is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"give at most one of workers, scheduler and client; got "
+                             f"{', '.join(chosen)}")
+        if not chosen:
+            if batch_size is not None and batch_size < self.members:
+                raise ValueError("batch_size splits members into Dask tasks: it needs workers, "
+                                 "scheduler or client")
+            spec = self.spec(0, self.members, t_end, output_every, blowup_dir=out)
+            sim = make_simulation(spec, self._metadata(metadata, {"mode": "in-process"}))
+            sim.closure_name = self.closure_name or sim.closure_name
+            return sim.run(t_end, out=out, output_every=output_every, progress=progress,
+                           restart_every=restart_every, overwrite=overwrite)
+        return self._run_dask(t_end, out, output_every, workers=workers, scheduler=scheduler,
+                              client=client, batch_size=batch_size, progress=progress,
+                              overwrite=overwrite, restart_every=restart_every,
+                              metadata=metadata, connect_timeout=connect_timeout,
+                              task=task or run_batch)
+
+    def _run_dask(self, t_end, out, output_every, *, workers, scheduler, client, batch_size,
+                  progress, overwrite, restart_every, metadata, connect_timeout, task):
+        # --- everything checked before connecting, nothing written before the results are in
+        if restart_every is not None:
+            raise ValueError("restart_every is not supported for Dask runs (the tasks write no "
+                             "restart files); run in one process for restarts")
+        if out is None:
+            raise ValueError("a Dask run needs out, the folder for its trajectory")
+        out = check_out_folder(out, overwrite)
+        try:
+            t_end = float(t_end)
+        except (TypeError, ValueError):
+            raise ValueError(f"t_end must be a number, got {t_end!r}") from None
+        if not math.isfinite(t_end) or t_end < self.t0:
+            raise ValueError(f"t_end must be finite and ≥ t0={self.t0:g}, got {t_end!r}")
+        if output_every is not None and not (math.isfinite(float(output_every))
+                                             and float(output_every) > 0):
+            raise ValueError(f"output_every must be finite and > 0, got {output_every!r}")
+        if batch_size is not None:
+            _check_int("batch_size", batch_size, 1)
+        if not isinstance(overwrite, bool):
+            raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+
+        wall0 = time.perf_counter()
+        own_client = client is None
+        cluster = None
+        if own_client:
+            client, cluster = connect(scheduler=scheduler, workers=workers,
+                                      timeout=connect_timeout)
+        connected = time.perf_counter()
+        results: list[dict] = []
+        try:
+            nworkers = max(len(client.scheduler_info().get("workers", {})), 1)
+            if batch_size is None:
+                batch_size = -(-self.members // nworkers)
+            batches = self.batches(batch_size)
+            if len(batches) > 1 and not self.template.fixed_dt:
+                raise ValueError("a CFL-chosen dt (dt='cfl') depends on the fastest member of a "
+                                 "batch, so batches would step differently; give a fixed dt or "
+                                 "run all members in one batch")
+            wisdom = fft.export_wisdom()
+            run_id = uuid.uuid4().hex[:10]
+            specs = [self.spec(m0, b, t_end, output_every, wisdom=wisdom, blowup_dir=out)
+                     for m0, b in batches]
+            futures = [client.submit(task, sp, key=f"hybrid-batch-{sp.first_member:06d}-{run_id}",
+                                     pure=False) for sp in specs]
+            results = self._gather(client, futures, progress)
+        finally:
+            if own_client:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        gathered = time.perf_counter()
+
+        # --- one trajectory with all members, and run.json
+        out.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for name in (RUN_JSON, RESTART):
+                (out / name).unlink(missing_ok=True)
+        results.sort(key=lambda r: r["first_member"])
+        blowups = [r["blowup"] for r in results if r["blowup"] is not None]
+        traj = out / TRAJECTORY
+        records = write_gathered_trajectory(traj, self.template, self.members, results,
+                                            overwrite=overwrite)
+        io_s = time.perf_counter() - gathered
+        tim = [r["timings"] for r in results]
+        r0 = results[0]
+        last_t = float(r0["time"][records - 1]) if records else self.t0
+        result = RunResult(
+            status="blew up" if blowups else "ok", trajectory=traj, run_json=out / RUN_JSON,
+            restart=None, members=self.members,
+            steps=max(int(t["steps"]) for t in tim), records=records, t_start=self.t0,
+            t_end=min(float(t["t_end"]) for t in tim) if blowups else float(tim[0]["t_end"]),
+            simulated_time=0.0, wall_s=time.perf_counter() - wall0,
+            solver_s=sum(t["solver_s"] for t in tim), closure_s=sum(t["closure_s"] for t in tim),
+            io_s=io_s + sum(t["io_s"] for t in tim),
+            closure_calls=sum(int(t["closure_calls"]) for t in tim),
+            task_wall_s=sum(t["wall_s"] for t in tim),
+            batches=[{"first_member": r["first_member"], "members": r["members"],
+                      "worker": r["worker"], "wall_s": r["timings"]["wall_s"],
+                      "solver_s": r["timings"]["solver_s"],
+                      "closure_s": r["timings"]["closure_s"],
+                      "closure_calls": r["timings"]["closure_calls"],
+                      "blowup": r["blowup"]} for r in results])
+        result.simulated_time = result.t_end - self.t0
+        address = getattr(client, "scheduler", None)
+        execution = {"mode": "dask", "scheduler": scheduler,
+                     "address": getattr(address, "address", None),
+                     "workers": nworkers, "local_cluster": cluster is not None,
+                     "batch_size": batch_size, "connect_s": connected - wall0,
+                     "tasks_wall_s": gathered - connected, "write_s": io_s,
+                     "batches": result.batches}
+        info = base_info(self.template, self.closure_name, self._metadata(metadata, execution))
+        info.update(members=self.members, first_member=0,
+                    solver_config=dict(self.template.config(), members=self.members,
+                                       first_member=0),
+                    t_start=self.t0, t_end=t_end, output_every=output_every,
+                    restart_every=None, trajectory=TRAJECTORY, restart=None,
+                    status=result.status, steps=result.steps, records=records,
+                    t_final=result.t_end, simulated_time=result.simulated_time,
+                    timings=timing_info(result))
+        if records:
+            info["energy_final"] = np.concatenate([r["energy"][:, records - 1] for r in results])
+        if blowups:
+            info["blowup"] = blowups[0] if len(blowups) == 1 else blowups
+        write_json(out / RUN_JSON, info)
+        if blowups:
+            b = min(blowups, key=lambda d: d["step"])
+            members = sorted(m for d in blowups for m in d["members"])
+            raise BlowUpError(f"{len(blowups)} batch(es) blew up; first: {b['message']} "
+                              f"(member numbers in the whole ensemble: {members})", b["step"],
+                              b["t"], None if b["restart"] is None else Path(b["restart"]),
+                              members)
+        return result
+
+    @staticmethod
+    def _gather(client, futures, progress: bool) -> list[dict]:
+        from distributed import as_completed
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=sum(1 for _ in futures), unit="batch", dynamic_ncols=True)
+        results = []
+        try:
+            for fut in as_completed(futures, loop=client.loop):
+                results.append(fut.result())
+                if bar is not None:
+                    r = results[-1]
+                    bar.set_postfix_str(f"members {r['first_member']}…"
+                                        f"{r['first_member'] + r['members'] - 1} done",
+                                        refresh=False)
+                    bar.update(1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
+
+
+# ------------------------------------------------------------------------------------ DNS init
+def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
+                                   time: float | None = None, solver: str | None = None
+                                   ) -> tuple[np.ndarray, float, dict]:
+    """Initial LES fields from a DNS trajectory (written by ``hybrid dns``): the record at time
+    ``time`` (default the first) of every member, coarse-grained to ``grid`` with
+    :func:`solvers.filters.coarse_grain` (Gaussian filter Δ = 2·dx_LES, then truncation to the
+    LES grid's dealiased modes).
+
+    Returns ``(zeta_hat, t, info)``: spectral fields (members, n, n//2+1) in the solvers'
+    normalisation, the record's time, and a dict describing the source. ``members``, if given,
+    must equal the trajectory's member count; ``solver``, if given, its solver class. Problems
+    raise ValueError / FileNotFoundError naming the file.
+    """
+    from solvers.filters import coarse_grain
+    from solvers.io import open_trajectory
+
+    p = Path(os.fspath(path)).expanduser()
+    with open_trajectory(p) as ds:
+        attrs = dict(ds.attrs)
+        if solver is not None and attrs.get("solver") not in (None, solver):
+            raise ValueError(f"{p} is a {attrs.get('solver')} trajectory; this run needs a "
+                             f"{solver} DNS")
+        nm, nt = int(ds.sizes["member"]), int(ds.sizes["time"])
+        ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
+        if members is not None and nm != members:
+            raise ValueError(f"{p} holds {nm} member(s) but the run has {members}; the DNS "
+                             f"trajectory's member count must match --members")
+        if nt == 0:
+            raise ValueError(f"{p} holds no records")
+        if nx != ny:
+            raise ValueError(f"{p} has a {ny}×{nx} grid; expected a square one")
+        L = float(attrs.get("L", grid.L))
+        if not np.isclose(L, grid.L, rtol=1e-10):
+            raise ValueError(f"{p} is on a box of side L={L:g}; the LES grid has L={grid.L:g}")
+        if grid.n > nx or nx % grid.n:
+            raise ValueError(f"the LES grid n={grid.n} must divide the DNS grid n={nx} of {p}")
+        times = np.asarray(ds["time"].values, dtype=np.float64)
+        if time is None:
+            i = 0
+        else:
+            i = int(np.argmin(np.abs(times - time)))
+            if abs(times[i] - time) > 1e-6 * max(1.0, abs(time)):
+                raise ValueError(f"{p} has no record at t={time:g}; its {nt} records span "
+                                 f"t={times[0]:g}…{times[-1]:g}")
+        zeta = np.asarray(ds["vorticity"].isel(time=i).values, dtype=np.float64)
+    fine = Grid(nx, grid.L)
+    zh = coarse_grain(fine, grid, np.fft.rfft2(zeta))
+    info = {"path": str(p), "time": float(times[i]), "record": i, "dns_n": nx,
+            "members": nm, "filter": "gaussian, delta = 2 dx_les, then truncation"}
+    return np.ascontiguousarray(zh, dtype=np.complex128), float(times[i]), info
+

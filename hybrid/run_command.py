@@ -1,0 +1,192 @@
+"""``hybrid run``: an LES ensemble of a preset with a closure, in one process or on Dask.
+
+::
+
+    hybrid run PRESET --closure NAME [--every K] [--members M] [--t-end T] [--out DIR] [--seed S]
+               [--n N] [--dt DT] [--init DNS_TRAJECTORY [--init-time T0]]
+               [--workers N | --scheduler ADDRESS] [--batch-size B] [--overwrite] ...
+
+Runs on the preset's ``[les]`` grid, from the preset's initial field or, with ``--init``, from the
+coarse-grained vorticity of a DNS trajectory (``hybrid dns``) at time T0 (default its first
+record; the run then starts at T0, so its times line up with the DNS). Writes ``trajectory.nc``
+and ``run.json`` (and ``restart.nc`` with ``--restart-every``) into ``--out``. Everything is
+checked before any work: bad input exits with code 2 and a message naming the argument, with
+nothing written; a blow-up exits with code 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+HELP = "run a hybrid simulation: coarse solver plus a closure"
+
+
+def configure_run(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``hybrid run``."""
+    from .cli import grid_size, nonnegative_float, nonnegative_int, positive_float, \
+        positive_int, time_step
+    p.add_argument("preset", help="preset name (see 'hybrid dns --help') or path of a TOML file")
+    p.add_argument("--closure", required=True, metavar="NAME",
+                   help="closure: a registered name (none, smagorinsky, leith, ...) or "
+                        "'package.module:ClassName'")
+    p.add_argument("--closure-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument of the closure (VALUE read as JSON if it parses, else "
+                        "as a string), e.g. --closure-arg cs=0.2; repeatable")
+    p.add_argument("--every", type=positive_int, default=None, metavar="K",
+                   help="steps between closure calls (default: the closure's own)")
+    p.add_argument("--members", type=positive_int, default=1, help="ensemble members (default 1)")
+    p.add_argument("--t-end", type=positive_float, default=None,
+                   help="simulated time to run (default: the preset's run.t_end)")
+    p.add_argument("--output-every", type=positive_float, default=None, metavar="DT_OUT",
+                   help="time between trajectory records; the final state is recorded too "
+                        "(default: the preset's output_every)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/run-<preset>-<closure>)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--n", type=grid_size, default=None,
+                   help="LES grid points per side (default: the preset's [les] grid)")
+    p.add_argument("--dt", type=time_step, default=None,
+                   help="time step, or 'cfl' for a CFL-chosen step (default: the preset's LES dt)")
+    p.add_argument("--threads", type=positive_int, default=None, help="FFTW threads")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="working precision of the solver (the trajectory is stored as float32)")
+    p.add_argument("--init", type=Path, default=None, metavar="DNS_TRAJECTORY",
+                   help="start from the coarse-grained vorticity of this DNS trajectory (one DNS "
+                        "member per run member)")
+    p.add_argument("--init-time", type=nonnegative_float, default=None, metavar="T0",
+                   help="time of the --init record to start from (default: its first record)")
+    p.add_argument("--restart-every", type=positive_float, default=None, metavar="DT_RESTART",
+                   help="write restart.nc every DT_RESTART time units and at the end "
+                        "(one-process runs only)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                       help="run batches of members on a local Dask cluster of N worker "
+                            "processes")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run batches of members on the Dask cluster at ADDRESS "
+                            "(e.g. tcp://127.0.0.1:8786)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
+                   help="members per Dask task (default: members spread evenly over the workers)")
+    p.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="how long to try to reach --scheduler (default 10)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier run in --out")
+
+
+def _closure_kwargs(pairs: list[str]) -> dict:
+    from .cli import UsageError
+    out = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--closure-arg expects KEY=VALUE with KEY a Python name, got "
+                             f"{item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def run_main(args: argparse.Namespace) -> int:
+    """The handler of ``hybrid run``; returns the exit code."""
+    from solvers import BlowUpError
+
+    from .cli import EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir
+    from .config import PresetError, load_preset
+    from .ensemble import Ensemble, SchedulerUnreachable, coarse_initial_from_trajectory
+    from .simulation import OUTPUTS
+
+    # --- everything is checked before anything is written
+    try:
+        preset = load_preset(args.preset)
+    except PresetError as e:
+        raise UsageError(str(e)) from None
+    if not preset.les:
+        raise UsageError(f"preset {preset.name!r} has no [les] section, so it has no coarse grid "
+                         f"for 'hybrid run'")
+    dask = args.workers is not None or args.scheduler is not None
+    if args.init_time is not None and args.init is None:
+        raise UsageError("--init-time needs --init (the DNS trajectory to start from)")
+    if args.restart_every is not None and dask:
+        raise UsageError("--restart-every works for one-process runs only, not with --workers "
+                         "or --scheduler")
+    if args.batch_size is not None and not dask:
+        raise UsageError("--batch-size needs --workers or --scheduler")
+    kwargs = _closure_kwargs(args.closure_arg)
+    try:
+        from closures.registry import get_closure
+        get_closure(args.closure, **kwargs)
+    except (ValueError, TypeError) as e:
+        flag = "--closure/--closure-arg" if kwargs else "--closure"
+        raise UsageError(f"{flag} {args.closure}: {e}") from None
+
+    run_cfg = dict(preset.run)
+    t_end = args.t_end if args.t_end is not None else run_cfg["t_end"]
+    output_every = args.output_every if args.output_every is not None else run_cfg["output_every"]
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", args.closure).strip("-") or "closure"
+    out = args.out if args.out is not None else Path("runs") / f"run-{preset.name}-{tag}"
+    out = check_output_dir(out, args.overwrite, outputs=OUTPUTS)
+    overrides = {k: v for k, v in (("n", args.n), ("dt", args.dt), ("threads", args.threads),
+                                   ("dtype", args.dtype)) if v is not None}
+    flags = ", ".join(f"--{k}" for k in overrides)
+    settings = f" (command-line settings: {flags})" if flags else ""
+    try:
+        probe = preset.make_solver("les", members=1, seed=args.seed, **overrides)
+    except ValueError as e:
+        raise UsageError(f"{e}{settings}") from None
+    if dask and args.members > 1 and not probe.fixed_dt and \
+            (args.batch_size is None or args.batch_size < args.members):
+        raise UsageError("--dt cfl (a CFL-chosen step) would differ between Dask batches; give a "
+                         "fixed --dt or --batch-size equal to --members")
+
+    initial_hat, t0, init_info = None, 0.0, None
+    if args.init is not None:
+        try:
+            initial_hat, t0, init_info = coarse_initial_from_trajectory(
+                args.init, probe.grid, members=args.members, time=args.init_time,
+                solver=preset.solver)
+        except (ValueError, OSError) as e:
+            what = f"--init {args.init}" + (f" --init-time {args.init_time:g}"
+                                            if args.init_time is not None else "")
+            raise UsageError(f"{what}: {e}") from None
+    try:
+        ens = Ensemble(preset, args.closure, args.every, closure_kwargs=kwargs,
+                       members=args.members, seed=args.seed, overrides=overrides,
+                       initial_hat=initial_hat, t0=t0)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--closure {args.closure}: {e}{settings}") from None
+
+    # --- the run
+    s = ens.template
+    where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
+             f"local Dask cluster of {args.workers} worker(s)" if args.workers else "one process")
+    start = f"coarse-grained {args.init} at t={t0:g}" if args.init else "the preset's field"
+    print(f"hybrid run: {preset.name} LES ({type(s).__name__}, {s.grid.n}², dt={s.dt:g}"
+          f"{'' if s.fixed_dt else ' (CFL-chosen)'}), closure {args.closure} every "
+          f"{s.closure.every} steps, {args.members} member(s) from {start}, on {where} → {out}",
+          file=sys.stderr)
+    metadata = {"command": "run", "argv": getattr(args, "argv", None), "init": init_info}
+    try:
+        res = ens.run(t0 + t_end, out, output_every, workers=args.workers,
+                      scheduler=args.scheduler, batch_size=args.batch_size, progress=True,
+                      overwrite=args.overwrite, restart_every=args.restart_every,
+                      metadata=metadata, connect_timeout=args.connect_timeout)
+    except SchedulerUnreachable as e:
+        raise UsageError(f"--scheduler {args.scheduler}: {e}") from None
+    except BlowUpError as e:
+        print(f"hybrid run: {e}", file=sys.stderr)
+        return EXIT_BLOWUP
+    except KeyboardInterrupt:
+        print("hybrid run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    per = res.wall_per_time_unit()
+    share = res.closure_s / (res.closure_s + res.solver_s) if res.closure_s + res.solver_s else 0
+    print(f"hybrid run: {res.records} records in {res.trajectory}; {res.steps} steps, "
+          f"{res.closure_calls} closure calls in {res.wall_s:.1f} s ({per['total']:.3g} s per "
+          f"time unit; closure {100 * share:.0f}% of the compute)", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,476 @@
+"""Hybrid simulations: a (coarse) solver plus a closure, run with output, timings and restarts.
+
+::
+
+    from hybrid.config import load_preset
+    from hybrid.simulation import Simulation
+
+    preset = load_preset("kolmogorov")
+    solver = preset.make_solver("les", members=8, seed=0)
+    solver.set_vorticity(preset.initial_vorticity(solver))
+    sim = Simulation(solver, "smagorinsky", every=2)          # or a Closure instance
+    result = sim.run(t_end=20, out="runs/demo", output_every=0.5, restart_every=5)
+    result.wall_per_time_unit()    # {'total': ..., 'solver': ..., 'closure': ...} seconds per t.u.
+
+    sim = Simulation.from_restart("runs/demo/restart.nc", "smagorinsky")
+    sim.run(t_end=40, out="runs/demo-continued")              # bit-identical continuation
+
+``run(t_end, out=...)`` writes into the folder ``out``:
+
+* ``trajectory.nc`` — :class:`solvers.io.TrajectoryWriter` records at the start, at the first step
+  on or after every ``output_every`` time units and at the end (its attributes hold the solver
+  configuration, the closure's class and ``every``);
+* ``run.json`` — status, solver configuration, closure (name, class, every), caller's
+  ``metadata`` (e.g. the preset), steps, records and timings: wall seconds in total, in the
+  solver's steps (closure excluded), in the closure (``solver.timers['closure']``) and in output;
+  closure calls; wall seconds per simulated time unit split into solver and closure. Written at the
+  end, also when the run blows up (status "blew up", the error re-raised) or is interrupted;
+* ``restart.nc`` — with ``restart_every``, :func:`solvers.io.write_restart` (atomic) at the first
+  step on or after every ``restart_every`` time units and at the end.
+
+Every random draw comes from generators seeded by the solver's and the closure's seeds, so the same
+seeds give the same run, bit for bit, and a run continued from a restart file is bit-identical to
+one that never stopped (the restart holds the state, RNG states, held closure term, closure state
+and FFTW wisdom).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from solvers import BlowUpError
+from solvers.io import TrajectoryWriter, load_restart, read_restart, write_restart
+
+TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
+OUTPUTS = (TRAJECTORY, RUN_JSON, RESTART)
+
+
+@dataclass
+class RunResult:
+    """What a run did and what it cost.
+
+    ``wall_s`` is the wall time of the whole run; ``solver_s`` the time in the solver's steps
+    without the closure, ``closure_s`` the time in the closure (``solver.timers['closure']``),
+    ``io_s`` the time writing trajectory records and restarts. For an ensemble run on a Dask
+    cluster (see :mod:`hybrid.ensemble`), ``solver_s``, ``closure_s`` and ``task_wall_s`` are summed
+    over the tasks (worker seconds) while ``wall_s`` is the client's wall time, and ``batches``
+    lists the tasks.
+    """
+    status: str
+    trajectory: Path | None
+    run_json: Path | None
+    restart: Path | None
+    members: int
+    steps: int
+    records: int
+    t_start: float
+    t_end: float
+    simulated_time: float
+    wall_s: float
+    solver_s: float
+    closure_s: float
+    io_s: float
+    closure_calls: int
+    task_wall_s: float | None = None
+    batches: list[dict] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def wall_per_time_unit(self) -> dict[str, float | None]:
+        """Wall seconds per simulated time unit: 'total', 'solver' and 'closure'."""
+        T = self.simulated_time
+        if not T > 0:
+            return {"total": None, "solver": None, "closure": None}
+        return {"total": self.wall_s / T, "solver": self.solver_s / T,
+                "closure": self.closure_s / T}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("trajectory", "run_json", "restart"):
+            d[key] = None if d[key] is None else str(d[key])
+        d["wall_per_time_unit"] = self.wall_per_time_unit()
+        return d
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    return repr(o)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON, atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _time_arg(name: str, v, allow_none: bool = True) -> float | None:
+    if v is None and allow_none:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    return x
+
+
+def check_out_folder(out, overwrite: bool, outputs=OUTPUTS) -> Path:
+    """Check, touching nothing, that ``out`` is (or can be made) a folder without our outputs
+    (unless ``overwrite``). Raises FileExistsError / NotADirectoryError / PermissionError."""
+    out = Path(os.fspath(out)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output folder {out} exists and is not a directory")
+    if out.is_dir():
+        present = [name for name in outputs if (out / name).exists()]
+        if present and not overwrite:
+            raise FileExistsError(f"output folder {out} already holds {', '.join(present)}; "
+                                  f"choose another folder or pass overwrite=True")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(f"output folder {out} is not writable")
+        return out
+    existing = out.parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"output folder {out} cannot be created: {existing} is not a "
+                                 f"directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {out} cannot be created: {existing} is not writable")
+    return out
+
+
+def closure_info(closure, name: str | None = None) -> dict[str, Any]:
+    """How a closure is described in run.json: registry name, class, every, repr."""
+    if closure is None:
+        return {"name": "none", "class": None, "every": None, "repr": None}
+    return {"name": name or getattr(closure, "name", None) or type(closure).__name__,
+            "class": f"{type(closure).__module__}.{type(closure).__qualname__}",
+            "every": int(getattr(closure, "every", 0) or 0), "repr": repr(closure)}
+
+
+def base_info(solver, closure_name: str | None, metadata: dict | None) -> dict[str, Any]:
+    """The run.json fields that describe the configuration (caller's metadata first)."""
+    info = dict(metadata or {})
+    info.update({
+        "solver": type(solver).__name__,
+        "kind": getattr(solver, "kind", None),
+        "solver_config": solver.config(),
+        "n": solver.grid.n,
+        "L": solver.grid.L,
+        "members": solver.members,
+        "first_member": getattr(solver, "first_member", 0),
+        "seed": solver.seed,
+        "dt": solver.dt,
+        "fixed_dt": getattr(solver, "fixed_dt", True),
+        "closure": closure_info(solver.closure, closure_name),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    return info
+
+
+def timing_info(result: RunResult) -> dict[str, Any]:
+    """The 'timings' block of run.json."""
+    wall = result.wall_s
+    return {
+        "wall_s": wall,
+        "solver_s": result.solver_s,
+        "closure_s": result.closure_s,
+        "io_s": result.io_s,
+        "other_s": None if result.task_wall_s is not None
+        else wall - result.solver_s - result.closure_s - result.io_s,
+        "task_wall_s": result.task_wall_s,
+        "closure_calls": result.closure_calls,
+        "closure_fraction": (result.closure_s / (result.closure_s + result.solver_s)
+                             if result.closure_s + result.solver_s > 0 else None),
+        "steps_per_s": result.steps / wall if wall > 0 else None,
+        "simulated_time_per_wall_s": result.simulated_time / wall if wall > 0 else None,
+        "member_time_units_per_wall_s": (result.members * result.simulated_time / wall
+                                         if wall > 0 else None),
+        "wall_per_time_unit": result.wall_per_time_unit(),
+    }
+
+
+def _build_closure(closure, closure_kwargs: dict | None):
+    """A closure instance from an instance or a registry name (``closures.registry``)."""
+    if isinstance(closure, str):
+        from closures.registry import get_closure
+        return get_closure(closure, **(closure_kwargs or {})), closure
+    if closure_kwargs:
+        raise ValueError("closure_kwargs are only used with a closure name, not an instance")
+    return closure, None
+
+
+# ------------------------------------------------------------------------------------- simulation
+class Simulation:
+    """A solver with a closure attached, run with output, timings and restart files.
+
+    ``Simulation(solver, closure=None, every=None, *, closure_kwargs=None, metadata=None)``:
+    ``closure`` is a closure instance (see ``closures.base.Closure``), a registry name such as
+    'smagorinsky' or 'package.module:Class' (built with ``closure_kwargs``), or None to keep the
+    closure already attached to ``solver`` (none for a fresh solver). ``every`` overrides the
+    closure's refresh period. The closure is attached with ``solver.set_closure(closure, every)``,
+    which resets it for the solver's grid, members and seed. ``metadata`` (e.g. the preset as a
+    dict) is copied into run.json.
+    """
+
+    def __init__(self, solver, closure=None, every: int | None = None, *,
+                 closure_kwargs: dict | None = None, metadata: dict | None = None):
+        for attr in ("set_closure", "step", "get_state", "timers", "config"):
+            if not hasattr(solver, attr):
+                raise TypeError(f"solver must be a PseudoSpectralSolver (it lacks {attr!r}), got "
+                                f"{type(solver).__name__}")
+        if every is not None and (isinstance(every, bool) or not isinstance(every, (int,
+                                                                                      np.integer))
+                                  or every < 1):
+            raise ValueError(f"every must be an integer ≥ 1 (steps between closure calls), got "
+                             f"{every!r}")
+        self.solver = solver
+        closure, name = _build_closure(closure, closure_kwargs)
+        if closure is not None:
+            solver.set_closure(closure, every)
+            self.closure_name = name or getattr(closure, "name", None) or type(closure).__name__
+        else:
+            if every is not None:
+                if solver.closure is None:
+                    raise ValueError("every was given but there is no closure to call")
+                solver.closure.every = int(every)
+            c = solver.closure
+            self.closure_name = None if c is None else (getattr(c, "name", None)
+                                                        or type(c).__name__)
+        self.metadata = dict(metadata or {})
+
+    @property
+    def closure(self):
+        return self.solver.closure
+
+    # ------------------------------------------------------------------ restarts
+    @classmethod
+    def from_restart(cls, path, closure=None, every: int | None = None, *,
+                     closure_kwargs: dict | None = None, metadata: dict | None = None,
+                     **overrides) -> "Simulation":
+        """Rebuild a simulation from a restart file (written by :meth:`run` or
+        :meth:`save_restart`) so that it continues bit-identically.
+
+        ``closure`` must be configured as in the saved run (same class and settings; restarts store
+        its class, ``every`` and state — RNG states — but not its constructor arguments): an
+        instance, or a registry name built with ``closure_kwargs``. Its ``every`` defaults to the
+        saved one. ``overrides`` go to :func:`solvers.io.read_restart` (e.g. ``blowup_dir=``).
+        """
+        closure, name = _build_closure(closure, closure_kwargs)
+        if closure is not None:
+            if every is None:
+                saved = load_restart(path)["closure_every"]
+                every = saved or None
+            if every is not None:
+                if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or \
+                        every < 1:
+                    raise ValueError(f"every must be an integer ≥ 1, got {every!r}")
+                closure.every = int(every)
+        solver = read_restart(path, closure, **overrides)
+        sim = cls(solver, None, metadata=metadata)
+        if name is not None:
+            sim.closure_name = name
+        sim.metadata.setdefault("restarted_from", str(Path(path)))
+        return sim
+
+    def save_restart(self, path) -> Path:
+        """Write a restart file of the current state (atomic replace); returns its path."""
+        return write_restart(self.solver, path)
+
+    # ------------------------------------------------------------------ running
+    def run(self, t_end: float, out=None, output_every: float | None = None,
+            progress: bool = True, restart_every: float | None = None, overwrite: bool = False,
+            callback: Callable[[Any], None] | None = None) -> RunResult:
+        """Step the solver until its time reaches ``t_end`` (an absolute time, within dt/2).
+
+        ``out``: folder for trajectory.nc, run.json and restart.nc (None: write nothing).
+        ``output_every``: time between trajectory records (None: the start and the end only);
+        the first and the final state are always recorded. ``restart_every``: time between restart
+        files (needs ``out``; the end state is saved too). ``overwrite``: replace the outputs of an
+        earlier run in ``out`` (else FileExistsError before any work). ``callback(solver)`` is
+        called at every record (also without ``out``). ``progress``: a tqdm bar.
+
+        On :class:`~solvers.BlowUpError` (and KeyboardInterrupt) the trajectory keeps its records,
+        run.json is written with the status, and the error is re-raised.
+        """
+        s = self.solver
+        try:
+            t_end = float(t_end)
+        except (TypeError, ValueError):
+            raise ValueError(f"t_end must be a number, got {t_end!r}") from None
+        if not math.isfinite(t_end) or t_end < s.t:
+            raise ValueError(f"t_end must be finite and ≥ the current time {s.t:g}, got {t_end!r}")
+        output_every = _time_arg("output_every", output_every)
+        restart_every = _time_arg("restart_every", restart_every)
+        if not isinstance(overwrite, bool):
+            raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+        if restart_every is not None and out is None:
+            raise ValueError("restart_every needs out, the folder for restart.nc")
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback must be callable, got {callback!r}")
+
+        traj = run_json = restart_path = None
+        if out is not None:
+            out = check_out_folder(out, overwrite)
+            traj, run_json, restart_path = out / TRAJECTORY, out / RUN_JSON, out / RESTART
+        info = base_info(s, self.closure_name, self.metadata)
+        info.update(t_start=s.t, t_end=t_end, output_every=output_every,
+                    restart_every=restart_every,
+                    trajectory=None if traj is None else TRAJECTORY,
+                    restart=None if restart_every is None else RESTART)
+
+        t_start, step0 = s.t, s.step_count
+        calls0, clo0 = s.closure_calls, s.timers.get("closure", 0.0)
+        solver_s = io_s = 0.0
+        records = 0
+        last_record = last_restart = None
+        status, error = "running", None
+        writer = None
+        wall0 = time.perf_counter()
+        bar = None
+
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                for name in (RUN_JSON, RESTART):
+                    (out / name).unlink(missing_ok=True)
+            if getattr(s, "blowup_dir", "") is None:
+                s.blowup_dir = out
+
+        def record():
+            nonlocal records, last_record, io_s
+            t0 = time.perf_counter()
+            if writer is not None:
+                writer.write(s)
+            if callback is not None:
+                callback(s)
+            records += 1
+            last_record = s.step_count
+            io_s += time.perf_counter() - t0
+
+        def save():
+            nonlocal last_restart, io_s
+            t0 = time.perf_counter()
+            write_restart(s, restart_path)
+            last_restart = s.step_count
+            io_s += time.perf_counter() - t0
+
+        try:
+            if traj is not None:
+                t0 = time.perf_counter()
+                writer = TrajectoryWriter(traj, s, overwrite=overwrite)
+                io_s += time.perf_counter() - t0
+            if progress:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=round(t_end - t_start, 10), unit="t.u.", dynamic_ncols=True,
+                           bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
+                                      "{postfix}]")
+            if writer is not None or callback is not None:
+                record()
+            next_out = None if output_every is None else t_start + output_every
+            next_restart = None if restart_every is None else t_start + restart_every
+            last_draw = time.perf_counter()
+            while s.t < t_end - 0.5 * s.dt:
+                t0 = time.perf_counter()
+                s.step(1)
+                solver_s += time.perf_counter() - t0
+                if next_out is not None and s.t >= next_out - 1e-9 * output_every:
+                    if writer is not None or callback is not None:
+                        record()
+                    while next_out <= s.t + 1e-9 * output_every:
+                        next_out += output_every
+                if next_restart is not None and s.t >= next_restart - 1e-9 * restart_every:
+                    save()
+                    while next_restart <= s.t + 1e-9 * restart_every:
+                        next_restart += restart_every
+                if bar is not None:
+                    now = time.perf_counter()
+                    if now - last_draw > 0.2:
+                        last_draw = now
+                        self._draw(bar, t_start, step0, wall0, clo0, now)
+            if (writer is not None or callback is not None) and last_record != s.step_count:
+                record()
+            if restart_every is not None and last_restart != s.step_count:
+                save()
+            if bar is not None:
+                self._draw(bar, t_start, step0, wall0, clo0, time.perf_counter())
+            status = "ok"
+        except BlowUpError as e:
+            status, error = "blew up", e
+            info["blowup"] = {"step": e.step, "t": e.t, "members": e.members,
+                              "restart": None if e.restart_path is None else str(e.restart_path),
+                              "message": str(e)}
+            raise
+        except KeyboardInterrupt as e:
+            status, error = "interrupted", e
+            raise
+        except Exception as e:
+            status, error = "failed", e
+            info["error"] = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+            wall = time.perf_counter() - wall0
+            closure_s = s.timers.get("closure", 0.0) - clo0
+            result = RunResult(
+                status=status, trajectory=traj, run_json=run_json,
+                restart=restart_path if last_restart is not None else None,
+                members=s.members, steps=s.step_count - step0, records=records, t_start=t_start,
+                t_end=s.t, simulated_time=s.t - t_start, wall_s=wall,
+                solver_s=max(solver_s - closure_s, 0.0), closure_s=closure_s, io_s=io_s,
+                closure_calls=s.closure_calls - calls0)
+            self.last_result = result
+            if run_json is not None:
+                info.update(status=status, steps=result.steps, records=records,
+                            t_final=s.t, simulated_time=result.simulated_time,
+                            timings=timing_info(result))
+                if status == "ok":
+                    info["energy_final"] = s.energy()
+                try:
+                    write_json(run_json, info)
+                except OSError:
+                    if error is None:
+                        raise
+        return result
+
+    def _draw(self, bar, t_start, step0, wall0, clo0, now) -> None:
+        s = self.solver
+        elapsed = max(now - wall0, 1e-9)
+        rate = (s.step_count - step0) / elapsed
+        share = (s.timers.get("closure", 0.0) - clo0) / elapsed
+        bar.n = min(bar.total, round(s.t - t_start, 10))
+        post = f"t={s.t:.4g}, {rate:.1f} steps/s"
+        if s.closure is not None:
+            post += f", closure {100 * share:.0f}%"
+        bar.set_postfix_str(post, refresh=False)
+        bar.refresh()
+
+
+def expected_closure_calls(step0: int, steps: int, every: int) -> int:
+    """Closure calls in steps ``step0 … step0+steps−1``: those whose number is a multiple of
+    ``every`` (the solver refreshes at the start of such steps)."""
+    if steps <= 0:
+        return 0
+    return (step0 + steps - 1) // every - (step0 - 1) // every
