@@ -40,6 +40,9 @@ class BlowUpError(RuntimeError):
         super().__init__(message)
         self.step, self.t, self.restart_path, self.members = step, t, restart_path, list(members)
 
+    def __reduce__(self):                      # picklable (Dask ships exceptions between processes)
+        return (BlowUpError, (str(self), self.step, self.t, self.restart_path, self.members))
+
 
 @dataclass
 class ClosureState:
@@ -97,7 +100,8 @@ class PseudoSpectralSolver:
     a CFL-chosen step (``cfl`` the target Courant number, ``dt_max`` its cap), ``members`` ensemble
     size, ``seed`` for every random draw: member m draws from child ``first_member + m`` of
     ``SeedSequence(seed)``, so members m0…m0+M−1 of a larger ensemble can be run on their own
-    (bit-identical to the same members of the full batch), ``threads`` FFTW threads,
+    (bit-identical to the same members of the full batch when dt is fixed: a CFL-chosen dt follows
+    the fastest member of the batch), ``threads`` FFTW threads,
     ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
     """
 
