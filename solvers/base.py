@@ -175,6 +175,8 @@ class PseudoSpectralSolver:
                 raise ValueError(f"forcing must be a finite array of shape {g.shape}, got "
                                  f"shape {f.shape}")
             self._forcing_hat[0] = self.forward(f[None])[0]
+        self._has_forcing = forcing is not None
+        self._budget_terms = np.zeros(3, np.bool_)
         self.ring = RingForcing(g, **ring) if ring else None
         self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
                                                                               self.cdtype)
@@ -426,6 +428,8 @@ class PseudoSpectralSolver:
         if self.ring is not None:
             self.ring.draw(self.rngs, self.dt, self._noise_hat)
         self._sum_sources()
+        self._budget_terms[:] = (self._has_forcing, self.ring is not None,
+                                 self.closure is not None)
         st, g, N = self.stepper, self._rhs_source, self._N
         args = (self._kx, self._ky, self._mask, g)
         for k, sg in enumerate(st.stages):
@@ -443,7 +447,7 @@ class PseudoSpectralSolver:
         kernels.final_stage(fwd.spectral, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,
                             self._inv_k2, self._scale, inv.spectral, self._flags,
                             self.track_budget, self._forcing_hat, self._noise_hat,
-                            self._closure_hat, self.mu, self._visc, self.grid.weight,
+                            self._closure_hat, self._budget_terms, self.mu, self._visc,
                             1.0 / self.grid.n**4, self._budget_rates)
         if self._flags.any():
             self._blowup("non-finite vorticity", np.flatnonzero(self._flags))

@@ -137,22 +137,24 @@ def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
 
 @_jit
 def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale, prep,
-                flags, budget, f, xi, c, drag, visc, weight, norm, rates):
+                flags, budget, f, xi, c, terms, drag, visc, norm, rates):
     """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·(n2 + n3) + c3·N (the new state);
     its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
     coefficient is not finite.
 
     If ``budget``: rates[m] = the energy and enstrophy rates of each term at the midpoint
     ζ = (u + out)/2. For a vorticity source S, dE/dt = −⟨ψS⟩ = norm·Σ w Re(ζ̂ Ŝ*)/|k|² and
-    dZ/dt = ⟨ζS⟩ = norm·Σ w Re(ζ̂ Ŝ*), with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight and
-    norm = 1/n⁴. Columns: E by forcing f, noise xi, closure c, drag (−drag·ζ), viscosity
-    (−visc·ζ); then Z by the same five.
+    dZ/dt = ⟨ζS⟩ = norm·Σ w Re(ζ̂ Ŝ*), with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight (1 on
+    the kx = 0 and Nyquist columns, 2 elsewhere) and norm = 1/n⁴. Columns: E by forcing f, noise
+    xi, closure c, drag (−drag·ζ), viscosity (−visc·ζ); then Z by the same five. ``terms`` =
+    (has f, has xi, has c): absent sources are not read.
     """
     M, n, nk = u.shape
     gb = g.shape[0] > 1
     fb = f.shape[0] > 1
     xb = xi.shape[0] > 1
     cb = c.shape[0] > 1
+    has_f, has_x, has_c = terms[0], terms[1], terms[2]
     for m in range(M):
         gm = m if gb else 0
         fm = m if fb else 0
@@ -176,27 +178,30 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
                 if budget:
                     zr = 0.5 * (uo.real + x.real)
                     zi = 0.5 * (uo.imag + x.imag)
-                    w = weight[j, i]
+                    w = 1.0 if (i == 0 or i == nk - 1) else 2.0
                     ik = inv_k2[j, i]
-                    fv = f[fm, j, i]
-                    xv = xi[xm, j, i]
-                    cv = c[cm, j, i]
-                    pf = w * (zr * fv.real + zi * fv.imag)
-                    px = w * (zr * xv.real + zi * xv.imag)
-                    pc = w * (zr * cv.real + zi * cv.imag)
                     zz = w * (zr * zr + zi * zi)
                     pd = -drag * zz
                     pv = -visc[j, i] * zz
-                    e0 += pf * ik
-                    e1 += px * ik
-                    e2 += pc * ik
                     e3 += pd * ik
                     e4 += pv * ik
-                    z0 += pf
-                    z1 += px
-                    z2 += pc
                     z3 += pd
                     z4 += pv
+                    if has_f:
+                        fv = f[fm, j, i]
+                        pf = w * (zr * fv.real + zi * fv.imag)
+                        e0 += pf * ik
+                        z0 += pf
+                    if has_x:
+                        xv = xi[xm, j, i]
+                        px = w * (zr * xv.real + zi * xv.imag)
+                        e1 += px * ik
+                        z1 += px
+                    if has_c:
+                        cv = c[cm, j, i]
+                        pc = w * (zr * cv.real + zi * cv.imag)
+                        e2 += pc * ik
+                        z2 += pc
         flags[m] = 0 if total < np.inf else 1
         if budget:
             rates[m, 0] = e0 * norm
