@@ -10,12 +10,11 @@ venv: $(STAMP)
 
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hybrid dns kolmogorov --n 128 --dt 4e-3 --spinup 0 --t-end 10 --every 0.5 --overwrite --out runs/demo
+	$(VENV)/bin/hybrid bench --size demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -23,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=median,iqr,rounds
 	$(PY) -m benchmarks.report
+	$(VENV)/bin/hybrid bench --size default --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks

@@ -300,8 +300,7 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
 # Subcommands registered so that the interface is visible; each still has to be written.
 # Fill in the tracker's issue number beside each (None: no issue filed yet).
 PLANNED: dict[str, tuple[str, int | None]] = {
-    "train": ("train a closure model on a dataset", None),
-    "bench": ("write the cost-vs-DNS benchmark report", None),
+    "train": ("train a closure model on a dataset", 4),
 }
 
 
@@ -339,6 +338,20 @@ register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, 
 from .datasets import configure as _configure_generate, handler as _generate  # noqa: E402
 register("generate", "generate a closure dataset: filtered DNS and the exact subgrid term "
          "(issue 3)", _configure_generate, _generate)
+
+
+def _configure_bench(p: argparse.ArgumentParser) -> None:
+    from .report import configure
+    configure(p)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .report import handler
+    return handler(args)
+
+
+register("bench", "write the cost-vs-DNS report: DNS vs LES with each closure (issue 3)",
+         _configure_bench, _bench)
 for _name, (_help, _issue) in PLANNED.items():
     register(_name, f"{_help} (not implemented yet)", _configure_planned,
              _planned(_name, _issue))

@@ -1,0 +1,319 @@
+"""The cost-vs-DNS report (`hybrid bench`): what a coarse run plus a closure costs and loses.
+
+For one preset (``kolmogorov`` by default), at equal ensemble size:
+
+1. DNS reference on ``dns_n[0]`` from the preset's random initial field, spun up for ``spinup``
+   time units, then run for ``t`` time units with records every ``output_every``. While it runs,
+   a recorder (a closure that returns zeros, so the trajectory is bit-identical to one without it)
+   stores the exact subgrid term Π = T(G N(ω)) − N(ω̄) on the LES grid at every closure refresh
+   time of the LES: the oracle's data.
+2. The other DNS grids (``dns_n[1:]``, e.g. 512²) are run for ``cost_t`` time units from the same
+   kind of initial field, for their cost only.
+3. LES on ``les_n`` from the coarse-grained DNS state at the end of the spin-up (Gaussian filter
+   Δ = 2·dx_LES, truncation), with each closure: none, Smagorinsky, Leith and the oracle
+   (replaying C = −Π), refreshed every ``every`` LES steps.
+4. :func:`hybrid.compare.compare_runs` of each LES against the DNS reference; the report is a
+   markdown table (cost per simulated time unit per member, speed-up over each DNS, closure share,
+   errors) and a cost-vs-error figure.
+
+Cost is the solver's wall time per simulated time unit per member (for the DNS: without the
+recorder's time; for the LES: everything, closure included), measured in this process.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from closures import OracleClosure
+from closures.base import Closure
+from solvers import filters
+from solvers.grid import Grid
+
+from .compare import compare_runs
+from .config import load_preset
+from .simulation import Simulation
+
+CLOSURES = ("none", "smagorinsky", "leith", "oracle")
+
+
+@dataclass
+class ReportConfig:
+    """Sizes of a report. ``demo`` and ``default`` are the two shipped sizes."""
+    preset: str = "kolmogorov"
+    dns_n: tuple = (256, 512)
+    dns_dt: tuple = (1e-3, 1e-3)
+    les_n: int = 64
+    les_dt: float = 5e-3
+    every: int = 5
+    members: int = 4
+    seed: int = 0
+    spinup: float = 5.0
+    t: float = 5.0
+    output_every: float = 0.25
+    cost_t: float = 0.2
+    closures: tuple = CLOSURES
+
+    @classmethod
+    def size(cls, name: str) -> "ReportConfig":
+        if name == "demo":
+            return cls(dns_n=(256,), dns_dt=(1e-3,), members=2, spinup=2.0, t=2.0)
+        if name == "default":
+            return cls()
+        raise ValueError(f"size must be 'demo' or 'default', got {name!r}")
+
+    def check(self) -> None:
+        if len(self.dns_n) != len(self.dns_dt) or not self.dns_n:
+            raise ValueError("dns_n and dns_dt must be non-empty and of equal length")
+        for name in ("spinup", "t", "output_every", "cost_t", "les_dt"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        ratio = self.les_dt * self.every / self.dns_dt[0]
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(f"the LES refresh interval les_dt·every = {self.les_dt * self.every:g}"
+                             f" must be a multiple of the reference DNS dt {self.dns_dt[0]:g}")
+        for name in self.closures:
+            if name not in CLOSURES:
+                raise ValueError(f"closures must be among {CLOSURES}, got {name!r}")
+
+
+class SubgridRecorder(Closure):
+    """Records (t, Π on the LES grid) at every call and returns zeros (adds nothing)."""
+
+    name = "subgrid-recorder"
+
+    def __init__(self, les: Grid, every: int):
+        super().__init__(every=every)
+        self.les, self.times, self.terms, self.seconds = les, [], [], 0.0
+
+    def compute(self, state):
+        t0 = time.perf_counter()
+        _, pi_hat = filters.subgrid_term(state.grid, self.les, np.asarray(state.vorticity_hat))
+        self.times.append(state.t)
+        self.terms.append(np.fft.irfft2(pi_hat, s=self.les.shape))
+        self.seconds += time.perf_counter() - t0
+        return np.zeros(state.vorticity.shape)
+
+
+@dataclass
+class Row:
+    model: str
+    grid: int
+    cost: float                   # wall s per simulated time unit per member
+    closure_share: float | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+def _run_dns(preset, cfg: ReportConfig, n: int, dt: float, out: Path, reference: bool,
+             progress: bool):
+    """A DNS; for the reference also the recorder and the state at the end of the spin-up."""
+    s = preset.make_solver("dns", members=cfg.members, seed=cfg.seed, n=n, dt=dt)
+    s.set_vorticity(preset.initial_vorticity(s))
+    if not reference:
+        s.step(max(1, round(0.05 / dt)))              # warm-up, then time the steady stepping
+        t0, w0 = s.t, time.perf_counter()
+        s.step(max(1, round(cfg.cost_t / dt)))
+        return (time.perf_counter() - w0) / (s.t - t0) / cfg.members, None, None
+    Simulation(s).run(cfg.spinup, progress=progress)
+    start_hat = np.asarray(s.vorticity_hat).copy()
+    les = Grid(cfg.les_n, s.grid.L)
+    rec = SubgridRecorder(les, every=round(cfg.les_dt * cfg.every / dt))
+    if s.step_count % rec.every:
+        raise ValueError("the spin-up must be a whole number of LES refresh intervals")
+    sim = Simulation(s, rec)
+    res = sim.run(cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
+                  overwrite=True)
+    cost = (res.wall_s - rec.seconds - res.io_s) / res.simulated_time / cfg.members
+    oracle = (np.array(rec.times), np.stack(rec.terms))
+    return cost, start_hat, oracle
+
+
+def _run_les(preset, cfg: ReportConfig, name: str, dns_grid: Grid, start_hat, oracle, out: Path,
+             progress: bool) -> Row:
+    s = preset.make_solver("les", members=cfg.members, seed=cfg.seed, n=cfg.les_n, dt=cfg.les_dt)
+    s.set_vorticity_hat(filters.coarse_grain(dns_grid, s.grid, start_hat))
+    s.t = cfg.spinup
+    closure = OracleClosure.from_subgrid(*oracle) if name == "oracle" else name
+    res = Simulation(s, closure, every=cfg.every).run(
+        cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
+        overwrite=True)
+    cost = (res.wall_s - res.io_s) / res.simulated_time / cfg.members
+    share = res.closure_s / max(res.wall_s - res.io_s, 1e-12)
+    return Row(f"LES {name}", cfg.les_n, cost, share)
+
+
+def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
+    """Run everything and write ``report.md``, ``report.json`` and ``cost_vs_error.png`` to
+    ``out`` (run folders go to ``out/runs``). Returns the report as a dictionary."""
+    cfg.check()
+    preset = load_preset(cfg.preset)
+    out = Path(out)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    wall0 = time.perf_counter()
+    dns_rows = []
+    cost, start_hat, oracle = _run_dns(preset, cfg, cfg.dns_n[0], cfg.dns_dt[0],
+                                       runs / f"dns{cfg.dns_n[0]}", True, progress)
+    dns_rows.append(Row("DNS", cfg.dns_n[0], cost))
+    for n, dt in zip(cfg.dns_n[1:], cfg.dns_dt[1:]):
+        c, _, _ = _run_dns(preset, cfg, n, dt, runs / f"dns{n}", False, progress)
+        dns_rows.append(Row("DNS (cost only)", n, c))
+    dns_grid = Grid(cfg.dns_n[0], preset.dns.get("L", 2 * np.pi))
+    rows = []
+    for name in cfg.closures:
+        folder = runs / f"les{cfg.les_n}-{name}"
+        row = _run_les(preset, cfg, name, dns_grid, start_hat, oracle, folder, progress)
+        m = compare_runs(folder, runs / f"dns{cfg.dns_n[0]}")
+        row.metrics = _summary(m, cfg)
+        rows.append(row)
+    report = {
+        "date": str(date.today()), "machine": f"{platform.machine()} "
+        f"{platform.processor() or platform.platform()}", "config": asdict(cfg),
+        "wall_seconds": time.perf_counter() - wall0,
+        "dns": [asdict(r) for r in dns_rows], "les": [asdict(r) for r in rows]}
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    text = format_report(report)
+    (out / "report.md").write_text(text)
+    _figure(report, out / "cost_vs_error.png")
+    _snapshots(runs, cfg, dns_grid, out / "final_vorticity.png")
+    return report
+
+
+def _summary(m: dict, cfg: ReportConfig) -> dict:
+    """Headline accuracy numbers of one comparison, with the error at lead time 1."""
+    e = m["errors"]
+    lead = np.asarray(m["times"]["lead_time"], dtype=float)
+    err_mean = np.asarray(e["relative_l2_ensemble_mean"], dtype=float)
+    k1 = int(np.argmin(np.abs(lead - 1.0)))
+    return {"error_ensemble_mean_t1": float(err_mean[k1]), "lead_t1": float(lead[k1]),
+            "error_ensemble_mean_final": float(err_mean[-1]),
+            "error_member_mean_time_mean": float(np.nanmean(e["relative_l2_member_mean"])),
+            "energy_steady_relative_error": m["energy"]["steady_relative_error"],
+            "spectrum_relative_rmse": m["spectra"]["relative_rmse"],
+            "pdf_hellinger": m["pdf"]["hellinger"], "pdf_wasserstein1": m["pdf"]["wasserstein1"]}
+
+
+def _f(v, fmt="{:.3g}") -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
+
+
+def format_report(report: dict) -> str:
+    cfg = report["config"]
+    dns = report["dns"]
+    head = [f"# Cost vs DNS: {cfg['preset']}, {cfg['members']} members",
+            "",
+            f"{report['date']}, {report['machine']}, one process, one FFTW thread. Reference: DNS "
+            f"{cfg['dns_n'][0]}² (dt {cfg['dns_dt'][0]:g}) after a spin-up of {cfg['spinup']:g}, "
+            f"compared over {cfg['t']:g} time units (records every {cfg['output_every']:g}). "
+            f"LES {cfg['les_n']}² (dt {cfg['les_dt']:g}) from the coarse-grained DNS state, "
+            f"closure refreshed every {cfg['every']} steps. Cost = wall seconds per simulated time "
+            f"unit per member. Errors: relative L2 of the ensemble-mean vorticity against the "
+            f"filtered DNS; spectrum and PDF distances over the last half of the records. "
+            f"Regenerate with `hybrid bench`.", ""]
+    cols = ["model", "grid", "cost (s / t.u. / member)"] + \
+           [f"speed-up vs DNS {r['grid']}²" for r in dns] + \
+           ["closure share", "error t≈1", "error final", "energy error", "spectrum rel. RMSE",
+            "Hellinger", "W1"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in dns:
+        lines.append("| " + " | ".join([r["model"], f"{r['grid']}²", _f(r["cost"])] +
+                                        [_f(d["cost"] / r["cost"], "{:.2f}") for d in dns] +
+                                        ["–"] * 7) + " |")
+    for r in report["les"]:
+        m = r["metrics"]
+        lines.append("| " + " | ".join(
+            [r["model"], f"{r['grid']}²", _f(r["cost"])] +
+            [_f(d["cost"] / r["cost"], "{:.1f}") for d in dns] +
+            [_f(r["closure_share"], "{:.0%}"), _f(m["error_ensemble_mean_t1"]),
+             _f(m["error_ensemble_mean_final"]), _f(m["energy_steady_relative_error"]),
+             _f(m["spectrum_relative_rmse"]), _f(m["pdf_hellinger"]),
+             _f(m["pdf_wasserstein1"])]) + " |")
+    return "\n".join(head + lines) + "\n"
+
+
+def _figure(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in report["les"]:
+        x, y = r["cost"], r["metrics"]["error_member_mean_time_mean"]
+        ax.scatter(x, y)
+        ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for r in report["dns"]:
+        ax.axvline(r["cost"], color="grey", ls="--", lw=0.8)
+        ax.annotate(f"DNS {r['grid']}²", (r["cost"], 0), textcoords="offset points",
+                    xytext=(2, 4), fontsize=8, rotation=90, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("wall s per simulated time unit per member")
+    ax.set_ylabel("relative L2 error (member mean, time mean)")
+    ax.set_title(f"cost vs error, {report['config']['preset']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _snapshots(runs: Path, cfg: ReportConfig, dns_grid: Grid, path: Path) -> None:
+    """Final vorticity of member 0: the filtered DNS and each LES, on one colour scale."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+    les = Grid(cfg.les_n, dns_grid.L)
+    with xr.open_dataset(runs / f"dns{cfg.dns_n[0]}" / "trajectory.nc") as ds:
+        w = ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
+    ref = np.fft.irfft2(filters.coarse_grain(dns_grid, les, np.fft.rfft2(w)), s=les.shape)
+    panels = [("filtered DNS", ref)]
+    for name in cfg.closures:
+        with xr.open_dataset(runs / f"les{cfg.les_n}-{name}" / "trajectory.nc") as ds:
+            panels.append((f"LES {name}", ds["vorticity"].isel(member=0, time=-1).values))
+    vmax = float(np.abs(ref).max())
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for ax, (title, f) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(f, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                  extent=(0, les.L, 0, les.L))
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{cfg.preset}: vorticity at t = {cfg.spinup + cfg.t:g}, member 0", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def configure(p) -> None:
+    p.add_argument("--size", choices=("demo", "default"), default="default",
+                   help="demo: DNS 256², 2 members, 2+2 time units (about two minutes); default: "
+                        "DNS 256² and 512², 4 members, 5+5 time units")
+    p.add_argument("--out", default="benchmarks/results",
+                   help="folder for report.md, report.json, cost_vs_error.png and runs/")
+    p.add_argument("--members", type=int, default=None, help="ensemble size (default: the size's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def handler(args) -> int:
+    cfg = ReportConfig.size(args.size)
+    if args.members is not None:
+        if args.members < 1:
+            print("hybrid bench: --members must be ≥ 1", flush=True)
+            return 2
+        cfg.members = args.members
+    cfg.seed = args.seed
+    try:
+        cfg.check()
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder")
+    except ValueError as e:
+        print(f"hybrid bench: {e}", flush=True)
+        return 2
+    report = build_report(cfg, out, progress=not args.no_progress)
+    print(format_report(report))
+    print(f"written: {out / 'report.md'}, {out / 'report.json'}, {out / 'cost_vs_error.png'}")
+    return 0
