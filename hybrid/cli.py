@@ -113,25 +113,11 @@ DNS_OUTPUTS = ("trajectory.nc", "run.json", "final_vorticity.png", "energy.png",
 def check_output_dir(out: Path, overwrite: bool, outputs=DNS_OUTPUTS, flag: str = "--out") -> Path:
     """Check, touching nothing, that ``out`` is (or can be created as) a writable folder that does
     not already hold our outputs (unless ``overwrite``). Raises UsageError naming ``flag``."""
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{flag} {out} exists and is not a directory")
-    if out.is_dir():
-        present = [name for name in outputs if (out / name).exists()]
-        if present and not overwrite:
-            raise UsageError(f"{flag} {out} already holds {', '.join(present)}; choose another "
-                             f"folder or pass --overwrite")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise UsageError(f"{flag} {out} is not writable")
-        return out
-    existing = out.parent
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"{flag} {out} cannot be created: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {out} cannot be created: {existing} is not writable")
-    return out
+    from .simulation import check_out_folder
+    try:
+        return check_out_folder(out, overwrite, outputs, overwrite_hint="--overwrite")
+    except (FileExistsError, NotADirectoryError, PermissionError) as e:
+        raise UsageError(f"{flag}: {e}") from None
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -458,8 +458,6 @@ class Ensemble:
                                             overwrite=overwrite)
         io_s = time.perf_counter() - gathered
         tim = [r["timings"] for r in results]
-        r0 = results[0]
-        last_t = float(r0["time"][records - 1]) if records else self.t0
         result = RunResult(
             status="blew up" if blowups else "ok", trajectory=traj, run_json=out / RUN_JSON,
             restart=None, members=self.members,

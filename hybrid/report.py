@@ -247,8 +247,9 @@ def _figure(report: dict, path: Path) -> None:
         ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     for r in report["dns"]:
         ax.axvline(r["cost"], color="grey", ls="--", lw=0.8)
-        ax.annotate(f"DNS {r['grid']}²", (r["cost"], 0), textcoords="offset points",
-                    xytext=(2, 4), fontsize=8, rotation=90, color="grey")
+        ax.annotate(f"DNS {r['grid']}²", (r["cost"], 0.03), xycoords=ax.get_xaxis_transform(),
+                    textcoords="offset points", xytext=(3, 0), fontsize=8, rotation=90,
+                    color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("wall s per simulated time unit per member")
     ax.set_ylabel("relative L2 error (member mean, time mean)")

@@ -131,7 +131,8 @@ def _time_arg(name: str, v, allow_none: bool = True) -> float | None:
     return x
 
 
-def check_out_folder(out, overwrite: bool, outputs=OUTPUTS) -> Path:
+def check_out_folder(out, overwrite: bool, outputs=OUTPUTS,
+                     overwrite_hint: str = "overwrite=True") -> Path:
     """Check, touching nothing, that ``out`` is (or can be made) a folder without our outputs
     (unless ``overwrite``). Raises FileExistsError / NotADirectoryError / PermissionError."""
     out = Path(os.fspath(out)).expanduser()
@@ -141,7 +142,7 @@ def check_out_folder(out, overwrite: bool, outputs=OUTPUTS) -> Path:
         present = [name for name in outputs if (out / name).exists()]
         if present and not overwrite:
             raise FileExistsError(f"output folder {out} already holds {', '.join(present)}; "
-                                  f"choose another folder or pass overwrite=True")
+                                  f"choose another folder or pass {overwrite_hint}")
         if not os.access(out, os.W_OK | os.X_OK):
             raise PermissionError(f"output folder {out} is not writable")
         return out

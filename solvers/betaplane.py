@@ -42,10 +42,11 @@ class BetaPlane(PseudoSpectralSolver):
         for name, v in (("kf", kf), ("kf_width", kf_width)):
             _positive(name, v)
         epsilon = _positive("epsilon", epsilon, allow_zero=True)
-        if epsilon > 0 and kf > grid.kmax_dealias:
+        # the ring is cut to the resolved (dealiased) modes and renormalised to inject exactly ε;
+        # a ring almost wholly outside them is refused
+        if epsilon > 0 and kf - 2 * kf_width > grid.kmax_dealias:
             raise ValueError(f"kf={kf} lies beyond the dealiased modes of n={n} "
-                             f"(the forcing ring's centre must be resolved: kf ≤ "
-                             f"{grid.kmax_dealias} in units of 2π/L)")
+                             f"(kf − 2·kf_width must be ≤ {grid.kmax_dealias} in units of 2π/L)")
         if dt is None and dt_max is None:
             u_ref = np.sqrt(epsilon / mu) if mu > 0 and epsilon > 0 else 1.0
             dt_max = _positive("cfl", cfl) * grid.dx / u_ref
