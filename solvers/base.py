@@ -102,7 +102,9 @@ class PseudoSpectralSolver:
     ``SeedSequence(seed)``, so members m0…m0+M−1 of a larger ensemble can be run on their own
     (bit-identical to the same members of the full batch when dt is fixed: a CFL-chosen dt follows
     the fastest member of the batch), ``threads`` FFTW threads,
-    ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'.
+    ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'. ``advection=False`` drops
+    J(ψ, ζ) (no FFTs at all): the coarse solver of the "missing physics" setting, in which a
+    closure supplies the whole advection term.
     """
 
     kind = "base"
@@ -113,7 +115,7 @@ class PseudoSpectralSolver:
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
                  first_member: int = 0, threads: int = 1, dtype: str = "float64",
                  stepper: str = "etdrk4", blowup_dir: str | Path | None = None,
-                 config: dict | None = None):
+                 advection: bool = True, config: dict | None = None):
         self.grid = Grid(n, L)
         self.mu = _positive("mu", mu, allow_zero=True)
         self.nu = _positive("nu", nu, allow_zero=True)
@@ -145,6 +147,9 @@ class PseudoSpectralSolver:
         self.threads = threads
         self.stepper_name = stepper
         self.blowup_dir = Path(blowup_dir) if blowup_dir is not None else None
+        if not isinstance(advection, (bool, np.bool_)):
+            raise ValueError(f"advection must be True or False, got {advection!r}")
+        self.advection = bool(advection)
         self._config = dict(config or {})
 
         g = self.grid
@@ -298,14 +303,23 @@ class PseudoSpectralSolver:
     # ------------------------------------------------------------------ right-hand side
     def _rhs_into(self, zh: np.ndarray, out: np.ndarray) -> None:
         """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member."""
-        kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._inv_k2, self._scale,
-                                       self._inv.spectral)
-        self._prep_valid = False
-        self._inv.execute()
-        kernels.advective_fluxes(self._inv.real, self._fwd.real)
-        self._fwd.execute()
-        kernels.assemble_rhs(self._fwd.spectral, self._kx, self._ky, self._mask,
+        if self.advection:
+            kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._inv_k2, self._scale,
+                                           self._inv.spectral)
+            self._prep_valid = False
+            self._inv.execute()
+            kernels.advective_fluxes(self._inv.real, self._fwd.real)
+            self._fwd.execute()
+        kernels.assemble_rhs(self._fluxes_hat(), self._kx, self._ky, self._mask,
                              self._rhs_source, out)
+
+    def _fluxes_hat(self) -> np.ndarray:
+        """(uζ)^, (vζ)^ of the last inverse/forward pass, or zeros without advection."""
+        if self.advection:
+            return self._fwd.spectral
+        if getattr(self, "_no_fluxes", None) is None:
+            self._no_fluxes = np.zeros_like(self._fwd.spectral)
+        return self._no_fluxes
 
     def rhs(self, zeta_hat: np.ndarray | None = None) -> np.ndarray:
         """One right-hand-side evaluation N(ζ̂) (everything but the linear part), a new array.
@@ -408,13 +422,16 @@ class PseudoSpectralSolver:
         noise draw; then four fused stages (see ``steppers`` and ``kernels``)."""
         if self.closure is not None and self.step_count % self.closure.every == 0:
             self._refresh_closure()
-        inv, fwd = self._inv, self._fwd
+        inv, fwd, adv = self._inv, self._fwd, self.advection
         u, out = self._state, self._next
-        if not self._prep_valid:
-            kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
-                                           inv.spectral)
-        inv.execute()
-        kernels.advective_fluxes_stats(inv.real, fwd.real, self._stats)
+        if not adv:
+            self._stats[:] = 0.0
+        else:
+            if not self._prep_valid:
+                kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
+                                               inv.spectral)
+            inv.execute()
+            kernels.advective_fluxes_stats(inv.real, fwd.real, self._stats)
         self._prep_valid = False
         if self._stats[:, 2].any():
             self._blowup("non-finite velocity", np.flatnonzero(self._stats[:, 2]))
@@ -432,19 +449,22 @@ class PseudoSpectralSolver:
                                  self.closure is not None)
         st, g, N = self.stepper, self._rhs_source, self._N
         args = (self._kx, self._ky, self._mask, g)
+        fl = self._fluxes_hat()
         for k, sg in enumerate(st.stages):
-            if k:
-                inv.execute()
-                kernels.advective_fluxes(inv.real, fwd.real)
-            fwd.execute()
-            kernels.stage(fwd.spectral, *args, self._a if sg.from_a else u, sg.A, sg.B,
+            if adv:
+                if k:
+                    inv.execute()
+                    kernels.advective_fluxes(inv.real, fwd.real)
+                fwd.execute()
+            kernels.stage(fl, *args, self._a if sg.from_a else u, sg.A, sg.B,
                           sg.B if sg.C is None else sg.C, N[0], sg.C is not None, N[k],
                           sg.store, self._a, self._inv_k2, self._scale, inv.spectral)
-        inv.execute()
-        kernels.advective_fluxes(inv.real, fwd.real)
-        fwd.execute()
+        if adv:
+            inv.execute()
+            kernels.advective_fluxes(inv.real, fwd.real)
+            fwd.execute()
         E, c1, c2, c3 = st.final
-        kernels.final_stage(fwd.spectral, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,
+        kernels.final_stage(fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,
                             self._inv_k2, self._scale, inv.spectral, self._flags,
                             self.track_budget, self._forcing_hat, self._noise_hat,
                             self._closure_hat, self._budget_terms, self.mu, self._visc,
@@ -454,7 +474,7 @@ class PseudoSpectralSolver:
         if self.track_budget:
             self.budget += self.dt * self._budget_rates
         self._state, self._next = out, u
-        self._prep_valid = True
+        self._prep_valid = adv
         self.t += self.dt
         self.step_count += 1
 

@@ -19,6 +19,9 @@ class KolmogorovFlow(PseudoSpectralSolver):
     viscosity ``nu`` (Laplacian, p = 1). ``forcing='unitbox'`` uses instead the vorticity source
     ``amplitude``·(sin 2π(x+y)/L + cos 2π(x+y)/L) of the latent score-based closure paper.
 
+    ``advection=False`` drops J(ψ, ζ): the coarse solver of the missing-physics setting (a
+    closure supplies the whole advection term; see ``solvers.filters.missing_physics_target``).
+
     ``dt=None`` chooses dt from the CFL number ``cfl``, never above ``dt_max`` (default
     cfl·dx/U with U = amplitude/(μ + ν k_f²), the laminar velocity, or 1 if that is not finite).
     """
@@ -30,7 +33,7 @@ class KolmogorovFlow(PseudoSpectralSolver):
                  members: int = 1, seed: int | None = 0, first_member: int = 0,
                  threads: int = 1, dtype: str = "float64",
                  stepper: str = "etdrk4", forcing: str = "kolmogorov", dt_max: float | None = None,
-                 blowup_dir=None):
+                 blowup_dir=None, advection: bool = True):
         grid = Grid(n, L)
         nu = _positive("nu", nu, allow_zero=True)
         mu = _positive("mu", mu, allow_zero=True)
@@ -61,11 +64,13 @@ class KolmogorovFlow(PseudoSpectralSolver):
         config = dict(n=int(n), L=float(L), nu=nu, mu=mu, kf=int(kf), amplitude=amplitude,
                       dt=None if dt is None else float(dt), cfl=cfl, members=members, seed=seed,
                       first_member=first_member, threads=threads, dtype=str(np.dtype(dtype)), stepper=stepper,
-                      forcing=forcing, dt_max=None if dt_max is None else float(dt_max))
+                      forcing=forcing, dt_max=None if dt_max is None else float(dt_max),
+                      advection=bool(advection))
         super().__init__(n, L, mu=mu, nu=nu, hyper_order=1, beta=0.0, forcing=f, dt=dt, cfl=cfl,
                          dt_max=dt_max, members=members, seed=seed, first_member=first_member,
                          threads=threads, dtype=dtype,
-                         stepper=stepper, blowup_dir=blowup_dir, config=config)
+                         stepper=stepper, blowup_dir=blowup_dir, advection=advection,
+                         config=config)
         self.kf, self.amplitude, self.forcing_kind = int(kf), amplitude, forcing
 
     def laminar_vorticity(self) -> np.ndarray:
