@@ -54,12 +54,12 @@ SOLVERS: dict[str, type] = {"KolmogorovFlow": KolmogorovFlow, "BetaPlane": BetaP
 # constructor keywords that belong to a run, not to a configuration
 RUNTIME_KEYS = ("members", "seed", "first_member", "blowup_dir")
 
-# value kinds: "int", "number", "str", "dt" (number or "cfl"), "nu" (number or "default")
+# value kinds: "int", "number", "str", "bool", "dt" (number or "cfl"), "nu" (number or "default")
 _COMMON = {"n": "int", "L": "number", "mu": "number", "dt": "dt", "cfl": "number",
            "dt_max": "number", "stepper": "str", "threads": "int", "dtype": "str"}
 SOLVER_KEYS: dict[str, dict[str, str]] = {
     "KolmogorovFlow": {**_COMMON, "nu": "number", "kf": "int", "amplitude": "number",
-                       "forcing": "str"},
+                       "forcing": "str", "advection": "bool"},
     "BetaPlane": {**_COMMON, "beta": "number", "nu": "nu", "hyper_order": "int", "kf": "number",
                   "kf_width": "number", "epsilon": "number"},
 }
@@ -97,6 +97,8 @@ def _type_ok(kind: str, v) -> bool:
         return _is_number(v)
     if kind == "str":
         return isinstance(v, str)
+    if kind == "bool":
+        return isinstance(v, bool)
     if kind == "table":
         return isinstance(v, dict)
     if kind == "dt":
