@@ -167,9 +167,13 @@ class PseudoSpectralSolver:
         self._mask = np.ascontiguousarray(g.dealias)
         self._scale = self.rdtype.type(1.0 / g.n**2)
 
-        # transforms: 3 inverse (u, v, ζ) and 2 forward (uζ, vζ) per member
+        # transforms: 3 inverse (u, v, ζ) per member; 2 forward (uζ, vζ) reading the fluxes where
+        # the inverse left u and v (computed in place); one more forward set for utility use
         self._inv = BatchedRealFFT(g.n, 3 * M, self.rdtype, inverse=True, threads=threads)
-        self._fwd = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=False, threads=threads)
+        self._fwd = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=False, threads=threads,
+                                   real_fields=[self._inv.real[3 * m + c] for m in range(M)
+                                                for c in (0, 1)])
+        self._util = BatchedRealFFT(g.n, M, self.rdtype, inverse=False, threads=threads)
         self._stats = np.zeros((M, 3))
 
         # sources: deterministic F̂ (1, n, nk); per-step total g = F̂ + ξ̂ + Ĉ (M, n, nk)
@@ -248,11 +252,11 @@ class PseudoSpectralSolver:
 
     # ------------------------------------------------------------------ transforms
     def forward(self, phys: np.ndarray) -> np.ndarray:
-        """Dealiased spectrum (k, n, nk) of k ≤ 2·members physical fields (k, n, n)."""
+        """Dealiased spectrum (k, n, nk) of k ≤ members physical fields (k, n, n)."""
         k = phys.shape[0]
-        self._fwd.real[:k] = phys
-        self._fwd.execute(k)
-        return self._fwd.spectral[:k] * self._mask
+        self._util.real[:k] = phys
+        self._util.execute(k)
+        return self._util.spectral[:k] * self._mask
 
     def inverse(self, spec: np.ndarray) -> np.ndarray:
         """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk)."""
@@ -308,7 +312,7 @@ class PseudoSpectralSolver:
                                            self._inv.spectral)
             self._prep_valid = False
             self._inv.execute()
-            kernels.advective_fluxes(self._inv.real, self._fwd.real)
+            kernels.advective_fluxes(self._inv.real)
             self._fwd.execute()
         kernels.assemble_rhs(self._fluxes_hat(), self._kx, self._ky, self._mask,
                              self._rhs_source, out)
@@ -431,7 +435,7 @@ class PseudoSpectralSolver:
                 kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
                                                inv.spectral)
             inv.execute()
-            kernels.advective_fluxes_stats(inv.real, fwd.real, self._stats)
+            kernels.advective_fluxes_stats(inv.real, self._stats)
         self._prep_valid = False
         if self._stats[:, 2].any():
             self._blowup("non-finite velocity", np.flatnonzero(self._stats[:, 2]))
@@ -454,14 +458,14 @@ class PseudoSpectralSolver:
             if adv:
                 if k:
                     inv.execute()
-                    kernels.advective_fluxes(inv.real, fwd.real)
+                    kernels.advective_fluxes(inv.real)
                 fwd.execute()
             kernels.stage(fl, *args, self._a if sg.from_a else u, sg.A, sg.B,
                           sg.B if sg.C is None else sg.C, N[0], sg.C is not None, N[k],
                           sg.store, self._a, self._inv_k2, self._scale, inv.spectral)
         if adv:
             inv.execute()
-            kernels.advective_fluxes(inv.real, fwd.real)
+            kernels.advective_fluxes(inv.real)
             fwd.execute()
         E, c1, c2, c3 = st.final
         kernels.final_stage(fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,

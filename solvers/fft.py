@@ -123,11 +123,21 @@ class BatchedRealFFT:
     """
 
     def __init__(self, n: int, slots: int, dtype="float64", inverse: bool = False,
-                 threads: int = 1, planner: str = "FFTW_MEASURE"):
+                 threads: int = 1, planner: str = "FFTW_MEASURE", real_fields=None):
+        """``real_fields``: optional list of ``slots`` existing 64-byte-aligned (n, n) arrays to
+        use as the real side instead of new buffers (then ``self.real`` is that list)."""
         self.n, self.slots, self.inverse = int(n), int(slots), bool(inverse)
         self.threads = _check_threads(threads)
         rdt = real_dtype(dtype)
-        self.real = slot_array(self.slots, (self.n, self.n), rdt)
+        if real_fields is None:
+            self.real = slot_array(self.slots, (self.n, self.n), rdt)
+        else:
+            if len(real_fields) != self.slots or any(
+                    f.shape != (self.n, self.n) or f.dtype != rdt
+                    or f.ctypes.data % _ALIGN for f in real_fields):
+                raise ValueError(f"real_fields must be {self.slots} aligned ({self.n}, {self.n}) "
+                                 f"{rdt} arrays")
+            self.real = list(real_fields)
         self.spectral = slot_array(self.slots, (self.n, self.n // 2 + 1), complex_dtype(rdt))
         flags = (planner, "FFTW_DESTROY_INPUT")
         self._plans = []
@@ -146,7 +156,8 @@ class BatchedRealFFT:
             if pyfftw.export_wisdom() != before:
                 _save_wisdom_file()
         # planning with MEASURE scribbles on the buffers
-        self.real[...] = 0
+        for f in self.real:
+            f[...] = 0
         self.spectral[...] = 0
         self._exec = [p.execute for p in self._plans]
 

@@ -1,7 +1,7 @@
 """Numba kernels fusing the pointwise work of a right-hand-side evaluation and of the stepper stages.
 
 One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂, ζ̂), ``advective_fluxes``
-(uζ, vζ), forward FFTs, and one fused ``stage`` kernel that assembles N = −∇·(uζ) + sources, forms
+(uζ, vζ, in place), forward FFTs, and one fused ``stage`` kernel that assembles N = −∇·(uζ) + sources, forms
 the next stage value and writes its (û, v̂, ζ̂) straight into the inverse-FFT input: no other pass
 over memory. The last stage (``final_stage``) also checks finiteness and accumulates the energy and
 enstrophy budget.
@@ -55,41 +55,41 @@ def velocity_vorticity_hat(zh, kx, ky, inv_k2, scale, prep):
 
 
 @_jit
-def advective_fluxes(phys, out):
-    """From u, v, ζ (slots 3m..3m+2 of ``phys``) write uζ, vζ into slots 2m, 2m+1 of ``out``."""
+def advective_fluxes(phys):
+    """In place, per member: slots 3m, 3m+1 (u, v) become uζ, vζ (ζ in slot 3m+2); the forward
+    transforms read them straight from there, so the fluxes never leave the cache."""
     M = phys.shape[0] // 3
     for m in range(M):
         u = phys[3 * m]
         v = phys[3 * m + 1]
         z = phys[3 * m + 2]
-        fu = out[2 * m]
-        fv = out[2 * m + 1]
         for j in range(phys.shape[1]):
             for i in range(phys.shape[2]):
-                fu[j, i] = u[j, i] * z[j, i]
-                fv[j, i] = v[j, i] * z[j, i]
+                u[j, i] = u[j, i] * z[j, i]
+                v[j, i] = v[j, i] * z[j, i]
 
 
 @_jit
-def advective_fluxes_stats(phys, out, stats):
+def advective_fluxes_stats(phys, stats):
     """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite)."""
     M = phys.shape[0] // 3
     for m in range(M):
         u = phys[3 * m]
         v = phys[3 * m + 1]
         z = phys[3 * m + 2]
-        fu = out[2 * m]
-        fv = out[2 * m + 1]
         umax = 0.0
         vmax = 0.0
         total = 0.0
         for j in range(phys.shape[1]):
             for i in range(phys.shape[2]):
-                fu[j, i] = u[j, i] * z[j, i]
-                fv[j, i] = v[j, i] * z[j, i]
-                umax = max(umax, abs(u[j, i]))
-                vmax = max(vmax, abs(v[j, i]))
-                total += abs(u[j, i]) + abs(v[j, i]) + abs(z[j, i])   # NaN/inf propagate here
+                a = u[j, i]
+                b = v[j, i]
+                c = z[j, i]
+                umax = max(umax, abs(a))
+                vmax = max(vmax, abs(b))
+                total += abs(a) + abs(b) + abs(c)                   # NaN/inf propagate here
+                u[j, i] = a * c
+                v[j, i] = b * c
         stats[m, 0] = umax
         stats[m, 1] = vmax
         stats[m, 2] = 0.0 if total < np.inf else 1.0
