@@ -1,0 +1,319 @@
+"""Closure datasets (the netCDF files of ``hybrid generate``) as torch datasets.
+
+A closure dataset holds pairs on the LES grid: ``omega_bar`` (sample, y, x) and ``subgrid``
+(sample, y, x), float32, with ``member`` and ``time`` per sample and the global attributes
+``closure_sign`` (the LES closure tendency is C = closure_sign · subgrid), ``samples_complete``
+(records beyond it are debris of a killed writer and are ignored), ``n_les``, ``L``, ``preset``…
+This module reads the file with netCDF4 itself (``closures`` never imports ``hybrid``) and checks
+only what it needs: the file exists and opens, holds those four variables with consistent
+shapes, says its closure sign, and has at least one complete sample; errors name the file.
+
+Split: by sampling time, in blocks. The distinct sampling times of the complete samples, sorted,
+are divided into a training block (the earliest) and a validation block (the last
+``ceil(val_fraction · T)`` of the T times), optionally separated by ``gap`` discarded times. All
+members at one time fall in the same block, so a validation pair never shares its DNS snapshot
+with a training pair, and consecutive (strongly correlated) snapshots are shared only across the
+single boundary between the blocks, which ``gap ≥ 1`` removes as well. (Members are independent
+DNS runs, so splitting by member would also be sound, but datasets often have few members.)
+
+Normalisation: one mean and one standard deviation per field (ω̄ and C), over all training
+samples and points, computed in float64; both splits use the training statistics, which are on
+the object (``stats``) and in ``describe()`` for the model card. ``normalise=False`` returns the
+physical fields. Pass ``stats=`` (e.g. a model card's) to use given statistics instead.
+
+The split's samples are read into memory (2 × 4 bytes × n² per sample), in chunks.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ClosureDataset", "ClosureDataError", "FIELDS"]
+
+FIELDS = ("omega_bar", "closure")
+_REQUIRED = ("omega_bar", "subgrid", "member", "time")
+
+
+class ClosureDataError(ValueError):
+    """A file cannot be used as a closure dataset; the message names the file."""
+
+
+def _welford_merge(acc, x: np.ndarray):
+    """Combine running (count, mean, M2) with the values of ``x`` (Chan et al.'s update)."""
+    n_b = x.size
+    if n_b == 0:
+        return acc
+    x = x.astype(np.float64, copy=False)
+    mean_b = float(x.mean())
+    m2_b = float(((x - mean_b) ** 2).sum())
+    n_a, mean_a, m2_a = acc
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n
+
+
+def _check_stats(stats, where: str) -> dict:
+    try:
+        out = {f: {"mean": float(stats[f]["mean"]), "std": float(stats[f]["std"])}
+               for f in FIELDS}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: stats must look like {{'omega_bar': {{'mean': …, 'std': …}}, "
+                         f"'closure': {{'mean': …, 'std': …}}}}, got {stats!r}") from None
+    for f, s in out.items():
+        if not (math.isfinite(s["mean"]) and math.isfinite(s["std"]) and s["std"] > 0):
+            raise ValueError(f"{where}: stats of {f} need a finite mean and a positive std, "
+                             f"got {s}")
+    return out
+
+
+class ClosureDataset(Dataset):
+    """Pairs (ω̄, C) of a closure dataset file as float32 tensors of shape (1, n, n).
+
+    ``split``: 'train' or 'val' (module docstring: blocks of sampling times, the last
+    ``val_fraction`` of them for validation, ``gap`` times dropped in between; ``val_fraction=0``
+    leaves the validation split empty). ``normalise``: return (x − mean)/std with the training
+    statistics. ``stats``: given statistics instead of computed ones. ``chunk``: samples read at
+    a time.
+
+    Attributes: ``path``, ``split``, ``n``, ``L`` (None if the file does not say), ``closure_sign``,
+    ``preset``, ``attrs`` (global attributes), ``samples_complete``, ``sample_index`` (file
+    indices of this split's samples), ``times``/``members`` (per sample), ``train_times`` and
+    ``val_times`` (the distinct sampling times of each block), ``stats``, ``omega_bar`` and
+    ``closure`` (N, 1, n, n) tensors (normalised if ``normalise``).
+
+    Raises FileNotFoundError / IsADirectoryError for a missing path, :class:`ClosureDataError`
+    (a ValueError) for a file that is not a usable closure dataset, ValueError for bad arguments.
+    """
+
+    def __init__(self, path, split: str = "train", val_fraction: float = 0.1,
+                 normalise: bool = True, gap: int = 0, stats: dict | None = None,
+                 chunk: int = 256):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        try:
+            vf = float(val_fraction)
+        except (TypeError, ValueError):
+            vf = float("nan")
+        if isinstance(val_fraction, bool) or not 0 <= vf < 1:
+            raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+            raise ValueError(f"gap must be an integer ≥ 0, got {gap!r}")
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ValueError(f"chunk must be an integer ≥ 1, got {chunk!r}")
+        self.path = Path(os.fspath(path)).expanduser()
+        self.split = split
+        self.val_fraction = vf
+        self.gap = int(gap)
+        self.normalised = bool(normalise)
+        if not self.path.exists():
+            raise FileNotFoundError(f"closure dataset {self.path} does not exist")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"closure dataset path {self.path} is a directory; expected "
+                                    f"a netCDF file")
+        self._load(int(chunk), stats)
+
+    # ------------------------------------------------------------------ reading
+    def _fail(self, what: str) -> ClosureDataError:
+        return ClosureDataError(f"closure dataset {self.path}: {what}")
+
+    def _load(self, chunk: int, stats: dict | None) -> None:
+        import netCDF4
+        try:
+            ds = netCDF4.Dataset(self.path, "r")
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ClosureDataError(f"{self.path} is not a readable netCDF4 closure dataset "
+                                   f"(corrupt, truncated or another format): {e}") from e
+        try:
+            self._read(ds, chunk, stats)
+        finally:
+            ds.close()
+
+    def _read(self, ds, chunk: int, stats: dict | None) -> None:
+        missing = [v for v in _REQUIRED if v not in ds.variables]
+        if missing:
+            raise self._fail(f"not a closure dataset: it lacks the variable(s) "
+                             f"{', '.join(missing)}")
+        w_var, s_var = ds.variables["omega_bar"], ds.variables["subgrid"]
+        if w_var.ndim != 3 or tuple(w_var.shape) != tuple(s_var.shape):
+            raise self._fail(f"omega_bar and subgrid must both be (sample, y, x) of one shape, "
+                             f"got {tuple(w_var.shape)} and {tuple(s_var.shape)}")
+        length, ny, nx = (int(v) for v in w_var.shape)
+        if ny != nx:
+            raise self._fail(f"fields must be square, got {ny}×{nx}")
+        for v in ("member", "time"):
+            if ds.variables[v].ndim != 1 or ds.variables[v].shape[0] != length:
+                raise self._fail(f"{v} must be one value per sample ({length}), got shape "
+                                 f"{tuple(ds.variables[v].shape)}")
+        self.attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        sign = self.attrs.get("closure_sign")
+        if sign is None and "closure_sign" in s_var.ncattrs():
+            sign = s_var.getncattr("closure_sign")
+        try:
+            sign = int(sign)
+        except (TypeError, ValueError):
+            sign = None
+        if sign not in (-1, 1):
+            raise self._fail("it does not state closure_sign = ±1 (C = closure_sign · subgrid)")
+        self.closure_sign = sign
+        complete = int(self.attrs.get("samples_complete", length))
+        self.samples_complete = max(0, min(complete, length))
+        if self.samples_complete < 1:
+            raise self._fail("it holds no complete samples (samples_complete = 0)")
+        self.n = nx
+        L = self.attrs.get("L")
+        self.L = None if L is None else float(L)
+        if "n_les" in self.attrs and int(self.attrs["n_les"]) != nx:
+            raise self._fail(f"attribute n_les = {self.attrs['n_les']} but the fields are "
+                             f"{ny}×{nx}")
+        self.preset = self.attrs.get("preset")
+
+        c = self.samples_complete
+        raw_t, raw_m = ds.variables["time"][:c], ds.variables["member"][:c]
+        all_times = np.asarray(np.ma.getdata(raw_t), dtype=np.float64)
+        all_members = np.asarray(np.ma.getdata(raw_m), dtype=np.int64)
+        if np.ma.is_masked(raw_t) or np.ma.is_masked(raw_m) or not np.all(np.isfinite(all_times)):
+            raise self._fail("time or member has missing or non-finite values among the "
+                             "complete samples")
+
+        # split into blocks of sampling times
+        distinct = np.unique(all_times)
+        T = distinct.size
+        n_val = 0 if self.val_fraction == 0 else math.ceil(self.val_fraction * T)
+        n_train = T - n_val - self.gap
+        if n_train < 1:
+            raise self._fail(f"{T} distinct sampling time(s) cannot be split into training and "
+                             f"validation blocks (val_fraction={self.val_fraction:g} takes "
+                             f"{n_val}, gap={self.gap})")
+        self.train_times = distinct[:n_train]
+        self.val_times = distinct[T - n_val:]
+        in_train = np.isin(all_times, self.train_times)
+        in_split = in_train if self.split == "train" else np.isin(all_times, self.val_times)
+        self.sample_index = np.flatnonzero(in_split)
+        self.times = all_times[self.sample_index]
+        self.members = all_members[self.sample_index]
+
+        N = self.sample_index.size
+        omega = np.empty((N, nx, nx), dtype=np.float32)
+        clos = np.empty((N, nx, nx), dtype=np.float32)
+        acc = {f: (0, 0.0, 0.0) for f in FIELDS}
+        filled = 0
+        for i0 in range(0, c, chunk):
+            i1 = min(i0 + chunk, c)
+            want_split = in_split[i0:i1]
+            want_train = in_train[i0:i1]
+            if not (want_split.any() or (stats is None and want_train.any())):
+                continue
+            w = self._chunk(w_var, "omega_bar", i0, i1)
+            s = self._chunk(s_var, "subgrid", i0, i1)
+            cl = s if sign == 1 else -s
+            if stats is None:
+                acc["omega_bar"] = _welford_merge(acc["omega_bar"], w[want_train])
+                acc["closure"] = _welford_merge(acc["closure"], cl[want_train])
+            k = int(want_split.sum())
+            omega[filled:filled + k] = w[want_split]
+            clos[filled:filled + k] = cl[want_split]
+            filled += k
+
+        if stats is None:
+            self.stats = {}
+            for f in FIELDS:
+                count, mean, m2 = acc[f]
+                std = math.sqrt(m2 / count) if count else 0.0
+                if not std > 0:
+                    raise self._fail(f"the training samples of {f} are constant (std 0): "
+                                     f"cannot normalise")
+                self.stats[f] = {"mean": mean, "std": std}
+        else:
+            self.stats = _check_stats(stats, f"ClosureDataset({self.path})")
+
+        if self.normalised:
+            omega = self.normalise(omega, "omega_bar")
+            clos = self.normalise(clos, "closure")
+        self.omega_bar = torch.from_numpy(np.ascontiguousarray(omega)).unsqueeze(1)
+        self.closure = torch.from_numpy(np.ascontiguousarray(clos)).unsqueeze(1)
+
+    def _chunk(self, var, name: str, i0: int, i1: int) -> np.ndarray:
+        try:
+            raw = var[i0:i1]
+        except (OSError, RuntimeError, ValueError, IndexError) as e:
+            raise self._fail(f"cannot read {name}[{i0}:{i1}]: {e}") from e
+        if np.ma.is_masked(raw):
+            bad = i0 + int(np.flatnonzero(np.ma.getmaskarray(raw).reshape(i1 - i0, -1)
+                                          .any(axis=1))[0])
+            raise self._fail(f"{name} has missing (fill) values at sample {bad}, within the "
+                             f"complete samples")
+        x = np.asarray(np.ma.getdata(raw), dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            bad = i0 + int(np.flatnonzero(~np.isfinite(x).reshape(i1 - i0, -1).all(axis=1))[0])
+            raise self._fail(f"{name} has non-finite values at sample {bad}")
+        return x
+
+    # ------------------------------------------------------------------ normalisation
+    def _field(self, field: str) -> dict:
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {', '.join(FIELDS)}, got {field!r}")
+        return self.stats[field]
+
+    def normalise(self, x, field: str):
+        """(x − mean)/std of ``field`` ('omega_bar' or 'closure'); numpy arrays stay float32
+        numpy (computed in float64), tensors stay tensors of their dtype."""
+        s = self._field(field)
+        if torch.is_tensor(x):
+            return (x - s["mean"]) / s["std"]
+        return ((np.asarray(x, dtype=np.float64) - s["mean"]) / s["std"]).astype(np.float32)
+
+    def denormalise(self, x, field: str):
+        """Inverse of :meth:`normalise`: x·std + mean."""
+        s = self._field(field)
+        if torch.is_tensor(x):
+            return x * s["std"] + s["mean"]
+        return (np.asarray(x, dtype=np.float64) * s["std"] + s["mean"]).astype(np.float32)
+
+    # ------------------------------------------------------------------ checks and records
+    def check_grid(self, n, L: float | None = None) -> None:
+        """Raise ValueError unless the data live on an n×n grid with box side L (L checked when
+        both it and the file's ``L`` attribute are known). ``n`` may be a Grid (n and L taken
+        from it)."""
+        if hasattr(n, "n") and hasattr(n, "L"):
+            n, L = n.n, (n.L if L is None else L)
+        if int(n) != self.n:
+            raise ValueError(f"closure dataset {self.path} is on a {self.n}² grid, not {n}²")
+        if L is not None and self.L is not None and not math.isclose(float(L), self.L,
+                                                                     rel_tol=1e-12):
+            raise ValueError(f"closure dataset {self.path} has box side L={self.L:g}, not "
+                             f"L={float(L):g}")
+
+    def describe(self) -> dict:
+        """A JSON-able record for a model card: source, grid, sign, split and statistics."""
+        def span(times):
+            return {"count": int(times.size),
+                    "first": float(times[0]) if times.size else None,
+                    "last": float(times[-1]) if times.size else None}
+        return {"source": str(self.path), "preset": None if self.preset is None
+                else str(self.preset), "n": self.n, "L": self.L,
+                "closure_sign": self.closure_sign,
+                "closure": "C = closure_sign * subgrid",
+                "samples_complete": self.samples_complete,
+                "split": {"by": "sampling-time blocks (last val_fraction for validation)",
+                          "val_fraction": self.val_fraction, "gap": self.gap,
+                          "train_times": span(self.train_times),
+                          "val_times": span(self.val_times),
+                          "this_split": self.split, "samples": len(self)},
+                "normalised": self.normalised,
+                "stats": {f: dict(v) for f, v in self.stats.items()}}
+
+    # ------------------------------------------------------------------ Dataset protocol
+    def __len__(self) -> int:
+        return int(self.sample_index.size)
+
+    def __getitem__(self, i):
+        return self.omega_bar[i], self.closure[i]
+
+    def __repr__(self) -> str:
+        return (f"ClosureDataset({str(self.path)!r}, split={self.split!r}, samples={len(self)}, "
+                f"n={self.n}, normalised={self.normalised})")

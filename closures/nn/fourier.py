@@ -1,0 +1,146 @@
+"""Fourier layers: periodic, translation-equivariant operators on batched fields (B, C, H, W).
+
+:class:`SpectralConv2d` multiplies the lowest Fourier modes of each input channel by learned
+complex weights and mixes channels mode by mode; everything else is dropped. Which modes, for
+``modes = m`` (``torch.fft.rfft2`` layout: rows are ky = 0, 1, …, H/2−1, −H/2, …, −1, columns
+kx = 0 … W/2):
+
+* kx = 0, 1, …, m−1 (the first m columns), and
+* ky = −(m−1), …, −1, 0, 1, …, m−1 (the first m rows and the last m−1 rows),
+
+i.e. the box |ky| < m, 0 ≤ kx < m: 2m−1 rows by m columns, one weight matrix (in × out) per mode.
+The box is symmetric in ky, so the operator treats +y and −y alike, and ``m ≤ min(H, W)//2``
+keeps the Nyquist row and column out of it. A real input has a Hermitian spectrum; the weights
+of the kx = 0 column at +ky and −ky are independent, and ``irfft2`` keeps the Hermitian part of
+what they produce (it takes the real part of the inverse transform), a linear map that commutes
+with shifts. Shifting the input by whole cells multiplies every mode by a phase, which the
+per-mode products carry through unchanged: the layer is exactly equivariant under periodic
+shifts (and so are the 1×1 convolutions and pointwise activations around it).
+
+The weights are stored as real tensors (…, 2) holding real and imaginary parts, so optimisers,
+gradient clipping, ``state_dict`` and ``torch.load(weights_only=True)`` see plain float tensors,
+and parameter counts count real numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["SpectralConv2d", "FourierLayer", "FNO2d", "activation", "check_modes"]
+
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def activation(name: str | None) -> nn.Module:
+    """A pointwise activation by name ('gelu', 'silu', 'relu', 'tanh'; None → identity)."""
+    if name is None:
+        return nn.Identity()
+    try:
+        return ACTIVATIONS[str(name).lower()]()
+    except KeyError:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} or None, "
+                         f"got {name!r}") from None
+
+
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+    return int(v)
+
+
+def check_modes(modes: int, height: int, width: int, where: str = "SpectralConv2d") -> None:
+    """Raise ValueError unless ``modes`` ≤ min(height, width)//2 (see the module docstring)."""
+    if modes > min(height, width) // 2:
+        raise ValueError(f"{where}: modes={modes} needs fields of at least {2 * modes}×{2 * modes} "
+                         f"points (modes ≤ min(H, W)//2), got {height}×{width}")
+
+
+class SpectralConv2d(nn.Module):
+    """Learned per-mode channel mixing of the lowest ``modes`` Fourier modes (module docstring).
+
+    ``forward(x)``: x (B, in_ch, H, W) real → (B, out_ch, H, W) real, for any H, W ≥ 2·modes.
+    ``weight`` has shape (in_ch, out_ch, 2·modes−1, modes, 2): rows 0…modes−1 hold ky = 0…modes−1,
+    rows modes…2·modes−2 hold ky = −(modes−1)…−1; the last axis is (real, imaginary).
+    Initialisation: independent complex Gaussian entries with E|w|² = 1/in_ch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, modes: int):
+        super().__init__()
+        self.in_ch = _positive_int("in_ch", in_ch)
+        self.out_ch = _positive_int("out_ch", out_ch)
+        self.modes = _positive_int("modes", modes)
+        std = math.sqrt(1.0 / (2.0 * self.in_ch))          # per real/imaginary part
+        self.weight = nn.Parameter(
+            std * torch.randn(self.in_ch, self.out_ch, 2 * self.modes - 1, self.modes, 2))
+
+    def complex_weight(self) -> torch.Tensor:
+        """The weights as a complex tensor (in_ch, out_ch, 2·modes−1, modes)."""
+        return torch.view_as_complex(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_ch:
+            raise ValueError(f"SpectralConv2d expects (B, {self.in_ch}, H, W), got "
+                             f"{tuple(x.shape)}")
+        H, W = x.shape[-2:]
+        m = self.modes
+        check_modes(m, H, W)
+        x_hat = torch.fft.rfft2(x)                           # (B, in, H, W//2+1), complex
+        w = self.complex_weight().to(x_hat.dtype)
+        out = x_hat.new_zeros(x.shape[0], self.out_ch, H, W // 2 + 1)
+        out[:, :, :m, :m] = torch.einsum("biyx,ioyx->boyx", x_hat[:, :, :m, :m], w[:, :, :m])
+        if m > 1:
+            out[:, :, H - m + 1:, :m] = torch.einsum("biyx,ioyx->boyx",
+                                                     x_hat[:, :, H - m + 1:, :m], w[:, :, m:])
+        return torch.fft.irfft2(out, s=(H, W))
+
+    def extra_repr(self) -> str:
+        return f"in_ch={self.in_ch}, out_ch={self.out_ch}, modes={self.modes}"
+
+
+class FourierLayer(nn.Module):
+    """``act(SpectralConv2d(x) + Conv1x1(x))``: the FNO layer (``activation=None`` for a linear
+    last layer). Channels ``in_ch`` → ``out_ch`` (default ``out_ch = in_ch``)."""
+
+    def __init__(self, in_ch: int, modes: int, out_ch: int | None = None,
+                 activation_name: str | None = "gelu"):
+        super().__init__()
+        out_ch = in_ch if out_ch is None else out_ch
+        self.spectral = SpectralConv2d(in_ch, out_ch, modes)
+        self.skip = nn.Conv2d(in_ch, out_ch, kernel_size=1)
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.spectral(x) + self.skip(x))
+
+
+class FNO2d(nn.Module):
+    """Fourier neural operator: lift (1×1 conv ``in_ch → width``), ``layers`` Fourier layers of
+    ``width`` channels (GELU after all but the last), project (1×1 conv ``width → proj_hidden``,
+    GELU, 1×1 conv ``proj_hidden → out_ch``).
+
+    No coordinate channels are appended (unlike the original FNO), so the whole operator is
+    periodic and equivariant under whole-cell shifts. ``forward(x)``: (B, in_ch, H, W) →
+    (B, out_ch, H, W), H, W ≥ 2·modes.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, width: int, modes: int, layers: int,
+                 proj_hidden: int = 128, activation_name: str = "gelu"):
+        super().__init__()
+        _positive_int("layers", layers)
+        _positive_int("proj_hidden", proj_hidden)
+        self.config = dict(in_ch=in_ch, out_ch=out_ch, width=width, modes=modes, layers=layers,
+                           proj_hidden=proj_hidden, activation_name=activation_name)
+        self.lift = nn.Conv2d(_positive_int("in_ch", in_ch), _positive_int("width", width), 1)
+        self.layers = nn.ModuleList(
+            FourierLayer(width, modes, activation_name=activation_name if i < layers - 1 else None)
+            for i in range(layers))
+        self.project = nn.Sequential(nn.Conv2d(width, proj_hidden, 1), activation(activation_name),
+                                     nn.Conv2d(proj_hidden, _positive_int("out_ch", out_ch), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lift(x)
+        for layer in self.layers:
+            h = layer(h)
+        return self.project(h)
