@@ -185,7 +185,7 @@ class PseudoSpectralSolver:
                                  f"shape {f.shape}")
             self._forcing_hat[0] = self.forward(f[None])[0]
         self._has_forcing = forcing is not None
-        self._budget_terms = np.zeros(3, np.bool_)
+        self._norm = 1.0 / g.n**4
         self.ring = RingForcing(g, **ring) if ring else None
         self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
                                                                               self.cdtype)
@@ -214,7 +214,7 @@ class PseudoSpectralSolver:
         # closure and diagnostics
         self.closure: ClosureProtocol | None = None
         self.closure_calls = 0
-        self.budget = np.zeros((M, 10))          # time integrals of budget_rates columns
+        self.budget = np.zeros((M, 10))          # time integrals of the budget rates (final_stage)
         self._budget_rates = np.zeros((M, 10))
         self.track_budget = True
         self._flags = np.zeros(M, np.int64)
@@ -428,6 +428,7 @@ class PseudoSpectralSolver:
             self._refresh_closure()
         inv, fwd, adv = self._inv, self._fwd, self.advection
         u, out = self._state, self._next
+        fastest, bad = 0.0, False
         if not adv:
             self._stats[:] = 0.0
         else:
@@ -435,24 +436,23 @@ class PseudoSpectralSolver:
                 kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
                                                inv.spectral)
             inv.execute()
-            kernels.advective_fluxes_stats(inv.real, self._stats)
+            fastest, bad = kernels.advective_fluxes_stats(inv.real, self._stats)
         self._prep_valid = False
-        if self._stats[:, 2].any():
+        if bad:
             self._blowup("non-finite velocity", np.flatnonzero(self._stats[:, 2]))
-        if self.fixed_dt:
-            cfl = self._max_speed() * self.dt / self.grid.dx
-            if cfl.max() > CFL_BLOWUP:
-                self._blowup(f"CFL number {cfl.max():.3g} > {CFL_BLOWUP:g} with fixed "
-                             f"dt={self.dt:g}", np.flatnonzero(cfl > CFL_BLOWUP))
-        else:
+        if not self.fixed_dt:
             self._adapt_dt()
-        if self.ring is not None:
-            self.ring.draw(self.rngs, self.dt, self._noise_hat)
+        h = self.stepper.h
+        if fastest * h > CFL_BLOWUP * self.grid.dx:               # only with a fixed dt
+            cfl = self._max_speed() * h / self.grid.dx
+            self._blowup(f"CFL number {cfl.max():.3g} > {CFL_BLOWUP:g} with fixed dt={h:g}",
+                         np.flatnonzero(cfl > CFL_BLOWUP))
+        ring, closure = self.ring, self.closure
+        if ring is not None:
+            ring.draw(self.rngs, h, self._noise_hat)
         self._sum_sources()
-        self._budget_terms[:] = (self._has_forcing, self.ring is not None,
-                                 self.closure is not None)
-        st, g, N = self.stepper, self._rhs_source, self._N
-        args = (self._kx, self._ky, self._mask, g)
+        st, N = self.stepper, self._N
+        args = (self._kx, self._ky, self._mask, self._rhs_source)
         fl = self._fluxes_hat()
         for k, sg in enumerate(st.stages):
             if adv:
@@ -468,18 +468,16 @@ class PseudoSpectralSolver:
             kernels.advective_fluxes(inv.real)
             fwd.execute()
         E, c1, c2, c3 = st.final
-        kernels.final_stage(fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out,
-                            self._inv_k2, self._scale, inv.spectral, self._flags,
-                            self.track_budget, self._forcing_hat, self._noise_hat,
-                            self._closure_hat, self._budget_terms, self.mu, self._visc,
-                            1.0 / self.grid.n**4, self._budget_rates)
-        if self._flags.any():
+        bad = kernels.final_stage(
+            fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out, self._inv_k2, self._scale,
+            inv.spectral, self._flags, self.track_budget, self._forcing_hat, self._noise_hat,
+            self._closure_hat, self._has_forcing, ring is not None, closure is not None, self.mu,
+            self._visc, self._norm, h, self._budget_rates, self.budget)
+        if bad:
             self._blowup("non-finite vorticity", np.flatnonzero(self._flags))
-        if self.track_budget:
-            self.budget += self.dt * self._budget_rates
         self._state, self._next = out, u
         self._prep_valid = adv
-        self.t += self.dt
+        self.t += h
         self.step_count += 1
 
     def _blowup(self, why: str, members) -> None:
@@ -559,7 +557,7 @@ class PseudoSpectralSolver:
 
     def budget_summary(self) -> dict:
         """Time-integrated energy and enstrophy budget since the start, per member (see
-        ``kernels.budget_rates``): keys like 'energy_forcing', 'enstrophy_viscosity'."""
+        ``kernels.final_stage``): keys like 'energy_forcing', 'enstrophy_viscosity'."""
         names = ["forcing", "noise", "closure", "drag", "viscosity"]
         out = {}
         for q, what in enumerate(("energy", "enstrophy")):

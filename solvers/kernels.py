@@ -71,7 +71,8 @@ def advective_fluxes(phys):
 
 @_jit
 def advective_fluxes_stats(phys, stats):
-    """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite)."""
+    """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite);
+    returns (max over members of max|u| + max|v|, whether any member is not finite)."""
     M = phys.shape[0] // 3
     for m in range(M):
         u = phys[3 * m]
@@ -93,6 +94,12 @@ def advective_fluxes_stats(phys, stats):
         stats[m, 0] = umax
         stats[m, 1] = vmax
         stats[m, 2] = 0.0 if total < np.inf else 1.0
+    fastest = 0.0
+    bad = False
+    for m in range(M):
+        fastest = max(fastest, stats[m, 0] + stats[m, 1])
+        bad = bad or stats[m, 2] > 0
+    return fastest, bad
 
 
 @_jit
@@ -137,7 +144,7 @@ def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
 
 @_jit
 def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale, prep,
-                flags, budget, f, xi, c, terms, drag, visc, norm, rates):
+                flags, budget, f, xi, c, has_f, has_x, has_c, drag, visc, norm, dt, rates, acc):
     """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·(n2 + n3) + c3·N (the new state);
     its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
     coefficient is not finite.
@@ -154,7 +161,6 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
     fb = f.shape[0] > 1
     xb = xi.shape[0] > 1
     cb = c.shape[0] > 1
-    has_f, has_x, has_c = terms[0], terms[1], terms[2]
     for m in range(M):
         gm = m if gb else 0
         fm = m if fb else 0
@@ -214,6 +220,12 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
             rates[m, 7] = z2 * norm
             rates[m, 8] = z3 * norm
             rates[m, 9] = z4 * norm
+            for q in range(10):
+                acc[m, q] += dt * rates[m, q]
+    bad = False
+    for m in range(M):
+        bad = bad or flags[m] > 0
+    return bad
 
 
 @_jit
