@@ -252,7 +252,10 @@ def _dns(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - wall0
     steps = solver.step_count - steps0
     info.update(status=status, records=records, steps=steps, t_final=solver.t, dt=solver.dt,
-                wall_time_s=wall, steps_per_s=steps / wall if wall > 0 else None,
+                simulated_time=solver.t, wall_time_s=wall,
+                wall_per_time_unit_per_member_s=wall / solver.t / solver.members
+                if solver.t > 0 else None,
+                steps_per_s=steps / wall if wall > 0 else None,
                 energy_final=solver.energy().tolist() if code == EXIT_OK else None)
     if code == EXIT_OK:
         info["figures"] = _dns_figures(solver, traj_path, out)
@@ -286,7 +289,6 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
 # Subcommands registered so that the interface is visible; each still has to be written.
 # Fill in the tracker's issue number beside each (None: no issue filed yet).
 PLANNED: dict[str, tuple[str, int | None]] = {
-    "train": ("train a closure model on a dataset", 4),
 }
 
 
@@ -321,6 +323,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, cost (issue 3)",
          _configure_compare, _compare)
+from .train_command import HELP as _train_help, configure as _configure_train  # noqa: E402
+from .train_command import handler as _train  # noqa: E402
+register("train", _train_help, _configure_train, _train)
 from .datasets import configure as _configure_generate, handler as _generate  # noqa: E402
 register("generate", "generate a closure dataset: filtered DNS and the exact subgrid term "
          "(issue 3)", _configure_generate, _generate)
