@@ -1,0 +1,511 @@
+"""Latent conditional diffusion closure (L-CDM) and its physical-space baseline (P-CDM).
+
+The model (:class:`LatentDiffusionModel`) learns p(C | ω̄), the distribution of the closure term
+C = closure_sign · subgrid given the resolved vorticity ω̄, as in the latent score-based closure
+paper (``../shared/REFERENCES.md``, "Latent score-based closure"):
+
+* ``space='latent'`` (L-CDM): two periodic conv autoencoders, one for ω̄ and one for C
+  (:class:`~closures.nn.ConvAutoencoder`, n² → (n/4)² × ``latent_channels``), and a conditional
+  FNO score network (:class:`~closures.nn.ConditionalFNOScore`) acting on the latent of C with the
+  latent of ω̄ as its condition. Sampling: encode ω̄ → reverse VE SDE in latent space → decode.
+* ``space='physical'`` (P-CDM): no autoencoders; the score network acts on the (n, n) fields
+  directly, conditioned on ω̄.
+
+Both work on normalised fields: (x − mean)/std with the training statistics of the dataset
+(``model.stats``, the same dict as :attr:`closures.data.ClosureDataset.stats`).
+
+Sampler. Euler–Maruyama on the Karras ρ = 7 schedule of :func:`closures.losses.karras_times`,
+``steps`` (default 10) score evaluations from ``t_start`` (default 0.4) down to ``eps`` — the same
+update as :func:`closures.losses.sample_ve` (a test checks that they agree bit for bit for one
+member). The start is x = sqrt(data_var + std(t_start)²)·z with ``data_var = 1``
+(:data:`DATA_VAR`): the target (normalised C, or its latent, pulled toward N(0, 1) by the moment
+penalty) has unit variance, so this is the exact noised marginal at t_start, where the bare VE
+prior std(t_start)·z neglects the data's own variance. That does not cure the ~1.35× excess
+variance of 10-step samples, though: measured with the exact score of N(0, 1), 10 steps give a
+variance of 1.36 from either start, 20 steps 1.07 (matched start) / 1.02 (bare), 40 steps 1.03 /
+0.95 (tests/test_ldm.py) — the excess is the Euler–Maruyama discretisation's (large steps near
+t_start), and the first steps contract away the start. So ``steps`` stays 10 by default (the
+paper's choice; the cost of a refresh is ``steps`` score passes) and ``steps=20`` is the setting
+when the spread of the closure matters more than its cost.
+
+Noise and seeds. The closure's randomness comes only from the per-member numpy generators of
+:class:`closures.base.Closure` (``self.rng``, seeded from ``reset(..., seed)``). At every refresh
+member m draws one integer ``seed_m = rng[m].integers(0, 2**63)`` and all torch noise of that
+member for that refresh (its starting latent and the noise of every sampler step, for all
+``samples`` draws of the member) comes from ``torch.Generator().manual_seed(seed_m)``, drawn in a
+fixed order. So a member's noise depends only on the run's seed and the member's global index,
+the same seed gives the same closure terms, and ``get_state``/``set_state`` (which save the numpy
+generators) make restarts bit-exact: no torch generator state outlives a refresh.
+
+Files. :func:`save_model` writes ``<stem>.pt`` (the ``state_dict`` only) and ``<stem>.json`` (the
+model card: architecture config, grid, normalisation statistics, data, training config and time,
+offline metrics, and the name and shape of every tensor of the state_dict).
+:func:`load_model` loads the weights with ``torch.load(..., weights_only=True)`` and checks them
+against the card; any problem raises :class:`ModelFileError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Closure
+from .losses import EPS, SIGMA, dsm_loss, karras_times, moment_penalty, ve_marginal_std
+from .nn import ConditionalFNOScore, ConvAutoencoder
+
+__all__ = ["LatentDiffusionModel", "LatentDiffusionClosure", "ModelFileError", "save_model",
+           "load_model", "model_paths", "sample_per_member", "CARD_FORMAT", "DATA_VAR",
+           "DEFAULT_WEIGHTS"]
+
+CARD_FORMAT = "hybrid-ldm-card"
+CARD_VERSION = 1
+DATA_VAR = 1.0          # variance of the (normalised or latent) target the sampler starts from
+SPACES = ("latent", "physical")
+# loss weights of the joint objective (REFERENCES.md): 10·MSE_H + 0.1·MSE_ω + 0.1·DSM + 0.01·moment
+DEFAULT_WEIGHTS = {"mse_h": 10.0, "mse_omega": 0.1, "dsm": 0.1, "moment": 0.01}
+
+
+class ModelFileError(ValueError):
+    """A model file (weights or card) is missing, corrupt or does not match; names the file."""
+
+
+def _default_stats() -> dict:
+    return {"omega_bar": {"mean": 0.0, "std": 1.0}, "closure": {"mean": 0.0, "std": 1.0}}
+
+
+def _check_stats(stats) -> dict:
+    try:
+        out = {f: {"mean": float(stats[f]["mean"]), "std": float(stats[f]["std"])}
+               for f in ("omega_bar", "closure")}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"stats must look like {{'omega_bar': {{'mean': …, 'std': …}}, "
+                         f"'closure': {{'mean': …, 'std': …}}}}, got {stats!r}") from None
+    for f, s in out.items():
+        if not (math.isfinite(s["mean"]) and math.isfinite(s["std"]) and s["std"] > 0):
+            raise ValueError(f"stats of {f} need a finite mean and a positive std, got {s}")
+    return out
+
+
+class LatentDiffusionModel(nn.Module):
+    """The conditional diffusion model of the closure term (module docstring).
+
+    Parameters: ``n`` (grid points per side; divisible by 4 in latent space), ``space``
+    ('latent' or 'physical'), ``L`` (box side, for the grid check; None: not checked),
+    ``latent_channels`` and ``ae_channels`` (autoencoders), ``width``, ``modes``, ``layers``,
+    ``time_dim``, ``proj_hidden``, ``sigma`` (score network and VE SDE), ``stats``
+    (normalisation statistics; default mean 0, std 1). ``config`` holds everything but the stats
+    (JSON-able); :meth:`from_config` rebuilds the model from it.
+
+    Submodules: ``ae_omega``, ``ae_closure`` (None in physical space) and ``score_net``.
+    """
+
+    def __init__(self, n: int, space: str = "latent", L: float | None = None,
+                 latent_channels: int = 1, ae_channels=(16, 32, 32), width: int = 20,
+                 modes: int = 4, layers: int = 4, time_dim: int = 64, proj_hidden: int = 64,
+                 sigma: float = SIGMA, stats: dict | None = None):
+        super().__init__()
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 4:
+            raise ValueError(f"n must be an integer ≥ 4, got {n!r}")
+        n = int(n)
+        if space == "latent" and n % 4:
+            raise ValueError(f"latent space needs n divisible by 4 (two stride-2 stages), got {n}")
+        if L is not None:
+            L = float(L)
+            if not (math.isfinite(L) and L > 0):
+                raise ValueError(f"L must be a positive number or None, got {L!r}")
+        side = n // 4 if space == "latent" else n
+        if isinstance(modes, int) and not isinstance(modes, bool) and modes > side // 2:
+            raise ValueError(f"modes={modes} is too many for the {space} fields of {side}×{side} "
+                             f"points (modes ≤ {side // 2})")
+        self.space = space
+        self.n = n
+        self.L = L
+        self.config = dict(n=n, space=space, L=L, latent_channels=int(latent_channels),
+                           ae_channels=[int(c) for c in ae_channels], width=int(width),
+                           modes=int(modes), layers=int(layers), time_dim=int(time_dim),
+                           proj_hidden=int(proj_hidden), sigma=float(sigma))
+        self.stats = _check_stats(stats if stats is not None else _default_stats())
+        if space == "latent":
+            self.ae_omega = ConvAutoencoder(1, latent_channels, tuple(ae_channels))
+            self.ae_closure = ConvAutoencoder(1, latent_channels, tuple(ae_channels))
+            ch = int(latent_channels)
+        else:
+            self.ae_omega = None
+            self.ae_closure = None
+            ch = 1
+        self.score_net = ConditionalFNOScore(ch, ch, width=width, modes=modes, layers=layers,
+                                             time_dim=time_dim, proj_hidden=proj_hidden,
+                                             sigma=sigma)
+        self.sigma = float(sigma)
+
+    @classmethod
+    def from_config(cls, config: dict, stats: dict | None = None) -> "LatentDiffusionModel":
+        """A new model (fresh weights) with the architecture ``config`` (``model.config``)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"config must be a dict, got {type(config).__name__}")
+        known = {"n", "space", "L", "latent_channels", "ae_channels", "width", "modes",
+                 "layers", "time_dim", "proj_hidden", "sigma"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(unknown)}")
+        if "n" not in config:
+            raise ValueError("model config lacks n")
+        return cls(**config, stats=stats)
+
+    # ------------------------------------------------------------------ shapes and maps
+    @property
+    def target_shape(self) -> tuple[int, int, int]:
+        """Shape (C, h, w) of one diffused target: the latent of C, or C itself."""
+        if self.space == "latent":
+            s = self.n // 4
+            return (self.config["latent_channels"], s, s)
+        return (1, self.n, self.n)
+
+    @property
+    def grid(self) -> tuple[int, float | None]:
+        return (self.n, self.L)
+
+    def encode_omega(self, omega: torch.Tensor) -> torch.Tensor:
+        """Normalised ω̄ (B, 1, n, n) → the condition of the score network."""
+        return omega if self.ae_omega is None else self.ae_omega.encode(omega)
+
+    def encode_closure(self, c: torch.Tensor) -> torch.Tensor:
+        """Normalised C (B, 1, n, n) → the diffused target."""
+        return c if self.ae_closure is None else self.ae_closure.encode(c)
+
+    def decode_closure(self, z: torch.Tensor) -> torch.Tensor:
+        """The diffused target → normalised C (B, 1, n, n)."""
+        return z if self.ae_closure is None else self.ae_closure.decode(z)
+
+    def normalise(self, x, field: str):
+        s = self.stats[field]
+        return (x - s["mean"]) / s["std"]
+
+    def denormalise(self, x, field: str):
+        s = self.stats[field]
+        return x * s["std"] + s["mean"]
+
+    def forward(self, x: torch.Tensor, t, cond: torch.Tensor) -> torch.Tensor:
+        """The score s(x_t, t | cond) in the diffused space."""
+        return self.score_net(x, t, cond)
+
+    # ------------------------------------------------------------------ training objective
+    def loss_terms(self, omega: torch.Tensor, closure: torch.Tensor, *, phase: str = "joint",
+                   generator: torch.Generator | None = None,
+                   dsm_reduction: str = "mean") -> dict[str, torch.Tensor]:
+        """The terms of the training objective on a batch of normalised pairs (B, 1, n, n).
+
+        ``phase``: 'joint' (every term, DSM gradients reach the encoders), 'ae' (reconstruction
+        and moment terms only: the first phase of two-phase training), 'score' (DSM only, on the
+        latents of frozen autoencoders, computed without their graph). In physical space only
+        the DSM term exists. Returns a dict of 0-d tensors: ``mse_h`` and ``mse_omega`` (mean
+        squared reconstruction errors of the normalised fields), ``dsm``
+        (:func:`closures.losses.dsm_loss`, reduction ``dsm_reduction``) and ``moment`` (the
+        moment penalty of the latents of C and ω̄, averaged); absent terms are omitted.
+        """
+        if phase not in ("joint", "ae", "score"):
+            raise ValueError(f"phase must be 'joint', 'ae' or 'score', got {phase!r}")
+        terms: dict[str, torch.Tensor] = {}
+        if self.space == "physical":
+            if phase != "ae":
+                terms["dsm"] = dsm_loss(self.score_net, closure, omega, sigma=self.sigma,
+                                        generator=generator, reduction=dsm_reduction)
+            return terms
+        if phase == "score":
+            with torch.no_grad():
+                z_h, z_w = self.ae_closure.encode(closure), self.ae_omega.encode(omega)
+        else:
+            z_h, z_w = self.ae_closure.encode(closure), self.ae_omega.encode(omega)
+            terms["mse_h"] = torch.mean((self.ae_closure.decode(z_h) - closure) ** 2)
+            terms["mse_omega"] = torch.mean((self.ae_omega.decode(z_w) - omega) ** 2)
+            terms["moment"] = 0.5 * (moment_penalty(z_h) + moment_penalty(z_w))
+        if phase != "ae":
+            terms["dsm"] = dsm_loss(self.score_net, z_h, z_w, sigma=self.sigma,
+                                    generator=generator, reduction=dsm_reduction)
+        return terms
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, omega: torch.Tensor, generators, samples: int = 1, steps: int = 10,
+               t_start: float = 0.4, rho: float = 7.0, eps: float = EPS) -> torch.Tensor:
+        """Samples of normalised C given normalised ω̄ (B, 1, n, n): (B, samples, 1, n, n).
+
+        One encoder pass for the whole batch, ``steps`` score passes on B·samples targets, one
+        decoder pass. ``generators``: one torch.Generator per batch entry (entry b's noise comes
+        from generators[b] only), or a single generator for all. No gradients are kept.
+        """
+        B = omega.shape[0]
+        with torch.no_grad():
+            cond = self.encode_omega(omega)
+            cond = cond.repeat_interleave(samples, dim=0)
+            z = sample_per_member(self.score_net, cond, generators, samples, self.target_shape,
+                                  steps=steps, t_start=t_start, rho=rho, eps=eps,
+                                  sigma=self.sigma)
+            c = self.decode_closure(z)
+        return c.reshape(B, samples, *c.shape[1:])
+
+
+def sample_per_member(score_fn, cond: torch.Tensor, generators, samples: int,
+                      shape: tuple[int, ...], steps: int = 10, t_start: float = 0.4,
+                      rho: float = 7.0, eps: float = EPS, sigma: float = SIGMA,
+                      data_var: float = DATA_VAR) -> torch.Tensor:
+    """Reverse VE SDE samples (B·samples, *shape), entry b's ``samples`` draws using generator b.
+
+    The update is :func:`closures.losses.sample_ve`'s (Euler–Maruyama on the Karras schedule, no
+    noise on the last step); the start is sqrt(data_var + std(t_start)²)·z (module docstring).
+    Draw order per generator: the ``samples`` starting fields, then the noise of each step. With
+    a single generator (not a list) every draw is one batched ``torch.randn``, so that for one
+    entry the result equals ``sample_ve(score_fn, …, x_init=…, generator=g)`` bit for bit.
+    """
+    total = cond.shape[0]
+    if isinstance(generators, torch.Generator) or generators is None:
+        gens = None
+        single = generators
+        B = total // samples
+    else:
+        gens = list(generators)
+        B = len(gens)
+    if B * samples != total:
+        raise ValueError(f"{total} conditions for {B} members × {samples} samples")
+    full = (total,) + tuple(shape)
+    dev, dtype = cond.device, cond.dtype
+
+    def noise():
+        if gens is None:
+            return torch.randn(full, generator=single, device=dev, dtype=dtype)
+        return torch.cat([torch.randn((samples,) + tuple(shape), generator=g, device=dev,
+                                      dtype=dtype) for g in gens])
+
+    times = karras_times(steps, t_start, eps, rho)
+    x = noise() * math.sqrt(data_var + float(ve_marginal_std(float(times[0]), sigma)) ** 2)
+    log_s = math.log(sigma)
+    for i in range(steps):
+        ti, dt = float(times[i]), float(times[i] - times[i + 1])
+        g2 = math.exp(2.0 * ti * log_s)
+        s = score_fn(x, torch.full((total,), ti, device=dev, dtype=dtype), cond)
+        x = x + (g2 * dt) * s
+        if i < steps - 1:
+            x = x + math.sqrt(g2 * dt) * noise()
+    return x
+
+
+# ---------------------------------------------------------------------- files
+def model_paths(path_stem) -> tuple[Path, Path]:
+    """(``<stem>.pt``, ``<stem>.json``) for a stem, or for either file's path."""
+    p = Path(os.fspath(path_stem)).expanduser()
+    if p.suffix in (".pt", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".pt"), p.with_name(p.name + ".json")
+
+
+def _plain(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None) -> tuple[Path,
+                                                                                           Path]:
+    """Write ``<stem>.pt`` (state_dict) and ``<stem>.json`` (card), each atomically.
+
+    The card is ``card`` (data, training, metrics, …: any JSON-able dict) plus what loading needs,
+    which this function sets: ``format``, ``version``, ``config``, ``stats``, ``grid`` and
+    ``state_dict`` (name → shape of every tensor). Returns the two paths.
+    """
+    pt, js = model_paths(path_stem)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    full = dict(card or {})
+    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
+                stats=model.stats, grid={"n": model.n, "L": model.L},
+                weights_file=pt.name,
+                state_dict={k: list(v.shape) for k, v in sd.items()})
+    text = json.dumps(full, indent=2, default=_plain) + "\n"
+    tmp = pt.with_name(pt.name + ".tmp")
+    torch.save(sd, tmp)
+    os.replace(tmp, pt)
+    tmp = js.with_name(js.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, js)
+    return pt, js
+
+
+def read_card(path_stem) -> dict:
+    """The model card of ``path_stem`` (checked: format, config, stats, state_dict shapes)."""
+    _, js = model_paths(path_stem)
+    if not js.is_file():
+        raise ModelFileError(f"model card {js} does not exist"
+                             + ("" if js.exists() else " (expected beside the weights file)"))
+    try:
+        card = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"model card {js} is not readable JSON (corrupt?): {e}") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ModelFileError(f"model card {js} is not a {CARD_FORMAT!r} card (format = "
+                             f"{card.get('format') if isinstance(card, dict) else None!r})")
+    if int(card.get("version", 0)) > CARD_VERSION:
+        raise ModelFileError(f"model card {js} has version {card['version']}; this package reads "
+                             f"up to {CARD_VERSION}")
+    missing = [k for k in ("config", "stats", "state_dict") if k not in card]
+    if missing:
+        raise ModelFileError(f"model card {js} lacks {', '.join(missing)}")
+    try:
+        card["stats"] = _check_stats(card["stats"])
+    except ValueError as e:
+        raise ModelFileError(f"model card {js}: {e}") from None
+    return card
+
+
+def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
+    """The model saved by :func:`save_model` at ``path_stem`` (or either file's path), in eval
+    mode, with ``model.card`` set. Raises :class:`ModelFileError` (naming the file) for a missing,
+    unreadable or corrupt card or weights file, or weights that do not match the card."""
+    pt, js = model_paths(path_stem)
+    card = read_card(path_stem)
+    try:
+        model = LatentDiffusionModel.from_config(card["config"], stats=card["stats"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    if {k: list(v) for k, v in card["state_dict"].items()} != expected:
+        raise ModelFileError(f"model card {js} lists tensors that its architecture config does "
+                             f"not build (card edited or from another version)")
+    if not pt.is_file():
+        raise ModelFileError(f"weights file {pt} does not exist (card {js})")
+    try:
+        sd = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as e:           # torch raises several types for bad pickles/zip files
+        raise ModelFileError(f"weights file {pt} is not a readable torch state_dict (corrupt, "
+                             f"truncated or not saved by save_model): {type(e).__name__}: "
+                             f"{str(e)[:200]}") from None
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ModelFileError(f"weights file {pt} does not hold a state_dict of tensors")
+    got = {k: list(v.shape) for k, v in sd.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+        if wrong:
+            parts.append("wrong shape " + ", ".join(f"{k} {got[k]} (card: {expected[k]})"
+                                                    for k in wrong[:5]))
+        raise ModelFileError(f"weights file {pt} does not match its card {js}: "
+                             + "; ".join(parts))
+    if not all(bool(torch.isfinite(v).all()) for v in sd.values() if v.is_floating_point()):
+        raise ModelFileError(f"weights file {pt} holds non-finite values")
+    model.load_state_dict(sd)
+    model.card = card
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------- the closure
+class LatentDiffusionClosure(Closure):
+    """The diffusion model as a closure of the solver's hook (module docstring).
+
+    ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.4, threads=None,
+    device='cpu', samples=1)``: ``model`` a :class:`LatentDiffusionModel` or the stem (or
+    ``.pt``/``.json`` path) of saved weights; ``path=`` is the same, for
+    ``get_closure('ldm', path=...)``. Each refresh returns, per member, the mean of ``samples``
+    draws (1: a plain stochastic sample) of C in physical units, float64 (members, n, n).
+    ``threads`` sets ``torch.set_num_threads`` before each refresh (None: leave torch's setting).
+    Attributes: ``model``, ``calls`` (refreshes so far), ``last_seeds`` (the per-member torch
+    seeds of the last refresh).
+    """
+
+    name = "ldm"
+
+    def __init__(self, model=None, every: int = 5, steps: int = 10, t_start: float = 0.4,
+                 threads: int | None = None, device: str = "cpu", samples: int = 1,
+                 path=None):
+        super().__init__(every)
+        if model is not None and path is not None:
+            raise ValueError("give a model or a path, not both")
+        src = model if model is not None else path
+        if src is None:
+            raise ValueError("LatentDiffusionClosure needs a model or path= (the stem of "
+                             "<stem>.pt and <stem>.json)")
+        for name, v in (("steps", steps), ("samples", samples)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+        if threads is not None and (isinstance(threads, bool)
+                                    or not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise ValueError(f"threads must be an integer ≥ 1 or None, got {threads!r}")
+        try:
+            ts = float(t_start)
+        except (TypeError, ValueError):
+            ts = float("nan")
+        if not EPS < ts <= 1:
+            raise ValueError(f"t_start must lie in ({EPS:g}, 1], got {t_start!r}")
+        self.device = torch.device(device)
+        if isinstance(src, LatentDiffusionModel):
+            self.model = src.to(self.device).eval()
+            self.path = None
+        elif isinstance(src, (str, os.PathLike)):
+            self.path = str(src)
+            self.model = load_model(src, device=self.device)
+        else:
+            raise ValueError(f"model must be a LatentDiffusionModel or a path, got "
+                             f"{type(src).__name__}")
+        self.steps, self.samples, self.t_start = int(steps), int(samples), ts
+        self.threads = None if threads is None else int(threads)
+        self.built_for = self.model.grid
+        self.calls = 0
+        self.last_seeds: list[int] | None = None
+
+    def describe(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return f"LatentDiffusionClosure(space={self.model.space!r}{where})"
+
+    def member_generators(self) -> list[torch.Generator]:
+        """One fresh torch.Generator per member, seeded from the member's numpy generator."""
+        if self.rng is None:
+            raise RuntimeError(f"closure {self.describe()} has no generators: call reset first")
+        seeds = [int(r.integers(0, 2**63)) for r in self.rng]
+        self.last_seeds = seeds
+        gens = []
+        for s in seeds:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(s)
+            gens.append(g)
+        return gens
+
+    def compute(self, state) -> np.ndarray:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        w = np.asarray(state.vorticity, dtype=np.float64)
+        m = self.model
+        x = torch.from_numpy(m.normalise(w, "omega_bar").astype(np.float32))[:, None]
+        gens = self.member_generators()
+        with torch.inference_mode():
+            c = m.sample(x.to(self.device), gens, samples=self.samples, steps=self.steps,
+                         t_start=self.t_start)
+            c = c.mean(dim=1)[:, 0]
+        out = m.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
+        self.calls += 1
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        st = super().get_state()
+        st["calls"] = self.calls
+        return st
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.calls = int(state.get("calls", self.calls))
+
+    def __repr__(self) -> str:
+        return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
+                f"steps={self.steps}, t_start={self.t_start:g}, samples={self.samples})")

@@ -1,0 +1,376 @@
+"""Training of the diffusion closures: :func:`train_ldm` (used by ``hybrid train ldm``).
+
+Modes (``space='latent'``):
+
+* ``'joint'`` (the paper's): every epoch minimises
+  ``w_h·MSE_H + w_ω·MSE_ω + w_dsm·DSM + w_m·moment`` (defaults 10, 0.1, 0.1, 0.01 from
+  REFERENCES.md; :data:`closures.ldm.DEFAULT_WEIGHTS`), where MSE_H and MSE_ω are the
+  autoencoders' reconstruction errors of the normalised fields, DSM the denoising score matching
+  loss of the latent of C conditioned on the latent of ω̄ — its gradients flow into both encoders —
+  and ``moment`` pulls both latents toward zero mean and unit variance.
+* ``'two-phase'``: the first ``ae_epochs`` epochs (default half) train the autoencoders alone
+  (reconstruction + moment terms); then they are frozen and the remaining epochs train the score
+  network alone (DSM on the frozen latents).
+
+``space='physical'`` (P-CDM) has no autoencoders: DSM on the normalised fields, every epoch.
+
+Loss scaling. MSE terms are means over the batch and all points. DSM uses
+``dsm_reduction='mean'`` by default: the mean over latent elements (Song et al.'s and, likely, the
+paper's code sum over them, which at a 16² latent makes the DSM term 256× larger against the
+reconstruction weights and lets it dominate the encoders; 'sum' is available). Adam is invariant
+to a constant scale of a parameter's gradient, so the weights matter only where terms share
+parameters (the encoders).
+
+Optimiser: Adam(lr), the rate halved every ``lr_halving_every`` epochs (StepLR, stepped per
+epoch). Validation: the same terms on the held-out split (sampling-time blocks,
+:class:`closures.data.ClosureDataset`) after every epoch, with a fixed noise seed so epochs are
+comparable.
+
+Files written next to ``out_stem``:
+
+* ``<stem>.log.jsonl`` — one JSON line per epoch (epoch, phase, lr, train and val terms, total,
+  wall time); a final line with ``"final": true`` and the offline metrics.
+* ``<stem>.ckpt.pt`` — every ``checkpoint_every`` epochs and at the end: model, optimiser and
+  scheduler states, the epoch count, the torch generator states of shuffling and noise, the
+  metrics history and the run's signature (architecture and training settings); saved atomically
+  and loaded with ``weights_only=True``. ``resume=True`` continues from it: **the guarantee is
+  that a resumed run ends with the same weights, bit for bit, as an uninterrupted one** (same
+  settings, same device and thread count; tested), and the log is cut back to the checkpoint's
+  epoch before continuing, so each epoch appears once.
+* ``<stem>.pt`` / ``<stem>.json`` — the model and its card (:func:`closures.ldm.save_model`) at
+  the end, with the offline metrics on the validation split: MSE and relative error
+  ‖C − Ĉ‖/‖C‖ of the ensemble-mean sample Ĉ (``samples_eval`` samples per input), both pooled
+  over the split and averaged per pair, plus the spread (ensemble standard deviation) relative to
+  the error and, in latent space, the autoencoder's reconstruction error of C.
+
+Reproducibility: the initial weights come from ``torch.manual_seed(seed)`` inside a forked RNG
+(the caller's global torch RNG is untouched); shuffling, DSM noise, validation noise and evaluation
+samples each use their own ``torch.Generator`` seeded from ``seed``. Same seed, same data, same
+thread count → the same weights and metrics.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import ClosureDataset
+from .ldm import DEFAULT_WEIGHTS, SPACES, LatentDiffusionModel, model_paths, save_model
+from .losses import SIGMA
+
+__all__ = ["train_ldm", "offline_metrics", "train_paths", "MODES"]
+
+MODES = ("joint", "two-phase")
+_STREAMS = {"shuffle": 11, "noise": 12, "val": 13, "eval": 14}
+
+
+def train_paths(out_stem) -> dict[str, Path]:
+    """The files of a training run: weights, card, checkpoint and log."""
+    pt, js = model_paths(out_stem)
+    stem = pt.with_suffix("")
+    return {"weights": pt, "card": js, "checkpoint": stem.with_name(stem.name + ".ckpt.pt"),
+            "log": stem.with_name(stem.name + ".log.jsonl")}
+
+
+def _gen(seed: int, stream: str) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([int(seed), _STREAMS[stream]])
+                      .generate_state(1, np.uint64)[0]) & (2**63 - 1))
+    return g
+
+
+def _int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer ≥ {lo}, got {v!r}")
+    return int(v)
+
+
+def _pos(name, v):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if isinstance(v, bool) or not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a positive number, got {v!r}")
+    return x
+
+
+def _phase(space: str, mode: str, epoch: int, ae_epochs: int) -> str:
+    if space == "physical":
+        return "score"
+    if mode == "joint":
+        return "joint"
+    return "ae" if epoch < ae_epochs else "score"
+
+
+def _total(terms: dict, weights: dict) -> torch.Tensor:
+    return sum(weights[k] * v for k, v in terms.items())
+
+
+@torch.no_grad()
+def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: int = 8,
+                    steps: int = 10, t_start: float = 0.4, batch: int = 64,
+                    generator: torch.Generator | None = None,
+                    max_pairs: int | None = None) -> dict:
+    """Offline skill of ``model`` on the (normalised) pairs of ``data``, in physical units.
+
+    For every input ω̄, ``samples`` draws Ĉ_1…Ĉ_k and their mean Ĉ. Returns ``mse`` (mean of
+    (C − Ĉ)² over pairs and points), ``rel_error`` (‖C − Ĉ‖/‖C‖ pooled over the split),
+    ``rel_error_per_pair`` (the mean over pairs of ‖C − Ĉ‖/‖C‖), ``spread_to_error`` (RMS
+    ensemble standard deviation over RMS error of the mean), ``rel_error_single`` (pooled relative
+    error of a single draw Ĉ_1) and, in latent space, ``ae_rel_error`` (‖C − D(E(C))‖/‖C‖).
+    """
+    model.eval()
+    N = len(data) if max_pairs is None else min(len(data), int(max_pairs))
+    if N == 0:
+        return {}
+    s_err = s_ref = s_single = s_var = s_ae = 0.0
+    per_pair = []
+    for i0 in range(0, N, batch):
+        w, c = data.omega_bar[i0:i0 + batch], data.closure[i0:i0 + batch]
+        draws = model.sample(w, generator, samples=samples, steps=steps, t_start=t_start)
+        draws = model.denormalise(draws.double(), "closure")[:, :, 0]        # (B, k, n, n)
+        truth = model.denormalise(c.double(), "closure")[:, 0]
+        mean = draws.mean(dim=1)
+        err = ((mean - truth) ** 2).sum(dim=(1, 2))
+        ref = (truth ** 2).sum(dim=(1, 2))
+        s_err += float(err.sum())
+        s_ref += float(ref.sum())
+        s_single += float(((draws[:, 0] - truth) ** 2).sum())
+        if samples > 1:
+            s_var += float(draws.var(dim=1, unbiased=True).sum())
+        per_pair += torch.sqrt(err / ref.clamp_min(1e-300)).tolist()
+        if model.space == "latent":
+            rec = model.denormalise(model.ae_closure(c).double(), "closure")[:, 0]
+            s_ae += float(((rec - truth) ** 2).sum())
+    points = N * data.n * data.n
+    out = {"pairs": N, "samples": int(samples), "steps": int(steps), "t_start": float(t_start),
+           "mse": s_err / points, "rel_error": math.sqrt(s_err / s_ref),
+           "rel_error_per_pair": float(np.mean(per_pair)),
+           "rel_error_single": math.sqrt(s_single / s_ref),
+           "spread_to_error": (math.sqrt(s_var / s_err) if samples > 1 and s_err > 0 else None)}
+    if model.space == "latent":
+        out["ae_rel_error"] = math.sqrt(s_ae / s_ref)
+    return out
+
+
+def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joint",
+              epochs: int = 10, batch: int = 32, lr: float = 1e-3, lr_halving_every: int = 100,
+              weights: dict | None = None, ae_epochs: int | None = None,
+              latent_channels: int = 1, ae_channels=(16, 32, 32), width: int = 20,
+              modes: int = 4, layers: int = 4, time_dim: int = 64, proj_hidden: int = 64,
+              sigma: float = SIGMA, dsm_reduction: str = "mean", val_fraction: float = 0.1,
+              gap: int = 0, seed: int = 0, device: str = "cpu", threads: int | None = None,
+              resume: bool = False, progress: bool = True, checkpoint_every: int = 1,
+              samples_eval: int = 8, eval_steps: int = 10, t_start: float = 0.4,
+              eval_pairs: int | None = None, stop_after: int | None = None) -> dict:
+    """Train a diffusion closure on the closure dataset ``dataset_path`` and save it to
+    ``out_stem`` (module docstring). Returns the metrics: ``epochs``, ``training_time_s``,
+    ``final_train`` / ``final_val`` (the last epoch's loss terms), ``offline`` (the offline
+    metrics on the validation split, or on the training split when it is empty), ``paths``.
+
+    ``stop_after``: stop (with a checkpoint) after that many epochs of this call — for tests of
+    ``resume`` and for training in slices; the model is then not saved.
+    """
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    epochs = _int("epochs", epochs, 1)
+    batch = _int("batch", batch, 1)
+    lr = _pos("lr", lr)
+    lr_halving_every = _int("lr_halving_every", lr_halving_every, 1)
+    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    samples_eval = _int("samples_eval", samples_eval, 1)
+    eval_steps = _int("eval_steps", eval_steps, 1)
+    seed = _int("seed", seed, 0)
+    if threads is not None:
+        threads = _int("threads", threads, 1)
+    if stop_after is not None:
+        stop_after = _int("stop_after", stop_after, 1)
+    w = dict(DEFAULT_WEIGHTS)
+    for k, v in (weights or {}).items():
+        if k not in w:
+            raise ValueError(f"unknown loss weight {k!r}; known: {', '.join(w)}")
+        x = float(v)
+        if not (math.isfinite(x) and x >= 0):
+            raise ValueError(f"loss weight {k} must be a finite number ≥ 0, got {v!r}")
+        w[k] = x
+    if ae_epochs is None:
+        ae_epochs = max(1, epochs // 2) if epochs > 1 else 0
+    ae_epochs = _int("ae_epochs", ae_epochs, 0)
+    if mode == "two-phase" and space == "latent" and not ae_epochs < epochs:
+        raise ValueError(f"two-phase training needs ae_epochs < epochs, got {ae_epochs} and "
+                         f"{epochs}")
+    paths = train_paths(out_stem)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+
+    train = ClosureDataset(dataset_path, "train", val_fraction=val_fraction, gap=gap)
+    val = (ClosureDataset(dataset_path, "val", val_fraction=val_fraction, gap=gap,
+                          stats=train.stats) if val_fraction > 0 else None)
+    arch = dict(n=train.n, space=space, L=train.L, latent_channels=latent_channels,
+                ae_channels=list(ae_channels), width=width, modes=modes, layers=layers,
+                time_dim=time_dim, proj_hidden=proj_hidden, sigma=sigma)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LatentDiffusionModel(**arch, stats=train.stats).to(dev)
+    training = dict(mode=mode if space == "latent" else "dsm", epochs=epochs, batch=batch, lr=lr,
+                    lr_halving_every=lr_halving_every, weights=w, ae_epochs=ae_epochs,
+                    dsm_reduction=dsm_reduction, val_fraction=float(val_fraction), gap=gap,
+                    seed=seed, device=str(dev), threads=threads, optimizer="Adam",
+                    scheduler="StepLR(gamma=0.5)")
+    signature = json.dumps({"arch": model.config, "training": {k: v for k, v in training.items()
+                                                              if k not in ("epochs", "device",
+                                                                           "threads")}},
+                           sort_keys=True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=lr_halving_every, gamma=0.5)
+    g_shuffle, g_noise = _gen(seed, "shuffle"), _gen(seed, "noise")
+    start, history, elapsed = 0, [], 0.0
+
+    if resume:
+        ck = paths["checkpoint"]
+        if not ck.is_file():
+            raise FileNotFoundError(f"resume: checkpoint {ck} does not exist")
+        try:
+            state = torch.load(ck, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"resume: checkpoint {ck} is not readable (corrupt?): "
+                             f"{type(e).__name__}: {str(e)[:200]}") from None
+        if state.get("signature") != signature:
+            raise ValueError(f"resume: checkpoint {ck} was written with other settings "
+                             f"(architecture, data split or training options differ); start "
+                             f"afresh or use the same settings")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g_shuffle.set_state(state["rng_shuffle"])
+        g_noise.set_state(state["rng_noise"])
+        start, elapsed = int(state["epoch"]), float(state["elapsed_s"])
+        history = json.loads(state["history"])
+        if start > epochs:
+            raise ValueError(f"resume: checkpoint {ck} is at epoch {start}, beyond epochs="
+                             f"{epochs}")
+    paths["log"].parent.mkdir(parents=True, exist_ok=True)
+    with open(paths["log"], "w") as f:                  # the log as of the checkpoint
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+
+    def checkpoint(epoch: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "epoch": epoch,
+                 "rng_shuffle": g_shuffle.get_state(), "rng_noise": g_noise.get_state(),
+                 "signature": signature, "history": json.dumps(history),
+                 "elapsed_s": elapsed}
+        tmp = paths["checkpoint"].with_name(paths["checkpoint"].name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, paths["checkpoint"])
+
+    N = len(train)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs, initial=start, desc=f"train {space}/{training['mode']}",
+                   unit="epoch")
+    done_here = 0
+    try:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            phase = _phase(space, mode, epoch, ae_epochs)
+            frozen = phase == "score" and space == "latent"
+            for mod in (model.ae_omega, model.ae_closure):
+                if mod is not None:
+                    mod.requires_grad_(not frozen)
+            model.score_net.requires_grad_(phase != "ae")
+            model.train()
+            sums: dict[str, float] = {}
+            perm = torch.randperm(N, generator=g_shuffle)
+            for i0 in range(0, N, batch):
+                idx = perm[i0:i0 + batch]
+                wb = train.omega_bar[idx].to(dev)
+                cb = train.closure[idx].to(dev)
+                terms = model.loss_terms(wb, cb, phase=phase, generator=g_noise,
+                                         dsm_reduction=dsm_reduction)
+                loss = _total(terms, w)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                sums["total"] = sums.get("total", 0.0) + float(loss.detach()) * len(idx)
+            rec = {"epoch": epoch + 1, "phase": phase, "lr": opt.param_groups[0]["lr"],
+                   "train": {k: v / N for k, v in sums.items()}}
+            sched.step()
+            if val is not None and len(val):
+                model.eval()
+                g_val = _gen(seed, "val")
+                vs: dict[str, float] = {}
+                with torch.no_grad():
+                    for i0 in range(0, len(val), batch):
+                        wb = val.omega_bar[i0:i0 + batch].to(dev)
+                        cb = val.closure[i0:i0 + batch].to(dev)
+                        terms = model.loss_terms(wb, cb, phase=phase, generator=g_val,
+                                                 dsm_reduction=dsm_reduction)
+                        for k, v in terms.items():
+                            vs[k] = vs.get(k, 0.0) + float(v) * wb.shape[0]
+                        vs["total"] = vs.get("total", 0.0) + float(_total(terms, w)) * wb.shape[0]
+                rec["val"] = {k: v / len(val) for k, v in vs.items()}
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            rec["time_s"] = dt
+            history.append(rec)
+            with open(paths["log"], "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            done_here += 1
+            last = epoch + 1 == epochs
+            stopping = stop_after is not None and done_here >= stop_after
+            if (epoch + 1) % checkpoint_every == 0 or last or stopping:
+                checkpoint(epoch + 1)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['train']['total']:.4g}",
+                                val=(f"{rec['val']['total']:.4g}" if "val" in rec else "-"))
+            if stopping and not last:
+                return {"epochs": epoch + 1, "stopped": True, "training_time_s": elapsed,
+                        "final_train": rec["train"], "final_val": rec.get("val"),
+                        "paths": {k: str(v) for k, v in paths.items()}}
+    finally:
+        if bar is not None:
+            bar.close()
+
+    # offline metrics and the model card
+    for p in model.parameters():
+        p.requires_grad_(True)
+    t0 = time.perf_counter()
+    on = val if val is not None and len(val) else train
+    offline = offline_metrics(model, on, samples=samples_eval, steps=eval_steps,
+                              t_start=t_start, batch=max(batch, 16),
+                              generator=_gen(seed, "eval"), max_pairs=eval_pairs)
+    offline["split"] = on.split
+    offline["eval_time_s"] = time.perf_counter() - t0
+    last_rec = history[-1] if history else {}
+    metrics = {"epochs": epochs, "training_time_s": elapsed,
+               "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
+               "offline": offline}
+    data_cfg = train.describe()
+    data_cfg.update(dataset=str(Path(os.fspath(dataset_path)).resolve()),
+                    train_samples=len(train), val_samples=0 if val is None else len(val),
+                    samples=train.samples_complete)
+    card = {"name": paths["weights"].with_suffix("").name, "space": space,
+            "data": data_cfg, "training": training, "training_time_s": elapsed,
+            "metrics": metrics, "sampler": {"steps": 10, "t_start": 0.4, "rho": 7.0,
+                                            "start": "sqrt(1 + std(t_start)^2) z"},
+            "torch_version": torch.__version__,
+            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    save_model(model.cpu(), out_stem, card)
+    with open(paths["log"], "a") as f:
+        f.write(json.dumps({"final": True, **metrics}, default=str) + "\n")
+    metrics["paths"] = {k: str(v) for k, v in paths.items()}
+    return metrics
