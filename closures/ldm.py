@@ -415,12 +415,13 @@ def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
 class LatentDiffusionClosure(Closure):
     """The diffusion model as a closure of the solver's hook (module docstring).
 
-    ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.4, threads=None,
+    ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.4, threads=1,
     device='cpu', samples=1)``: ``model`` a :class:`LatentDiffusionModel` or the stem (or
     ``.pt``/``.json`` path) of saved weights; ``path=`` is the same, for
     ``get_closure('ldm', path=...)``. Each refresh returns, per member, the mean of ``samples``
     draws (1: a plain stochastic sample) of C in physical units, float64 (members, n, n).
-    ``threads`` sets ``torch.set_num_threads`` before each refresh (None: leave torch's setting).
+    ``threads`` sets ``torch.set_num_threads`` before each refresh (default 1: small networks
+    called from a solver run fastest on one thread; None leaves torch's setting).
     Attributes: ``model``, ``calls`` (refreshes so far), ``last_seeds`` (the per-member torch
     seeds of the last refresh).
     """
@@ -428,7 +429,7 @@ class LatentDiffusionClosure(Closure):
     name = "ldm"
 
     def __init__(self, model=None, every: int = 5, steps: int = 10, t_start: float = 0.4,
-                 threads: int | None = None, device: str = "cpu", samples: int = 1,
+                 threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None):
         super().__init__(every)
         if model is not None and path is not None:

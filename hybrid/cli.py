@@ -285,25 +285,6 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
     return [p.name for p in made]
 
 
-# ------------------------------------------------------------------ planned subcommands
-# Subcommands registered so that the interface is visible; each still has to be written.
-# Fill in the tracker's issue number beside each (None: no issue filed yet).
-PLANNED: dict[str, tuple[str, int | None]] = {
-}
-
-
-def _planned(name: str, issue: int | None):
-    def handler(args: argparse.Namespace) -> int:
-        where = f"issue {issue}" if issue is not None else "issue not filed yet"
-        print(f"hybrid {name}: not implemented yet ({where})", file=sys.stderr)
-        return EXIT_USAGE
-    return handler
-
-
-def _configure_planned(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-
 register("dns", "run a DNS from a preset and write its trajectory and figures", _configure_dns,
          _dns)
 from .run_command import HELP as _run_help, configure_run as _configure_run  # noqa: E402
@@ -343,10 +324,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 register("bench", "write the cost-vs-DNS report: DNS vs LES with each closure (issue 3)",
          _configure_bench, _bench)
-for _name, (_help, _issue) in PLANNED.items():
-    register(_name, f"{_help} (not implemented yet)", _configure_planned,
-             _planned(_name, _issue))
-
 
 # ------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:

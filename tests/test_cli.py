@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 from matplotlib.image import imread
 
-from hybrid.cli import PLANNED, main
+from hybrid.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -112,12 +112,6 @@ def test_dns_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys,
     assert main(argv) == 2
     assert _tree(tmp_path) == before                        # no runs/ folder, no OUT, nothing
     assert needle in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", sorted(PLANNED))
-def test_planned_subcommands_say_not_implemented(name, capsys):
-    assert main([name]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
 
 
 def test_no_command_and_help(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fields import smooth_random_field
-from hybrid.cli import PLANNED, main
+from hybrid.cli import main
 from hybrid.compare import (CompareError, compare_runs, format_table, hellinger, histogram_pair,
                             wasserstein1)
 from solvers import KolmogorovFlow, diagnostics, filters
@@ -260,7 +260,6 @@ def test_bad_inputs_name_the_problem(tmp_path):
 
 # ---------------------------------------------------------------------------------- cost + CLI
 def test_cli_writes_metrics_figures_and_cost(tmp_path, capsys):
-    assert "compare" not in PLANNED
     fine, coarse = Grid(32), Grid(16)
     w = band_limited_fields(fine, 2, 4, 6, seed=5)
     times = np.arange(4) * 0.5
