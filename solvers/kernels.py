@@ -41,6 +41,14 @@ def _advection(fl, kxi, kyj, m, j, i):
     return complex(kxi * a.imag + kyj * b.imag, -kxi * a.real - kyj * b.real)
 
 
+@_inline
+def _rhs_point(fl, mask, g, kxi, kyj, m, gm, j, i):
+    """N = mask·(−∇·(uζ))^ + g at one mode of member m (g's member index gm)."""
+    if mask[j, i]:
+        return _advection(fl, kxi, kyj, m, j, i) + g[gm, j, i]
+    return g[gm, j, i]
+
+
 @_jit
 def velocity_vorticity_hat(zh, kx, ky, inv_k2, scale, prep):
     """From ζ̂ (M, n, nk) write (û, v̂, ζ̂)·scale into slots 3m, 3m+1, 3m+2 of ``prep``.
@@ -111,10 +119,7 @@ def assemble_rhs(fl, kx, ky, mask, g, out):
         gm = m if gb else 0
         for j in range(n):
             for i in range(nk):
-                if mask[j, i]:
-                    out[m, j, i] = _advection(fl, kx[i], ky[j], m, j, i) + g[gm, j, i]
-                else:
-                    out[m, j, i] = g[gm, j, i]
+                out[m, j, i] = _rhs_point(fl, mask, g, kx[i], ky[j], m, gm, j, i)
 
 
 @_jit
@@ -129,10 +134,7 @@ def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
         for j in range(n):
             kyj = ky[j]
             for i in range(nk):
-                if mask[j, i]:
-                    N = _advection(fl, kx[i], kyj, m, j, i) + g[gm, j, i]
-                else:
-                    N = g[gm, j, i]
+                N = _rhs_point(fl, mask, g, kx[i], kyj, m, gm, j, i)
                 n_out[m, j, i] = N
                 x = A[j, i] * y[m, j, i] + B[j, i] * N
                 if use_c:
@@ -171,10 +173,7 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
         for j in range(n):
             kyj = ky[j]
             for i in range(nk):
-                if mask[j, i]:
-                    N = _advection(fl, kx[i], kyj, m, j, i) + g[gm, j, i]
-                else:
-                    N = g[gm, j, i]
+                N = _rhs_point(fl, mask, g, kx[i], kyj, m, gm, j, i)
                 uo = u[m, j, i]
                 x = (E[j, i] * uo + c1[j, i] * n1[m, j, i]
                      + c2[j, i] * (n2[m, j, i] + n3[m, j, i]) + c3[j, i] * N)
