@@ -22,14 +22,7 @@ TINY = dict(latent_channels=2, ae_channels=(4, 4, 4), width=8, modes=2, layers=2
 STATS = {"omega_bar": {"mean": 0.1, "std": 2.0}, "closure": {"mean": -0.2, "std": 0.5}}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is fastest, and with two the pool spins badly when the two cores
-    are busy (measured: 1.5 s instead of 0.04 s per refresh)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_model(space="latent", seed=0):

@@ -14,12 +14,7 @@ from closures.losses import (crps_ensemble, dsm_loss, energy_score, karras_times
                              ve_diffusion_coeff, ve_marginal_std, ve_time_of_std)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gaussian_score(s: float, sigma: float = 30.0):

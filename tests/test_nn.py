@@ -14,12 +14,7 @@ from closures.nn import (ConditionalFNOScore, ConvAutoencoder, FNO2d, FourierLay
                          count_parameters, time_embedding)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

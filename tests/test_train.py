@@ -23,14 +23,7 @@ TINY = dict(latent_channels=2, ae_channels=(8, 8, 8), width=8, modes=2, layers=2
             proj_hidden=16)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is fastest, and with two the pool spins badly when the two cores
-    are busy (measured: 1.5 s instead of 0.04 s per refresh)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def smooth_fields(rng, count, n, kmax=2):
