@@ -712,17 +712,8 @@ def open_dataset(path, **kwargs):
     ``xarray.open_dataset``. A missing, corrupt or non-closure-dataset file raises
     FileNotFoundError / :class:`DatasetFileError` naming the file. The closure term is
     ``ds.attrs['closure_sign'] * ds['subgrid']``."""
-    import xarray as xr
-    p = Path(os.fspath(path)).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"closure dataset {p} does not exist")
-    if p.is_dir():
-        raise IsADirectoryError(f"closure dataset path {p} is a directory; expected a netCDF file")
-    try:
-        ds = xr.open_dataset(p, engine="netcdf4", **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError, IndexError) as e:
-        raise DatasetFileError(f"{p} is not a readable netCDF4 closure dataset (corrupt, "
-                               f"truncated or another format): {e}{_LOCK_HINT}") from e
+    from solvers.io import open_netcdf
+    p, ds = open_netcdf(path, "closure dataset", DatasetFileError, **kwargs)
     problem = None
     if ds.attrs.get("dataset_format") != DATASET_FORMAT:
         problem = f"no dataset_format={DATASET_FORMAT!r} attribute"

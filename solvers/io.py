@@ -316,22 +316,28 @@ class TrajectoryWriter:
         return f"TrajectoryWriter({str(self.path)!r}, {self.records} records, {state})"
 
 
+def open_netcdf(path, what: str, error: type, **kwargs):
+    """``xarray.open_dataset`` of a netCDF4 file of ours, ``what`` naming its kind in the errors:
+    FileNotFoundError / IsADirectoryError, or ``error`` for a corrupt or foreign file."""
+    p = Path(os.fspath(path)).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} path {p} is a directory; expected a netCDF file")
+    import xarray as xr
+    try:
+        return p, xr.open_dataset(p, engine="netcdf4", **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError, IndexError) as e:
+        raise error(f"{p} is not a readable netCDF4 {what} (corrupt, truncated or another "
+                    f"format): {e}{_LOCK_HINT}") from e
+
+
 def open_trajectory(path, **kwargs):
     """Open a trajectory written by :class:`TrajectoryWriter` as an ``xarray.Dataset`` (lazily;
     ``kwargs`` go to ``xarray.open_dataset``). Missing, corrupt or non-trajectory files raise
     FileNotFoundError / :class:`TrajectoryFileError` naming the file. ``json.loads(ds.attrs
     ["config"])`` gives the solver configuration."""
-    p = Path(os.fspath(path)).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"trajectory file {p} does not exist")
-    if p.is_dir():
-        raise IsADirectoryError(f"trajectory path {p} is a directory; expected a netCDF file")
-    import xarray as xr
-    try:
-        ds = xr.open_dataset(p, engine="netcdf4", **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError, IndexError) as e:
-        raise TrajectoryFileError(f"{p} is not a readable netCDF4 trajectory (corrupt, truncated "
-                                  f"or another format): {e}{_LOCK_HINT}") from e
+    p, ds = open_netcdf(path, "trajectory", TrajectoryFileError, **kwargs)
     if "vorticity" not in ds.variables:
         names = sorted(ds.variables)
         ds.close()
