@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.base import ClosureState
+from solvers.base import ClosureState, positive_number
 from solvers.grid import Grid
 
 from .base import Closure
@@ -67,16 +67,6 @@ class _Ops:
         return np.fft.rfft2(a)
 
 
-def _positive(name: str, v) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
-    if not np.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {v!r}")
-    return x
-
-
 class EddyViscosityClosure(Closure):
     """Common machinery of eddy-viscosity closures (see the module docstring for the forms and
     their exact budgets). Subclasses implement :meth:`eddy_viscosity` from the resolved fields.
@@ -91,7 +81,7 @@ class EddyViscosityClosure(Closure):
     def __init__(self, *, delta: float | None = None, form: str | None = None,
                  every: int | None = None):
         super().__init__(every=every)
-        self.delta = None if delta is None else _positive("delta", delta)
+        self.delta = None if delta is None else positive_number("delta", delta)
         form = self.default_form if form is None else form
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
@@ -200,7 +190,7 @@ class Smagorinsky(EddyViscosityClosure):
     def __init__(self, cs: float = 0.17, *, delta: float | None = None, form: str | None = None,
                  every: int | None = None):
         super().__init__(delta=delta, form=form, every=every)
-        self.cs = _positive("cs", cs)
+        self.cs = positive_number("cs", cs)
 
     def eddy_viscosity(self, f, grid):
         return (self.cs * self.filter_width(grid)) ** 2 * f["Smag"]
@@ -222,7 +212,7 @@ class Leith(EddyViscosityClosure):
     def __init__(self, cl: float = 1.0, *, delta: float | None = None, form: str | None = None,
                  every: int | None = None):
         super().__init__(delta=delta, form=form, every=every)
-        self.cl = _positive("cl", cl)
+        self.cl = positive_number("cl", cl)
 
     def eddy_viscosity(self, f, grid):
         return (self.cl * self.filter_width(grid) / np.pi) ** 3 * f["gradw"]

@@ -337,9 +337,8 @@ def _check_out(out: Path) -> Path:
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise CompareError(f"--out {out} exists and is not a directory")
-    existing = out
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
+    from solvers.io import nearest_existing
+    existing = nearest_existing(out)
     if not existing.is_dir():
         raise CompareError(f"--out {out} cannot be created: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -179,11 +179,8 @@ def _check_out_path(out) -> Path:
         raise ValueError(f"out (--out) {str(out)!r} names no file; expected e.g. data/set.nc")
     if p.is_dir():
         raise IsADirectoryError(f"out (--out) {p} is a directory; expected a file path")
-    existing = p.parent
-    while not existing.exists():
-        if existing.is_symlink() or existing.parent == existing:
-            break
-        existing = existing.parent
+    from solvers.io import nearest_existing
+    existing = nearest_existing(p.parent)
     if not existing.is_dir():
         raise NotADirectoryError(f"cannot write the dataset {p} (--out): {existing} is not a "
                                  f"directory")

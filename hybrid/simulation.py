@@ -48,7 +48,9 @@ from typing import Any, Callable
 import numpy as np
 
 from solvers import BlowUpError
-from solvers.io import TrajectoryWriter, load_restart, read_restart, write_restart
+from solvers.base import positive_number
+from solvers.io import (TrajectoryWriter, load_restart, nearest_existing, read_restart,
+                        write_restart)
 
 TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
 OUTPUTS = (TRAJECTORY, RUN_JSON, RESTART)
@@ -119,18 +121,6 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _time_arg(name: str, v, allow_none: bool = True) -> float | None:
-    if v is None and allow_none:
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {v!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {v!r}")
-    return x
-
-
 def check_out_folder(out, overwrite: bool, outputs=OUTPUTS,
                      overwrite_hint: str = "overwrite=True") -> Path:
     """Check, touching nothing, that ``out`` is (or can be made) a folder without our outputs
@@ -146,9 +136,7 @@ def check_out_folder(out, overwrite: bool, outputs=OUTPUTS,
         if not os.access(out, os.W_OK | os.X_OK):
             raise PermissionError(f"output folder {out} is not writable")
         return out
-    existing = out.parent
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
+    existing = nearest_existing(out.parent)
     if not existing.is_dir():
         raise NotADirectoryError(f"output folder {out} cannot be created: {existing} is not a "
                                  f"directory")
@@ -320,8 +308,8 @@ class Simulation:
             raise ValueError(f"t_end must be a number, got {t_end!r}") from None
         if not math.isfinite(t_end) or t_end < s.t:
             raise ValueError(f"t_end must be finite and ≥ the current time {s.t:g}, got {t_end!r}")
-        output_every = _time_arg("output_every", output_every)
-        restart_every = _time_arg("restart_every", restart_every)
+        output_every = positive_number("output_every", output_every, allow_none=True)
+        restart_every = positive_number("restart_every", restart_every, allow_none=True)
         if not isinstance(overwrite, bool):
             raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
         if restart_every is not None and out is None:

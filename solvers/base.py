@@ -72,7 +72,9 @@ class ClosureProtocol(Protocol):
     def __call__(self, state: ClosureState) -> np.ndarray: ...
 
 
-def _positive(name, v, allow_zero=False, allow_none=False):
+def positive_number(name: str, v, allow_zero: bool = False, allow_none: bool = False):
+    """``v`` as a float, or ValueError naming ``name`` unless it is finite and > 0 (≥ 0 with
+    ``allow_zero``; None passes with ``allow_none``)."""
     if v is None and allow_none:
         return None
     try:
@@ -117,8 +119,8 @@ class PseudoSpectralSolver:
                  stepper: str = "etdrk4", blowup_dir: str | Path | None = None,
                  advection: bool = True, config: dict | None = None):
         self.grid = Grid(n, L)
-        self.mu = _positive("mu", mu, allow_zero=True)
-        self.nu = _positive("nu", nu, allow_zero=True)
+        self.mu = positive_number("mu", mu, allow_zero=True)
+        self.nu = positive_number("nu", nu, allow_zero=True)
         self.hyper_order = _count("hyper_order", hyper_order)
         try:
             self.beta = float(beta)
@@ -132,14 +134,14 @@ class PseudoSpectralSolver:
         self.cdtype = complex_dtype(dtype)
         if stepper not in STEPPERS:
             raise ValueError(f"stepper must be one of {sorted(STEPPERS)}, got {stepper!r}")
-        self.cfl = _positive("cfl", cfl)
+        self.cfl = positive_number("cfl", cfl)
         self.fixed_dt = dt is not None
         if dt is not None:
-            dt = _positive("dt", dt)
+            dt = positive_number("dt", dt)
         elif dt_max is None:
             raise ValueError("dt=None (CFL-chosen step) needs dt_max, the largest step allowed")
         else:
-            dt_max = _positive("dt_max", dt_max)
+            dt_max = positive_number("dt_max", dt_max)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
@@ -507,7 +509,7 @@ class PseudoSpectralSolver:
         if not np.isfinite(t_end) or t_end < self.t:
             raise ValueError(f"t_end must be finite and ≥ the current time {self.t:g}, got {t_end!r}")
         if every is not None:
-            every = _positive("every", every)
+            every = positive_number("every", every)
         bar = None
         if progress:
             from tqdm.auto import tqdm

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PseudoSpectralSolver, _count, _positive
+from .base import PseudoSpectralSolver, _count, positive_number
 from .grid import Grid
 
 
@@ -35,13 +35,13 @@ class BetaPlane(PseudoSpectralSolver):
                  dt_max: float | None = None, blowup_dir=None):
         grid = Grid(n, L)
         hyper_order = _count("hyper_order", hyper_order)
-        mu = _positive("mu", mu, allow_zero=True)
+        mu = positive_number("mu", mu, allow_zero=True)
         if nu is None:
             nu = default_hyperviscosity(grid.n, grid.L, hyper_order)
-        nu = _positive("nu", nu, allow_zero=True)
+        nu = positive_number("nu", nu, allow_zero=True)
         for name, v in (("kf", kf), ("kf_width", kf_width)):
-            _positive(name, v)
-        epsilon = _positive("epsilon", epsilon, allow_zero=True)
+            positive_number(name, v)
+        epsilon = positive_number("epsilon", epsilon, allow_zero=True)
         # the ring is cut to the resolved (dealiased) modes and renormalised to inject exactly ε;
         # a ring almost wholly outside them is refused
         if epsilon > 0 and kf - 2 * kf_width > grid.kmax_dealias:
@@ -49,7 +49,7 @@ class BetaPlane(PseudoSpectralSolver):
                              f"(kf − 2·kf_width must be ≤ {grid.kmax_dealias} in units of 2π/L)")
         if dt is None and dt_max is None:
             u_ref = np.sqrt(epsilon / mu) if mu > 0 and epsilon > 0 else 1.0
-            dt_max = _positive("cfl", cfl) * grid.dx / u_ref
+            dt_max = positive_number("cfl", cfl) * grid.dx / u_ref
         config = dict(n=int(n), L=float(L), beta=float(beta), mu=mu, nu=nu,
                       hyper_order=hyper_order, kf=float(kf), kf_width=float(kf_width),
                       epsilon=float(epsilon), dt=None if dt is None else float(dt), cfl=float(cfl),

@@ -102,6 +102,16 @@ def _config_json(solver) -> str:
                          f"JSON: {e}") from None
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists, stopping early at a broken symbolic link
+    (returned as is, so callers see a non-directory): the folder whose write permission decides
+    whether ``path`` can be created."""
+    existing = Path(path)
+    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
+        existing = existing.parent
+    return existing
+
+
 def _check_output_path(path, what: str, overwrite: bool) -> Path:
     """Validate where a file will go, touching nothing: the path must not be a directory, must not
     exist unless ``overwrite``, and its folder must exist or be creatable inside a writable one."""
@@ -118,14 +128,10 @@ def _check_output_path(path, what: str, overwrite: bool) -> Path:
         raise FileExistsError(f"{what} {p} already exists; expected a new path (or pass "
                               f"overwrite=True to replace it)")
     folder = p.parent
-    existing = folder
-    while not existing.exists():
-        if existing.is_symlink():
-            raise NotADirectoryError(f"cannot create {what} {p}: {existing} is a broken symbolic "
-                                     f"link; expected {folder} to be a directory or creatable")
-        if existing.parent == existing:
-            break
-        existing = existing.parent
+    existing = nearest_existing(folder)
+    if not existing.exists() and existing.is_symlink():
+        raise NotADirectoryError(f"cannot create {what} {p}: {existing} is a broken symbolic "
+                                 f"link; expected {folder} to be a directory or creatable")
     if not existing.is_dir():
         raise NotADirectoryError(f"cannot create {what} {p}: {existing} is not a directory; "
                                  f"expected {folder} to be a directory or creatable")

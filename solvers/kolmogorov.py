@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PseudoSpectralSolver, _positive
+from .base import PseudoSpectralSolver, positive_number
 from .forcing import kolmogorov_forcing, unitbox_forcing
 from .grid import Grid
 
@@ -35,8 +35,8 @@ class KolmogorovFlow(PseudoSpectralSolver):
                  stepper: str = "etdrk4", forcing: str = "kolmogorov", dt_max: float | None = None,
                  blowup_dir=None, advection: bool = True):
         grid = Grid(n, L)
-        nu = _positive("nu", nu, allow_zero=True)
-        mu = _positive("mu", mu, allow_zero=True)
+        nu = positive_number("nu", nu, allow_zero=True)
+        mu = positive_number("mu", mu, allow_zero=True)
         if isinstance(kf, bool) or not isinstance(kf, (int, np.integer)) or kf < 1 \
                 or kf > grid.kmax_dealias:
             raise ValueError(f"kf must be an integer in [1, {grid.kmax_dealias}] for n={n}, got {kf!r}")
@@ -48,7 +48,7 @@ class KolmogorovFlow(PseudoSpectralSolver):
             raise ValueError(f"amplitude must be finite, got {amplitude!r}")
         if forcing not in FORCINGS:
             raise ValueError(f"forcing must be one of {FORCINGS}, got {forcing!r}")
-        cfl = _positive("cfl", cfl)
+        cfl = positive_number("cfl", cfl)
         if forcing == "kolmogorov":
             f = kolmogorov_forcing(grid, amplitude, int(kf))
             kf_eff = 2 * np.pi / grid.L * kf
