@@ -177,8 +177,3 @@ def import_wisdom(wisdom) -> None:
     algorithms, so a restarted run rounds exactly like the one that saved it."""
     with _lock:
         pyfftw.import_wisdom(tuple(bytes(w) for w in wisdom))
-
-
-def forget_wisdom() -> None:
-    with _lock:
-        pyfftw.forget_wisdom()

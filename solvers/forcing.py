@@ -64,11 +64,6 @@ class RingForcing:
         self.mirror_src = self.free_index[on_axis]
         self.mirror_dst = np.ravel_multi_index(((-jj[on_axis]) % grid.n, ii[on_axis]), amp.shape)
 
-    @property
-    def draws_per_step(self) -> int:
-        """Standard normals drawn per member per step."""
-        return 2 * self.free_index.size
-
     def draw(self, rngs, dt: float, out: np.ndarray) -> None:
         """Fill ``out`` (members, n, nk), C-contiguous, with this step's ξ̂, one generator a member."""
         scale = self.amp_free / np.sqrt(2.0 * dt)

@@ -46,6 +46,15 @@ def test_gaussian_filter_transfer_and_moment():
                                rtol=1e-12, atol=1e-12)
 
 
+def test_sharp_cutoff_keeps_exactly_the_modes_inside_kc():
+    spec = band_limited(FINE, 40, 5)
+    kc = 10.5
+    cut = filters.sharp_cutoff(FINE, spec, kc)
+    inside = FINE.kmag <= kc
+    assert np.array_equal(cut[inside], spec[inside])
+    assert not cut[~inside].any() and spec[~inside].any()
+
+
 def test_subgrid_term_vanishes_for_a_field_resolved_on_the_les_grid():
     # a field with modes ≤ 5 is resolved by the 32² LES (2/3 modes ≤ 10), its advection (≤ 10) too;
     # without filtering (Δ = 0) the subgrid term is zero to round-off
