@@ -253,7 +253,7 @@ class _Plan:
 
 
 def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta, target,
-          resume, overwrite) -> _Plan:
+          resume, overwrite, dt_dns=None) -> _Plan:
     from solvers import fft
     from solvers import io as sio
 
@@ -312,6 +312,15 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
                         p.run.get("spinup", 0.0) if spinup is None else spinup, False)
     n_dns = stored("n_dns", n_dns, int)
     n_les = stored("n_les", n_les, int)
+    if header is not None:                  # the DNS step is part of the file's dns_config
+        have_dt = json.loads(header.get("dns_config", "{}")).get("dt")
+        if dt_dns is not None and have_dt is not None and float(dt_dns) != float(have_dt):
+            raise DatasetMismatchError(f"--resume: {out} was generated with a DNS step "
+                                       f"dt={have_dt!r}, got dt_dns={dt_dns!r} (leave it out "
+                                       f"to use the file's)")
+        dt_dns = have_dt if have_dt is not None else dt_dns
+    if dt_dns is not None:
+        dt_dns = _float_arg("dt_dns", "--dt-dns", dt_dns, True)
     if target == "missing-physics" and delta is not None and header is None:
         raise ValueError("delta (--delta) is the Gaussian filter width of target 'subgrid'; "
                          "target 'missing-physics' subsamples without a filter")
@@ -323,6 +332,8 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
 
     # solvers: DNS (with the restart's FFTW wisdom imported first, on resume) and LES
     overrides_dns = {} if n_dns is None else {"n": n_dns}
+    if dt_dns is not None:
+        overrides_dns["dt"] = dt_dns
     overrides_les = {} if n_les is None else {"n": n_les}
     for name, flag, v in (("n_dns", "--n-dns", n_dns), ("n_les", "--n-les", n_les)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
@@ -366,7 +377,8 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
             return p.make_solver(grid, members=n_members, seed=seed, blowup_dir=out.parent,
                                  **over)
         except ValueError as e:
-            flag = " (--n-dns)" if grid == "dns" and over else (" (--n-les)" if over else "")
+            flag = (" (--n-dns/--dt-dns)" if grid == "dns" and over else
+                    (" (--n-les)" if over else ""))
             raise ValueError(f"{e}{flag}") from None
 
     solver = build("dns", overrides_dns, members)
@@ -676,7 +688,7 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
                      interval: float | None = None, spinup: float | None = None,
                      seed: int | None = None, n_dns: int | None = None, n_les: int | None = None,
                      delta: float | None = None, target: str | None = None, resume: bool = False,
-                     overwrite: bool = False, progress: bool = True,
+                     overwrite: bool = False, dt_dns: float | None = None, progress: bool = True,
                      _hook: Callable[[str, int], None] | None = None) -> Path:
     """Generate (or, with ``resume``, continue) a closure dataset and return its path.
 
@@ -685,7 +697,8 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     DNS ensemble members run in one batch; ``interval`` (default: the preset's output_every) time
     between sampling times; ``spinup`` (default: the preset's) time discarded first; ``seed``
     (default 0); ``n_dns``/``n_les`` override the preset's grids (the LES n must divide the DNS
-    n); ``delta`` the Gaussian filter width (default 2·LES dx; target 'subgrid' only); ``target``
+    n); ``dt_dns`` overrides the DNS time step (a coarser ``n_dns`` allows a longer one);
+    ``delta`` the Gaussian filter width (default 2·LES dx; target 'subgrid' only); ``target``
     'subgrid' (default; ``subgrid`` = Π, closure C = −Π) or 'missing-physics' (``subgrid`` = H,
     closure C = +H). See the module docstring for the file layout.
 
@@ -697,7 +710,7 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     argument or file. ``progress`` shows tqdm bars on stderr.
     """
     plan = _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta,
-                 target, resume, overwrite)
+                 target, resume, overwrite, dt_dns)
     _execute(plan, progress, _hook)
     return plan.out
 
@@ -768,6 +781,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-les", type=grid_size, default=None, help="LES grid points per side; must "
                                                                   "divide the DNS n (default: "
                                                                   "the preset's)")
+    p.add_argument("--dt-dns", type=positive_float, default=None, metavar="DT",
+                   help="DNS time step (default: the preset's; a coarser --n-dns allows a "
+                        "longer one)")
     p.add_argument("--delta", type=nonnegative_float, default=None,
                    help="Gaussian filter width (default 2 LES grid spacings; target subgrid)")
     p.add_argument("--target", choices=TARGETS, default=None,
@@ -789,7 +805,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args.preset, args.out, args.samples, args.members, args.interval,
                      args.spinup, args.seed, args.n_dns, args.n_les, args.delta, args.target,
-                     args.resume, args.overwrite)
+                     args.resume, args.overwrite, args.dt_dns)
     except (ValueError, OSError) as e:
         print(f"hybrid: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -334,6 +334,8 @@ def test_existing_and_foreign_files_are_refused(tmp_path, capsys, beta_preset):
         (["generate", "kolmogorov", *resume, "--members", "3"], "members=1, got members=3"),
         (["generate", "kolmogorov", *resume, "--seed", "5"], "seed=0, got seed=5"),
         (["generate", "kolmogorov", *resume, "--n-dns", "64"], "n_dns=32, got n_dns=64"),
+        (["generate", "kolmogorov", *resume, "--dt-dns", "0.002"],
+         "DNS step dt=0.001, got dt_dns=0.002"),
         (["generate", "kolmogorov", *resume, "--target", "missing-physics"], "target="),
         (["generate", "kolmogorov", *resume, "--delta", "0.5"], "filter_width="),
         (["generate", str(changed), *resume], "another dns_config (file vs now: nu"),
@@ -386,6 +388,19 @@ def test_corrupt_and_foreign_files(tmp_path, capsys):
         assert path.read_bytes() == before
     with pytest.raises(FileNotFoundError, match="missing.nc"):
         hd.open_dataset(tmp_path / "missing.nc")
+
+
+def test_dt_dns_sets_the_dns_step_and_resume_keeps_it(tmp_path):
+    kw = dict(n_dns=32, n_les=16, interval=0.02, spinup=0.0, progress=False)
+    out = hd.generate_dataset("kolmogorov", tmp_path / "k.nc", samples=1, dt_dns=0.004, **kw)
+    with hd.open_dataset(out) as ds:
+        assert json.loads(ds.attrs["dns_config"])["dt"] == 0.004
+        assert ds["step"].values.tolist() == [0]
+    hd.generate_dataset("kolmogorov", out, samples=2, resume=True, progress=False)
+    with hd.open_dataset(out) as ds:
+        assert ds["step"].values.tolist() == [0, 5]           # 0.02 / 0.004 steps
+    with pytest.raises(ValueError, match="dt_dns"):
+        hd.generate_dataset("kolmogorov", tmp_path / "b.nc", samples=1, dt_dns=-1.0, **kw)
 
 
 def test_check_dataset_matches(tmp_path):
