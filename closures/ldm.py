@@ -61,7 +61,7 @@ from .nn import ConditionalFNOScore, ConvAutoencoder
 
 __all__ = ["LatentDiffusionModel", "LatentDiffusionClosure", "ModelFileError", "save_model",
            "load_model", "model_paths", "sample_per_member", "CARD_FORMAT", "DATA_VAR",
-           "DEFAULT_WEIGHTS"]
+           "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "resolve_model_path", "PhysicalDiffusionClosure"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
@@ -69,6 +69,7 @@ DATA_VAR = 1.0          # variance of the (normalised or latent) target the samp
 SPACES = ("latent", "physical")
 # loss weights of the joint objective (REFERENCES.md): 10·MSE_H + 0.1·MSE_ω + 0.1·DSM + 0.01·moment
 DEFAULT_WEIGHTS = {"mse_h": 10.0, "mse_omega": 0.1, "dsm": 0.1, "moment": 0.01}
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"     # the shipped models (README there)
 
 
 class ModelFileError(ValueError):
@@ -237,15 +238,20 @@ class LatentDiffusionModel(nn.Module):
                t_start: float = 0.4, rho: float = 7.0, eps: float = EPS) -> torch.Tensor:
         """Samples of normalised C given normalised ω̄ (B, 1, n, n): (B, samples, 1, n, n).
 
-        One encoder pass for the whole batch, ``steps`` score passes on B·samples targets, one
-        decoder pass. ``generators``: one torch.Generator per batch entry (entry b's noise comes
+        One encoder pass for the whole batch, one pass of the score network's condition branch,
+        ``steps`` passes of its target branch on B·samples targets, one decoder pass. ``generators``: one torch.Generator per batch entry (entry b's noise comes
         from generators[b] only), or a single generator for all. No gradients are kept.
         """
         B = omega.shape[0]
         with torch.no_grad():
             cond = self.encode_omega(omega)
             cond = cond.repeat_interleave(samples, dim=0)
-            z = sample_per_member(self.score_net, cond, generators, samples, self.target_shape,
+            feats = self.score_net.condition_features(cond)
+
+            def score(x, t, _cond):
+                return self.score_net(x, t, features=feats)
+
+            z = sample_per_member(score, cond, generators, samples, self.target_shape,
                                   steps=steps, t_start=t_start, rho=rho, eps=eps,
                                   sigma=self.sigma)
             c = self.decode_closure(z)
@@ -303,6 +309,20 @@ def model_paths(path_stem) -> tuple[Path, Path]:
     if p.suffix in (".pt", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".pt"), p.with_name(p.name + ".json")
+
+
+def resolve_model_path(path_or_name) -> Path:
+    """The stem of a saved model: ``path_or_name`` itself when its card (``<stem>.json``) exists,
+    else the shipped model of that name in :data:`WEIGHTS_DIR` (e.g. ``'ldm-kolmogorov'``), else
+    ``path_or_name`` unchanged (so that loading it reports the missing file by its given path)."""
+    pt, js = model_paths(path_or_name)
+    stem = js.with_suffix("")
+    if js.exists() or pt.exists():
+        return stem
+    shipped = WEIGHTS_DIR / stem.name
+    if stem.parent == Path(".") and (shipped.with_name(shipped.name + ".json")).exists():
+        return shipped
+    return stem
 
 
 def _plain(o):
@@ -417,8 +437,10 @@ class LatentDiffusionClosure(Closure):
 
     ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.4, threads=1,
     device='cpu', samples=1)``: ``model`` a :class:`LatentDiffusionModel` or the stem (or
-    ``.pt``/``.json`` path) of saved weights; ``path=`` is the same, for
-    ``get_closure('ldm', path=...)``. Each refresh returns, per member, the mean of ``samples``
+    ``.pt``/``.json`` path) of saved weights, or the name of a shipped model
+    (:func:`resolve_model_path`); ``path=`` is the same, for ``get_closure('ldm', path=...)``.
+    Neither given: the shipped :attr:`default_model` ('ldm-kolmogorov', for the ``kolmogorov``
+    preset's LES 64²). Each refresh returns, per member, the mean of ``samples``
     draws (1: a plain stochastic sample) of C in physical units, float64 (members, n, n).
     ``threads`` sets ``torch.set_num_threads`` before each refresh (default 1: small networks
     called from a solver run fastest on one thread; None leaves torch's setting).
@@ -427,6 +449,7 @@ class LatentDiffusionClosure(Closure):
     """
 
     name = "ldm"
+    default_model = "ldm-kolmogorov"
 
     def __init__(self, model=None, every: int = 5, steps: int = 10, t_start: float = 0.4,
                  threads: int | None = 1, device: str = "cpu", samples: int = 1,
@@ -436,8 +459,7 @@ class LatentDiffusionClosure(Closure):
             raise ValueError("give a model or a path, not both")
         src = model if model is not None else path
         if src is None:
-            raise ValueError("LatentDiffusionClosure needs a model or path= (the stem of "
-                             "<stem>.pt and <stem>.json)")
+            src = self.default_model
         for name, v in (("steps", steps), ("samples", samples)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
@@ -455,8 +477,8 @@ class LatentDiffusionClosure(Closure):
             self.model = src.to(self.device).eval()
             self.path = None
         elif isinstance(src, (str, os.PathLike)):
-            self.path = str(src)
-            self.model = load_model(src, device=self.device)
+            self.path = str(resolve_model_path(src))
+            self.model = load_model(self.path, device=self.device)
         else:
             raise ValueError(f"model must be a LatentDiffusionModel or a path, got "
                              f"{type(src).__name__}")
@@ -510,3 +532,11 @@ class LatentDiffusionClosure(Closure):
     def __repr__(self) -> str:
         return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
                 f"steps={self.steps}, t_start={self.t_start:g}, samples={self.samples})")
+
+
+class PhysicalDiffusionClosure(LatentDiffusionClosure):
+    """:class:`LatentDiffusionClosure` whose default model is the shipped physical-space baseline
+    'pcdm-kolmogorov' (P-CDM: score network on the 64² fields, no autoencoders)."""
+
+    name = "pcdm"
+    default_model = "pcdm-kolmogorov"

