@@ -25,6 +25,7 @@ The split's samples are read into memory (2 × 4 bytes × n² per sample), in ch
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -305,7 +306,22 @@ class ClosureDataset(Dataset):
                           "val_times": span(self.val_times),
                           "this_split": self.split, "samples": len(self)},
                 "normalised": self.normalised,
-                "stats": {f: dict(v) for f, v in self.stats.items()}}
+                "stats": {f: dict(v) for f, v in self.stats.items()},
+                "generation": self.generation()}
+
+    def generation(self) -> dict:
+        """How ``hybrid generate`` made the file (its attributes; empty for other files)."""
+        out = {}
+        for k in ("n_dns", "n_les", "members", "interval", "spinup", "seed", "target",
+                  "filter", "filter_width", "run_id", "created", "package_version"):
+            v = self.attrs.get(k)
+            if v is not None:
+                out[k] = v.item() if hasattr(v, "item") else v
+        try:
+            out["dns_dt"] = json.loads(self.attrs["dns_config"])["dt"]
+        except (KeyError, TypeError, ValueError):
+            pass
+        return out
 
     # ------------------------------------------------------------------ Dataset protocol
     def __len__(self) -> int:

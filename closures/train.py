@@ -168,14 +168,16 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
               gap: int = 0, seed: int = 0, device: str = "cpu", threads: int | None = None,
               resume: bool = False, progress: bool = True, checkpoint_every: int = 1,
               samples_eval: int = 8, eval_steps: int = 10, t_start: float = 0.4,
-              eval_pairs: int | None = None, stop_after: int | None = None) -> dict:
+              eval_pairs: int | None = None, stop_after: int | None = None,
+              command: str | None = None) -> dict:
     """Train a diffusion closure on the closure dataset ``dataset_path`` and save it to
     ``out_stem`` (module docstring). Returns the metrics: ``epochs``, ``training_time_s``,
     ``final_train`` / ``final_val`` (the last epoch's loss terms), ``offline`` (the offline
     metrics on the validation split, or on the training split when it is empty), ``paths``.
 
     ``stop_after``: stop (with a checkpoint) after that many epochs of this call — for tests of
-    ``resume`` and for training in slices; the model is then not saved.
+    ``resume`` and for training in slices; the model is then not saved. ``command``: the command
+    line that ran the training, recorded in the card.
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
@@ -363,7 +365,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
     data_cfg.update(dataset=str(Path(os.fspath(dataset_path)).resolve()),
                     train_samples=len(train), val_samples=0 if val is None else len(val),
                     samples=train.samples_complete)
-    card = {"name": paths["weights"].with_suffix("").name, "space": space,
+    card = {"name": paths["weights"].with_suffix("").name, "space": space, "command": command,
             "data": data_cfg, "training": training, "training_time_s": elapsed,
             "metrics": metrics, "sampler": {"steps": 10, "t_start": 0.4, "rho": 7.0,
                                             "start": "sqrt(1 + std(t_start)^2) z"},

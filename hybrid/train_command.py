@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def handler(args: argparse.Namespace) -> int:
             layers=args.layers, time_dim=args.time_dim, proj_hidden=args.proj_hidden,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device,
             threads=args.threads, resume=args.resume, progress=not args.no_progress,
-            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval)
+            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
+            command=shlex.join(args.argv))
     except KeyboardInterrupt:
         print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
               file=sys.stderr)

@@ -162,6 +162,8 @@ def test_cli_train_happy_path(tmp_path, data_file, capsys):
     assert printed["offline"]["samples"] == 1
     model = load_model(out)
     assert model.config["width"] == 4 and model.space == "latent"
+    assert model.card["command"].startswith(f"hybrid train ldm --data {data_file} --out {out} ")
+    assert model.card["data"]["generation"]["n_les"] == model.n
     # again without --overwrite/--resume: refused; with --resume at the last epoch: fine
     assert main(["train", "ldm", "--data", str(data_file), "--out", str(out), "--modes", "2"]) == 2
     assert "--out" in capsys.readouterr().err
