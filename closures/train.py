@@ -123,13 +123,15 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
     (C − Ĉ)² over pairs and points), ``rel_error`` (‖C − Ĉ‖/‖C‖ pooled over the split),
     ``rel_error_per_pair`` (the mean over pairs of ‖C − Ĉ‖/‖C‖), ``spread_to_error`` (RMS
     ensemble standard deviation over RMS error of the mean), ``rel_error_single`` (pooled relative
-    error of a single draw Ĉ_1) and, in latent space, ``ae_rel_error`` (‖C − D(E(C))‖/‖C‖).
+    error of a single draw Ĉ_1), in latent space ``ae_rel_error`` (‖C − D(E(C))‖/‖C‖, of the
+    residual plus μ with a mean network) and with a mean network ``mean_rel_error``
+    (‖C − μ(ω̄)‖/‖C‖).
     """
     model.eval()
     N = len(data) if max_pairs is None else min(len(data), int(max_pairs))
     if N == 0:
         return {}
-    s_err = s_ref = s_single = s_var = s_ae = 0.0
+    s_err = s_ref = s_single = s_var = s_ae = s_mu = 0.0
     per_pair = []
     for i0 in range(0, N, batch):
         w, c = data.omega_bar[i0:i0 + batch], data.closure[i0:i0 + batch]
@@ -146,8 +148,11 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
             s_var += float(draws.var(dim=1, unbiased=True).sum())
         per_pair += torch.sqrt(err / ref.clamp_min(1e-300)).tolist()
         if model.space == "latent":
-            rec = model.denormalise(model.ae_closure(c).double(), "closure")[:, 0]
+            rec = model.denormalise(model.reconstruct(w, c).double(), "closure")[:, 0]
             s_ae += float(((rec - truth) ** 2).sum())
+        if model.mean_net is not None:
+            mu = model.denormalise(model.mean(w).double(), "closure")[:, 0]
+            s_mu += float(((mu - truth) ** 2).sum())
     points = N * data.n * data.n
     out = {"pairs": N, "samples": int(samples), "steps": int(steps), "t_start": float(t_start),
            "mse": s_err / points, "rel_error": math.sqrt(s_err / s_ref),
@@ -156,6 +161,8 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
            "spread_to_error": (math.sqrt(s_var / s_err) if samples > 1 and s_err > 0 else None)}
     if model.space == "latent":
         out["ae_rel_error"] = math.sqrt(s_ae / s_ref)
+    if model.mean_net is not None:
+        out["mean_rel_error"] = math.sqrt(s_mu / s_ref)
     return out
 
 
@@ -164,7 +171,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
               weights: dict | None = None, ae_epochs: int | None = None,
               latent_channels: int = 1, ae_channels=(16, 32, 32), width: int = 20,
               modes: int = 4, layers: int = 4, time_dim: int = 64, proj_hidden: int = 64,
-              sigma: float = SIGMA, dsm_reduction: str = "mean", val_fraction: float = 0.1,
+              mean_width: int = 0, mean_blocks: int = 2, sigma: float = SIGMA, dsm_reduction: str = "mean", val_fraction: float = 0.1,
               gap: int = 0, seed: int = 0, device: str = "cpu", threads: int | None = None,
               resume: bool = False, progress: bool = True, checkpoint_every: int = 1,
               samples_eval: int = 8, eval_steps: int = 10, t_start: float = 0.4,
@@ -219,7 +226,8 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                           stats=train.stats) if val_fraction > 0 else None)
     arch = dict(n=train.n, space=space, L=train.L, latent_channels=latent_channels,
                 ae_channels=list(ae_channels), width=width, modes=modes, layers=layers,
-                time_dim=time_dim, proj_hidden=proj_hidden, sigma=sigma)
+                time_dim=time_dim, proj_hidden=proj_hidden, sigma=sigma, mean_width=mean_width,
+                mean_blocks=mean_blocks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LatentDiffusionModel(**arch, stats=train.stats).to(dev)
@@ -287,7 +295,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
             t0 = time.perf_counter()
             phase = _phase(space, mode, epoch, ae_epochs)
             frozen = phase == "score" and space == "latent"
-            for mod in (model.ae_omega, model.ae_closure):
+            for mod in (model.ae_omega, model.ae_closure, model.mean_net):
                 if mod is not None:
                     mod.requires_grad_(not frozen)
             model.score_net.requires_grad_(phase != "ae")

@@ -4,7 +4,8 @@
                      [--space latent|physical] [--mode joint|two-phase] [--device DEV]
                      [--threads T] [--seed S] [--resume] [--samples-eval K] [--overwrite]
                      [architecture: --latent-channels --ae-channels C0,C1,C2 --width --modes
-                      --layers --time-dim --proj-hidden] [--val-fraction F] [--ae-epochs N]
+                      --layers --time-dim --proj-hidden --mean-width --mean-blocks]
+                     [--val-fraction F] [--ae-epochs N]
                      [--lr-halving-every N] [--checkpoint-every N] [--no-progress]
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
@@ -83,6 +84,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=positive_int, default=4)
     p.add_argument("--time-dim", type=positive_int, default=64)
     p.add_argument("--proj-hidden", type=positive_int, default=64)
+    p.add_argument("--mean-width", type=nonnegative_int, default=0,
+                   help="channels of the mean network μ(ω̄) (residual conditioning; default 0: "
+                        "none)")
+    p.add_argument("--mean-blocks", type=nonnegative_int, default=2,
+                   help="residual blocks of the mean network (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -140,6 +146,7 @@ def handler(args: argparse.Namespace) -> int:
             ae_epochs=args.ae_epochs, latent_channels=args.latent_channels,
             ae_channels=args.ae_channels, width=args.width, modes=args.modes,
             layers=args.layers, time_dim=args.time_dim, proj_hidden=args.proj_hidden,
+            mean_width=args.mean_width, mean_blocks=args.mean_blocks,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device,
             threads=args.threads, resume=args.resume, progress=not args.no_progress,
             checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,

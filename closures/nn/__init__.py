@@ -7,11 +7,11 @@
 * :mod:`.score` — :class:`ConditionalFNOScore`, the two-branch conditional score network.
 * :mod:`.autoencoder` — :class:`ConvAutoencoder`, a periodic conv ResNet autoencoder n² → (n/4)².
 """
-from .autoencoder import ConvAutoencoder, PeriodicConv2d, ResBlock
+from .autoencoder import ConvAutoencoder, MeanNet, PeriodicConv2d, ResBlock
 from .embedding import GaussianFourierEmbedding, SinusoidalEmbedding, time_embedding
 from .fourier import FNO2d, FourierLayer, SpectralConv2d
 from .score import ConditionalFNOScore, count_parameters
 
 __all__ = ["ConditionalFNOScore", "ConvAutoencoder", "FNO2d", "FourierLayer",
-           "GaussianFourierEmbedding", "PeriodicConv2d", "ResBlock", "SinusoidalEmbedding",
+           "GaussianFourierEmbedding", "MeanNet", "PeriodicConv2d", "ResBlock", "SinusoidalEmbedding",
            "SpectralConv2d", "count_parameters", "time_embedding"]

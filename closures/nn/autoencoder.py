@@ -31,7 +31,7 @@ from torch import nn
 
 from .fourier import _positive_int, activation
 
-__all__ = ["PeriodicConv2d", "ResBlock", "ConvAutoencoder"]
+__all__ = ["PeriodicConv2d", "ResBlock", "ConvAutoencoder", "MeanNet"]
 
 
 class PeriodicConv2d(nn.Module):
@@ -118,3 +118,27 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+
+class MeanNet(nn.Module):
+    """A full-resolution periodic CNN for a conditional mean: (B, 1, n, n) → (B, 1, n, n).
+
+    3×3 periodic lift to ``width`` channels, ``blocks`` :class:`ResBlock` (GELU), GELU, 3×3
+    periodic projection to one channel; the projection starts at zero, so an untrained network
+    predicts a zero mean. Local (receptive field 2·(2·blocks + 2) + 1 cells) and equivariant
+    under whole-cell shifts.
+    """
+
+    def __init__(self, width: int, blocks: int = 2):
+        super().__init__()
+        width = _positive_int("mean_width", width)
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+            raise ValueError(f"mean_blocks must be an integer ≥ 0, got {blocks!r}")
+        self.net = nn.Sequential(PeriodicConv2d(1, width),
+                                 *[ResBlock(width, "gelu") for _ in range(blocks)],
+                                 activation("gelu"), PeriodicConv2d(width, 1))
+        nn.init.zeros_(self.net[-1].conv.weight)
+        nn.init.zeros_(self.net[-1].conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
