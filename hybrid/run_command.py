@@ -30,7 +30,8 @@ def configure_run(p: argparse.ArgumentParser) -> None:
         positive_int, time_step
     p.add_argument("preset", help="preset name (see 'hybrid dns --help') or path of a TOML file")
     p.add_argument("--closure", required=True, metavar="NAME",
-                   help="closure: a registered name (none, smagorinsky, leith, ...) or "
+                   help="closure: a registered name (none, smagorinsky, leith, ldm, pcdm: the "
+                        "last two the shipped diffusion models, or --closure-arg path=STEM) or "
                         "'package.module:ClassName'")
     p.add_argument("--closure-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument of the closure (VALUE read as JSON if it parses, else "
