@@ -11,7 +11,8 @@ sampling time of the model's card (the default).
    an LES ensemble of ``ensemble`` members per start (stochastic closures; deterministic ones need
    one) runs with each closure (none, Smagorinsky, the L-CDM, the P-CDM when shipped) refreshed
    every ``every`` steps. At every record time: the relative L2 error of the ensemble-mean
-   vorticity against the filtered DNS, ‖⟨ω⟩ − ω̄_ref‖/‖ω̄_ref‖, averaged over the starts.
+   vorticity against the filtered DNS, ‖⟨ω⟩ − ω̄_ref‖/‖ω̄_ref‖, averaged over the starts; also the
+   mean over members of each member's own error, and the ensemble spread relative to ‖ω̄_ref‖.
    The horizon is the decorrelation time t_d of the filtered DNS (its anomaly autocorrelation
    ⟨ω'(t)ω'(t+τ)⟩/⟨ω'²⟩, ω' = ω̄ minus its time and member mean, first drops below 1/e) plus one
    large-eddy turnover time T_e = (L/k_f)/u_rms, both measured from the dataset.
@@ -107,7 +108,7 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
         E = ensemble if name in ("ldm", "pcdm") else 1
         s = les_ensemble(preset, name, truth[0], E, every, seed)
         per = round(interval / s.dt)
-        err, spread = [0.0], [0.0]
+        err, spread, member = [0.0], [0.0], [0.0]
         wall0 = time.perf_counter()
         for j in range(1, leads + 1):
             s.step(per)
@@ -118,12 +119,15 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
             err.append(float(e.mean()))
             spread.append(float(np.sqrt(w.var(axis=1).sum(axis=(1, 2))
                                         / (ref_j ** 2).sum(axis=(1, 2))).mean()))
+            member.append(float(np.sqrt(((w - ref_j[:, None]) ** 2).sum(axis=(2, 3))
+                                        / (ref_j ** 2).sum(axis=(1, 2))[:, None]).mean()))
         wall = time.perf_counter() - wall0
         clo = s.timers["closure"]
         calls = getattr(s.closure, "calls", None) if s.closure is not None else None
         sim_t = leads * per * s.dt
         out["closures"][name] = {
-            "ensemble": E, "error_ensemble_mean": err, "relative_spread": spread,
+            "ensemble": E, "error_ensemble_mean": err, "error_member_mean": member,
+            "relative_spread": spread,
             "wall_s": wall, "cost_s_per_tu_per_member": wall / sim_t / (starts * E),
             "closure_share": clo / wall if wall > 0 else 0.0,
             "closure_s_per_call_per_member": (clo / calls / (starts * E)) if calls else None}
