@@ -278,9 +278,9 @@ class LatentDiffusionModel(nn.Module):
         """Samples of normalised C given normalised ω̄ (B, 1, n, n): (B, samples, 1, n, n).
 
         One encoder pass for the whole batch (and one of the mean network), one pass of the score
-        network's condition branch,
-        ``steps`` passes of its target branch on B·samples targets, one decoder pass. ``generators``: one torch.Generator per batch entry (entry b's noise comes
-        from generators[b] only), or a single generator for all. No gradients are kept.
+        network's condition branch, ``steps`` passes of its target branch on B·samples targets,
+        one decoder pass. ``generators``: one torch.Generator per batch entry (entry b's noise
+        comes from generators[b] only), or a single generator for all. No gradients are kept.
         """
         B = omega.shape[0]
         with torch.no_grad():

@@ -3,9 +3,10 @@
 Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leith'
 (:mod:`closures.classical`) and 'oracle' (:class:`~closures.oracle.OracleClosure`, which needs
 ``times`` and ``terms``), 'ldm' and 'pcdm' (:mod:`closures.ldm`; by default the shipped
-models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``). Other modules add theirs with ``@register_closure('name')``. A name of the
-form ``'package.module:ClassName'`` imports the module and instantiates the class, so user closures
-need no registration (the module must be importable, i.e. on ``sys.path``).
+models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``). Other modules add theirs with
+``@register_closure('name')``. A name of the form ``'package.module:ClassName'`` imports the
+module and instantiates the class, so user closures need no registration (the module must be
+importable, i.e. on ``sys.path``).
 """
 from __future__ import annotations
 

@@ -106,6 +106,9 @@ class ReportConfig:
                                  f"dt {self.dns_dt[0]:g}")
         if len({parse_entry(e, self.every) for e in self.closures}) != len(self.closures):
             raise ValueError(f"closures lists a row twice: {self.closures}")
+        if sum(parse_entry(e, self.every)[0] == "oracle" for e in self.closures) > 1:
+            raise ValueError(f"closures: one oracle row at most (the DNS records the exact term "
+                             f"at one refresh interval), got {self.closures}")
 
     def rows(self) -> list[tuple[str, int, str]]:
         """(closure name, refresh interval, row label) per LES row."""

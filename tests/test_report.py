@@ -53,6 +53,8 @@ def test_report_config_is_checked():
     for bad in ("ldm@0", "ldm@x", "ldm@"):
         with pytest.raises(ValueError, match="integer ≥ 1"):
             ReportConfig(closures=(bad,)).check()
+    with pytest.raises(ValueError, match="one oracle row at most"):
+        ReportConfig(closures=("oracle", "oracle@1")).check()
     with pytest.raises(ValueError, match="a row twice"):
         ReportConfig(closures=("ldm", "ldm@5")).check()           # every = 5 by default
     assert ReportConfig(closures=("ldm@1", "ldm@5", "none")).rows() == [

@@ -13,5 +13,5 @@ from .fourier import FNO2d, FourierLayer, SpectralConv2d
 from .score import ConditionalFNOScore, count_parameters
 
 __all__ = ["ConditionalFNOScore", "ConvAutoencoder", "FNO2d", "FourierLayer",
-           "GaussianFourierEmbedding", "MeanNet", "PeriodicConv2d", "ResBlock", "SinusoidalEmbedding",
-           "SpectralConv2d", "count_parameters", "time_embedding"]
+           "GaussianFourierEmbedding", "MeanNet", "PeriodicConv2d", "ResBlock",
+           "SinusoidalEmbedding", "SpectralConv2d", "count_parameters", "time_embedding"]
