@@ -51,11 +51,12 @@ from typing import Any, Callable
 import numpy as np
 
 from solvers import BlowUpError, fft
+from solvers.base import positive_number
 from solvers.grid import Grid
 from solvers.io import TrajectoryWriter
 
 from .config import Preset, load_preset
-from .simulation import (RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
+from .simulation import (RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info, end_time,
                          check_out_folder, timing_info, write_json)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0       # seconds to reach a Dask scheduler
@@ -401,15 +402,8 @@ class Ensemble:
         if out is None:
             raise ValueError("a Dask run needs out, the folder for its trajectory")
         out = check_out_folder(out, overwrite)
-        try:
-            t_end = float(t_end)
-        except (TypeError, ValueError):
-            raise ValueError(f"t_end must be a number, got {t_end!r}") from None
-        if not math.isfinite(t_end) or t_end < self.t0:
-            raise ValueError(f"t_end must be finite and ≥ t0={self.t0:g}, got {t_end!r}")
-        if output_every is not None and not (math.isfinite(float(output_every))
-                                             and float(output_every) > 0):
-            raise ValueError(f"output_every must be finite and > 0, got {output_every!r}")
+        t_end = end_time(t_end, self.t0, "t0 =")
+        output_every = positive_number("output_every", output_every, allow_none=True)
         if batch_size is not None:
             _check_int("batch_size", batch_size, 1)
         if not isinstance(overwrite, bool):

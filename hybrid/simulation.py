@@ -302,12 +302,7 @@ class Simulation:
         run.json is written with the status, and the error is re-raised.
         """
         s = self.solver
-        try:
-            t_end = float(t_end)
-        except (TypeError, ValueError):
-            raise ValueError(f"t_end must be a number, got {t_end!r}") from None
-        if not math.isfinite(t_end) or t_end < s.t:
-            raise ValueError(f"t_end must be finite and ≥ the current time {s.t:g}, got {t_end!r}")
+        t_end = end_time(t_end, s.t, "the current time")
         output_every = positive_number("output_every", output_every, allow_none=True)
         restart_every = positive_number("restart_every", restart_every, allow_none=True)
         if not isinstance(overwrite, bool):
@@ -455,6 +450,18 @@ class Simulation:
             post += f", closure {100 * share:.0f}%"
         bar.set_postfix_str(post, refresh=False)
         bar.refresh()
+
+
+def end_time(t_end, start: float, what: str) -> float:
+    """``t_end`` as a float, or ValueError unless it is a finite number ≥ ``start`` (``what``
+    names the start in the message)."""
+    try:
+        t = float(t_end)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_end must be a number, got {t_end!r}") from None
+    if not math.isfinite(t) or t < start:
+        raise ValueError(f"t_end must be finite and ≥ {what} {start:g}, got {t_end!r}")
+    return t
 
 
 def expected_closure_calls(step0: int, steps: int, every: int) -> int:
