@@ -85,28 +85,34 @@ def time_scales(ref: dict, L: float, kf: float) -> dict:
             "eddy_turnover": (L / kf) / u_rms}
 
 
+DIFFUSION = ("ldm", "pcdm")
+
+
 def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every: int,
-                 seed: int, dt: float | None = None):
-    """A batched LES: each start state repeated ``ensemble`` times, the closure set."""
+                 seed: int, dt: float | None = None, diffusion_kw: dict | None = None):
+    """A batched LES: each start state repeated ``ensemble`` times, the closure set
+    (``diffusion_kw``: extra arguments of the diffusion closures, e.g. precision, chunk)."""
     S = omega0.shape[0]
     s = preset.make_solver("les", members=S * ensemble, seed=seed,
                            **({} if dt is None else {"dt": dt}))
     s.set_vorticity(np.repeat(omega0, ensemble, axis=0))
     if closure != "none":
-        s.set_closure(get_closure(closure, every=every), every=every)
+        kw = dict(diffusion_kw or {}) if closure in DIFFUSION else {}
+        s.set_closure(get_closure(closure, every=every, **kw), every=every)
     return s
 
 
 def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int, every: int,
-               closures, seed: int) -> dict:
+               closures, seed: int, dt: float | None = None,
+               diffusion_kw: dict | None = None) -> dict:
     times = ref["times"]
     interval = float(times[1] - times[0])
     leads = int(min(round(horizon / interval) + 1, len(times) - 1 - k0))
     truth = ref["omega"][k0:k0 + leads + 1, :starts]                # (lead, S, n, n)
     out = {"lead_time": [interval * j for j in range(leads + 1)], "closures": {}}
     for name in closures:
-        E = ensemble if name in ("ldm", "pcdm") else 1
-        s = les_ensemble(preset, name, truth[0], E, every, seed)
+        E = ensemble if name in DIFFUSION else 1
+        s = les_ensemble(preset, name, truth[0], E, every, seed, dt, diffusion_kw)
         per = round(interval / s.dt)
         err, spread, member = [0.0], [0.0], [0.0]
         wall0 = time.perf_counter()
@@ -141,7 +147,7 @@ def shells_below_cutoff(n: int) -> int:
 
 
 def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closures,
-             seed: int, grid) -> dict:
+             seed: int, grid, dt: float | None = None, diffusion_kw: dict | None = None) -> dict:
     """Long LES runs: blow-up, and the steady spectrum against the dataset's."""
     kmax = shells_below_cutoff(grid.n)
     wh_ref = np.fft.rfft2(ref["omega"].reshape(-1, grid.n, grid.n))
@@ -149,7 +155,8 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
     e_ref = e_ref.mean(axis=0)[:kmax]
     out = {"k": k[:kmax].tolist(), "spectrum_reference": e_ref.tolist(), "closures": {}}
     for name in closures:
-        s = les_ensemble(preset, name, ref["omega"][k0, :members], 1, every, seed)
+        s = les_ensemble(preset, name, ref["omega"][k0, :members], 1, every, seed, dt,
+                         diffusion_kw)
         chunk = round(0.5 / s.dt)
         specs, blew, t_blow = [], False, None
         wall0 = time.perf_counter()
@@ -214,7 +221,8 @@ def markdown(r: dict) -> str:
              f"Starts: {r['starts']} held-out filtered-DNS states at t = {r['start_time']:g}; "
              f"decorrelation time t_d = {sc['decorrelation_time']:.2f}, eddy turnover "
              f"T_e = {sc['eddy_turnover']:.2f}, horizon {r['horizon']:.2f}. Every "
-             f"{r['every']} steps.", "",
+             f"{r['every']} steps, LES dt {r.get('les_dt', 0.005):g}; diffusion closures "
+             f"{r.get('diffusion', {})}.", "",
              "Relative L2 error of the ensemble-mean vorticity (mean over starts):", "",
              "| lead | " + " | ".join(s["closures"]) + " |",
              "|---|" + "---|" * len(s["closures"])]
@@ -259,6 +267,13 @@ def main(argv=None) -> int:
     p.add_argument("--dns-t", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads of the closures")
+    p.add_argument("--les-dt", type=float, default=None,
+                   help="LES time step (default: the preset's); e.g. 0.008 runs the LES at the "
+                        "Courant number of the dataset's DNS 256² at dt 0.002")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="precision of the diffusion closures' convolutions")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="members per network call of the diffusion closures (default: theirs)")
     args = p.parse_args(argv)
     import torch
 
@@ -274,6 +289,9 @@ def main(argv=None) -> int:
         card = read_card(WEIGHTS_DIR / shipped["ldm"])
         args.start_time = float(card["data"]["split"]["val_times"]["first"])
     k0 = int(np.argmin(np.abs(ref["times"] - args.start_time)))
+    diffusion_kw = {"precision": args.precision}
+    if args.chunk is not None:
+        diffusion_kw["chunk"] = args.chunk
     les = preset.make_solver("les")
     L = les.grid.L
     scales = time_scales(ref, L, float(preset.dns.get("kf", 4)))
@@ -287,13 +305,14 @@ def main(argv=None) -> int:
               "data": str(args.data), "start_time": float(ref["times"][k0]),
               "starts": args.starts, "ensemble": args.ensemble, "every": args.every,
               "long_members": args.long_members, "long_t": args.long_t, "threads": args.threads,
-              "time_scales": scales, "horizon": horizon}
+              "les_dt": float(les.dt if args.les_dt is None else args.les_dt),
+              "diffusion": diffusion_kw, "time_scales": scales, "horizon": horizon}
     result["short_term"] = short_term(preset, ref, k0, horizon, args.starts, args.ensemble,
-                                      args.every, names, args.seed)
+                                      args.every, names, args.seed, args.les_dt, diffusion_kw)
     long_names = names if args.long_closures is None else [
         c for c in args.long_closures.split(",") if c]
     result["long"] = long_run(preset, ref, k0, args.long_members, args.long_t, args.every,
-                              long_names, args.seed, les.grid)
+                              long_names, args.seed, les.grid, args.les_dt, diffusion_kw)
     result["dns"] = dns_cost(preset, ref, args.starts * args.ensemble, args.dns_t, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "online.json").write_text(json.dumps(result, indent=1))

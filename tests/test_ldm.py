@@ -70,6 +70,33 @@ def test_shapes_and_one_batched_pass_per_refresh(space):
         assert calls["enc"] == [5] and calls["dec"] == [20]
 
 
+def test_chunked_refresh_equals_one_batched_call():
+    model = make_model()
+    calls = []
+    model.ae_closure.decoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    s = state_of(5)
+    whole = ready(LatentDiffusionClosure(model, steps=3, chunk=None), 5, seed=3)(s)
+    assert calls == [5]
+    calls.clear()
+    parts = ready(LatentDiffusionClosure(model, steps=3, chunk=2), 5, seed=3)(s)
+    assert calls == [2, 2, 1]
+    # each member's noise comes from its own generator: chunking changes round-off at most
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+    with pytest.raises(ValueError, match="chunk"):
+        LatentDiffusionClosure(model, chunk=0)
+
+
+def test_bfloat16_convolutions_change_the_sample_by_round_off_only():
+    model = make_model()
+    s = state_of(3)
+    f32 = ready(LatentDiffusionClosure(model, steps=3), 3, seed=4)(s)
+    b16 = ready(LatentDiffusionClosure(model, steps=3, precision="bfloat16"), 3, seed=4)(s)
+    rel = np.linalg.norm(b16 - f32) / np.linalg.norm(f32)
+    assert 0 < rel < 0.05                     # bfloat16 keeps 8 bits: ~0.4 % per operation
+    with pytest.raises(ValueError, match="precision"):
+        LatentDiffusionClosure(model, precision="float16")
+
+
 def test_seeding_determinism_and_member_streams():
     model = make_model()
     s = state_of(4)
