@@ -167,6 +167,7 @@ class PseudoSpectralSolver:
         self._ky = np.ascontiguousarray(g.ky[:, 0], dtype=self.rdtype)
         self._inv_k2 = np.ascontiguousarray(g.inv_k2, dtype=self.rdtype)
         self._mask = np.ascontiguousarray(g.dealias)
+        self._kmax = g.kmax_dealias              # the stage kernels compute the box |m| ≤ kmax only
         self._scale = self.rdtype.type(1.0 / g.n**2)
 
         # transforms: 3 inverse (u, v, ζ) per member; 2 forward (uζ, vζ) reading the fluxes where
@@ -177,6 +178,7 @@ class PseudoSpectralSolver:
                                                 for c in (0, 1)])
         self._util = BatchedRealFFT(g.n, M, self.rdtype, inverse=False, threads=threads)
         self._stats = np.zeros((M, 3))
+        self._stats_args = self._stats_arguments()
 
         # sources: deterministic F̂ (1, n, nk); per-step total g = F̂ + ξ̂ + Ĉ (M, n, nk)
         self._forcing_hat = np.zeros((1, g.n, g.nk), self.cdtype)
@@ -187,13 +189,15 @@ class PseudoSpectralSolver:
                                  f"shape {f.shape}")
             self._forcing_hat[0] = self.forward(f[None])[0]
         self._has_forcing = forcing is not None
+        self._f_rows = np.any(self._forcing_hat[0] != 0, axis=1)      # rows the forcing touches
+        self._all_rows = np.ones(g.n, bool)
         self._norm = 1.0 / g.n**4
         self.ring = RingForcing(g, **ring) if ring else None
         self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
                                                                               self.cdtype)
         self._closure_hat = np.zeros((1, g.n, g.nk), self.cdtype)
         self._source = np.zeros(shp, self.cdtype)
-        self._rhs_source = self._forcing_hat
+        self._rhs_source, self._g_rows = self._forcing_hat, self._f_rows
 
         # state (double-buffered), stage buffers N(u), N(a), N(b) and a, and time
         self._state = np.zeros(shp, self.cdtype)
@@ -251,6 +255,15 @@ class PseudoSpectralSolver:
                 self._steppers.pop(next(iter(self._steppers)))
             self._steppers[level] = st
         return st
+
+    def _stats_arguments(self) -> tuple:
+        """The arguments after ``phys`` of ``kernels.advective_fluxes_stats``: the inverse outputs
+        as integers of their width, the sign-clearing mask, the bits of +inf, a one-element float
+        buffer and its integer view, and the stats array."""
+        ibits = np.dtype(np.int64 if self.rdtype.itemsize == 8 else np.int32)
+        buf = np.zeros(1, self.rdtype)
+        return (self._inv.real.view(ibits), ibits.type(np.iinfo(ibits).max),
+                np.array([np.inf], self.rdtype).view(ibits)[0], buf, buf.view(ibits), self._stats)
 
     # ------------------------------------------------------------------ transforms
     def forward(self, phys: np.ndarray) -> np.ndarray:
@@ -387,11 +400,13 @@ class PseudoSpectralSolver:
 
     # ------------------------------------------------------------------ stepping
     def _sum_sources(self) -> None:
-        """The source held across this step's stages: F̂ + ξ̂ + Ĉ (only the parts present)."""
+        """The source held across this step's stages: F̂ + ξ̂ + Ĉ (only the parts present), and the
+        rows on which it may be nonzero (those of F̂ alone: a few for a single-mode forcing)."""
         noise, clo = self.ring is not None, self.closure is not None
         if not noise and not clo:
-            self._rhs_source = self._forcing_hat
+            self._rhs_source, self._g_rows = self._forcing_hat, self._f_rows
             return
+        self._g_rows = self._all_rows
         if noise and clo:
             kernels.add_sources(self._noise_hat, self._closure_hat, self._source)
             kernels.add_sources(self._forcing_hat, self._source, self._source)
@@ -438,7 +453,7 @@ class PseudoSpectralSolver:
                 kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
                                                inv.spectral)
             inv.execute()
-            fastest, bad = kernels.advective_fluxes_stats(inv.real, self._stats)
+            fastest, bad = kernels.advective_fluxes_stats(inv.real, *self._stats_args)
         self._prep_valid = False
         if bad:
             self._blowup("non-finite velocity", np.flatnonzero(self._stats[:, 2]))
@@ -454,7 +469,7 @@ class PseudoSpectralSolver:
             ring.draw(self.rngs, h, self._noise_hat)
         self._sum_sources()
         st, N = self.stepper, self._N
-        args = (self._kx, self._ky, self._mask, self._rhs_source)
+        args = (self._kx, self._ky, self._kmax, self._rhs_source, self._g_rows)
         fl = self._fluxes_hat()
         for k, sg in enumerate(st.stages):
             if adv:
@@ -472,8 +487,8 @@ class PseudoSpectralSolver:
         E, c1, c2, c3 = st.final
         bad = kernels.final_stage(
             fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out, self._inv_k2, self._scale,
-            inv.spectral, self._flags, self.track_budget, self._forcing_hat, self._noise_hat,
-            self._closure_hat, self._has_forcing, ring is not None, closure is not None, self.mu,
+            inv.spectral, self._flags, self.track_budget, self._forcing_hat, self._f_rows,
+            self._noise_hat, self._closure_hat, ring is not None, closure is not None, self.mu,
             self._visc, self._norm, h, self._budget_rates, self.budget)
         if bad:
             self._blowup("non-finite vorticity", np.flatnonzero(self._flags))
@@ -588,6 +603,7 @@ class PseudoSpectralSolver:
         if zh.shape != want:
             raise ValueError(f"restart state has shape {zh.shape}, this solver needs {want}")
         self._state[...] = zh
+        self._state[:, ~self._mask] = 0.0              # the solver carries the dealiased modes only
         self.step_count = int(st["step"])
         self.t = float(st["t"])
         self.dt_level = int(st.get("dt_level", 0))

@@ -77,31 +77,52 @@ def advective_fluxes(phys):
                 v[j, i] = v[j, i] * z[j, i]
 
 
+@_inline
+def _abs_bits_max(row, absmask, current):
+    """max(current, max over the row of |x|'s bit pattern): the row's integer view with the sign bit
+    cleared. For IEEE floats that order is the order of |x|, with inf and NaN above every finite
+    value; an integer max is exact and vectorises without fast-math."""
+    for i in range(row.shape[0]):
+        current = max(current, row[i] & absmask)
+    return current
+
+
 @_jit
-def advective_fluxes_stats(phys, stats):
+def advective_fluxes_stats(phys, bits, absmask, infbits, fbuf, ibuf, stats):
     """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite);
-    returns (max over members of max|u| + max|v|, whether any member is not finite)."""
+    returns (max over members of max|u| + max|v|, whether any member is not finite).
+
+    ``bits`` is ``phys`` viewed as integers of its width, ``absmask`` clears their sign bit,
+    ``infbits`` is the pattern of +inf (any |x| pattern ≥ it is inf or NaN); ``fbuf``/``ibuf`` a
+    one-element float array and its integer view, to turn a maximum back into a float. Each row
+    is read for the maxima before the fluxes overwrite u and v.
+    """
     M = phys.shape[0] // 3
     for m in range(M):
         u = phys[3 * m]
         v = phys[3 * m + 1]
         z = phys[3 * m + 2]
-        umax = 0.0
-        vmax = 0.0
-        total = 0.0
+        ub = bits[3 * m]
+        vb = bits[3 * m + 1]
+        zb = bits[3 * m + 2]
+        umax = ub[0, 0] & 0
+        vmax = umax
+        zmax = umax
         for j in range(phys.shape[1]):
-            for i in range(phys.shape[2]):
-                a = u[j, i]
-                b = v[j, i]
-                c = z[j, i]
-                umax = max(umax, abs(a))
-                vmax = max(vmax, abs(b))
-                total += abs(a) + abs(b) + abs(c)                   # NaN/inf propagate here
-                u[j, i] = a * c
-                v[j, i] = b * c
-        stats[m, 0] = umax
-        stats[m, 1] = vmax
-        stats[m, 2] = 0.0 if total < np.inf else 1.0
+            umax = _abs_bits_max(ub[j], absmask, umax)
+            vmax = _abs_bits_max(vb[j], absmask, vmax)
+            zmax = _abs_bits_max(zb[j], absmask, zmax)
+            ur = u[j]
+            vr = v[j]
+            zr = z[j]
+            for i in range(ur.shape[0]):
+                ur[i] = ur[i] * zr[i]
+                vr[i] = vr[i] * zr[i]
+        ibuf[0] = umax
+        stats[m, 0] = fbuf[0]
+        ibuf[0] = vmax
+        stats[m, 1] = fbuf[0]
+        stats[m, 2] = 1.0 if max(max(umax, vmax), zmax) >= infbits else 0.0
     fastest = 0.0
     bad = False
     for m in range(M):
@@ -122,19 +143,47 @@ def assemble_rhs(fl, kx, ky, mask, g, out):
                 out[m, j, i] = _rhs_point(fl, mask, g, kx[i], ky[j], m, gm, j, i)
 
 
+@_inline
+def _zero_tail(prep, m, j, i0):
+    """Zero slots 3m, 3m+1, 3m+2 of row j from column i0 on (the c2r transform destroys its input,
+    so the modes outside the dealiased box are rewritten every stage)."""
+    for s in range(3 * m, 3 * m + 3):
+        row = prep[s, j]
+        for i in range(i0, row.shape[0]):
+            row[i] = 0.0
+
+
+@_inline
+def _kept_row(j, n, kmax):
+    """Is row j (ky mode number j or j − n) inside the dealiased box |m_y| ≤ kmax?"""
+    return j <= kmax or j >= n - kmax
+
+
 @_jit
-def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
+def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
           inv_k2, scale, prep):
-    """One fused stage: N = mask·(−∇·(uζ))^ + g into ``n_out``; x = A·y + B·N (+ C·nprev if
-    ``use_c``), stored in ``x_out`` if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``."""
+    """One fused stage: N = (−∇·(uζ))^ + g into ``n_out``; x = A·y + B·N (+ C·nprev if
+    ``use_c``), stored in ``x_out`` if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``.
+
+    Only the dealiased box |m_x|, |m_y| ≤ kmax is computed: outside it the state, the stage values
+    and every source are zero (so N, x are too), ``n_out``/``x_out`` are never read there, and
+    ``prep`` is zero-filled. ``g`` is read only on rows with ``g_rows[j]`` (it is zero elsewhere):
+    a deterministic forcing of a few modes costs nothing on the other rows.
+    """
     M, n, nk = y.shape
     gb = g.shape[0] > 1
     for m in range(M):
         gm = m if gb else 0
         for j in range(n):
+            if not _kept_row(j, n, kmax):
+                _zero_tail(prep, m, j, 0)
+                continue
             kyj = ky[j]
-            for i in range(nk):
-                N = _rhs_point(fl, mask, g, kx[i], kyj, m, gm, j, i)
+            use_g = g_rows[j]
+            for i in range(kmax + 1):
+                N = _advection(fl, kx[i], kyj, m, j, i)
+                if use_g:
+                    N += g[gm, j, i]
                 n_out[m, j, i] = N
                 x = A[j, i] * y[m, j, i] + B[j, i] * N
                 if use_c:
@@ -142,21 +191,31 @@ def stage(fl, kx, ky, mask, g, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
                 if store_x:
                     x_out[m, j, i] = x
                 _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
+            _zero_tail(prep, m, j, kmax + 1)
+
+
+@_inline
+def _source_rate(zr, zi, s, w):
+    """w·Re(ζ̂ Ŝ*) of the midpoint ζ̂ = zr + i zi and a source value s."""
+    return w * (zr * s.real + zi * s.imag)
 
 
 @_jit
-def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale, prep,
-                flags, budget, f, xi, c, has_f, has_x, has_c, drag, visc, norm, dt, rates, acc):
+def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale,
+                prep, flags, budget, f, f_rows, xi, c, has_x, has_c, drag, visc, norm, dt, rates,
+                acc):
     """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·(n2 + n3) + c3·N (the new state);
     its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
-    coefficient is not finite.
+    coefficient is not finite. Only the dealiased box is computed (see ``stage``): ``out`` stays
+    zero outside it.
 
     If ``budget``: rates[m] = the energy and enstrophy rates of each term at the midpoint
     ζ = (u + out)/2. For a vorticity source S, dE/dt = −⟨ψS⟩ = norm·Σ w Re(ζ̂ Ŝ*)/|k|² and
     dZ/dt = ⟨ζS⟩ = norm·Σ w Re(ζ̂ Ŝ*), with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight (1 on
     the kx = 0 and Nyquist columns, 2 elsewhere) and norm = 1/n⁴. Columns: E by forcing f, noise
-    xi, closure c, drag (−drag·ζ), viscosity (−visc·ζ); then Z by the same five. ``terms`` =
-    (has f, has xi, has c): absent sources are not read.
+    xi, closure c, drag (−drag·ζ), viscosity (−visc·ζ); then Z by the same five. The forcing is
+    read on rows with ``f_rows[j]`` only (zero elsewhere); absent noise/closure (``has_x``,
+    ``has_c`` False) are not read.
     """
     M, n, nk = u.shape
     gb = g.shape[0] > 1
@@ -171,9 +230,16 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
         total = 0.0
         e0 = e1 = e2 = e3 = e4 = z0 = z1 = z2 = z3 = z4 = 0.0
         for j in range(n):
+            if not _kept_row(j, n, kmax):
+                _zero_tail(prep, m, j, 0)
+                continue
             kyj = ky[j]
-            for i in range(nk):
-                N = _rhs_point(fl, mask, g, kx[i], kyj, m, gm, j, i)
+            use_g = g_rows[j]
+            use_f = budget and f_rows[j]
+            for i in range(kmax + 1):
+                N = _advection(fl, kx[i], kyj, m, j, i)
+                if use_g:
+                    N += g[gm, j, i]
                 uo = u[m, j, i]
                 x = (E[j, i] * uo + c1[j, i] * n1[m, j, i]
                      + c2[j, i] * (n2[m, j, i] + n3[m, j, i]) + c3[j, i] * N)
@@ -192,21 +258,19 @@ def final_stage(fl, kx, ky, mask, g, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, 
                     e4 += pv * ik
                     z3 += pd
                     z4 += pv
-                    if has_f:
-                        fv = f[fm, j, i]
-                        pf = w * (zr * fv.real + zi * fv.imag)
+                    if use_f:
+                        pf = _source_rate(zr, zi, f[fm, j, i], w)
                         e0 += pf * ik
                         z0 += pf
                     if has_x:
-                        xv = xi[xm, j, i]
-                        px = w * (zr * xv.real + zi * xv.imag)
+                        px = _source_rate(zr, zi, xi[xm, j, i], w)
                         e1 += px * ik
                         z1 += px
                     if has_c:
-                        cv = c[cm, j, i]
-                        pc = w * (zr * cv.real + zi * cv.imag)
+                        pc = _source_rate(zr, zi, c[cm, j, i], w)
                         e2 += pc * ik
                         z2 += pc
+            _zero_tail(prep, m, j, kmax + 1)
         flags[m] = 0 if total < np.inf else 1
         if budget:
             rates[m, 0] = e0 * norm
