@@ -199,10 +199,11 @@ class PseudoSpectralSolver:
         self._source = np.zeros(shp, self.cdtype)
         self._rhs_source, self._g_rows = self._forcing_hat, self._f_rows
 
-        # state (double-buffered), stage buffers N(u), N(a), N(b) and a, and time
+        # state (double-buffered), stage buffers N(u) and N(a) (+ N(b), added there by the third
+        # stage) and a, and time
         self._state = np.zeros(shp, self.cdtype)
         self._next = np.zeros(shp, self.cdtype)
-        self._N = [np.zeros(shp, self.cdtype) for _ in range(3)]
+        self._N = [np.zeros(shp, self.cdtype) for _ in range(2)]     # N_1; N_2 (+ N_3)
         self._a = np.zeros(shp, self.cdtype)
         self._prep_valid = False           # does _inv.spectral hold (û, v̂, ζ̂) of the state?
         self.t = 0.0
@@ -478,15 +479,16 @@ class PseudoSpectralSolver:
                     kernels.advective_fluxes(inv.real)
                 fwd.execute()
             kernels.stage(fl, *args, self._a if sg.from_a else u, sg.A, sg.B,
-                          sg.B if sg.C is None else sg.C, N[0], sg.C is not None, N[k],
-                          sg.store, self._a, self._inv_k2, self._scale, inv.spectral)
+                          sg.B if sg.C is None else sg.C, N[0], sg.C is not None,
+                          N[min(k, 1)], k == 2, sg.store, self._a, self._inv_k2, self._scale,
+                          inv.spectral)
         if adv:
             inv.execute()
             kernels.advective_fluxes(inv.real)
             fwd.execute()
         E, c1, c2, c3 = st.final
         bad = kernels.final_stage(
-            fl, *args, u, E, c1, N[0], c2, N[1], N[2], c3, out, self._inv_k2, self._scale,
+            fl, *args, u, E, c1, N[0], c2, N[1], c3, out, self._inv_k2, self._scale,
             inv.spectral, self._flags, self.track_budget, self._forcing_hat, self._f_rows,
             self._noise_hat, self._closure_hat, ring is not None, closure is not None, self.mu,
             self._visc, self._norm, h, self._budget_rates, self.budget)

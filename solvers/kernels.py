@@ -3,7 +3,8 @@
 One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂, ζ̂), ``advective_fluxes``
 (uζ, vζ, in place), forward FFTs, and one fused ``stage`` kernel that assembles N = −∇·(uζ) + sources, forms
 the next stage value and writes its (û, v̂, ζ̂) straight into the inverse-FFT input: no other pass
-over memory. The last stage (``final_stage``) also checks finiteness and accumulates the energy and
+over memory. Only the 2/3-rule box of modes is computed (everything outside it is zero), and the
+third stage adds its N to the second's in place (the last stage needs their sum only). The last stage (``final_stage``) also checks finiteness and accumulates the energy and
 enstrophy budget.
 
 Spectral arrays are ``(members, n, n//2+1)`` complex (or a leading size of 1, broadcast over
@@ -178,10 +179,12 @@ def _kept_row(j, n, kmax):
 
 
 @_jit
-def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, store_x, x_out,
+def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, add_n, store_x, x_out,
           inv_k2, scale, prep):
-    """One fused stage: N = (−∇·(uζ))^ + g into ``n_out``; x = A·y + B·N (+ C·nprev if
-    ``use_c``), stored in ``x_out`` if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``.
+    """One fused stage: N = (−∇·(uζ))^ + g into ``n_out`` (n_out + N in place if ``add_n``: the
+    last stage needs N_2 + N_3 only, so the third stage sums it where N_2 is, and the last stage
+    reads one array instead of two); x = A·y + B·N (+ C·nprev if ``use_c``), stored in ``x_out``
+    if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``.
 
     Only the dealiased box |m_x|, |m_y| ≤ kmax is computed: outside it the state, the stage values
     and every source are zero (so N, x are too), ``n_out``/``x_out`` are never read there, and
@@ -202,7 +205,10 @@ def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, store_x,
                 N = _advection(fl, kx[i], kyj, m, j, i)
                 if use_g:
                     N += g[gm, j, i]
-                n_out[m, j, i] = N
+                if add_n:
+                    n_out[m, j, i] = n_out[m, j, i] + N
+                else:
+                    n_out[m, j, i] = N
                 x = _times(A[j, i], y[m, j, i]) + _times(B[j, i], N)
                 if use_c:
                     x += _times(C[j, i], nprev[m, j, i])
@@ -219,10 +225,11 @@ def _source_rate(zr, zi, s, w):
 
 
 @_jit
-def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n2, n3, c3, out, inv_k2, scale,
+def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n23, c3, out, inv_k2, scale,
                 prep, flags, budget, f, f_rows, xi, c, has_x, has_c, drag, visc, norm, dt, rates,
                 acc):
-    """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·(n2 + n3) + c3·N (the new state);
+    """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·n23 + c3·N (the new state; n23 =
+    N_2 + N_3, summed by the third stage);
     its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
     coefficient is not finite. Only the dealiased box is computed (see ``stage``): ``out`` stays
     zero outside it.
@@ -260,7 +267,7 @@ def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n2, n3, c3, out, 
                     N += g[gm, j, i]
                 uo = u[m, j, i]
                 x = (_times(E[j, i], uo) + _times(c1[j, i], n1[m, j, i])
-                     + _times(c2[j, i], n2[m, j, i] + n3[m, j, i]) + _times(c3[j, i], N))
+                     + _times(c2[j, i], n23[m, j, i]) + _times(c3[j, i], N))
                 out[m, j, i] = x
                 total += abs(x.real) + abs(x.imag)
                 _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)

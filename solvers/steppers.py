@@ -10,7 +10,8 @@ Both steppers evaluate N at t, t+h/2, t+h/2, t+h and are fourth order:
 Both are written in one form that the solver's fused kernels execute (``kernels.stage`` and
 ``kernels.final_stage``): stage s = 1, 2, 3 computes N_s = N(x_s) and
 x_{s+1} = A_s·y_s + B_s·N_s (+ C_s·N_1), with y_s the state u or the first stage value a; the last
-stage gives ζ̂ⁿ⁺¹ = E·u + c1·N_1 + c2·(N_2 + N_3) + c3·N_4.
+stage gives ζ̂ⁿ⁺¹ = E·u + c1·N_1 + c2·(N_2 + N_3) + c3·N_4 (the third stage adds N_3 to N_2 in
+place).
 """
 from __future__ import annotations
 
