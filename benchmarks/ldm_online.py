@@ -272,6 +272,8 @@ def main(argv=None) -> int:
                         "Courant number of the dataset's DNS 256² at dt 0.002")
     p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
                    help="precision of the diffusion closures' convolutions")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps of the diffusion closures (default: theirs, 10)")
     p.add_argument("--chunk", type=int, default=None,
                    help="members per network call of the diffusion closures (default: theirs)")
     args = p.parse_args(argv)
@@ -290,8 +292,9 @@ def main(argv=None) -> int:
         args.start_time = float(card["data"]["split"]["val_times"]["first"])
     k0 = int(np.argmin(np.abs(ref["times"] - args.start_time)))
     diffusion_kw = {"precision": args.precision}
-    if args.chunk is not None:
-        diffusion_kw["chunk"] = args.chunk
+    for key in ("chunk", "steps"):
+        if getattr(args, key) is not None:
+            diffusion_kw[key] = getattr(args, key)
     les = preset.make_solver("les")
     L = les.grid.L
     scales = time_scales(ref, L, float(preset.dns.get("kf", 4)))

@@ -60,7 +60,8 @@ import numpy as np
 import torch
 
 from .data import ClosureDataset
-from .ldm import DEFAULT_WEIGHTS, SPACES, LatentDiffusionModel, model_paths, save_model
+from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
+                  model_paths, save_model)
 from .losses import SIGMA
 
 __all__ = ["train_ldm", "offline_metrics", "train_paths", "MODES"]
@@ -114,7 +115,8 @@ def _total(terms: dict, weights: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: int = 8,
-                    steps: int = 10, t_start: float = 0.4, batch: int = 64,
+                    steps: int = STEPS, t_start: float = T_START, rho: float = RHO,
+                    batch: int = 64,
                     generator: torch.Generator | None = None,
                     max_pairs: int | None = None) -> dict:
     """Offline skill of ``model`` on the (normalised) pairs of ``data``, in physical units.
@@ -135,7 +137,8 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
     per_pair = []
     for i0 in range(0, N, batch):
         w, c = data.omega_bar[i0:i0 + batch], data.closure[i0:i0 + batch]
-        draws = model.sample(w, generator, samples=samples, steps=steps, t_start=t_start)
+        draws = model.sample(w, generator, samples=samples, steps=steps, t_start=t_start,
+                             rho=rho)
         draws = model.denormalise(draws.double(), "closure")[:, :, 0]        # (B, k, n, n)
         truth = model.denormalise(c.double(), "closure")[:, 0]
         mean = draws.mean(dim=1)
@@ -155,6 +158,7 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
             s_mu += float(((mu - truth) ** 2).sum())
     points = N * data.n * data.n
     out = {"pairs": N, "samples": int(samples), "steps": int(steps), "t_start": float(t_start),
+           "rho": float(rho),
            "mse": s_err / points, "rel_error": math.sqrt(s_err / s_ref),
            "rel_error_per_pair": float(np.mean(per_pair)),
            "rel_error_single": math.sqrt(s_single / s_ref),
@@ -175,7 +179,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
               dsm_reduction: str = "mean", val_fraction: float = 0.1,
               gap: int = 0, seed: int = 0, device: str = "cpu", threads: int | None = None,
               resume: bool = False, progress: bool = True, checkpoint_every: int = 1,
-              samples_eval: int = 8, eval_steps: int = 10, t_start: float = 0.4,
+              samples_eval: int = 8, eval_steps: int = STEPS, t_start: float = T_START,
               eval_pairs: int | None = None, stop_after: int | None = None,
               command: str | None = None) -> dict:
     """Train a diffusion closure on the closure dataset ``dataset_path`` and save it to
@@ -371,12 +375,12 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
                "offline": offline}
     data_cfg = train.describe()
-    data_cfg.update(dataset=str(Path(os.fspath(dataset_path)).resolve()),
+    data_cfg.update(dataset=os.fspath(dataset_path),               # as given: no machine paths
                     train_samples=len(train), val_samples=0 if val is None else len(val),
                     samples=train.samples_complete)
     card = {"name": paths["weights"].with_suffix("").name, "space": space, "command": command,
             "data": data_cfg, "training": training, "training_time_s": elapsed,
-            "metrics": metrics, "sampler": {"steps": 10, "t_start": 0.4, "rho": 7.0,
+            "metrics": metrics, "sampler": {"steps": eval_steps, "t_start": t_start, "rho": RHO,
                                             "start": "sqrt(1 + std(t_start)^2) z"},
             "torch_version": torch.__version__,
             "parameters": int(sum(p.numel() for p in model.parameters()))}

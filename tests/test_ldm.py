@@ -12,7 +12,7 @@ import torch
 from closures import get_closure
 from closures.base import closure_state
 from closures.ldm import (LatentDiffusionClosure, LatentDiffusionModel, ModelFileError,
-                          load_model, sample_per_member, save_model)
+                          load_model, sample_per_member, save_model, RHO, STEPS, T_START)
 from closures.losses import sample_ve, ve_marginal_std
 from solvers import KolmogorovFlow
 from solvers.grid import Grid
@@ -135,23 +135,28 @@ def test_sampler_matches_sample_ve_and_starts_at_the_data_variance():
     model = make_model()
     cond = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     ours = sample_per_member(model.score_net, cond, [torch.Generator().manual_seed(5)], 1,
-                             (2, 4, 4), steps=6)
+                             (2, 4, 4), steps=6, t_start=0.4, rho=7.0)
     g = torch.Generator().manual_seed(5)
     x0 = torch.randn(1, 2, 4, 4, generator=g) * math.sqrt(1 + float(ve_marginal_std(0.4)) ** 2)
     ref = sample_ve(model.score_net, (1, 2, 4, 4), cond, steps=6, x_init=x0, generator=g)
     assert torch.equal(ours, ref)
     # exact score of N(0, 1): the variance error is the discretisation's, not the start's.
-    # measured: 10 steps 1.36 (matched start) / 1.36 (bare prior start); 20 steps 1.07 / 1.02;
-    # 40 steps 1.03 / 0.95
+    # Karras ρ = 7 from t_start 0.4, measured: 10 steps 1.36 (matched start) / 1.36 (bare prior
+    # start); 20 steps 1.07 / 1.02; 40 steps 1.03 / 0.95. The defaults (ρ = 1, t_start 0.3):
+    # 10 steps 0.95, 5 steps 0.90 (the exact variance recursion of the linear update).
     def unit(x, t, c):
         return -x / (1 + ve_marginal_std(t) ** 2)[:, None]
 
-    def var(steps, data_var=1.0):
+    def var(steps, data_var=1.0, **kw):
+        kw = kw or {"t_start": 0.4, "rho": 7.0}
         return float(sample_per_member(unit, torch.zeros(20000, 1),
                                        torch.Generator().manual_seed(1), 1, (2,), steps=steps,
-                                       data_var=data_var).var())
+                                       data_var=data_var, **kw).var())
     assert 1.25 < var(10) < 1.5 and 1.25 < var(10, 0.0) < 1.5
     assert abs(var(20) - 1) < 0.12 and abs(var(40) - 1) < 0.06
+    assert (T_START, RHO, STEPS) == (0.3, 1.0, 10)
+    assert abs(var(10, t_start=T_START, rho=RHO) - 0.95) < 0.04       # 20000 draws: SE ≈ 0.01
+    assert abs(var(5, t_start=T_START, rho=RHO) - 0.90) < 0.04
 
 
 def test_closure_output_is_the_denormalised_sample():
@@ -233,7 +238,8 @@ def test_grid_check_and_arguments():
         LatentDiffusionClosure(model).reset(Grid(32, L), 1, {}, 0)
     with pytest.raises(ValueError, match="grid mismatch"):
         LatentDiffusionClosure(model).reset(Grid(N, 1.0), 1, {}, 0)
-    for kw in ({"steps": 0}, {"samples": 0}, {"t_start": 2.0}, {"threads": 0}):
+    for kw in ({"steps": 0}, {"samples": 0}, {"t_start": 2.0}, {"threads": 0}, {"rho": 0},
+               {"rho": "1"}):
         with pytest.raises(ValueError):
             LatentDiffusionClosure(model, **kw)
     with pytest.raises(ValueError, match="model or a path, not both"):
