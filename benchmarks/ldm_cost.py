@@ -1,0 +1,149 @@
+"""Cost of the diffusion-closure LES against DNS 256² at the same ensemble size (issue 4's target).
+
+    python -m benchmarks.ldm_cost --data data/kolmogorov.nc
+
+All timings in one process, interleaved: every round runs each LES configuration for
+``--les-t`` time units and the DNS for ``--dns-t``, so that a slow spell of a shared machine hits
+them alike; the table gives medians over ``--rounds`` rounds of wall seconds per simulated time
+unit per member, the speed-up against the DNS median, the closure's share of the LES and its time
+per refresh per member.
+
+The LES starts from ``--members`` held-out filtered-DNS states of the dataset (tiled if there are
+fewer), the DNS 256² from the preset's initial field after a short warm-up, at the DNS step of the
+dataset (``dns_config.dt``: 0.002, Courant ≈ 0.65). LES configurations (``--configs``,
+comma-separated ``closure[@every][/key=value...]``), e.g. ``ldm@5``, ``ldm@5/precision=bfloat16``,
+``ldm@5/steps=5``, ``ldm@10``, ``none``; ``dt=`` sets the LES step (default the preset's 0.005,
+Courant ≈ 0.4). Both solvers use ``--threads`` FFTW threads and the closures ``--threads`` torch
+threads. Writes ``cost.json`` and ``cost.md`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CONFIGS = ("none,smagorinsky,ldm@5,ldm@5/precision=bfloat16,ldm@5/steps=5,"
+                   "ldm@5/steps=5/precision=bfloat16,ldm@10,ldm@10/precision=bfloat16")
+
+
+def parse_config(text: str) -> tuple[str, int, dict, float | None]:
+    """'ldm@5/steps=5/dt=0.008' → ('ldm', 5, {'steps': 5}, 0.008)."""
+    head, *opts = text.split("/")
+    name, _, every = head.partition("@")
+    kw: dict = {}
+    for o in opts:
+        key, sep, value = o.partition("=")
+        if not sep:
+            raise SystemExit(f"--configs: expected key=value after '/', got {o!r} in {text!r}")
+        try:
+            kw[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kw[key] = value
+    dt = kw.pop("dt", None)
+    return name, int(every or 5), kw, None if dt is None else float(dt)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
+    p.add_argument("--configs", default=DEFAULT_CONFIGS)
+    p.add_argument("--members", type=int, default=64, help="ensemble size (default 64 = 4 × 16)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--les-t", type=float, default=0.25, help="LES time units per round")
+    p.add_argument("--dns-t", type=float, default=0.05, help="DNS time units per round")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/ldm_cost"))
+    args = p.parse_args(argv)
+    if not args.data.is_file():
+        raise SystemExit(f"--data: no closure dataset at {args.data}")
+    import torch
+
+    from closures.registry import get_closure
+    from hybrid.config import load_preset
+
+    from .ldm_online import reference
+    torch.set_num_threads(args.threads)
+    preset = load_preset("kolmogorov")
+    ref = reference(args.data)
+    M = args.members
+    omega = ref["omega"][-1]
+    omega0 = np.resize(omega, (M,) + omega.shape[1:])            # tiles the dataset's members
+    configs = [parse_config(c) for c in args.configs.split(",") if c]
+
+    les = []
+    for name, every, kw, dt in configs:
+        s = preset.make_solver("les", members=M, seed=args.seed, threads=args.threads,
+                               **({} if dt is None else {"dt": dt}))
+        s.set_vorticity(omega0)
+        if name != "none":
+            s.set_closure(get_closure(name, every=every, threads=args.threads, **kw)
+                          if name in ("ldm", "pcdm") else get_closure(name, every=every),
+                          every=every)
+        s.step(2 * every)                     # warm-up: compiled kernels, first network calls
+        les.append(s)
+    cfg = ref["dns_config"]
+    dns = preset.make_solver("dns", members=M, seed=args.seed, n=int(cfg["n"]), dt=cfg["dt"],
+                             threads=args.threads)
+    dns.set_vorticity(preset.initial_vorticity(dns))
+    dns.step(5)
+
+    def timed(s, t: float) -> tuple[float, float, float]:
+        steps = max(1, round(t / s.dt))
+        c0, w0 = s.timers["closure"], time.perf_counter()
+        s.step(steps)
+        return time.perf_counter() - w0, s.timers["closure"] - c0, steps * s.dt
+
+    rows: dict[str, list] = {c: [] for c in args.configs.split(",") if c}
+    dns_rows = []
+    for r in range(args.rounds):
+        dns_rows.append(timed(dns, args.dns_t))
+        for key, s in zip(rows, les):
+            rows[key].append(timed(s, args.les_t))
+        print(f"round {r + 1}/{args.rounds}: DNS {dns_rows[-1][0] / dns_rows[-1][2] / M:.3g} "
+              f"s/t.u./member", flush=True)
+    dns_cost = float(np.median([w / t / M for w, _, t in dns_rows]))
+    out = {"date": str(date.today()),
+           "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
+           "command": "python -m benchmarks.ldm_cost "
+           + " ".join(sys.argv[1:] if argv is None else argv),
+           "members": M, "threads": args.threads, "rounds": args.rounds,
+           "dns": {"n": int(cfg["n"]), "dt": float(cfg["dt"]), "s_per_tu_per_member": dns_cost},
+           "les": {}}
+    for (key, rs), s, (name, every, kw, dt) in zip(rows.items(), les, configs):
+        cost = float(np.median([w / t / M for w, _, t in rs]))
+        share = float(np.median([c / w for w, c, _ in rs]))
+        refreshes = [t / (s.dt * every) for _, _, t in rs]
+        per_call = (float(np.median([c / n / M for (_, c, _), n in zip(rs, refreshes)]))
+                    if name != "none" else None)
+        out["les"][key] = {"closure": name, "every": every, "options": kw, "dt": float(s.dt),
+                           "s_per_tu_per_member": cost, "speedup_vs_dns": dns_cost / cost,
+                           "closure_share": share, "closure_s_per_refresh_per_member": per_call}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cost.json").write_text(json.dumps(out, indent=1))
+    lines = [f"# LES cost vs DNS {out['dns']['n']}² ({out['date']}, {out['machine']})", "",
+             f"`{out['command']}`", "",
+             f"{M} members, {args.threads} thread(s), medians of {args.rounds} interleaved rounds. "
+             f"DNS {out['dns']['n']}² at dt {out['dns']['dt']:g}: {dns_cost:.3g} s per time "
+             f"unit per member.", "",
+             "| LES configuration | dt | s / t.u. / member | speed-up vs DNS | closure share | "
+             "closure ms / refresh / member |", "|---|---|---|---|---|---|"]
+    for key, r in out["les"].items():
+        pc = r["closure_s_per_refresh_per_member"]
+        lines.append(f"| {key} | {r['dt']:g} | {r['s_per_tu_per_member']:.3g} | "
+                     f"{r['speedup_vs_dns']:.1f} | {r['closure_share']:.0%} | "
+                     + ("–" if pc is None else f"{1e3 * pc:.1f}") + " |")
+    text = "\n".join(lines) + "\n"
+    (args.out / "cost.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
