@@ -163,7 +163,7 @@ class BatchedRealFFT:
 
     def execute(self, count: int | None = None) -> None:
         """Run the transform on the first ``count`` slots (all by default)."""
-        for f in self._exec[: self.slots if count is None else count]:
+        for f in self._exec if count is None else self._exec[:count]:
             f()
 
 

@@ -1,11 +1,12 @@
 """Numba kernels fusing the pointwise work of a right-hand-side evaluation and of the stepper stages.
 
 One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂, ζ̂), ``advective_fluxes``
-(uζ, vζ, in place), forward FFTs, and one fused ``stage`` kernel that assembles N = −∇·(uζ) + sources, forms
-the next stage value and writes its (û, v̂, ζ̂) straight into the inverse-FFT input: no other pass
-over memory. Only the 2/3-rule box of modes is computed (everything outside it is zero), and the
-third stage adds its N to the second's in place (the last stage needs their sum only). The last stage (``final_stage``) also checks finiteness and accumulates the energy and
-enstrophy budget.
+(uζ, vζ, in place), forward FFTs, and one fused ``stage`` kernel that assembles
+N = −∇·(uζ) + sources, forms the next stage value and writes its (û, v̂, ζ̂) straight into the
+inverse-FFT input: no other pass over memory. Only the 2/3-rule box of modes is computed (everything
+outside it is zero), and the third stage adds its N to the second's in place (the last stage needs
+their sum only). The last stage (``final_stage``) also checks finiteness and accumulates the energy
+and enstrophy budget.
 
 Spectral arrays are ``(members, n, n//2+1)`` complex (or a leading size of 1, broadcast over
 members); coefficient arrays are ``(n, n//2+1)``; the FFT buffers hold 3 (inverse) or 2 (forward)
