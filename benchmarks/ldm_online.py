@@ -19,7 +19,9 @@ sampling time of the model's card (the default).
 2. **Long run.** ``long_members`` members from the start states run ``long_t`` time units with
    each closure; blow-up (non-finite state) is reported. The isotropic energy spectrum averaged
    over t ≥ ``long_t``/5 and over members is compared shell by shell, for shells below the LES
-   cutoff, with the spectrum of all the dataset's ω̄: max and RMS of |E/E_ref − 1|.
+   cutoff, with the spectrum of all the dataset's ω̄: max and RMS of |E/E_ref − 1|, and per
+   shell E/E_ref − 1 with its standard error (from the spread of the members' time means, in
+   the LES and in the dataset).
 3. **Cost.** Wall seconds per simulated time unit per member of each LES ensemble, the closure's
    share, and its time per call per member; a DNS 256² of the same ensemble size is timed over
    ``dns_t`` time units at the dataset's DNS step (measured in the same process).
@@ -142,6 +144,15 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
     return out
 
 
+def member_mean_and_se(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra (times, members, shells) → the mean over all, and its standard error from the
+    spread of the members' time means (members are independent; times within one are not)."""
+    per_member = e.mean(axis=0)
+    M = per_member.shape[0]
+    se = per_member.std(axis=0, ddof=1) / np.sqrt(M) if M > 1 else np.full(e.shape[-1], np.nan)
+    return per_member.mean(axis=0), se
+
+
 def shells_below_cutoff(n: int) -> int:
     return (n - 1) // 3
 
@@ -150,10 +161,12 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
              seed: int, grid, dt: float | None = None, diffusion_kw: dict | None = None) -> dict:
     """Long LES runs: blow-up, and the steady spectrum against the dataset's."""
     kmax = shells_below_cutoff(grid.n)
+    T, M = ref["omega"].shape[:2]
     wh_ref = np.fft.rfft2(ref["omega"].reshape(-1, grid.n, grid.n))
     k, e_ref = diagnostics.energy_spectrum(grid, wh_ref)
-    e_ref = e_ref.mean(axis=0)[:kmax]
-    out = {"k": k[:kmax].tolist(), "spectrum_reference": e_ref.tolist(), "closures": {}}
+    e_ref, se_ref = member_mean_and_se(e_ref[:, :kmax].reshape(T, M, kmax))
+    out = {"k": k[:kmax].tolist(), "spectrum_reference": e_ref.tolist(),
+           "spectrum_reference_rel_se": (se_ref / e_ref).tolist(), "closures": {}}
     for name in closures:
         s = les_ensemble(preset, name, ref["omega"][k0, :members], 1, every, seed, dt,
                          diffusion_kw)
@@ -164,16 +177,19 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
             while s.t < t_end - 0.5 * s.dt:
                 s.step(chunk)                  # raises BlowUpError on a non-finite state
                 if s.t >= t_end / 5:
-                    specs.append(diagnostics.energy_spectrum(grid, np.asarray(s.vorticity_hat))[1]
-                                 .mean(axis=0)[:kmax])
+                    specs.append(diagnostics.energy_spectrum(
+                        grid, np.asarray(s.vorticity_hat))[1][:, :kmax])
         except BlowUpError:
             blew, t_blow = True, float(s.t)
         wall = time.perf_counter() - wall0
         rec = {"blew_up": blew, "blow_up_time": t_blow, "simulated": float(s.t), "wall_s": wall}
         if specs:
-            e = np.mean(specs, axis=0)
+            e, se = member_mean_and_se(np.asarray(specs))
             rel = e / e_ref - 1
+            # standard error of E/E_ref − 1 from both ensembles (members independent)
+            rel_se = (e / e_ref) * np.sqrt((se / e) ** 2 + (se_ref / e_ref) ** 2)
             rec.update(spectrum=e.tolist(), spectrum_rel_error=rel.tolist(),
+                       spectrum_rel_error_se=rel_se.tolist(),
                        spectrum_max_abs_rel_error=float(np.abs(rel).max()),
                        spectrum_rms_rel_error=float(np.sqrt((rel ** 2).mean())))
         out["closures"][name] = rec
@@ -245,6 +261,15 @@ def markdown(r: dict) -> str:
             f"{r['dns']['cost_s_per_tu_per_member'] / c['cost_s_per_tu_per_member']:.1f} | "
             f"{c['closure_share']:.0%} | "
             + ("–" if per_call is None else f"{1e3 * per_call:.2f}") + " |")
+    names = [n for n, c in lg["closures"].items() if "spectrum_rel_error_se" in c]
+    if names:
+        lines += ["", "Energy spectrum by shell, E/E_ref − 1 ± its standard error (from the "
+                  "members' time means of both ensembles):", "",
+                  "| k | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for j, k in enumerate(lg["k"]):
+            lines.append(f"| {k:g} | " + " | ".join(
+                f"{lg['closures'][n]['spectrum_rel_error'][j]:+.3f} ± "
+                f"{lg['closures'][n]['spectrum_rel_error_se'][j]:.3f}" for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
