@@ -13,7 +13,8 @@ For one preset (``kolmogorov`` by default), at equal ensemble size:
    Δ = 2·dx_LES, truncation), with each closure: none, Smagorinsky, Leith, the oracle
    (replaying C = −Π), and the shipped diffusion closures 'ldm' (L-CDM) and 'pcdm' (P-CDM),
    refreshed every ``every`` LES steps — or every k steps for an entry written ``'name@k'``
-   (``'ldm@1'``, ``'ldm@10'``).
+   (``'ldm@1'``, ``'ldm@10'``); options of a diffusion closure follow after slashes
+   (``'ldm@5/steps=5/precision=bfloat16'``; ``hybrid bench --rows``).
 4. :func:`hybrid.compare.compare_runs` of each LES against the DNS reference; the report is a
    markdown table (cost per simulated time unit per member, speed-up over each DNS, closure share,
    errors) and a cost-vs-error figure.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -42,27 +44,45 @@ from .config import load_preset
 from .simulation import Simulation
 
 CLOSURES = ("none", "smagorinsky", "leith", "oracle", "ldm", "pcdm")
-DEFAULT_ROWS = ("none", "smagorinsky", "leith", "oracle", "ldm@1", "ldm@5", "ldm@10", "pcdm@5")
+DEFAULT_ROWS = ("none", "smagorinsky", "leith", "oracle", "ldm@1", "ldm@5", "ldm@10",
+                "ldm@5/steps=5/precision=bfloat16", "pcdm@5")
 DEMO_ROWS = ("none", "smagorinsky", "leith", "oracle", "ldm")
 
 
-def parse_entry(entry: str, every: int) -> tuple[str, int]:
-    """``'name'`` → (name, every); ``'name@k'`` → (name, k). Raises ValueError naming the entry."""
-    name, _, k = str(entry).partition("@")
+def parse_entry(entry: str, every: int) -> tuple[str, int, tuple]:
+    """``'name'`` → (name, every, ()); ``'name@k'`` → (name, k, ()); options of the closure
+    follow after slashes, ``'ldm@5/steps=5/precision=bfloat16'`` → (…, (('precision',
+    'bfloat16'), ('steps', 5))), values read as JSON when they parse. Raises ValueError naming
+    the entry."""
+    head, *opts = str(entry).split("/")
+    name, _, k = head.partition("@")
     if name not in CLOSURES:
         raise ValueError(f"closures: {entry!r} is not among {CLOSURES} (optionally '@k', the "
-                         f"refresh interval in LES steps)")
-    if not k and not entry.endswith("@"):
-        return name, int(every)
+                         f"refresh interval in LES steps, and '/key=value' options)")
+    kw = {}
+    for o in opts:
+        key, sep, value = o.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"closures: options of {entry!r} must be '/key=value', got {o!r}")
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        kw[key] = v if v is None or isinstance(v, (bool, int, float, str)) else value
+    options = tuple(sorted(kw.items()))
+    if not k and not head.endswith("@"):
+        return name, int(every), options
     if not k.isdigit() or int(k) < 1:
         raise ValueError(f"closures: the refresh interval of {entry!r} must be an integer ≥ 1")
-    return name, int(k)
+    return name, int(k), options
 
 
-def _label(name: str, k: int, every: int, entries) -> str:
-    """'ldm' alone, or 'ldm every 5' when the row's closure appears with several intervals."""
-    several = sum(str(e).partition("@")[0] == name for e in entries) > 1
-    return f"{name} every {k}" if several or k != every else name
+def _label(name: str, k: int, options: tuple, every: int, entries) -> str:
+    """'ldm' alone, or 'ldm every 5' when the row's closure appears with several intervals or
+    options; options are appended, 'ldm every 5 steps=5 precision=bfloat16'."""
+    several = sum(str(e).partition("@")[0].partition("/")[0] == name for e in entries) > 1
+    label = f"{name} every {k}" if several or k != every else name
+    return " ".join([label] + [f"{key}={v}" for key, v in options])
 
 
 @dataclass
@@ -98,7 +118,10 @@ class ReportConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for entry in self.closures:
-            name, k = parse_entry(entry, self.every)
+            name, k, options = parse_entry(entry, self.every)
+            if options and name not in ("ldm", "pcdm"):
+                raise ValueError(f"closures: options are for the diffusion closures (ldm, "
+                                 f"pcdm), got {entry!r}")
             ratio = self.les_dt * k / self.dns_dt[0]
             if name == "oracle" and abs(ratio - round(ratio)) > 1e-9:
                 raise ValueError(f"the oracle's refresh interval les_dt·every = "
@@ -110,17 +133,18 @@ class ReportConfig:
             raise ValueError(f"closures: one oracle row at most (the DNS records the exact term "
                              f"at one refresh interval), got {self.closures}")
 
-    def rows(self) -> list[tuple[str, int, str]]:
-        """(closure name, refresh interval, row label) per LES row."""
+    def rows(self) -> list[tuple[str, int, str, dict]]:
+        """(closure name, refresh interval, row label, closure options) per LES row."""
         out = []
         for e in self.closures:
-            name, k = parse_entry(e, self.every)
-            out.append((name, k, _label(name, k, self.every, self.closures)))
+            name, k, options = parse_entry(e, self.every)
+            out.append((name, k, _label(name, k, options, self.every, self.closures),
+                        dict(options)))
         return out
 
     def oracle_every(self) -> int | None:
         """The oracle's refresh interval in LES steps (None: no oracle row)."""
-        ks = [k for name, k, _ in self.rows() if name == "oracle"]
+        ks = [k for name, k, _, _ in self.rows() if name == "oracle"]
         return ks[0] if ks else None
 
 
@@ -177,13 +201,13 @@ def _run_dns(preset, cfg: ReportConfig, n: int, dt: float, out: Path, reference:
     return cost, start_hat, oracle
 
 
-def _run_les(preset, cfg: ReportConfig, name: str, every: int, label: str, dns_grid: Grid,
-             start_hat, oracle, out: Path, progress: bool) -> Row:
+def _run_les(preset, cfg: ReportConfig, name: str, every: int, label: str, options: dict,
+             dns_grid: Grid, start_hat, oracle, out: Path, progress: bool) -> Row:
     s = preset.make_solver("les", members=cfg.members, seed=cfg.seed, n=cfg.les_n, dt=cfg.les_dt)
     s.set_vorticity_hat(filters.coarse_grain(dns_grid, s.grid, start_hat))
     s.t = cfg.spinup
     closure = OracleClosure.from_subgrid(*oracle) if name == "oracle" else name
-    res = Simulation(s, closure, every=every).run(
+    res = Simulation(s, closure, every=every, closure_kwargs=options or None).run(
         cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
         overwrite=True)
     cost = (res.wall_s - res.io_s) / res.simulated_time / cfg.members
@@ -209,10 +233,10 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
         dns_rows.append(Row("DNS (cost only)", n, c))
     dns_grid = Grid(cfg.dns_n[0], preset.dns.get("L", 2 * np.pi))
     rows = []
-    for name, k, label in cfg.rows():
+    for name, k, label, options in cfg.rows():
         folder = runs / _folder(cfg, label)
-        row = _run_les(preset, cfg, name, k, label, dns_grid, start_hat, oracle, folder,
-                       progress)
+        row = _run_les(preset, cfg, name, k, label, options, dns_grid, start_hat, oracle,
+                       folder, progress)
         m = compare_runs(folder, runs / f"dns{cfg.dns_n[0]}")
         row.metrics = _summary(m, cfg)
         rows.append(row)
@@ -230,7 +254,7 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
 
 
 def _folder(cfg: ReportConfig, label: str) -> str:
-    return f"les{cfg.les_n}-{label.replace(' ', '-')}"
+    return f"les{cfg.les_n}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", label)
 
 
 def _summary(m: dict, cfg: ReportConfig) -> dict:
@@ -319,7 +343,7 @@ def _snapshots(runs: Path, cfg: ReportConfig, dns_grid: Grid, path: Path) -> Non
         w = ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
     ref = np.fft.irfft2(filters.coarse_grain(dns_grid, les, np.fft.rfft2(w)), s=les.shape)
     panels = [("filtered DNS", ref)]
-    for _, _, label in cfg.rows():
+    for _, _, label, _ in cfg.rows():
         with xr.open_dataset(runs / _folder(cfg, label) / "trajectory.nc") as ds:
             panels.append((f"LES {label}", ds["vorticity"].isel(member=0, time=-1).values))
     vmax = float(np.abs(ref).max())
@@ -344,6 +368,9 @@ def configure(p) -> None:
                    help="folder for report.md, report.json, cost_vs_error.png and runs/")
     p.add_argument("--members", type=int, default=None, help="ensemble size (default: the size's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", default=None, metavar="ROW,ROW,...",
+                   help="LES rows, each 'closure[@every][/key=value...]' (default: the size's, "
+                        f"for default {','.join(DEFAULT_ROWS)})")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -355,6 +382,8 @@ def handler(args) -> int:
             return 2
         cfg.members = args.members
     cfg.seed = args.seed
+    if args.rows is not None:
+        cfg.closures = tuple(r for r in args.rows.split(",") if r)
     try:
         cfg.check()
         out = Path(args.out)

@@ -58,5 +58,13 @@ def test_report_config_is_checked():
     with pytest.raises(ValueError, match="a row twice"):
         ReportConfig(closures=("ldm", "ldm@5")).check()           # every = 5 by default
     assert ReportConfig(closures=("ldm@1", "ldm@5", "none")).rows() == [
-        ("ldm", 1, "ldm every 1"), ("ldm", 5, "ldm every 5"), ("none", 5, "none")]
+        ("ldm", 1, "ldm every 1", {}), ("ldm", 5, "ldm every 5", {}), ("none", 5, "none", {})]
+    assert ReportConfig(closures=("ldm@5", "ldm@5/steps=5/precision=bfloat16")).rows() == [
+        ("ldm", 5, "ldm every 5", {}),
+        ("ldm", 5, "ldm every 5 precision=bfloat16 steps=5", {"steps": 5,
+                                                               "precision": "bfloat16"})]
+    for bad, msg in (("ldm@5/steps", "key=value"), ("smagorinsky/cs=0.2", "diffusion closures")):
+        with pytest.raises(ValueError, match=msg):
+            ReportConfig(closures=(bad,)).check()
     assert main(["bench", "--members", "0", "--out", "x"]) == 2
+    assert main(["bench", "--rows", "none,magic", "--out", "x"]) == 2
