@@ -338,9 +338,9 @@ def conv_precision(precision: str, device) -> contextlib.AbstractContextManager:
     ``torch.autocast(device, bfloat16)`` for 'bfloat16'.
 
     Why offer bfloat16: the 3×3 convolutions at 64² and 32² are ~80 % of a refresh in float32,
-    and CPUs with AMX or AVX-512 BF16 run them about twice as fast in bfloat16 (measured in
-    README "Cost vs DNS"). The change of a decoded closure term is ~1 % of its norm, far below
-    the model's own error (~70 %). Without such hardware bfloat16 is emulated and slower.
+    and CPUs with AMX or AVX-512 BF16 run them about twice as fast in bfloat16
+    (``benchmarks/ldm_cost.py``). A closure term changes by ~0.5 % of its norm, far below the
+    model's own error (~70 %). Without such hardware bfloat16 is emulated and slower.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -527,8 +527,8 @@ class LatentDiffusionClosure(Closure):
     """The diffusion model as a closure of the solver's hook (module docstring).
 
     ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.3, rho=1, threads=1,
-    device='cpu', samples=1, precision='float32', chunk=16)``: ``model`` a :class:`LatentDiffusionModel` or the stem (or
-    ``.pt``/``.json`` path) of saved weights, or the name of a shipped model
+    device='cpu', samples=1, precision='float32', chunk=16)``: ``model`` a
+    :class:`LatentDiffusionModel` or the stem (or ``.pt``/``.json`` path) of saved weights, or the name of a shipped model
     (:func:`resolve_model_path`); ``path=`` is the same, for ``get_closure('ldm', path=...)``.
     Neither given: the shipped :attr:`default_model` ('ldm-kolmogorov', for the ``kolmogorov``
     preset's LES 64²). Each refresh returns, per member, the mean of ``samples``
@@ -637,8 +637,8 @@ class LatentDiffusionClosure(Closure):
 
     def __repr__(self) -> str:
         return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
-                f"steps={self.steps}, t_start={self.t_start:g}, rho={self.rho:g}, samples={self.samples}, "
-                f"precision={self.precision!r}, chunk={self.chunk})")
+                f"steps={self.steps}, t_start={self.t_start:g}, rho={self.rho:g}, "
+                f"samples={self.samples}, precision={self.precision!r}, chunk={self.chunk})")
 
 
 class PhysicalDiffusionClosure(LatentDiffusionClosure):
