@@ -528,11 +528,12 @@ class LatentDiffusionClosure(Closure):
 
     ``LatentDiffusionClosure(model_or_path, every=5, steps=10, t_start=0.3, rho=1, threads=1,
     device='cpu', samples=1, precision='float32', chunk=16)``: ``model`` a
-    :class:`LatentDiffusionModel` or the stem (or ``.pt``/``.json`` path) of saved weights, or the name of a shipped model
-    (:func:`resolve_model_path`); ``path=`` is the same, for ``get_closure('ldm', path=...)``.
-    Neither given: the shipped :attr:`default_model` ('ldm-kolmogorov', for the ``kolmogorov``
-    preset's LES 64²). Each refresh returns, per member, the mean of ``samples``
-    draws (1: a plain stochastic sample) of C in physical units, float64 (members, n, n).
+    :class:`LatentDiffusionModel` or the stem (or ``.pt``/``.json`` path) of saved weights, or
+    the name of a shipped model (:func:`resolve_model_path`); ``path=`` is the same, for
+    ``get_closure('ldm', path=...)``. Neither given: the shipped :attr:`default_model`
+    ('ldm-kolmogorov', for the ``kolmogorov`` preset's LES 64²). Each refresh returns, per member,
+    the mean of ``samples`` draws (1: a plain stochastic sample) of C in physical units, float64
+    (members, n, n).
     ``threads`` sets ``torch.set_num_threads`` before each refresh (default 1: small networks
     called from a solver run fastest on one thread; None leaves torch's setting).
     ``precision``: 'float32' (default) or 'bfloat16' for the convolutional parts
