@@ -33,20 +33,16 @@ DEFAULT_CONFIGS = ("none,smagorinsky,ldm@5,ldm@5/precision=bfloat16,ldm@5/steps=
 
 
 def parse_config(text: str) -> tuple[str, int, dict, float | None]:
-    """'ldm@5/steps=5/dt=0.008' → ('ldm', 5, {'steps': 5}, 0.008)."""
-    head, *opts = text.split("/")
-    name, _, every = head.partition("@")
-    kw: dict = {}
-    for o in opts:
-        key, sep, value = o.partition("=")
-        if not sep:
-            raise SystemExit(f"--configs: expected key=value after '/', got {o!r} in {text!r}")
-        try:
-            kw[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kw[key] = value
+    """'ldm@5/steps=5/dt=0.008' → ('ldm', 5, {'steps': 5}, 0.008): the rows of ``hybrid bench``
+    (:func:`hybrid.report.parse_entry`) plus ``dt=``, the LES time step."""
+    from hybrid.report import parse_entry
+    try:
+        name, every, options = parse_entry(text, 5)
+    except ValueError as e:
+        raise SystemExit(f"--configs: {e}") from None
+    kw = dict(options)
     dt = kw.pop("dt", None)
-    return name, int(every or 5), kw, None if dt is None else float(dt)
+    return name, every, kw, None if dt is None else float(dt)
 
 
 def main(argv=None) -> int:

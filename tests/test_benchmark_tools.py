@@ -1,0 +1,37 @@
+"""Helpers of the diffusion-closure benchmarks: spectrum standard errors, configuration parsing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.ldm_cost import parse_config
+from benchmarks.ldm_online import member_mean_and_se
+
+
+def test_member_standard_error_matches_the_spread_of_ensemble_means():
+    """Members independent, times within a member correlated (AR(1), ρ = 0.9): the standard
+    error from the members' time means must match the actual scatter of the ensemble mean over
+    replicate ensembles, where the naive one over all (time, member) samples is far too small."""
+    rng = np.random.default_rng(0)
+    reps, T, M, shells, phi = 1500, 60, 8, 2, 0.9
+    x = np.empty((reps, T, M, shells))
+    x[:, 0] = rng.standard_normal((reps, M, shells))
+    for t in range(1, T):
+        x[:, t] = phi * x[:, t - 1] + np.sqrt(1 - phi**2) * rng.standard_normal((reps, M, shells))
+    means, ses = zip(*(member_mean_and_se(1.0 + 0.1 * x[r]) for r in range(reps)))
+    actual = np.std(means, axis=0)
+    estimated = np.sqrt(np.mean(np.square(ses), axis=0))
+    np.testing.assert_allclose(estimated, actual, rtol=0.1)
+    naive = 0.1 / np.sqrt(T * M)
+    assert np.all(actual > 2.5 * naive)
+    assert np.all(np.isnan(member_mean_and_se(x[0, :, :1])[1]))          # one member: unknown
+
+
+def test_cost_configurations_parse_like_report_rows():
+    assert parse_config("ldm@5/steps=5/dt=0.008") == ("ldm", 5, {"steps": 5}, 0.008)
+    assert parse_config("ldm@10/precision=bfloat16") == ("ldm", 10, {"precision": "bfloat16"},
+                                                         None)
+    assert parse_config("none") == ("none", 5, {}, None)
+    for bad in ("magic", "ldm@0", "ldm@5/steps"):
+        with pytest.raises(SystemExit, match="--configs"):
+            parse_config(bad)
