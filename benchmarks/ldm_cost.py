@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from .provenance import run_header
 
 DEFAULT_CONFIGS = ("none,smagorinsky,ldm@5,ldm@5/precision=bfloat16,ldm@5/steps=5,"
                    "ldm@5/steps=5/precision=bfloat16,ldm@10,ldm@10/precision=bfloat16")
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
     from closures.registry import get_closure
     from hybrid.config import load_preset
 
-    from .ldm_online import reference
+    from .ldm_online import DIFFUSION, reference
     torch.set_num_threads(args.threads)
     preset = load_preset("kolmogorov")
     ref = reference(args.data)
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
         s.set_vorticity(omega0)
         if name != "none":
             s.set_closure(get_closure(name, every=every, threads=args.threads, **kw)
-                          if name in ("ldm", "pcdm") else get_closure(name, every=every),
+                          if name in DIFFUSION else get_closure(name, every=every),
                           every=every)
         s.step(2 * every)                     # warm-up: compiled kernels, first network calls
         les.append(s)
@@ -105,10 +104,7 @@ def main(argv=None) -> int:
         print(f"round {r + 1}/{args.rounds}: DNS {dns_rows[-1][0] / dns_rows[-1][2] / M:.3g} "
               f"s/t.u./member", flush=True)
     dns_cost = float(np.median([w / t / M for w, _, t in dns_rows]))
-    out = {"date": str(date.today()),
-           "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
-           "command": "python -m benchmarks.ldm_cost "
-           + " ".join(sys.argv[1:] if argv is None else argv),
+    out = {**run_header("benchmarks.ldm_cost", argv),
            "members": M, "threads": args.threads, "rounds": args.rounds,
            "dns": {"n": int(cfg["n"]), "dt": float(cfg["dt"]), "s_per_tu_per_member": dns_cost},
            "les": {}}

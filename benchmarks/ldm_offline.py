@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
-from datetime import date
 from pathlib import Path
+
+from .provenance import run_header
 
 DEFAULT_SETTINGS = "10:1:0.3,10:7:0.4,40:7:0.4,10:1:0.4,5:1:0.3,10:0.5:0.4"
 
@@ -115,10 +114,7 @@ def main(argv=None) -> int:
     if args.update_cards and settings[0] != (STEPS, RHO, T_START):
         raise SystemExit(f"--update-cards: the first setting must be the default "
                          f"{STEPS}:{RHO:g}:{T_START:g}")
-    result = {"date": str(date.today()),
-              "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
-              "command": "python -m benchmarks.ldm_offline "
-              + " ".join(sys.argv[1:] if argv is None else argv),
+    result = {**run_header("benchmarks.ldm_offline", argv),
               "data": str(args.data), "samples": args.samples, "models": {}}
     for stem in [m for m in args.models.split(",") if m]:
         ev = evaluate(stem, args.data, settings, args.samples, args.seed)

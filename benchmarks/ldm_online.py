@@ -33,10 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +43,8 @@ from hybrid.config import load_preset
 from hybrid.datasets import open_dataset
 from solvers import diagnostics
 from solvers.base import BlowUpError
+
+from .provenance import run_header
 
 
 def reference(path) -> dict:
@@ -326,10 +325,7 @@ def main(argv=None) -> int:
     horizon = scales["decorrelation_time"] + scales["eddy_turnover"]
     print(f"t_d = {scales['decorrelation_time']:.2f}, T_e = {scales['eddy_turnover']:.2f}; "
           f"start t = {ref['times'][k0]:g}", flush=True)
-    result = {"date": str(date.today()),
-              "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
-              "command": "python -m benchmarks.ldm_online "
-              + " ".join(sys.argv[1:] if argv is None else argv),
+    result = {**run_header("benchmarks.ldm_online", argv),
               "data": str(args.data), "start_time": float(ref["times"][k0]),
               "starts": args.starts, "ensemble": args.ensemble, "every": args.every,
               "long_members": args.long_members, "long_t": args.long_t, "threads": args.threads,

@@ -1,0 +1,15 @@
+"""Where a benchmark result came from: date, machine and the command that reruns it."""
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import date
+
+
+def run_header(module: str, argv: list[str] | None) -> dict[str, str]:
+    """{'date', 'machine', 'command'} for a result written by ``python -m module`` with ``argv``
+    (None: this process's own arguments)."""
+    args = sys.argv[1:] if argv is None else argv
+    return {"date": str(date.today()),
+            "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
+            "command": " ".join(["python", "-m", module, *args])}
