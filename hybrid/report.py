@@ -172,6 +172,7 @@ class Row:
     grid: int
     cost: float                   # wall s per simulated time unit per member
     closure_share: float | None = None
+    closure_calls: int | None = None  # refreshes of the closure term over the whole run
     metrics: dict = field(default_factory=dict)
 
 
@@ -212,7 +213,7 @@ def _run_les(preset, cfg: ReportConfig, name: str, every: int, label: str, optio
         overwrite=True)
     cost = (res.wall_s - res.io_s) / res.simulated_time / cfg.members
     share = res.closure_s / max(res.wall_s - res.io_s, 1e-12)
-    return Row(f"LES {label}", cfg.les_n, cost, share)
+    return Row(f"LES {label}", cfg.les_n, cost, share, res.closure_calls)
 
 
 def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
