@@ -99,6 +99,8 @@ def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every:
     s.set_vorticity(np.repeat(omega0, ensemble, axis=0))
     if closure != "none":
         kw = dict(diffusion_kw or {}) if closure in DIFFUSION else {}
+        if closure != "ldm":
+            kw.pop("model", None)                   # --ldm-model is for the ldm closure only
         s.set_closure(get_closure(closure, every=every, **kw), every=every)
     return s
 
@@ -300,6 +302,10 @@ def main(argv=None) -> int:
                    help="sampler steps of the diffusion closures (default: theirs, 10)")
     p.add_argument("--chunk", type=int, default=None,
                    help="members per network call of the diffusion closures (default: theirs)")
+    p.add_argument("--ldm-model", default=None, metavar="STEM",
+                   help="weights of the ldm closure (default: the shipped ldm-kolmogorov)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="diffusion closures without their cards' shell gains")
     args = p.parse_args(argv)
     import torch
 
@@ -319,6 +325,10 @@ def main(argv=None) -> int:
     for key in ("chunk", "steps"):
         if getattr(args, key) is not None:
             diffusion_kw[key] = getattr(args, key)
+    if args.ldm_model is not None:
+        diffusion_kw["model"] = args.ldm_model
+    if args.no_calibrate:
+        diffusion_kw["calibrate"] = False
     les = preset.make_solver("les")
     L = les.grid.L
     scales = time_scales(ref, L, float(preset.dns.get("kf", 4)))

@@ -86,6 +86,7 @@ import torch
 from torch import nn
 
 from .base import Closure
+from .calibration import apply_shell_gains
 from .losses import EPS, SIGMA, dsm_loss, karras_times, moment_penalty, ve_marginal_std
 from .nn import ConditionalFNOScore, ConvAutoencoder, MeanNet
 
@@ -542,6 +543,9 @@ class LatentDiffusionClosure(Closure):
     cache; at 64 members a refresh took 26 ms per member in one call and 16 ms in chunks of 16
     (float32, one thread, 2026-11-22). A member's sample does not depend on the chunking beyond
     float round-off, since its noise comes from its own generator.
+    ``calibrate`` (default True): where the model card holds a ``calibration`` (fitted by
+    ``hybrid calibrate``, :mod:`closures.calibration`), the shell-s part of the term is multiplied
+    by its least-squares gain g_s (``shell_gains``; the lowest shells only).
     Attributes: ``model``, ``calls`` (refreshes so far), ``last_seeds`` (the per-member torch
     seeds of the last refresh).
     """
@@ -551,7 +555,8 @@ class LatentDiffusionClosure(Closure):
 
     def __init__(self, model=None, every: int = 5, steps: int = STEPS, t_start: float = T_START,
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
-                 path=None, precision: str = "float32", chunk: int | None = 16):
+                 path=None, precision: str = "float32", chunk: int | None = 16,
+                 calibrate: bool = True):
         super().__init__(every)
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
@@ -588,6 +593,10 @@ class LatentDiffusionClosure(Closure):
         self.steps, self.samples, self.t_start, self.rho = int(steps), int(samples), ts, float(rho)
         self.precision, self.chunk = precision, None if chunk is None else int(chunk)
         self.threads = None if threads is None else int(threads)
+        if not isinstance(calibrate, bool):
+            raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
+        cal = (getattr(self.model, "card", None) or {}).get("calibration") or {}
+        self.shell_gains = list(cal.get("shell_gains", [])) if calibrate else []
         self.built_for = self.model.grid
         self.calls = 0
         self.last_seeds: list[int] | None = None
@@ -624,6 +633,8 @@ class LatentDiffusionClosure(Closure):
                                     precision=self.precision).mean(dim=1)[:, 0]
                            for s in range(0, len(gens), size)])
         out = m.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
+        if self.shell_gains:
+            out = apply_shell_gains(out, self.shell_gains)
         self.calls += 1
         return out
 
@@ -639,7 +650,8 @@ class LatentDiffusionClosure(Closure):
     def __repr__(self) -> str:
         return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
                 f"steps={self.steps}, t_start={self.t_start:g}, rho={self.rho:g}, "
-                f"samples={self.samples}, precision={self.precision!r}, chunk={self.chunk})")
+                f"samples={self.samples}, precision={self.precision!r}, chunk={self.chunk}, "
+                f"shell_gains={[round(g, 4) for g in self.shell_gains]})")
 
 
 class PhysicalDiffusionClosure(LatentDiffusionClosure):

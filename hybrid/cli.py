@@ -307,6 +307,9 @@ register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, 
 from .train_command import HELP as _train_help, configure as _configure_train  # noqa: E402
 from .train_command import handler as _train  # noqa: E402
 register("train", _train_help, _configure_train, _train)
+from .calibrate_command import HELP as _calibrate_help, configure as _configure_calibrate  # noqa: E402,E501
+from .calibrate_command import handler as _calibrate  # noqa: E402
+register("calibrate", _calibrate_help, _configure_calibrate, _calibrate)
 from .datasets import configure as _configure_generate, handler as _generate  # noqa: E402
 register("generate", "generate a closure dataset: filtered DNS and the exact subgrid term "
          "(issue 3)", _configure_generate, _generate)
