@@ -171,12 +171,17 @@ class PseudoSpectralSolver:
         self._scale = self.rdtype.type(1.0 / g.n**2)
 
         # transforms: 3 inverse (u, v, ζ) per member; 2 forward (uζ, vζ) reading the fluxes where
-        # the inverse left u and v (computed in place); one more forward set for utility use
-        self._inv = BatchedRealFFT(g.n, 3 * M, self.rdtype, inverse=True, threads=threads)
+        # the inverse left u and v (computed in place); one more forward set for utility use. All
+        # pruned to the dealiased box: every spectrum the solver transforms is dealiased, and
+        # only the box of a forward transform is used.
+        kmax = self._kmax
+        self._inv = BatchedRealFFT(g.n, 3 * M, self.rdtype, inverse=True, threads=threads,
+                                   kmax=kmax)
         self._fwd = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=False, threads=threads,
                                    real_fields=[self._inv.real[3 * m + c] for m in range(M)
-                                                for c in (0, 1)])
-        self._util = BatchedRealFFT(g.n, M, self.rdtype, inverse=False, threads=threads)
+                                                for c in (0, 1)], kmax=kmax)
+        self._util = BatchedRealFFT(g.n, M, self.rdtype, inverse=False, threads=threads,
+                                    kmax=kmax)
         self._stats = np.zeros((M, 3))
         self._stats_args = self._stats_arguments()
 
@@ -275,10 +280,11 @@ class PseudoSpectralSolver:
         return self._util.spectral[:k] * self._mask
 
     def inverse(self, spec: np.ndarray) -> np.ndarray:
-        """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk)."""
+        """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk), dealiased first (the
+        transforms are pruned to the dealiased box)."""
         k = spec.shape[0]
         self._prep_valid = False
-        self._inv.spectral[:k] = spec
+        np.multiply(spec, self._mask, out=self._inv.spectral[:k])
         self._inv.execute(k)
         return self._inv.real[:k] * (1.0 / self.grid.n**2)
 
@@ -322,10 +328,11 @@ class PseudoSpectralSolver:
 
     # ------------------------------------------------------------------ right-hand side
     def _rhs_into(self, zh: np.ndarray, out: np.ndarray) -> None:
-        """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member."""
+        """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member. Only the
+        dealiased box of ζ̂ is read (the solver's states have nothing outside it)."""
         if self.advection:
-            kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._inv_k2, self._scale,
-                                           self._inv.spectral)
+            kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._kmax, self._inv_k2,
+                                           self._scale, self._inv.spectral)
             self._prep_valid = False
             self._inv.execute()
             kernels.advective_fluxes(self._inv.real)
@@ -344,7 +351,8 @@ class PseudoSpectralSolver:
     def rhs(self, zeta_hat: np.ndarray | None = None) -> np.ndarray:
         """One right-hand-side evaluation N(ζ̂) (everything but the linear part), a new array.
 
-        Uses the sources held for the current step. Without an argument, at the current state.
+        Uses the sources held for the current step. Without an argument, at the current state;
+        ``zeta_hat`` is dealiased first (only its 2/3-rule box is read).
         """
         zh = self._state if zeta_hat is None else np.ascontiguousarray(zeta_hat, self.cdtype)
         out = np.empty((self.members, self.grid.n, self.grid.nk), self.cdtype)
@@ -451,8 +459,8 @@ class PseudoSpectralSolver:
             self._stats[:] = 0.0
         else:
             if not self._prep_valid:
-                kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._inv_k2, self._scale,
-                                               inv.spectral)
+                kernels.velocity_vorticity_hat(u, self._kx, self._ky, self._kmax, self._inv_k2,
+                                               self._scale, inv.spectral)
             inv.execute()
             fastest, bad = kernels.advective_fluxes_stats(inv.real, *self._stats_args)
         self._prep_valid = False

@@ -1,7 +1,8 @@
 """Planned pyFFTW transforms over the last two axes of batched n×n fields. The only pyFFTW user.
 
-Each field slot of a batch has its own FFTW plan for one n×n transform, all planned from the same
-wisdom, and the batch is executed slot by slot. Why not one "howmany" plan: FFTW may pick a
+Each field slot of a batch has its own FFTW plans for one n×n transform (one 2D plan, or two 1D
+plans when pruned to the dealiased box), all planned from the same wisdom, and the batch is
+executed slot by slot. Why not one "howmany" plan: FFTW may pick a
 different algorithm (and so a different round-off) for a batch of 8 than for 1, which would break
 "a batched run equals M single runs, bit for bit" and Dask runs that split members into other
 batches; and measured here, slot-by-slot is as fast as batched plans for n ≤ 256 and faster at 512²
@@ -117,53 +118,86 @@ def _check_threads(threads: int) -> int:
 class BatchedRealFFT:
     """Forward (r2c) or inverse (c2r) transforms of ``slots`` n×n fields through planned buffers.
 
-    ``real`` (slots, n, n) and ``spectral`` (slots, n, n//2+1) are the bound buffers: fill the input
-    one, call :meth:`execute` (or ``execute(k)`` for the first k slots), read the other.
-    The c2r transform destroys its input buffer (FFTW's multi-dimensional c2r always may).
+    ``real`` (slots, n, n) and ``spectral`` are the bound buffers: fill the input one, call
+    :meth:`execute` (or ``execute(k)`` for the first k slots), read the other.
+
+    ``spectral`` is (slots, n, n//2+1). ``kmax=None``: full 2D transforms. ``kmax`` given:
+    transforms pruned to the 2/3-rule box |m_x|, |m_y| ≤ kmax of dealiased fields, as two 1D
+    passes per slot, so the columns m_x > kmax (a third of them) skip the pass along y:
+
+    * inverse: a c2c along y in place on the columns m_x ≤ kmax, then a c2r along x. The columns
+      m_x > kmax of the input must be zero (they skip the first pass).
+    * forward: an r2c along x, then a c2c along y in place on the columns m_x ≤ kmax. Only those
+      columns hold the 2D transform: the caller must ignore (or mask) the rest.
+
+    The c2r transform destroys its input buffer (FFTW's multi-dimensional c2r always may; the
+    pruned one is planned with FFTW_DESTROY_INPUT too, measured faster than preserving it even
+    counting the rewrite of the zeros), and the r2c may destroy ``real``.
+
+    Why two hand-made 1D passes and not FFTW's 2D plan: FFTW does not prune. Measured here
+    (2-core Xeon, 1 thread, 256², float64, in the solver): the pruned forward takes about 0.82 of
+    the full 2D one, the pruned inverse 0.95–1; a solver step went from 4.96 to 4.34 full-FFT
+    floors (``benchmarks/ab_solver_cost.py``).
     """
 
     def __init__(self, n: int, slots: int, dtype="float64", inverse: bool = False,
-                 threads: int = 1, planner: str = "FFTW_MEASURE", real_fields=None):
-        """``real_fields``: optional list of ``slots`` existing 64-byte-aligned (n, n) arrays to
-        use as the real side instead of new buffers (then ``self.real`` is that list)."""
+                 threads: int = 1, planner: str = "FFTW_MEASURE", real_fields=None,
+                 kmax: int | None = None, spectral_fields=None):
+        """``real_fields``/``spectral_fields``: optional lists of ``slots`` existing 64-byte-aligned
+        (n, n) real / (n, n//2+1) complex arrays to use instead of new buffers (then ``self.real``
+        / ``self.spectral`` is that list); they are zeroed. ``kmax``: prune to the dealiased box (see the class docstring), 0 ≤ kmax < n//2."""
         self.n, self.slots, self.inverse = int(n), int(slots), bool(inverse)
         self.threads = _check_threads(threads)
-        rdt = real_dtype(dtype)
-        if real_fields is None:
-            self.real = slot_array(self.slots, (self.n, self.n), rdt)
-        else:
-            if len(real_fields) != self.slots or any(
-                    f.shape != (self.n, self.n) or f.dtype != rdt
-                    or f.ctypes.data % _ALIGN for f in real_fields):
-                raise ValueError(f"real_fields must be {self.slots} aligned ({self.n}, {self.n}) "
-                                 f"{rdt} arrays")
-            self.real = list(real_fields)
-        self.spectral = slot_array(self.slots, (self.n, self.n // 2 + 1), complex_dtype(rdt))
-        flags = (planner, "FFTW_DESTROY_INPUT")
-        self._plans = []
+        nk = self.n // 2 + 1
+        if kmax is not None and not (isinstance(kmax, (int, np.integer))
+                                     and 0 <= kmax < self.n // 2):
+            raise ValueError(f"kmax must be None or an integer in [0, {self.n // 2}), got {kmax!r}")
+        self.kmax = None if kmax is None else int(kmax)
+        rdt, cdt = real_dtype(dtype), complex_dtype(dtype)
+        self.real = self._buffers(real_fields, (self.n, self.n), rdt, "real_fields")
+        self.spectral = self._buffers(spectral_fields, (self.n, nk), cdt, "spectral_fields")
         with _lock:                                       # FFTW's planner is not thread-safe
             _load_wisdom_file()
             before = pyfftw.export_wisdom()
-            for k in range(self.slots):
-                if inverse:
-                    p = pyfftw.FFTW(self.spectral[k], self.real[k], axes=(0, 1),
-                                    direction="FFTW_BACKWARD", flags=flags, threads=self.threads,
-                                    normalise_idft=False)
-                else:
-                    p = pyfftw.FFTW(self.real[k], self.spectral[k], axes=(0, 1),
-                                    direction="FFTW_FORWARD", flags=flags, threads=self.threads)
-                self._plans.append(p)
+            plans = [self._slot_plans(k, planner) for k in range(self.slots)]
             if pyfftw.export_wisdom() != before:
                 _save_wisdom_file()
         # planning with MEASURE scribbles on the buffers
-        for f in self.real:
+        for f in (*self.real, *self.spectral):
             f[...] = 0
-        self.spectral[...] = 0
-        self._exec = [p.execute for p in self._plans]
+        self._per_slot = len(plans[0])
+        self._exec = [p.execute for slot in plans for p in slot]
+
+    def _buffers(self, fields, shape: tuple[int, int], dtype, name: str) -> list | np.ndarray:
+        """New aligned slots of ``shape``, or the validated existing ``fields``."""
+        if fields is None:
+            return slot_array(self.slots, shape, dtype)
+        if len(fields) != self.slots or any(
+                f.shape != shape or f.dtype != dtype or f.ctypes.data % _ALIGN for f in fields):
+            raise ValueError(f"{name} must be {self.slots} aligned {shape} {dtype} arrays")
+        return list(fields)
+
+    def _slot_plans(self, k: int, planner: str) -> list:
+        """The plans of slot k in execution order: one 2D plan, or two 1D plans when pruned."""
+        destroy = (planner, "FFTW_DESTROY_INPUT")
+        kw = dict(threads=self.threads)
+        back = dict(direction="FFTW_BACKWARD", normalise_idft=False, **kw)
+        real, spec = self.real[k], self.spectral[k]
+        if self.kmax is None:
+            if self.inverse:
+                return [pyfftw.FFTW(spec, real, axes=(0, 1), flags=destroy, **back)]
+            return [pyfftw.FFTW(real, spec, axes=(0, 1), direction="FFTW_FORWARD", flags=destroy,
+                                **kw)]
+        cols = spec[:, :self.kmax + 1]
+        if self.inverse:
+            return [pyfftw.FFTW(cols, cols, axes=(0,), flags=destroy, **back),
+                    pyfftw.FFTW(spec, real, axes=(1,), flags=destroy, **back)]
+        return [pyfftw.FFTW(real, spec, axes=(1,), direction="FFTW_FORWARD", flags=destroy, **kw),
+                pyfftw.FFTW(cols, cols, axes=(0,), direction="FFTW_FORWARD", flags=destroy, **kw)]
 
     def execute(self, count: int | None = None) -> None:
         """Run the transform on the first ``count`` slots (all by default)."""
-        for f in self._exec if count is None else self._exec[:count]:
+        for f in self._exec if count is None else self._exec[:count * self._per_slot]:
             f()
 
 

@@ -70,19 +70,6 @@ def _rhs_point(fl, mask, g, kxi, kyj, m, gm, j, i):
 
 
 @_jit
-def velocity_vorticity_hat(zh, kx, ky, inv_k2, scale, prep):
-    """From ζ̂ (M, n, nk) write (û, v̂, ζ̂)·scale into slots 3m, 3m+1, 3m+2 of ``prep``.
-
-    ψ̂ = −ζ̂/|k|², u = −∂yψ → û = i ky ζ̂/|k|², v = ∂xψ → v̂ = −i kx ζ̂/|k|².
-    """
-    M, n, nk = zh.shape
-    for m in range(M):
-        for j in range(n):
-            for i in range(nk):
-                _write_uvz(zh[m, j, i], kx[i], ky[j], inv_k2[j, i], scale, prep, m, j, i)
-
-
-@_jit
 def advective_fluxes(phys):
     """In place, per member: slots 3m, 3m+1 (u, v) become uζ, vζ (ζ in slot 3m+2); the forward
     transforms read them straight from there, so the fluxes never leave the cache."""
@@ -166,7 +153,8 @@ def assemble_rhs(fl, kx, ky, mask, g, out):
 @_inline
 def _zero_tail(prep, m, j, i0):
     """Zero slots 3m, 3m+1, 3m+2 of row j from column i0 on (the c2r transform destroys its input,
-    so the modes outside the dealiased box are rewritten every stage)."""
+    and the pruned one needs zeros in the columns m_x > kmax, so the modes outside the dealiased box
+    are rewritten every stage)."""
     for s in range(3 * m, 3 * m + 3):
         row = prep[s, j]
         for i in range(i0, row.shape[0]):
@@ -177,6 +165,25 @@ def _zero_tail(prep, m, j, i0):
 def _kept_row(j, n, kmax):
     """Is row j (ky mode number j or j − n) inside the dealiased box |m_y| ≤ kmax?"""
     return j <= kmax or j >= n - kmax
+
+
+@_jit
+def velocity_vorticity_hat(zh, kx, ky, kmax, inv_k2, scale, prep):
+    """From ζ̂ (M, n, nk) write (û, v̂, ζ̂)·scale into slots 3m, 3m+1, 3m+2 of ``prep`` on the
+    dealiased box |m_x|, |m_y| ≤ kmax and zeros outside it (the pruned inverse transform needs
+    zeros in the columns m_x > kmax; ζ̂ outside the box is ignored).
+
+    ψ̂ = −ζ̂/|k|², u = −∂yψ → û = i ky ζ̂/|k|², v = ∂xψ → v̂ = −i kx ζ̂/|k|².
+    """
+    M, n, nk = zh.shape
+    for m in range(M):
+        for j in range(n):
+            if not _kept_row(j, n, kmax):
+                _zero_tail(prep, m, j, 0)
+                continue
+            for i in range(kmax + 1):
+                _write_uvz(zh[m, j, i], kx[i], ky[j], inv_k2[j, i], scale, prep, m, j, i)
+            _zero_tail(prep, m, j, kmax + 1)
 
 
 @_jit
