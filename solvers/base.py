@@ -170,16 +170,16 @@ class PseudoSpectralSolver:
         self._kmax = g.kmax_dealias              # the stage kernels compute the box |m| ≤ kmax only
         self._scale = self.rdtype.type(1.0 / g.n**2)
 
-        # transforms: 3 inverse (u, v, ζ) per member; 2 forward (uζ, vζ) reading the fluxes where
-        # the inverse left u and v (computed in place); one more forward set for utility use. All
+        # transforms: 2 inverse (u, v) per member; 2 forward (uv, v² − u²) reading the products
+        # where the inverse left u and v (computed in place; see kernels._advection for why these
+        # products); one more forward set for utility use. All
         # pruned to the dealiased box: every spectrum the solver transforms is dealiased, and
         # only the box of a forward transform is used.
         kmax = self._kmax
-        self._inv = BatchedRealFFT(g.n, 3 * M, self.rdtype, inverse=True, threads=threads,
+        self._inv = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=True, threads=threads,
                                    kmax=kmax)
         self._fwd = BatchedRealFFT(g.n, 2 * M, self.rdtype, inverse=False, threads=threads,
-                                   real_fields=[self._inv.real[3 * m + c] for m in range(M)
-                                                for c in (0, 1)], kmax=kmax)
+                                   real_fields=list(self._inv.real), kmax=kmax)
         self._util = BatchedRealFFT(g.n, M, self.rdtype, inverse=False, threads=threads,
                                     kmax=kmax)
         self._stats = np.zeros((M, 3))
@@ -210,7 +210,7 @@ class PseudoSpectralSolver:
         self._next = np.zeros(shp, self.cdtype)
         self._N = [np.zeros(shp, self.cdtype) for _ in range(2)]     # N_1; N_2 (+ N_3)
         self._a = np.zeros(shp, self.cdtype)
-        self._prep_valid = False           # does _inv.spectral hold (û, v̂, ζ̂) of the state?
+        self._prep_valid = False           # does _inv.spectral hold (û, v̂) of the state?
         self.t = 0.0
         self.step_count = 0
         self.rngs = self._spawn_rngs(seed)
@@ -280,7 +280,7 @@ class PseudoSpectralSolver:
         return self._util.spectral[:k] * self._mask
 
     def inverse(self, spec: np.ndarray) -> np.ndarray:
-        """Physical fields (k, n, n) of k ≤ 3·members spectra (k, n, nk), dealiased first (the
+        """Physical fields (k, n, n) of k ≤ 2·members spectra (k, n, nk), dealiased first (the
         transforms are pruned to the dealiased box)."""
         k = spec.shape[0]
         self._prep_valid = False
@@ -328,7 +328,7 @@ class PseudoSpectralSolver:
 
     # ------------------------------------------------------------------ right-hand side
     def _rhs_into(self, zh: np.ndarray, out: np.ndarray) -> None:
-        """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; five FFTs per member. Only the
+        """out = N(ζ̂) = −∇·(uζ) (dealiased) + current sources; four FFTs per member. Only the
         dealiased box of ζ̂ is read (the solver's states have nothing outside it)."""
         if self.advection:
             kernels.velocity_vorticity_hat(zh, self._kx, self._ky, self._kmax, self._inv_k2,
@@ -341,7 +341,7 @@ class PseudoSpectralSolver:
                              self._rhs_source, out)
 
     def _fluxes_hat(self) -> np.ndarray:
-        """(uζ)^, (vζ)^ of the last inverse/forward pass, or zeros without advection."""
+        """(uv)^, (v² − u²)^ of the last inverse/forward pass, or zeros without advection."""
         if self.advection:
             return self._fwd.spectral
         if getattr(self, "_no_fluxes", None) is None:

@@ -1,15 +1,15 @@
 """Numba kernels fusing the pointwise work of a right-hand-side evaluation and of the stepper stages.
 
-One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂, ζ̂), ``advective_fluxes``
-(uζ, vζ, in place), forward FFTs, and one fused ``stage`` kernel that assembles
-N = −∇·(uζ) + sources, forms the next stage value and writes its (û, v̂, ζ̂) straight into the
-inverse-FFT input: no other pass over memory. Only the 2/3-rule box of modes is computed (everything
-outside it is zero), and the third stage adds its N to the second's in place (the last stage needs
-their sum only). The last stage (``final_stage``) also checks finiteness and accumulates the energy
-and enstrophy budget.
+One step of a four-stage stepper costs, per stage: inverse FFTs of (û, v̂), ``advective_fluxes``
+(uv, v² − u², in place), forward FFTs, and one fused ``stage`` kernel that assembles
+N = −∇·(uζ) + sources from those products (``_advection``), forms the next stage value and writes
+its (û, v̂) straight into the inverse-FFT input: no other pass over memory. Only the 2/3-rule box of
+modes is computed (everything outside it is zero), and the third stage adds its N to the second's
+in place (the last stage needs their sum only). The last stage (``final_stage``) also checks
+finiteness and accumulates the energy and enstrophy budget.
 
 Spectral arrays are ``(members, n, n//2+1)`` complex (or a leading size of 1, broadcast over
-members); coefficient arrays are ``(n, n//2+1)``; the FFT buffers hold 3 (inverse) or 2 (forward)
+members); coefficient arrays are ``(n, n//2+1)``; the FFT buffers hold 2 (inverse and forward)
 slots per member. Every kernel is elementwise per member (no reduction mixes members), so a member's
 arithmetic does not depend on the batch it sits in. No fastmath: results are IEEE-reproducible,
 which bit-exact restarts and batch equality rely on.
@@ -42,23 +42,25 @@ def _times_impl(a, z):
 
 
 @_inline
-def _write_uvz(z, kxi, kyj, ik, scale, prep, m, j, i):
-    """(û, v̂, ζ̂)·scale of ζ̂ = z into slots 3m, 3m+1, 3m+2: û = i ky ζ̂/|k|², v̂ = −i kx ζ̂/|k|²."""
-    zr = z.real * scale
-    zi = z.imag * scale
-    wr = zr * ik
-    wi = zi * ik
-    prep[3 * m, j, i] = complex(-kyj * wi, kyj * wr)
-    prep[3 * m + 1, j, i] = complex(kxi * wi, -kxi * wr)
-    prep[3 * m + 2, j, i] = complex(zr, zi)
+def _write_uv(z, kxi, kyj, ik, scale, prep, m, j, i):
+    """(û, v̂)·scale of ζ̂ = z into slots 2m, 2m+1: û = i ky ζ̂/|k|², v̂ = −i kx ζ̂/|k|²."""
+    wr = z.real * scale * ik
+    wi = z.imag * scale * ik
+    prep[2 * m, j, i] = complex(-kyj * wi, kyj * wr)
+    prep[2 * m + 1, j, i] = complex(kxi * wi, -kxi * wr)
 
 
 @_inline
 def _advection(fl, kxi, kyj, m, j, i):
-    """−(i kx (uζ)^ + i ky (vζ)^) = −∇·(uζ) at one mode."""
+    """−∇·(uζ) at one mode from a = (uv)^, b = (v² − u²)^ (Basdevant et al. 1983): in 2D
+    incompressible flow ∇·(uζ) = (∂xx − ∂yy)(uv) + ∂xy(v² − u²), so −∇·(uζ) has the transform
+    (kx² − ky²)·a + kx ky·b. Two products of the velocities replace u, v and ζ: two inverse
+    transforms and two forward ones per member instead of three and two."""
     a = fl[2 * m, j, i]
     b = fl[2 * m + 1, j, i]
-    return complex(kxi * a.imag + kyj * b.imag, -kxi * a.real - kyj * b.real)
+    p = kxi * kxi - kyj * kyj
+    q = kxi * kyj
+    return complex(p * a.real + q * b.real, p * a.imag + q * b.imag)
 
 
 @_inline
@@ -69,19 +71,26 @@ def _rhs_point(fl, mask, g, kxi, kyj, m, gm, j, i):
     return g[gm, j, i]
 
 
+@_inline
+def _products(ur, vr):
+    """In place along a row: u → uv, v → v² − u² (as (v − u)(v + u))."""
+    for i in range(ur.shape[0]):
+        a = ur[i]
+        b = vr[i]
+        ur[i] = a * b
+        vr[i] = (b - a) * (b + a)
+
+
 @_jit
 def advective_fluxes(phys):
-    """In place, per member: slots 3m, 3m+1 (u, v) become uζ, vζ (ζ in slot 3m+2); the forward
-    transforms read them straight from there, so the fluxes never leave the cache."""
-    M = phys.shape[0] // 3
+    """In place, per member: slots 2m, 2m+1 (u, v) become uv, v² − u² (see ``_advection``); the
+    forward transforms read them straight from there, so the products never leave the cache."""
+    M = phys.shape[0] // 2
     for m in range(M):
-        u = phys[3 * m]
-        v = phys[3 * m + 1]
-        z = phys[3 * m + 2]
+        u = phys[2 * m]
+        v = phys[2 * m + 1]
         for j in range(phys.shape[1]):
-            for i in range(phys.shape[2]):
-                u[j, i] = u[j, i] * z[j, i]
-                v[j, i] = v[j, i] * z[j, i]
+            _products(u[j], v[j])
 
 
 @_inline
@@ -96,40 +105,32 @@ def _abs_bits_max(row, absmask, current):
 
 @_jit
 def advective_fluxes_stats(phys, bits, absmask, infbits, fbuf, ibuf, stats):
-    """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v, ζ is not finite);
+    """``advective_fluxes`` plus stats[m] = (max|u|, max|v|, 1 if any u, v is not finite);
     returns (max over members of max|u| + max|v|, whether any member is not finite).
 
     ``bits`` is ``phys`` viewed as integers of its width, ``absmask`` clears their sign bit,
     ``infbits`` is the pattern of +inf (any |x| pattern ≥ it is inf or NaN); ``fbuf``/``ibuf`` a
     one-element float array and its integer view, to turn a maximum back into a float. Each row
-    is read for the maxima before the fluxes overwrite u and v.
+    is read for the maxima before the products overwrite u and v. (ζ is not transformed: a
+    non-finite ζ̂ makes u and v non-finite too.)
     """
-    M = phys.shape[0] // 3
+    M = phys.shape[0] // 2
     for m in range(M):
-        u = phys[3 * m]
-        v = phys[3 * m + 1]
-        z = phys[3 * m + 2]
-        ub = bits[3 * m]
-        vb = bits[3 * m + 1]
-        zb = bits[3 * m + 2]
+        u = phys[2 * m]
+        v = phys[2 * m + 1]
+        ub = bits[2 * m]
+        vb = bits[2 * m + 1]
         umax = ub[0, 0] & 0
         vmax = umax
-        zmax = umax
         for j in range(phys.shape[1]):
             umax = _abs_bits_max(ub[j], absmask, umax)
             vmax = _abs_bits_max(vb[j], absmask, vmax)
-            zmax = _abs_bits_max(zb[j], absmask, zmax)
-            ur = u[j]
-            vr = v[j]
-            zr = z[j]
-            for i in range(ur.shape[0]):
-                ur[i] = ur[i] * zr[i]
-                vr[i] = vr[i] * zr[i]
+            _products(u[j], v[j])
         ibuf[0] = umax
         stats[m, 0] = fbuf[0]
         ibuf[0] = vmax
         stats[m, 1] = fbuf[0]
-        stats[m, 2] = 1.0 if max(max(umax, vmax), zmax) >= infbits else 0.0
+        stats[m, 2] = 1.0 if max(umax, vmax) >= infbits else 0.0
     fastest = 0.0
     bad = False
     for m in range(M):
@@ -140,7 +141,7 @@ def advective_fluxes_stats(phys, bits, absmask, infbits, fbuf, ibuf, stats):
 
 @_jit
 def assemble_rhs(fl, kx, ky, mask, g, out):
-    """out = mask·(−i kx (uζ)^ − i ky (vζ)^) + g, i.e. −∇·(uζ) dealiased plus the source g."""
+    """out = mask·(−∇·(uζ))^ + g (see ``_advection``), the advection dealiased plus the source g."""
     M, n, nk = out.shape
     gb = g.shape[0] > 1
     for m in range(M):
@@ -152,10 +153,10 @@ def assemble_rhs(fl, kx, ky, mask, g, out):
 
 @_inline
 def _zero_tail(prep, m, j, i0):
-    """Zero slots 3m, 3m+1, 3m+2 of row j from column i0 on (the c2r transform destroys its input,
-    and the pruned one needs zeros in the columns m_x > kmax, so the modes outside the dealiased box
+    """Zero slots 2m, 2m+1 of row j from column i0 on (the c2r transform destroys its input, and
+    the pruned one needs zeros in the columns m_x > kmax, so the modes outside the dealiased box
     are rewritten every stage)."""
-    for s in range(3 * m, 3 * m + 3):
+    for s in range(2 * m, 2 * m + 2):
         row = prep[s, j]
         for i in range(i0, row.shape[0]):
             row[i] = 0.0
@@ -169,7 +170,7 @@ def _kept_row(j, n, kmax):
 
 @_jit
 def velocity_vorticity_hat(zh, kx, ky, kmax, inv_k2, scale, prep):
-    """From ζ̂ (M, n, nk) write (û, v̂, ζ̂)·scale into slots 3m, 3m+1, 3m+2 of ``prep`` on the
+    """From ζ̂ (M, n, nk) write (û, v̂)·scale into slots 2m, 2m+1 of ``prep`` on the
     dealiased box |m_x|, |m_y| ≤ kmax and zeros outside it (the pruned inverse transform needs
     zeros in the columns m_x > kmax; ζ̂ outside the box is ignored).
 
@@ -182,7 +183,7 @@ def velocity_vorticity_hat(zh, kx, ky, kmax, inv_k2, scale, prep):
                 _zero_tail(prep, m, j, 0)
                 continue
             for i in range(kmax + 1):
-                _write_uvz(zh[m, j, i], kx[i], ky[j], inv_k2[j, i], scale, prep, m, j, i)
+                _write_uv(zh[m, j, i], kx[i], ky[j], inv_k2[j, i], scale, prep, m, j, i)
             _zero_tail(prep, m, j, kmax + 1)
 
 
@@ -192,7 +193,7 @@ def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, add_n, s
     """One fused stage: N = (−∇·(uζ))^ + g into ``n_out`` (n_out + N in place if ``add_n``: the
     last stage needs N_2 + N_3 only, so the third stage sums it where N_2 is, and the last stage
     reads one array instead of two); x = A·y + B·N (+ C·nprev if ``use_c``), stored in ``x_out``
-    if ``store_x``; (û, v̂, ζ̂)·scale of x into ``prep``.
+    if ``store_x``; (û, v̂)·scale of x into ``prep``.
 
     Only the dealiased box |m_x|, |m_y| ≤ kmax is computed: outside it the state, the stage values
     and every source are zero (so N, x are too), ``n_out``/``x_out`` are never read there, and
@@ -222,7 +223,7 @@ def stage(fl, kx, ky, kmax, g, g_rows, y, A, B, C, nprev, use_c, n_out, add_n, s
                     x += _times(C[j, i], nprev[m, j, i])
                 if store_x:
                     x_out[m, j, i] = x
-                _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
+                _write_uv(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
             _zero_tail(prep, m, j, kmax + 1)
 
 
@@ -238,7 +239,7 @@ def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n23, c3, out, inv
                 acc):
     """Last stage: N as in ``stage``; out = E·u + c1·n1 + c2·n23 + c3·N (the new state; n23 =
     N_2 + N_3, summed by the third stage);
-    its (û, v̂, ζ̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
+    its (û, v̂)·scale into ``prep`` (the next step's first stage); flags[m] = 1 if any new
     coefficient is not finite. Only the dealiased box is computed (see ``stage``): ``out`` stays
     zero outside it.
 
@@ -278,7 +279,7 @@ def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n23, c3, out, inv
                      + _times(c2[j, i], n23[m, j, i]) + _times(c3[j, i], N))
                 out[m, j, i] = x
                 total += abs(x.real) + abs(x.imag)
-                _write_uvz(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
+                _write_uv(x, kx[i], kyj, inv_k2[j, i], scale, prep, m, j, i)
                 if budget:
                     zr = 0.5 * (uo.real + x.real)
                     zi = 0.5 * (uo.imag + x.imag)
