@@ -35,7 +35,8 @@ def run_checkout(checkout: Path, cases: list[str]) -> dict[str, dict]:
         env = dict(os.environ, PYTHONPATH=str(checkout))
         r = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
         if r.returncode != 0:
-            raise SystemExit(f"benchmark failed in {checkout}:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+            raise SystemExit(f"benchmark failed in {checkout}:\n{r.stdout[-3000:]}"
+                             f"{r.stderr[-3000:]}")
         data = json.loads(out.read_text())
     return {b["name"].split("[", 1)[1].rstrip("]"): b["extra_info"] for b in data["benchmarks"]}
 
@@ -53,9 +54,10 @@ def main(argv=None) -> int:
         order = ["old", "new"] if r % 2 == 0 else ["new", "old"]
         for side in order:
             got[side].append(run_checkout(sides[side], a.cases))
+        last = {side: got[side][-1] for side in ("old", "new")}
         print(f"round {r + 1}: " + "; ".join(
-            f"{side} {c} rhs/floor {got[side][-1][c]['rhs_over_floor']:.3f} step/floor "
-            f"{got[side][-1][c]['step_over_floor']:.3f}" for c in a.cases for side in ("old", "new")),
+            f"{side} {c} rhs/floor {last[side][c]['rhs_over_floor']:.3f} step/floor "
+            f"{last[side][c]['step_over_floor']:.3f}" for c in a.cases for side in last),
             flush=True)
     for c in a.cases:
         for side in ("old", "new"):

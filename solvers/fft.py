@@ -2,8 +2,8 @@
 
 Each field slot of a batch has its own FFTW plans for one n×n transform (one 2D plan, or two 1D
 plans when pruned to the dealiased box), all planned from the same wisdom, and the batch is
-executed slot by slot. Why not one "howmany" plan: FFTW may pick a
-different algorithm (and so a different round-off) for a batch of 8 than for 1, which would break
+executed slot by slot. Why not one "howmany" plan: FFTW may pick a different algorithm (and so a
+different round-off) for a batch of 8 than for 1, which would break
 "a batched run equals M single runs, bit for bit" and Dask runs that split members into other
 batches; and measured here, slot-by-slot is as fast as batched plans for n ≤ 256 and faster at 512²
 (batched plans lose the cache). Slots are padded to 64-byte boundaries so every plan sees the same
@@ -145,7 +145,8 @@ class BatchedRealFFT:
                  kmax: int | None = None, spectral_fields=None):
         """``real_fields``/``spectral_fields``: optional lists of ``slots`` existing 64-byte-aligned
         (n, n) real / (n, n//2+1) complex arrays to use instead of new buffers (then ``self.real``
-        / ``self.spectral`` is that list); they are zeroed. ``kmax``: prune to the dealiased box (see the class docstring), 0 ≤ kmax < n//2."""
+        / ``self.spectral`` is that list); they are zeroed. ``kmax``: prune to the dealiased box
+        (see the class docstring), 0 ≤ kmax < n//2."""
         self.n, self.slots, self.inverse = int(n), int(slots), bool(inverse)
         self.threads = _check_threads(threads)
         nk = self.n // 2 + 1
