@@ -62,16 +62,14 @@ def evaluate(stem, data_path: Path, settings, samples: int, seed: int) -> dict:
 
 
 def update_card(path: str, metrics: dict) -> None:
-    from closures.ldm import RHO, STEPS, T_START, model_paths
-    js = model_paths(path)[1]
-    card = json.loads(js.read_text())
-    m = card.setdefault("metrics", {})
+    from closures import ldm
+    m = dict(ldm.read_card(path).get("metrics", {}))
     m.setdefault("offline_at_training", m.get("offline"))
     m["offline"] = dict(metrics, split="val", note="re-measured by benchmarks/ldm_offline.py "
                         "with the closure's default sampler")
-    card["sampler"] = {"steps": STEPS, "t_start": T_START, "rho": RHO,
-                       "start": "sqrt(1 + std(t_start)^2) z"}
-    js.write_text(json.dumps(card, indent=2) + "\n")          # save_model's layout
+    ldm.update_card(path, metrics=m,
+                    sampler={"steps": ldm.STEPS, "t_start": ldm.T_START, "rho": ldm.RHO,
+                             "start": "sqrt(1 + std(t_start)^2) z"})
 
 
 def markdown(result: dict) -> str:

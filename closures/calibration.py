@@ -50,7 +50,8 @@ def _rfft_weights(n: int) -> np.ndarray:
 
 
 def shell_power(fields: np.ndarray, shells: int) -> np.ndarray:
-    """Σ |F_k|² over the modes of shells 0 … ``shells`` and over the fields (…, n, n) → (shells+1,)."""
+    """Σ |F_k|² over the modes of shells 0 … ``shells`` and over the fields (…, n, n): an array
+    (shells + 1,)."""
     f = np.asarray(fields, dtype=np.float64)
     n = f.shape[-1]
     p = (np.abs(np.fft.rfft2(f.reshape(-1, n, n))) ** 2).sum(axis=0) * _rfft_weights(n)
@@ -121,9 +122,10 @@ def fit_calibration(model, train: ClosureDataset, shells: int = 2, samples: int 
                     batch: int = 32) -> dict:
     """Fit the shell gains of ``model`` on ``train`` (module docstring). Returns the card entry:
     ``shell_gains`` (g_1 … g_shells, applied by the closure), ``gains_report`` (the gains of
-    shells 1 … ``report_shells``, at most n/2 − 1, for information), the settings, and with ``val`` the per-shell
-    errors of the held-out pairs before and after (``val_shell_error_raw``/``_calibrated``) and
-    the relative error of the whole term (``val_rel_error_raw``/``_calibrated``)."""
+    shells 1 … ``report_shells``, at most n/2 − 1, for information), the settings, and with
+    ``val`` the per-shell errors of the held-out pairs before and after
+    (``val_shell_error_raw``/``_calibrated``) and the relative error of the whole term
+    (``val_rel_error_raw``/``_calibrated``)."""
     n = int(train.n)
     _check_shells(shells, n)
     report_shells = min(max(int(report_shells), int(shells)), n // 2 - 1)

@@ -91,9 +91,9 @@ from .losses import EPS, SIGMA, dsm_loss, karras_times, moment_penalty, ve_margi
 from .nn import ConditionalFNOScore, ConvAutoencoder, MeanNet
 
 __all__ = ["LatentDiffusionModel", "LatentDiffusionClosure", "ModelFileError", "save_model",
-           "load_model", "model_paths", "sample_per_member", "CARD_FORMAT", "DATA_VAR",
-           "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "resolve_model_path", "PhysicalDiffusionClosure",
-           "PRECISIONS", "conv_precision", "STEPS", "T_START", "RHO"]
+           "update_card", "load_model", "model_paths", "sample_per_member", "CARD_FORMAT",
+           "DATA_VAR", "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "resolve_model_path",
+           "PhysicalDiffusionClosure", "PRECISIONS", "conv_precision", "STEPS", "T_START", "RHO"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
@@ -441,14 +441,30 @@ def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None)
                 stats=model.stats, grid={"n": model.n, "L": model.L},
                 weights_file=pt.name,
                 state_dict={k: list(v.shape) for k, v in sd.items()})
-    text = json.dumps(full, indent=2, default=_plain) + "\n"
     tmp = pt.with_name(pt.name + ".tmp")
     torch.save(sd, tmp)
     os.replace(tmp, pt)
-    tmp = js.with_name(js.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, js)
+    _write_card(js, full)
     return pt, js
+
+
+def _write_card(js: Path, card: dict) -> None:
+    """Write a card atomically (a temporary file, then a rename), indented JSON."""
+    tmp = js.with_name(js.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=_plain) + "\n")
+    os.replace(tmp, js)
+
+
+def update_card(path_stem, **entries) -> Path:
+    """Set the top-level ``entries`` of the saved card of ``path_stem`` (checked by
+    :func:`read_card` first, then rewritten as stored plus the entries); the weights are not
+    touched. Returns the card's path."""
+    read_card(path_stem)
+    _, js = model_paths(path_stem)
+    card = json.loads(js.read_text())
+    card.update(entries)
+    _write_card(js, card)
+    return js
 
 
 def read_card(path_stem) -> dict:

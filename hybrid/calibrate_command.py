@@ -48,7 +48,7 @@ def handler(args: argparse.Namespace) -> int:
 
     from closures.calibration import fit_calibration
     from closures.data import ClosureDataset
-    from closures.ldm import load_model, model_paths, resolve_model_path
+    from closures.ldm import load_model, resolve_model_path, update_card
     stem = resolve_model_path(args.model)
     try:
         model = load_model(stem)
@@ -73,10 +73,7 @@ def handler(args: argparse.Namespace) -> int:
                           seed=args.seed, val=val)
     cal.update(command=shlex.join(args.argv), data=str(args.data),
                seconds=round(time.perf_counter() - t0, 1), date=time.strftime("%Y-%m-%d"))
-    card_path = model_paths(stem)[1]
-    card = json.loads(card_path.read_text())
-    card["calibration"] = cal
-    card_path.write_text(json.dumps(card, indent=2) + "\n")          # save_model's layout
+    card_path = update_card(stem, calibration=cal)
     raw, new = cal.get("val_shell_error_raw"), cal.get("val_shell_error_calibrated")
     print(f"hybrid calibrate: gains {', '.join(f'{g:.3f}' for g in cal['shell_gains'])} for "
           f"shells 1-{args.shells} → {card_path}", file=sys.stderr)

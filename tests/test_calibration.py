@@ -151,7 +151,8 @@ def test_cli_calibrate_writes_the_card(tmp_path, data_file, capsys):
     cal = card["calibration"]
     assert len(cal["shell_gains"]) == 2 and all(np.isfinite(cal["shell_gains"]))
     assert cal["command"].startswith("hybrid calibrate --model ")
-    assert cal["val_pairs"] == 60 and len(cal["val_shell_error_raw"]) == 7   # report_shells 8, capped at n/2 − 1
+    # report_shells 8, capped at n/2 − 1
+    assert cal["val_pairs"] == 60 and len(cal["val_shell_error_raw"]) == 7
     # the closure now picks the gains up
     assert closure_term(stem)[1].shell_gains == cal["shell_gains"]
 
