@@ -21,6 +21,7 @@ library because it is a few lines of numpy on the closure's own spectra.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -33,11 +34,15 @@ __all__ = ["mode_shells", "shell_power", "shell_gains", "apply_shell_gains", "pr
            "fit_calibration", "shell_errors"]
 
 
+@functools.lru_cache(maxsize=8)
 def mode_shells(n: int) -> np.ndarray:
-    """round(|k|) of every mode of an ``rfft2`` of n×n points: an int array (n, n//2 + 1)."""
+    """round(|k|) of every mode of an ``rfft2`` of n×n points: an int array (n, n//2 + 1),
+    read-only (cached: the closure applies the gains at every refresh)."""
     ky = np.fft.fftfreq(n, 1.0 / n)[:, None]
     kx = np.arange(n // 2 + 1)[None, :]
-    return np.rint(np.hypot(kx, ky)).astype(np.int64)
+    shells = np.rint(np.hypot(kx, ky)).astype(np.int64)
+    shells.flags.writeable = False
+    return shells
 
 
 def _rfft_weights(n: int) -> np.ndarray:
