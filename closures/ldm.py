@@ -216,6 +216,17 @@ class LatentDiffusionModel(nn.Module):
     def grid(self) -> tuple[int, float | None]:
         return (self.n, self.L)
 
+    def conv_channels_last(self) -> "LatentDiffusionModel":
+        """Store the weights of the convolutional networks (autoencoders, mean network)
+        channels-last, in place; :meth:`sample` feeds them channels-last fields. Same values;
+        oneDNN's 3×3 convolutions skip a layout conversion per call (measured 2026-11-22, 16
+        members, float32, one thread: encoder + mean network + decoder 13.5 → 9.7 ms per member,
+        bfloat16 8.2 → 5.5). Returns the model."""
+        for net in (self.ae_omega, self.ae_closure, self.mean_net):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
+        return self
+
     def encode_omega(self, omega: torch.Tensor) -> torch.Tensor:
         """Normalised ω̄ (B, 1, n, n) → the condition of the score network."""
         return omega if self.ae_omega is None else self.ae_omega.encode(omega)
@@ -311,9 +322,10 @@ class LatentDiffusionModel(nn.Module):
         """
         B = omega.shape[0]
         conv = conv_precision(precision, omega.device)
+        omega = omega.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             with conv:
-                cond = self.encode_omega(omega).float()
+                cond = self.encode_omega(omega).float().contiguous()
                 mu = None if self.mean_net is None else self.mean_net(omega).float()
             cond = cond.repeat_interleave(samples, dim=0)
             feats = self.score_net.condition_features(cond)
@@ -325,7 +337,7 @@ class LatentDiffusionModel(nn.Module):
                                   steps=steps, t_start=t_start, rho=rho, eps=eps,
                                   sigma=self.sigma)
             with conv:
-                c = self.decode_closure(z).float()
+                c = self.decode_closure(z.contiguous(memory_format=torch.channels_last)).float()
             if mu is not None:
                 c = c + mu.repeat_interleave(samples, dim=0)
         return c.reshape(B, samples, *c.shape[1:])
@@ -606,6 +618,7 @@ class LatentDiffusionClosure(Closure):
         else:
             raise ValueError(f"model must be a LatentDiffusionModel or a path, got "
                              f"{type(src).__name__}")
+        self.model.conv_channels_last()
         self.steps, self.samples, self.t_start, self.rho = int(steps), int(samples), ts, float(rho)
         self.precision, self.chunk = precision, None if chunk is None else int(chunk)
         self.threads = None if threads is None else int(threads)

@@ -27,7 +27,8 @@ def test_truncation_is_exact_on_band_limited_fields():
     fine_phys = np.fft.irfft2(spec, s=FINE.shape)
     # the coarse field takes the fine field's values at the coarse points, to round-off
     coarse_phys = np.fft.irfft2(coarse, s=COARSE.shape)
-    np.testing.assert_allclose(coarse_phys, fine_phys[::4, ::4], atol=1e-13 * np.abs(fine_phys).max())
+    np.testing.assert_allclose(coarse_phys, fine_phys[::4, ::4],
+                               atol=1e-13 * np.abs(fine_phys).max())
     # and padding back recovers the fine spectrum exactly
     np.testing.assert_allclose(filters.pad(COARSE, FINE, coarse), spec, atol=1e-10)
 

@@ -95,6 +95,34 @@ def test_fno_shapes_and_exact_shift_equivariance():
     assert (net(shift(x, 3, 7)) - y).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("shape", [(8, 8), (10, 8), (8, 9)])
+def test_fourier_layer_whole_grid_form_equals_the_two_branches(shape):
+    """Where the kept box covers most of the grid, the layer runs as one per-mode operator
+    W_k + S; values and gradients must be those of act(SpectralConv2d(x) + Conv1x1(x))."""
+    torch.manual_seed(3)
+    layer = FourierLayer(5, 4, out_ch=3)
+    H, W = shape
+    assert layer.whole_grid(H, W) and not layer.whole_grid(32, 32)
+    x = torch.randn(2, 5, H, W, requires_grad=True)
+    y = layer(x)
+    ref = layer.act(layer.spectral(x) + layer.skip(x))
+    torch.testing.assert_close(y, ref, atol=2e-6, rtol=0)
+    g = torch.randn_like(y)
+    params = [x, layer.spectral.weight, layer.skip.weight, layer.skip.bias]
+    for a, b in zip(torch.autograd.grad((y * g).sum(), params),
+                    torch.autograd.grad((ref * g).sum(), params)):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+    # without gradients the per-mode matrices are cached, and rebuilt when a weight changes
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), ref, atol=2e-6, rtol=0)
+        layer.skip.weight.add_(0.5)
+        layer.spectral.weight.mul_(-1.0)
+        torch.testing.assert_close(layer(x), layer.act(layer.spectral(x) + layer.skip(x)),
+                                   atol=2e-6, rtol=0)
+    with pytest.raises(ValueError, match="modes=4"):
+        layer(torch.randn(1, 5, 6, 8))
+
+
 def test_fno_is_trainable_and_gradients_reach_the_spectral_weights():
     torch.manual_seed(2)
     net = FNO2d(1, 1, width=4, modes=2, layers=2, proj_hidden=8)
@@ -209,6 +237,28 @@ def test_autoencoder_is_periodic_and_shift_equivariant_by_four_cells():
     x2[..., 0, 0] += 10.0
     d = (ae(x2) - y).abs()[0, 0]
     assert d[-1, -1] > 1e-4 and d[-1, 0] > 1e-4
+
+
+def test_channels_last_autoencoder_matches_and_pads_periodically():
+    """Channels-last fields are padded by periodic_pad (not F.pad); the padding, and a whole
+    autoencoder on channels-last weights and fields, must give what the default layout gives."""
+    import torch.nn.functional as F
+    from closures.nn.autoencoder import periodic_pad
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 8, 12).contiguous(memory_format=torch.channels_last)
+    for p in (1, 2):
+        got = periodic_pad(x, p)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(got, F.pad(x.contiguous(), (p, p, p, p), mode="circular"))
+    with pytest.raises(ValueError, match="padding 9"):
+        periodic_pad(x, 9)
+    ae = ConvAutoencoder(in_ch=1, latent_channels=2, channels=(4, 6, 8))
+    f = torch.randn(3, 1, 16, 16)
+    ref = ae(f)
+    ae.to(memory_format=torch.channels_last)
+    out = ae(f.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
 def smooth_fields(count: int, n: int, seed: int) -> torch.Tensor:
