@@ -15,11 +15,20 @@ comma-separated ``closure[@every][/key=value...]``), e.g. ``ldm@5``, ``ldm@5/pre
 ``ldm@5/steps=5``, ``ldm@10``, ``none``; ``dt=`` sets the LES step (default the preset's 0.005,
 Courant ≈ 0.4). Both solvers use ``--threads`` FFTW threads and the closures ``--threads`` torch
 threads. Writes ``cost.json`` and ``cost.md`` to ``--out``.
+
+``--dns-process`` times the DNS in a process of its own. Why: with two threads, the DNS timed in
+the process that had built the LES solvers and run torch took 6.9–7.2 s per time unit per member
+against ≈ 3.7 in a fresh process (session 4, 2026-11-22; one thread was not affected), which
+would flatter every speed-up. The cause was not found, and a smaller script (DNS, then a torch
+closure and four LES solvers, all with two threads) did not reproduce it.
+``--les-fft-threads``: FFTW threads of the LES solvers alone (default ``--threads``): at 64² two
+FFTW threads made the no-closure LES 1.9× slower than one (session 5).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -44,6 +53,31 @@ def parse_config(text: str) -> tuple[str, int, dict, float | None]:
     return name, every, kw, None if dt is None else float(dt)
 
 
+def _timed(s, t: float) -> tuple[float, float, float]:
+    """Step ``s`` for about ``t`` time units: (wall s, closure s, simulated time units)."""
+    steps = max(1, round(t / s.dt))
+    c0, w0 = s.timers["closure"], time.perf_counter()
+    s.step(steps)
+    return time.perf_counter() - w0, s.timers["closure"] - c0, steps * s.dt
+
+
+def _dns_solver(kwargs: dict):
+    from hybrid.config import load_preset
+    preset = load_preset("kolmogorov")
+    dns = preset.make_solver("dns", **kwargs)
+    dns.set_vorticity(preset.initial_vorticity(dns))
+    dns.step(5)                                  # warm-up: compiled kernels
+    return dns
+
+
+def _dns_worker(pipe, kwargs: dict) -> None:
+    """``--dns-process``: build the DNS once, then time ``pipe.recv()`` time units per request
+    until None arrives (a process without torch or the LES solvers)."""
+    dns = _dns_solver(kwargs)
+    while (t := pipe.recv()) is not None:
+        pipe.send(_timed(dns, t))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
@@ -54,6 +88,12 @@ def main(argv=None) -> int:
     p.add_argument("--dns-t", type=float, default=0.05, help="DNS time units per round")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--les-fft-threads", type=int, default=None,
+                   help="FFTW threads of the LES solvers (default: --threads; at 64² one thread "
+                        "is faster)")
+    p.add_argument("--dns-process", action="store_true",
+                   help="time the DNS in its own process (spawned once, driven round by round), "
+                        "away from torch and the LES solvers; see the module docstring")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ldm_cost"))
     args = p.parse_args(argv)
     if not args.data.is_file():
@@ -71,10 +111,11 @@ def main(argv=None) -> int:
     omega = ref["omega"][-1]
     omega0 = np.resize(omega, (M,) + omega.shape[1:])            # tiles the dataset's members
     configs = [parse_config(c) for c in args.configs.split(",") if c]
+    les_fft_threads = args.threads if args.les_fft_threads is None else args.les_fft_threads
 
     les = []
     for name, every, kw, dt in configs:
-        s = preset.make_solver("les", members=M, seed=args.seed, threads=args.threads,
+        s = preset.make_solver("les", members=M, seed=args.seed, threads=les_fft_threads,
                                **({} if dt is None else {"dt": dt}))
         s.set_vorticity(omega0)
         if name != "none":
@@ -84,28 +125,39 @@ def main(argv=None) -> int:
         s.step(2 * every)                     # warm-up: compiled kernels, first network calls
         les.append(s)
     cfg = ref["dns_config"]
-    dns = preset.make_solver("dns", members=M, seed=args.seed, n=int(cfg["n"]), dt=cfg["dt"],
-                             threads=args.threads)
-    dns.set_vorticity(preset.initial_vorticity(dns))
-    dns.step(5)
+    dns_args = dict(members=M, seed=args.seed, n=int(cfg["n"]), dt=cfg["dt"],
+                    threads=args.threads)
+    if args.dns_process:
+        ctx = multiprocessing.get_context("spawn")
+        pipe, child_end = ctx.Pipe()
+        child = ctx.Process(target=_dns_worker, args=(child_end, dns_args), daemon=True)
+        child.start()
 
-    def timed(s, t: float) -> tuple[float, float, float]:
-        steps = max(1, round(t / s.dt))
-        c0, w0 = s.timers["closure"], time.perf_counter()
-        s.step(steps)
-        return time.perf_counter() - w0, s.timers["closure"] - c0, steps * s.dt
+        def dns_round() -> tuple[float, float, float]:
+            pipe.send(args.dns_t)
+            return pipe.recv()
+    else:
+        dns = _dns_solver(dns_args)
+
+        def dns_round() -> tuple[float, float, float]:
+            return _timed(dns, args.dns_t)
 
     rows: dict[str, list] = {c: [] for c in args.configs.split(",") if c}
     dns_rows = []
     for r in range(args.rounds):
-        dns_rows.append(timed(dns, args.dns_t))
+        dns_rows.append(dns_round())
         for key, s in zip(rows, les):
-            rows[key].append(timed(s, args.les_t))
+            rows[key].append(_timed(s, args.les_t))
         print(f"round {r + 1}/{args.rounds}: DNS {dns_rows[-1][0] / dns_rows[-1][2] / M:.3g} "
               f"s/t.u./member", flush=True)
+    if args.dns_process:
+        pipe.send(None)
+        child.join()
     dns_cost = float(np.median([w / t / M for w, _, t in dns_rows]))
     out = {**run_header("benchmarks.ldm_cost", argv),
-           "members": M, "threads": args.threads, "rounds": args.rounds,
+           "members": M, "threads": args.threads, "les_fft_threads": les_fft_threads,
+           "rounds": args.rounds,
+           "dns_process": bool(args.dns_process),
            "dns": {"n": int(cfg["n"]), "dt": float(cfg["dt"]), "s_per_tu_per_member": dns_cost},
            "les": {}}
     for (key, rs), s, (name, every, kw, dt) in zip(rows.items(), les, configs):
@@ -121,9 +173,11 @@ def main(argv=None) -> int:
     (args.out / "cost.json").write_text(json.dumps(out, indent=1))
     lines = [f"# LES cost vs DNS {out['dns']['n']}² ({out['date']}, {out['machine']})", "",
              f"`{out['command']}`", "",
-             f"{M} members, {args.threads} thread(s), medians of {args.rounds} interleaved rounds. "
-             f"DNS {out['dns']['n']}² at dt {out['dns']['dt']:g}: {dns_cost:.3g} s per time "
-             f"unit per member.", "",
+             f"{M} members, {args.threads} thread(s) (LES FFTs: {les_fft_threads}), medians of "
+             f"{args.rounds} interleaved rounds. "
+             f"DNS {out['dns']['n']}² at dt {out['dns']['dt']:g}"
+             f"{' (timed in its own process)' if args.dns_process else ''}: {dns_cost:.3g} s per "
+             f"time unit per member.", "",
              "| LES configuration | dt | s / t.u. / member | speed-up vs DNS | closure share | "
              "closure ms / refresh / member |", "|---|---|---|---|---|---|"]
     for key, r in out["les"].items():
