@@ -225,11 +225,10 @@ class FourierLayer(nn.Module):
         return self._grid_cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        if x.ndim != 4 or x.shape[1] != self.spectral.in_ch or not self.whole_grid(H, W):
+        if x.ndim != 4 or x.shape[1] != self.spectral.in_ch or not self.whole_grid(*x.shape[2:]):
             return self.act(self.spectral(x) + self.skip(x))       # (checks shapes and modes)
+        B, I, H, W = x.shape
         check_modes(self.spectral.modes, H, W)
-        B, I = x.shape[:2]
         O, X = self.spectral.out_ch, W // 2 + 1
         xm = torch.view_as_real(torch.fft.rfft2(x)).permute(2, 3, 0, 4, 1).reshape(H * X, B,
                                                                                   2 * I)
