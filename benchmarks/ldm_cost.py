@@ -21,8 +21,9 @@ the process that had built the LES solvers and run torch took 6.9–7.2 s per ti
 against ≈ 3.7 in a fresh process (session 4, 2026-11-22; one thread was not affected), which
 would flatter every speed-up. The cause was not found, and a smaller script (DNS, then a torch
 closure and four LES solvers, all with two threads) did not reproduce it.
-``--les-fft-threads``: FFTW threads of the LES solvers alone (default ``--threads``): at 64² two
-FFTW threads made the no-closure LES 1.9× slower than one (session 5).
+``--les-fft-threads``: FFTW threads of the LES solvers alone (default ``--threads``). Before the
+transforms split their slots between threads (:mod:`solvers.fft`), two FFTW threads made the
+64² LES with no closure 1.9× slower than one (session 5).
 """
 from __future__ import annotations
 
@@ -89,8 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--les-fft-threads", type=int, default=None,
-                   help="FFTW threads of the LES solvers (default: --threads; at 64² one thread "
-                        "is faster)")
+                   help="FFTW threads of the LES solvers (default: --threads)")
     p.add_argument("--dns-process", action="store_true",
                    help="time the DNS in its own process (spawned once, driven round by round), "
                         "away from torch and the LES solvers; see the module docstring")

@@ -9,14 +9,15 @@ batches; and measured here, slot-by-slot is as fast as batched plans for n ≤ 2
 (batched plans lose the cache). Slots are padded to 64-byte boundaries so every plan sees the same
 alignment.
 
-Threads. With at least as many slots as ``threads``, the slots are split into ``threads``
-contiguous groups run side by side (pyFFTW releases the GIL while a plan executes), each slot
-with its one-thread plans; otherwise (fewer slots than threads: a single large member) each
-plan uses FFTW's own threads. Why: the slot plans are small, and FFTW's threads inside one n×n
-transform cost more than they save at 64² (64 members, 2 threads: 463 against 313 µs per step
-per member with one thread, 2026-11-22) and save little at 256². Slot groups also keep every
-member's transforms the one-thread plans, so a run with two threads equals the one-thread run
-bit for bit.
+Threads. Where each of ``threads`` groups of slots holds at least ``MIN_GROUP_POINTS`` grid
+points, the slots are split into ``threads`` contiguous groups run side by side (pyFFTW releases
+the GIL while a plan executes), each slot on its one-thread plans. Otherwise transforms of
+n ≥ ``MIN_THREADED_N`` use FFTW's own threads inside each plan, and smaller ones one thread (a
+hand-off costs more than it saves there). Why: the slot plans are small, and FFTW's threads
+inside one n×n transform cost more than they save at 64² (64 members, 2 threads: 463 against
+313 µs per step per member with one thread, 2026-11-22) and save little at 256². Slot groups
+also keep every member's transforms the one-thread plans, so a run with two threads equals the
+one-thread run bit for bit.
 
 Transforms are unnormalised: forward ``f̂ = Σ f e^{-ik·x}``; inverse ``f = Σ f̂ e^{ik·x}`` (no 1/n²),
 so callers fold the 1/n² into their pointwise kernels.
@@ -45,6 +46,8 @@ _ALIGN = 64
 _lock = threading.RLock()
 _wisdom_loaded = False
 _pools: dict[int, ThreadPoolExecutor] = {}
+MIN_GROUP_POINTS = 2 ** 17      # grid points per slot group worth a thread hand-off
+MIN_THREADED_N = 256            # smallest n whose single transforms use FFTW's threads
 
 
 # a forked child has none of its parent's pool threads: start its own pools
@@ -177,9 +180,12 @@ class BatchedRealFFT:
         (see the class docstring), 0 ≤ kmax < n//2."""
         self.n, self.slots, self.inverse = int(n), int(slots), bool(inverse)
         self.threads = _check_threads(threads)
-        # slot groups side by side, or FFTW's threads inside each plan (module docstring)
-        self.slot_parallel = 1 < self.threads <= self.slots
-        self._plan_threads = 1 if self.slot_parallel else self.threads
+        # slot groups side by side, FFTW's threads inside each plan, or one thread (module
+        # docstring)
+        group_points = (self.slots // self.threads) * self.n ** 2
+        self.slot_parallel = 1 < self.threads <= self.slots and group_points >= MIN_GROUP_POINTS
+        inner = self.threads > 1 and not self.slot_parallel and self.n >= MIN_THREADED_N
+        self._plan_threads = self.threads if inner else 1
         nk = self.n // 2 + 1
         if kmax is not None and not (isinstance(kmax, (int, np.integer))
                                      and 0 <= kmax < self.n // 2):

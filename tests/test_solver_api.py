@@ -31,20 +31,28 @@ def test_batched_members_equal_single_member_runs_bit_for_bit():
     assert not np.allclose(batch.vorticity_hat[0], batch.vorticity_hat[1])
 
 
-def test_threads_split_the_members_and_give_the_one_thread_run_bit_for_bit():
-    """With at least as many slots as threads the transforms run in slot groups side by side,
-    each slot on its one-thread plans: any thread count gives the one-thread bits."""
+def test_threads_split_the_members_and_give_the_one_thread_run_bit_for_bit(monkeypatch):
+    """Slot groups run side by side, each slot on its one-thread plans: any thread count gives
+    the one-thread bits. (The size thresholds are lowered so that 32² fields take each path.)"""
+    from solvers import fft
     one = beta_run(members=5)
+    monkeypatch.setattr(fft, "MIN_GROUP_POINTS", 0)
     for threads in (2, 3):
         s = beta_run(members=5, threads=threads)
         assert s._inv.slot_parallel and s._util.slot_parallel
         assert np.array_equal(s.vorticity_hat, one.vorticity_hat)
-    # fewer slots than threads: FFTW's own threads inside each plan
-    from solvers.fft import BatchedRealFFT
-    few = BatchedRealFFT(16, 2, threads=4)
-    assert not few.slot_parallel and few._plan_threads == 4
+    # fewer slots than threads: FFTW's own threads inside each plan from MIN_THREADED_N on,
+    # below it one thread
+    few = fft.BatchedRealFFT(16, 2, threads=4)
+    assert not few.slot_parallel and few._plan_threads == 1
+    monkeypatch.setattr(fft, "MIN_THREADED_N", 16)
+    assert fft.BatchedRealFFT(16, 2, threads=4)._plan_threads == 4
+    # default thresholds: small fields stay on one thread
+    monkeypatch.undo()
+    assert not beta_run(members=5, threads=2, steps=1)._inv.slot_parallel
     # a partial execute (the first 3 of 5 slots) over two groups touches only those slots
-    fwd = BatchedRealFFT(16, 5, threads=2, kmax=5)
+    monkeypatch.setattr(fft, "MIN_GROUP_POINTS", 0)
+    fwd = fft.BatchedRealFFT(16, 5, threads=2, kmax=5)
     phys = np.random.default_rng(1).standard_normal((5, 16, 16))
     fwd.real[...] = phys
     fwd.execute(3)
