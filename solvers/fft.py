@@ -236,7 +236,7 @@ class BatchedRealFFT:
     def execute(self, count: int | None = None) -> None:
         """Run the transform on the first ``count`` slots (all by default)."""
         k = self.slots if count is None else int(count)
-        calls = self._exec[:k * self._per_slot]
+        calls = self._exec if count is None else self._exec[:k * self._per_slot]
         groups = min(self.threads, k) if self.slot_parallel else 1
         if groups < 2:
             _run(calls)
