@@ -350,10 +350,11 @@ def conv_precision(precision: str, device) -> contextlib.AbstractContextManager:
     """The context the convolutional networks run in when sampling: nothing for 'float32',
     ``torch.autocast(device, bfloat16)`` for 'bfloat16'.
 
-    Why offer bfloat16: the 3×3 convolutions at 64² and 32² are ~80 % of a refresh in float32,
-    and CPUs with AMX or AVX-512 BF16 run them about twice as fast in bfloat16
-    (``benchmarks/ldm_cost.py``). A closure term changes by ~0.5 % of its norm, far below the
-    model's own error (~70 %). Without such hardware bfloat16 is emulated and slower.
+    Why offer bfloat16: the 3×3 convolutions at 64² and 32² are more than half of a refresh in
+    float32 (8–9 of 15–17 ms per member, 2026-11-22), and CPUs with AMX or AVX-512 BF16 run
+    them about twice as fast in bfloat16 (``benchmarks/ldm_cost.py``). A closure term changes
+    by ~0.5 % of its norm, far below the model's own error (~70 %). Without such hardware
+    bfloat16 is emulated and slower.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
