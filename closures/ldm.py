@@ -351,7 +351,7 @@ def conv_precision(precision: str, device) -> contextlib.AbstractContextManager:
     ``torch.autocast(device, bfloat16)`` for 'bfloat16'.
 
     Why offer bfloat16: the 3×3 convolutions at 64² and 32² are more than half of a refresh in
-    float32 (8–9 of 15–17 ms per member, 2026-11-22), and CPUs with AMX or AVX-512 BF16 run
+    float32 (8–9 of 13–17 ms per member, 2026-11-22), and CPUs with AMX or AVX-512 BF16 run
     them about twice as fast in bfloat16 (``benchmarks/ldm_cost.py``). A closure term changes
     by ~0.5 % of its norm, far below the model's own error (~70 %). Without such hardware
     bfloat16 is emulated and slower.
