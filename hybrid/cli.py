@@ -153,7 +153,9 @@ def _configure_dns(p: argparse.ArgumentParser) -> None:
                                                               "the preset's DNS grid)")
     p.add_argument("--dt", type=time_step, default=None,
                    help="time step, or 'cfl' for a CFL-chosen step (default: the preset's)")
-    p.add_argument("--threads", type=positive_int, default=None, help="FFTW threads")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="FFTW threads; large ensembles split their members between them "
+                        "(same bits as one thread; README, Performance)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="working precision of the solver (the trajectory is stored as float32)")
     p.add_argument("--overwrite", action="store_true",
@@ -215,8 +217,8 @@ def _dns(args: argparse.Namespace) -> int:
         "host": platform.node(),
     }
     print(f"hybrid dns: {preset.name} ({type(solver).__name__}, {solver.grid.n}², "
-          f"{solver.members} member(s), dt={solver.dt:g}{'' if solver.fixed_dt else ' (CFL-chosen)'}"
-          f") → {out}",
+          f"{solver.members} member(s), dt={solver.dt:g}"
+          f"{'' if solver.fixed_dt else ' (CFL-chosen)'}) → {out}",
           file=sys.stderr)
     wall0, steps0 = time.perf_counter(), solver.step_count
     status, code, writer = "ok", EXIT_OK, None

@@ -51,7 +51,9 @@ def configure_run(p: argparse.ArgumentParser) -> None:
                    help="LES grid points per side (default: the preset's [les] grid)")
     p.add_argument("--dt", type=time_step, default=None,
                    help="time step, or 'cfl' for a CFL-chosen step (default: the preset's LES dt)")
-    p.add_argument("--threads", type=positive_int, default=None, help="FFTW threads")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="FFTW threads; large ensembles split their members between them "
+                        "(same bits as one thread; README, Performance)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="working precision of the solver (the trajectory is stored as float32)")
     p.add_argument("--init", type=Path, default=None, metavar="DNS_TRAJECTORY",
