@@ -11,6 +11,7 @@ them unless ``calibrate=False``. Method and reasons: :mod:`closures.calibration`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -34,16 +35,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
 
 
-def _fail(msg: str) -> int:
-    print(f"hybrid calibrate: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def handler(args: argparse.Namespace) -> int:
     """Validate, fit, write the card; exit code 0 or 2 (bad input)."""
+    from .cli import fail as cli_fail
+    fail = functools.partial(cli_fail, command="calibrate")
     data = args.data.expanduser()
     if not data.is_file():
-        return _fail(f"--data: {data} is not a file")
+        return fail(f"--data: {data} is not a file")
     import torch
 
     from closures.calibration import fit_calibration
@@ -53,7 +51,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         model = load_model(stem)
     except (OSError, ValueError) as e:
-        return _fail(f"--model: {e}")
+        return fail(f"--model: {e}")
     split = model.card.get("data", {}).get("split", {})
     try:
         kw = dict(val_fraction=split.get("val_fraction", 0.1), gap=split.get("gap", 0),
@@ -61,11 +59,11 @@ def handler(args: argparse.Namespace) -> int:
         train = ClosureDataset(data, "train", **kw)
         val = ClosureDataset(data, "val", **kw)
     except (OSError, ValueError) as e:
-        return _fail(f"--data: {e}")
+        return fail(f"--data: {e}")
     if train.n != model.n:
-        return _fail(f"--data: {data} holds {train.n}² fields; the model is for {model.n}²")
+        return fail(f"--data: {data} holds {train.n}² fields; the model is for {model.n}²")
     if args.shells >= model.n // 2:
-        return _fail(f"--shells {args.shells} reaches the Nyquist wavenumber of {model.n}² "
+        return fail(f"--shells {args.shells} reaches the Nyquist wavenumber of {model.n}² "
                      f"(at most {model.n // 2 - 1})")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -46,8 +46,10 @@ class UsageError(Exception):
     """Bad command-line input found after parsing; main prints it and exits with code 2."""
 
 
-def _fail(msg: str) -> int:
-    print(f"hybrid: error: {msg}", file=sys.stderr)
+def fail(msg: str, command: str | None = None) -> int:
+    """Print ``hybrid[ COMMAND]: error: MSG`` to stderr and return EXIT_USAGE (bad input); the
+    subcommand handlers report their errors through it."""
+    print(f"hybrid{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -172,7 +174,7 @@ def _dns(args: argparse.Namespace) -> int:
     try:
         preset = load_preset(args.preset)
     except PresetError as e:
-        return _fail(str(e))
+        return fail(str(e))
     run_cfg = dict(preset.run)
     t_end = args.t_end if args.t_end is not None else run_cfg["t_end"]
     spinup = args.spinup if args.spinup is not None else run_cfg.get("spinup", 0.0)
@@ -181,7 +183,7 @@ def _dns(args: argparse.Namespace) -> int:
     try:
         out = check_output_dir(out, args.overwrite)
     except UsageError as e:
-        return _fail(str(e))
+        return fail(str(e))
     overrides = {k: v for k, v in (("n", args.n), ("dt", args.dt), ("threads", args.threads),
                                    ("dtype", args.dtype)) if v is not None}
     try:
@@ -190,7 +192,7 @@ def _dns(args: argparse.Namespace) -> int:
         zeta0 = preset.initial_vorticity(solver)
     except ValueError as e:
         flags = ", ".join(f"--{k}" for k in overrides)
-        return _fail(f"{e}" + (f" (command-line settings: {flags})" if flags else ""))
+        return fail(f"{e}" + (f" (command-line settings: {flags})" if flags else ""))
 
     # --- the run
     out.mkdir(parents=True, exist_ok=True)
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as e:
-        return _fail(str(e))
+        return fail(str(e))
 
 
 if __name__ == "__main__":

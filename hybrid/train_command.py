@@ -16,6 +16,7 @@ any work: a missing or unusable data file, bad numbers or an output that exists 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -92,22 +93,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _fail(msg: str) -> int:
-    print(f"hybrid train: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def handler(args: argparse.Namespace) -> int:
     """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
+    from .cli import fail as cli_fail
+    fail = functools.partial(cli_fail, command="train")
     data = args.data.expanduser()
     if not data.exists():
-        return _fail(f"--data: {data} does not exist")
+        return fail(f"--data: {data} does not exist")
     if not data.is_file():
-        return _fail(f"--data: {data} is not a file")
+        return fail(f"--data: {data} is not a file")
     if args.ae_epochs is not None and args.mode == "two-phase" and args.ae_epochs >= args.epochs:
-        return _fail(f"--ae-epochs must be below --epochs ({args.ae_epochs} ≥ {args.epochs})")
+        return fail(f"--ae-epochs must be below --epochs ({args.ae_epochs} ≥ {args.epochs})")
     if args.resume and args.overwrite:
-        return _fail("--resume and --overwrite exclude each other")
+        return fail("--resume and --overwrite exclude each other")
     import torch
 
     from closures.data import ClosureDataset
@@ -115,30 +113,30 @@ def handler(args: argparse.Namespace) -> int:
     try:
         torch.device(args.device)
     except (RuntimeError, ValueError) as e:
-        return _fail(f"--device: {e}")
+        return fail(f"--device: {e}")
     try:
         ds = ClosureDataset(data, "train", val_fraction=args.val_fraction)
     except (OSError, ValueError) as e:
-        return _fail(f"--data: {e}")
+        return fail(f"--data: {e}")
     side = ds.n // 4 if args.space == "latent" else ds.n
     if args.space == "latent" and ds.n % 4:
-        return _fail(f"--space latent needs a grid divisible by 4; {data} is {ds.n}²")
+        return fail(f"--space latent needs a grid divisible by 4; {data} is {ds.n}²")
     if args.modes > side // 2:
-        return _fail(f"--modes {args.modes} is too many for {side}² {args.space} fields "
+        return fail(f"--modes {args.modes} is too many for {side}² {args.space} fields "
                      f"(at most {side // 2})")
     paths = train_paths(args.out)
     if args.resume:
         if not paths["checkpoint"].is_file():
-            return _fail(f"--resume: no checkpoint {paths['checkpoint']}")
+            return fail(f"--resume: no checkpoint {paths['checkpoint']}")
     elif not args.overwrite:
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing:
-            return _fail(f"--out: {', '.join(existing)} exist(s); use --overwrite or --resume")
+            return fail(f"--out: {', '.join(existing)} exist(s); use --overwrite or --resume")
     parent = paths["weights"].parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        return _fail(f"--out: cannot create {parent}: {e}")
+        return fail(f"--out: cannot create {parent}: {e}")
     try:
         metrics = train_ldm(
             data, args.out, space=args.space, mode=args.mode, epochs=args.epochs,
@@ -156,7 +154,7 @@ def handler(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     except (OSError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     off = metrics.get("offline", {})
     print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
           f"held-out relative error {off.get('rel_error', float('nan')):.4g} "
