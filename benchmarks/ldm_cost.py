@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     M = args.members
     omega = ref["omega"][-1]
     omega0 = np.resize(omega, (M,) + omega.shape[1:])            # tiles the dataset's members
-    configs = [parse_config(c) for c in args.configs.split(",") if c]
+    keys = [c for c in args.configs.split(",") if c]
+    configs = [parse_config(c) for c in keys]
     les_fft_threads = args.threads if args.les_fft_threads is None else args.les_fft_threads
 
     les = []
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
         def dns_round() -> tuple[float, float, float]:
             return _timed(dns, args.dns_t)
 
-    rows: dict[str, list] = {c: [] for c in args.configs.split(",") if c}
+    rows: dict[str, list] = {c: [] for c in keys}
     dns_rows = []
     for r in range(args.rounds):
         dns_rows.append(dns_round())
