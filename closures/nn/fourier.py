@@ -57,6 +57,25 @@ def check_modes(modes: int, height: int, width: int, where: str = "SpectralConv2
                          f"points (modes ≤ min(H, W)//2), got {height}×{width}")
 
 
+def _cached_from_weights(owner: nn.Module, slot: str, weights: tuple, extra: tuple, build):
+    """``build()``, a tensor made from ``weights``, kept in ``owner.<slot>`` until a weight
+    changes (``_version``, storage, device) or ``extra`` does (dtype, sizes); rebuilt at every
+    call while gradients are wanted, and when the weights were made under inference mode (they
+    have no version then)."""
+    if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+        return build()
+    try:
+        key = tuple((w._version, w.data_ptr(), w.device) for w in weights) + tuple(extra)
+    except RuntimeError:
+        return build()
+    cached = getattr(owner, slot, None)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            cached = (key, build())
+        setattr(owner, slot, cached)
+    return cached[1]
+
+
 def _mode_matrices(weight: torch.Tensor) -> torch.Tensor:
     """Per-mode real matrices [[a, b], [−b, a]] (Y·X, 2·in, 2·out) of complex weights a + ib
     stored as (in, out, Y, X, 2); contiguous (``bmm`` is ~30× slower on strided operands)."""
@@ -100,20 +119,9 @@ class SpectralConv2d(nn.Module):
 
     def mode_matrices(self, dtype: torch.dtype) -> torch.Tensor:
         """The weights as per-mode real matrices (:func:`_mode_matrices`). Without gradients
-        (sampling) they are cached until the weights change (``_version``, storage, dtype)."""
-        w = self.weight.to(dtype)
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return _mode_matrices(w)
-        try:
-            version = self.weight._version
-        except RuntimeError:                # weights made under inference_mode have no version
-            return _mode_matrices(w)
-        key = (version, self.weight.data_ptr(), dtype, self.weight.device)
-        cached = getattr(self, "_wm_cache", None)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                self._wm_cache = (key, _mode_matrices(w))
-        return self._wm_cache[1]
+        (sampling) they are cached until the weights change (:func:`_cached_from_weights`)."""
+        return _cached_from_weights(self, "_wm_cache", (self.weight,), (dtype,),
+                                    lambda: _mode_matrices(self.weight.to(dtype)))
 
     def complex_weight(self) -> torch.Tensor:
         """The weights as a complex tensor (in_ch, out_ch, 2·modes−1, modes)."""
@@ -210,19 +218,9 @@ class FourierLayer(nn.Module):
         return 2 * (2 * m - 1) * m >= H * (W // 2 + 1)
 
     def _matrices(self, H: int, W: int, dtype: torch.dtype) -> torch.Tensor:
-        sw, kw = self.spectral.weight, self.skip.weight[:, :, 0, 0]
-        if torch.is_grad_enabled() and (sw.requires_grad or kw.requires_grad):
-            return _whole_grid_matrices(sw, kw, H, W, dtype)
-        try:
-            key = (sw._version, self.skip.weight._version, sw.data_ptr(),
-                   self.skip.weight.data_ptr(), dtype, sw.device, H, W)
-        except RuntimeError:                # weights made under inference_mode have no version
-            return _whole_grid_matrices(sw, kw, H, W, dtype)
-        cached = getattr(self, "_grid_cache", None)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                self._grid_cache = (key, _whole_grid_matrices(sw, kw, H, W, dtype))
-        return self._grid_cache[1]
+        sw, kw = self.spectral.weight, self.skip.weight
+        return _cached_from_weights(self, "_grid_cache", (sw, kw), (dtype, H, W),
+                                    lambda: _whole_grid_matrices(sw, kw[:, :, 0, 0], H, W, dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.spectral.in_ch or not self.whole_grid(*x.shape[2:]):
