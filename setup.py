@@ -6,7 +6,15 @@ setup(
     version="0.1.0",
     description="Solver-coupled hybrid simulation of 2D turbulence: pseudo-spectral DNS/LES "
     "with a closure hook for classical and learned stochastic subgrid models.",
-    python_requires=">=3.10",
+    python_requires=">=3.11",                    # tomllib; the pins in constraints.txt
+    license="MIT",
+    license_files=["LICENSE"],
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    classifiers=[
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+    ],
     packages=find_packages(include=["solvers*", "closures*", "hybrid*"]),
     package_data={"hybrid": ["presets/*.toml"], "closures": ["weights/*.pt", "weights/*.json"]},
     install_requires=[
