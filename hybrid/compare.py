@@ -856,8 +856,7 @@ def format_table(metrics: dict) -> str:
 # ---------------------------------------------------------------------------------- CLI
 def configure_parser(p) -> None:
     """Arguments of ``hybrid compare``."""
-    from .cli import nonnegative_float, positive_int
-    from .cli import _number as number
+    from .cli.arguments import nonnegative_float, number, positive_int
     p.add_argument("run", type=Path, metavar="RUN",
                    help="the run to judge: a run folder (trajectory.nc, run.json) or a trajectory")
     p.add_argument("reference", type=Path, metavar="REFERENCE",

@@ -761,7 +761,7 @@ def check_dataset_matches(ds, preset, les_n: int | None = None) -> None:
 # ------------------------------------------------------------------ command line
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of ``hybrid generate``."""
-    from .cli import grid_size, nonnegative_float, nonnegative_int, positive_float, positive_int
+    from .cli.arguments import grid_size, nonnegative_float, nonnegative_int, positive_float, positive_int
     from .config import list_presets
     p.add_argument("preset", help=f"preset name ({', '.join(list_presets())}) or path of a TOML "
                                   f"file")
@@ -800,7 +800,7 @@ def handler(args: argparse.Namespace) -> int:
     3 the DNS blew up, 130 interrupted (1 and 130 keep the complete samples: --resume goes on)."""
     from solvers import BlowUpError
 
-    from .cli import EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+    from .cli.arguments import EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
     try:
         plan = _plan(args.preset, args.out, args.samples, args.members, args.interval,

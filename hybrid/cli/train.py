@@ -22,6 +22,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from .arguments import EXIT_INTERRUPTED, EXIT_OK, nonnegative_int, positive_float, positive_int
+from .arguments import fail as cli_fail
+
+NAME = "train"
 HELP = "train a closure model (ldm: latent conditional diffusion) on a closure dataset"
 
 
@@ -49,7 +53,6 @@ def _fraction(text: str) -> float:
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``."""
-    from .cli import nonnegative_int, positive_float, positive_int
     p.add_argument("model", choices=("ldm",), help="what to train: ldm (latent conditional "
                                                    "diffusion; --space physical for P-CDM)")
     p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
@@ -95,7 +98,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
-    from .cli import fail as cli_fail
     fail = functools.partial(cli_fail, command="train")
     data = args.data.expanduser()
     if not data.exists():
@@ -152,7 +154,7 @@ def handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (OSError, ValueError) as e:
         return fail(str(e))
     off = metrics.get("offline", {})
@@ -162,4 +164,4 @@ def handler(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
                       "offline": off}, default=str))
-    return 0
+    return EXIT_OK

@@ -21,13 +21,16 @@ import re
 import sys
 from pathlib import Path
 
+from .arguments import (EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir,
+                        grid_size, nonnegative_float, nonnegative_int, positive_float,
+                        positive_int, time_step)
+
+NAME = "run"
 HELP = "run a hybrid simulation: coarse solver plus a closure"
 
 
-def configure_run(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid run``."""
-    from .cli import grid_size, nonnegative_float, nonnegative_int, positive_float, \
-        positive_int, time_step
     p.add_argument("preset", help="preset name (see 'hybrid dns --help') or path of a TOML file")
     p.add_argument("--closure", required=True, metavar="NAME",
                    help="closure: a registered name (none, smagorinsky, leith, ldm, pcdm: the "
@@ -80,7 +83,6 @@ def configure_run(p: argparse.ArgumentParser) -> None:
 
 
 def _closure_kwargs(pairs: list[str]) -> dict:
-    from .cli import UsageError
     out = {}
     for item in pairs:
         key, sep, value = item.partition("=")
@@ -95,14 +97,13 @@ def _closure_kwargs(pairs: list[str]) -> dict:
     return out
 
 
-def run_main(args: argparse.Namespace) -> int:
+def handler(args: argparse.Namespace) -> int:
     """The handler of ``hybrid run``; returns the exit code."""
     from solvers import BlowUpError
 
-    from .cli import EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir
-    from .config import PresetError, load_preset
-    from .ensemble import Ensemble, SchedulerUnreachable, coarse_initial_from_trajectory
-    from .simulation import OUTPUTS
+    from ..config import PresetError, load_preset
+    from ..ensemble import Ensemble, SchedulerUnreachable, coarse_initial_from_trajectory
+    from ..simulation import OUTPUTS
 
     # --- everything is checked before anything is written
     try:

@@ -18,11 +18,15 @@ import sys
 import time
 from pathlib import Path
 
+from .arguments import EXIT_OK, nonnegative_int, positive_int
+from .arguments import fail as cli_fail
+
+NAME = "calibrate"
 HELP = "fit the large-scale shell gains of a trained diffusion closure (writes its card)"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from .cli import nonnegative_int, positive_int
+    """The arguments of ``hybrid calibrate``."""
     p.add_argument("--model", required=True, metavar="STEM",
                    help="the model: a stem (STEM.pt + STEM.json) or a shipped model's name")
     p.add_argument("--data", type=Path, required=True,
@@ -37,7 +41,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, fit, write the card; exit code 0 or 2 (bad input)."""
-    from .cli import fail as cli_fail
     fail = functools.partial(cli_fail, command="calibrate")
     data = args.data.expanduser()
     if not data.is_file():
@@ -80,4 +83,4 @@ def handler(args: argparse.Namespace) -> int:
             print(f"  shell {s + 1}: held-out error/power {raw[s]:.3f} → {new[s]:.3f}",
                   file=sys.stderr)
     print(json.dumps({"card": str(card_path), "calibration": cal}, default=str))
-    return 0
+    return EXIT_OK

@@ -1,125 +1,20 @@
-"""The ``hybrid`` command line: ``hybrid dns | run | generate | train | compare | bench``.
-
-Every subcommand is a :class:`Command` in :data:`COMMANDS`: a name, a help line, a function that
-adds its arguments to its subparser, and a handler ``handler(args) -> exit code``. To add one,
-write the two functions and call :func:`register`. Exit codes: 0 success, 2 bad input (nothing
-was written), 3 the simulation blew up (a restart file holds the last finite state), 130
-interrupted.
-
-``main(argv=None)`` parses ``argv`` (default ``sys.argv[1:]``) and returns the exit code.
-"""
+"""``hybrid dns PRESET``: a DNS from a preset; writes its trajectory, run.json and figures."""
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-EXIT_OK, EXIT_USAGE, EXIT_BLOWUP, EXIT_INTERRUPTED = 0, 2, 3, 130
+from .arguments import (DNS_OUTPUTS, EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError,
+                        check_output_dir, fail, grid_size, nonnegative_float, nonnegative_int,
+                        positive_float, positive_int, time_step)
 
-
-@dataclass
-class Command:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    handler: Callable[[argparse.Namespace], int]
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register(name: str, help: str, configure, handler) -> Command:
-    """Add (or replace) a subcommand."""
-    cmd = Command(name, help, configure, handler)
-    COMMANDS[name] = cmd
-    return cmd
-
-
-class UsageError(Exception):
-    """Bad command-line input found after parsing; main prints it and exits with code 2."""
-
-
-def fail(msg: str, command: str | None = None) -> int:
-    """Print ``hybrid[ COMMAND]: error: MSG`` to stderr and return EXIT_USAGE (bad input); the
-    subcommand handlers report their errors through it."""
-    print(f"hybrid{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-# ------------------------------------------------------------------ argument types
-def _number(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return x
-
-
-def positive_float(text: str) -> float:
-    x = _number(text)
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return x
-
-
-def nonnegative_float(text: str) -> float:
-    x = _number(text)
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text!r}")
-    return x
-
-
-def _integer(text: str, minimum: int) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text!r}") from None
-    if v < minimum:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text!r}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    return _integer(text, 1)
-
-
-def nonnegative_int(text: str) -> int:
-    return _integer(text, 0)
-
-
-def grid_size(text: str) -> int:
-    v = _integer(text, 8)
-    if v % 2:
-        raise argparse.ArgumentTypeError(f"must be an even integer ≥ 8, got {text!r}")
-    return v
-
-
-def time_step(text: str):
-    """A positive dt, or 'cfl' for a CFL-chosen step."""
-    return "cfl" if text.strip().lower() == "cfl" else positive_float(text)
-
-
-# ------------------------------------------------------------------ output folder
-DNS_OUTPUTS = ("trajectory.nc", "run.json", "final_vorticity.png", "energy.png", "hovmoller.png")
-
-
-def check_output_dir(out: Path, overwrite: bool, outputs=DNS_OUTPUTS, flag: str = "--out") -> Path:
-    """Check, touching nothing, that ``out`` is (or can be created as) a writable folder that does
-    not already hold our outputs (unless ``overwrite``). Raises UsageError naming ``flag``."""
-    from .simulation import check_out_folder
-    try:
-        return check_out_folder(out, overwrite, outputs, overwrite_hint="--overwrite")
-    except (FileExistsError, NotADirectoryError, PermissionError) as e:
-        raise UsageError(f"{flag}: {e}") from None
+NAME = "dns"
+HELP = "run a DNS from a preset and write its trajectory and figures"
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -135,9 +30,9 @@ def _plain(o):
     return str(o)
 
 
-# ------------------------------------------------------------------ hybrid dns
-def _configure_dns(p: argparse.ArgumentParser) -> None:
-    from .config import list_presets
+def configure(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``hybrid dns``."""
+    from ..config import list_presets
     p.add_argument("preset", help=f"preset name ({', '.join(list_presets())}) or path of a TOML "
                                   f"file")
     p.add_argument("--members", type=positive_int, default=1, help="ensemble members (default 1)")
@@ -164,11 +59,12 @@ def _configure_dns(p: argparse.ArgumentParser) -> None:
                    help="replace the outputs of an earlier run in --out")
 
 
-def _dns(args: argparse.Namespace) -> int:
+def handler(args: argparse.Namespace) -> int:
+    """Check everything, then run the DNS; returns the exit code."""
     from solvers import BlowUpError
     from solvers.io import TrajectoryWriter
 
-    from .config import PresetError, load_preset
+    from ..config import PresetError, load_preset
 
     # --- everything is checked before anything is written
     try:
@@ -274,7 +170,7 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
     """final_vorticity.png, energy.png and, on the beta-plane, hovmoller.png (member 0)."""
     from solvers.io import open_trajectory
 
-    from . import plots
+    from .. import plots
 
     made = [plots.plot_vorticity(solver.vorticity[0], out / "final_vorticity.png",
                                  title=f"{type(solver).__name__} vorticity, t = {solver.t:.4g}",
@@ -287,80 +183,3 @@ def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
                                              ds["zonal_mean_u"].isel(member=0).values,
                                              out / "hovmoller.png"))
     return [p.name for p in made]
-
-
-register("dns", "run a DNS from a preset and write its trajectory and figures", _configure_dns,
-         _dns)
-from .run_command import HELP as _run_help, configure_run as _configure_run  # noqa: E402
-from .run_command import run_main as _run  # noqa: E402
-register("run", _run_help, _configure_run, _run)
-
-
-def _configure_compare(p: argparse.ArgumentParser) -> None:
-    from .compare import configure_parser
-    configure_parser(p)
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from .compare import run_cli
-    return run_cli(args)
-
-
-register("compare", "compare a run with a reference DNS: errors, spectra, PDFs, cost (issue 3)",
-         _configure_compare, _compare)
-from .train_command import HELP as _train_help, configure as _configure_train  # noqa: E402
-from .train_command import handler as _train  # noqa: E402
-register("train", _train_help, _configure_train, _train)
-from .calibrate_command import HELP as _calibrate_help, configure as _configure_calibrate  # noqa: E402,E501
-from .calibrate_command import handler as _calibrate  # noqa: E402
-register("calibrate", _calibrate_help, _configure_calibrate, _calibrate)
-from .datasets import configure as _configure_generate, handler as _generate  # noqa: E402
-register("generate", "generate a closure dataset: filtered DNS and the exact subgrid term "
-         "(issue 3)", _configure_generate, _generate)
-
-
-def _configure_bench(p: argparse.ArgumentParser) -> None:
-    from .report import configure
-    configure(p)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from .report import handler
-    return handler(args)
-
-
-register("bench", "write the cost-vs-DNS report: DNS vs LES with each closure (issue 3)",
-         _configure_bench, _bench)
-
-# ------------------------------------------------------------------ entry point
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hybrid", description="Hybrid simulation of 2D turbulence: DNS, coarse solvers with "
-                                   "closures, datasets, training, comparison and benchmarks.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.configure(p)
-        p.set_defaults(handler=cmd.handler)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:                      # argparse: --help (0) or a usage error (2)
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
-    args.argv = ["hybrid", *(sys.argv[1:] if argv is None else argv)]
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return args.handler(args)
-    except UsageError as e:
-        return fail(str(e))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
