@@ -3,7 +3,8 @@
 Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leith'
 (:mod:`closures.classical`) and 'oracle' (:class:`~closures.oracle.OracleClosure`, which needs
 ``times`` and ``terms``), 'ldm' and 'pcdm' (:mod:`closures.ldm`; by default the shipped
-models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``). Other modules add theirs with
+models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``) and 'ldm-mean' (the L-CDM's
+deterministic mean network μ(ω̄) alone, same weights). Other modules add theirs with
 ``@register_closure('name')``. A name of the form ``'package.module:ClassName'`` imports the
 module and instantiates the class, so user closures need no registration (the module must be
 importable, i.e. on ``sys.path``).
@@ -104,3 +105,4 @@ def _lazy(attr: str) -> Callable:
 
 register_closure("ldm")(_lazy("LatentDiffusionClosure"))
 register_closure("pcdm")(_lazy("PhysicalDiffusionClosure"))
+register_closure("ldm-mean")(_lazy("MeanNetworkClosure"))

@@ -218,7 +218,7 @@ def test_bad_files_name_the_file(tmp_path):
 
 
 def test_shipped_model_names_resolve_to_the_weights_folder(tmp_path, monkeypatch):
-    import closures.ldm as ldm
+    import closures.ldm.files as ldm
     monkeypatch.setattr(ldm, "WEIGHTS_DIR", tmp_path / "weights")
     save_model(make_model(), tmp_path / "weights" / "tiny")
     monkeypatch.chdir(tmp_path)
@@ -258,3 +258,69 @@ def test_short_hybrid_run_stays_finite():
     solver.set_closure(clo, every=2)
     solver.step(20)
     assert np.all(np.isfinite(solver.vorticity)) and clo.calls == 10
+
+
+def test_mean_network_closure_is_the_mu_inside_the_ldm_and_deterministic():
+    """'ldm-mean' returns the μ(ω̄) that every L-CDM draw is built on: with the decoder of the
+    residual forced to zero, an L-CDM refresh equals the mean-network closure's term; computed by
+    hand it is std_C·μ((ω̄ − mean_ω)/std_ω) + mean_C; two seeds give the same term."""
+    from closures.ldm import MeanNetworkClosure
+    model = make_model()
+    model.config.update(mean_width=4, mean_blocks=1)
+    from closures.nn import MeanNet
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model.mean_net = MeanNet(4, 1)
+        for p in model.mean_net.parameters():       # a visibly non-zero μ
+            p.data.normal_(0.0, 0.3)
+    model.eval()
+    st = state_of(5)
+    mean_clo = ready(get_closure("ldm-mean", model=model, chunk=2), members=5, seed=1)
+    term = mean_clo(st)
+    again = ready(MeanNetworkClosure(model, chunk=2), members=5, seed=99)(st)
+    np.testing.assert_array_equal(term, again)                 # no randomness
+    assert mean_clo(st) is not term and np.array_equal(mean_clo(st), term)
+    assert np.std(term) > 1e-3
+    x = torch.from_numpy(((st.vorticity - 0.1) / 2.0).astype(np.float32))[:, None]
+    with torch.no_grad():
+        by_hand = model.mean_net(x)[:, 0].double().numpy() * 0.5 - 0.2
+    np.testing.assert_allclose(term, by_hand, rtol=0, atol=1e-5 * np.abs(term).max())
+    ldm = ready(LatentDiffusionClosure(model, steps=3), members=5, seed=4)
+    model.decode_closure = lambda z: torch.zeros(z.shape[0], 1, N, N)
+    np.testing.assert_allclose(ldm(st), term, rtol=0, atol=1e-5 * np.abs(term).max())
+    with pytest.raises(ValueError, match="no mean network"):
+        MeanNetworkClosure(make_model())
+    with pytest.raises(ValueError, match="chunk"):
+        MeanNetworkClosure(model, chunk=0)
+
+
+def test_a_refresh_leaves_the_process_torch_threads_alone():
+    """threads applies to the refresh only: the caller's torch thread count is the same after."""
+    from closures.ldm import torch_threads
+    torch.set_num_threads(2)
+    seen = []
+    model = make_model()
+    model.score_net.register_forward_hook(lambda m, i, o: seen.append(torch.get_num_threads()))
+    ready(LatentDiffusionClosure(model, steps=2, threads=1))(state_of())
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError):
+        with torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == 2
+
+
+def test_shipped_mean_network_closure_uses_the_shipped_ldm_weights():
+    """'ldm-mean' by default loads the shipped L-CDM file and returns its μ(ω̄), uncalibrated."""
+    from closures.ldm import load_model, resolve_model_path
+    clo = get_closure("ldm-mean")
+    model = load_model(resolve_model_path("ldm-kolmogorov"))
+    assert clo.path == str(resolve_model_path("ldm-kolmogorov")) and clo.shell_gains == []
+    n, L_ = model.grid
+    w = 4.0 * np.random.default_rng(0).standard_normal((2, n, n))
+    clo.reset(Grid(n, L_), 2, {}, 0)
+    term = clo(closure_state(Grid(n, L_), np.fft.rfft2(w)))
+    x = torch.from_numpy(model.normalise(w, "omega_bar").astype(np.float32))[:, None]
+    with torch.no_grad():
+        want = model.denormalise(model.mean_net(x)[:, 0].double().numpy(), "closure")
+    np.testing.assert_allclose(term, want, rtol=0, atol=1e-5 * np.abs(want).max())

@@ -1,0 +1,174 @@
+"""Model files of the diffusion closure: weights (``<stem>.pt``) and model card (``<stem>.json``).
+
+Files. :func:`save_model` writes ``<stem>.pt`` (the ``state_dict`` only) and ``<stem>.json`` (the
+model card: architecture config, grid, normalisation statistics, data, training config and time,
+offline metrics, and the name and shape of every tensor of the state_dict).
+:func:`load_model` loads the weights with ``torch.load(..., weights_only=True)`` and checks them
+against the card; any problem raises :class:`ModelFileError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .model import LatentDiffusionModel, check_stats
+
+__all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
+           "read_card", "load_model", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
+
+CARD_FORMAT = "hybrid-ldm-card"
+CARD_VERSION = 1
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"   # the shipped models (README)
+
+
+class ModelFileError(ValueError):
+    """A model file (weights or card) is missing, corrupt or does not match; names the file."""
+
+
+
+def model_paths(path_stem) -> tuple[Path, Path]:
+    """(``<stem>.pt``, ``<stem>.json``) for a stem, or for either file's path."""
+    p = Path(os.fspath(path_stem)).expanduser()
+    if p.suffix in (".pt", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".pt"), p.with_name(p.name + ".json")
+
+
+def resolve_model_path(path_or_name) -> Path:
+    """The stem of a saved model: ``path_or_name`` itself when its card (``<stem>.json``) exists,
+    else the shipped model of that name in :data:`WEIGHTS_DIR` (e.g. ``'ldm-kolmogorov'``), else
+    ``path_or_name`` unchanged (so that loading it reports the missing file by its given path)."""
+    pt, js = model_paths(path_or_name)
+    stem = js.with_suffix("")
+    if js.exists() or pt.exists():
+        return stem
+    shipped = WEIGHTS_DIR / stem.name
+    if stem.parent == Path(".") and (shipped.with_name(shipped.name + ".json")).exists():
+        return shipped
+    return stem
+
+
+def _plain(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None) -> tuple[Path,
+                                                                                           Path]:
+    """Write ``<stem>.pt`` (state_dict) and ``<stem>.json`` (card), each atomically.
+
+    The card is ``card`` (data, training, metrics, …: any JSON-able dict) plus what loading needs,
+    which this function sets: ``format``, ``version``, ``config``, ``stats``, ``grid`` and
+    ``state_dict`` (name → shape of every tensor). Returns the two paths.
+    """
+    pt, js = model_paths(path_stem)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    full = dict(card or {})
+    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
+                stats=model.stats, grid={"n": model.n, "L": model.L},
+                weights_file=pt.name,
+                state_dict={k: list(v.shape) for k, v in sd.items()})
+    tmp = pt.with_name(pt.name + ".tmp")
+    torch.save(sd, tmp)
+    os.replace(tmp, pt)
+    _write_card(js, full)
+    return pt, js
+
+
+def _write_card(js: Path, card: dict) -> None:
+    """Write a card atomically (a temporary file, then a rename), indented JSON."""
+    tmp = js.with_name(js.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=_plain) + "\n")
+    os.replace(tmp, js)
+
+
+def update_card(path_stem, **entries) -> Path:
+    """Set the top-level ``entries`` of the saved card of ``path_stem`` (checked by
+    :func:`read_card` first, then rewritten as stored plus the entries); the weights are not
+    touched. Returns the card's path."""
+    read_card(path_stem)
+    _, js = model_paths(path_stem)
+    card = json.loads(js.read_text())
+    card.update(entries)
+    _write_card(js, card)
+    return js
+
+
+def read_card(path_stem) -> dict:
+    """The model card of ``path_stem`` (checked: format, config, stats, state_dict shapes)."""
+    _, js = model_paths(path_stem)
+    if not js.is_file():
+        raise ModelFileError(f"model card {js} does not exist"
+                             + ("" if js.exists() else " (expected beside the weights file)"))
+    try:
+        card = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"model card {js} is not readable JSON (corrupt?): {e}") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ModelFileError(f"model card {js} is not a {CARD_FORMAT!r} card (format = "
+                             f"{card.get('format') if isinstance(card, dict) else None!r})")
+    if int(card.get("version", 0)) > CARD_VERSION:
+        raise ModelFileError(f"model card {js} has version {card['version']}; this package reads "
+                             f"up to {CARD_VERSION}")
+    missing = [k for k in ("config", "stats", "state_dict") if k not in card]
+    if missing:
+        raise ModelFileError(f"model card {js} lacks {', '.join(missing)}")
+    try:
+        card["stats"] = check_stats(card["stats"])
+    except ValueError as e:
+        raise ModelFileError(f"model card {js}: {e}") from None
+    return card
+
+
+def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
+    """The model saved by :func:`save_model` at ``path_stem`` (or either file's path), in eval
+    mode, with ``model.card`` set. Raises :class:`ModelFileError` (naming the file) for a missing,
+    unreadable or corrupt card or weights file, or weights that do not match the card."""
+    pt, js = model_paths(path_stem)
+    card = read_card(path_stem)
+    try:
+        model = LatentDiffusionModel.from_config(card["config"], stats=card["stats"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    if {k: list(v) for k, v in card["state_dict"].items()} != expected:
+        raise ModelFileError(f"model card {js} lists tensors that its architecture config does "
+                             f"not build (card edited or from another version)")
+    if not pt.is_file():
+        raise ModelFileError(f"weights file {pt} does not exist (card {js})")
+    try:
+        sd = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as e:           # torch raises several types for bad pickles/zip files
+        raise ModelFileError(f"weights file {pt} is not a readable torch state_dict (corrupt, "
+                             f"truncated or not saved by save_model): {type(e).__name__}: "
+                             f"{str(e)[:200]}") from None
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ModelFileError(f"weights file {pt} does not hold a state_dict of tensors")
+    got = {k: list(v.shape) for k, v in sd.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+        if wrong:
+            parts.append("wrong shape " + ", ".join(f"{k} {got[k]} (card: {expected[k]})"
+                                                    for k in wrong[:5]))
+        raise ModelFileError(f"weights file {pt} does not match its card {js}: "
+                             + "; ".join(parts))
+    if not all(bool(torch.isfinite(v).all()) for v in sd.values() if v.is_floating_point()):
+        raise ModelFileError(f"weights file {pt} holds non-finite values")
+    model.load_state_dict(sd)
+    model.card = card
+    return model.to(device).eval()
+
