@@ -23,7 +23,7 @@ from . import diagnostics, kernels
 from .fft import BatchedRealFFT, complex_dtype, real_dtype
 from .forcing import RingForcing
 from .grid import Grid
-from .steppers import STEPPERS, make_stepper
+from .steppers import STEPPERS, make_stepper, noise_gain
 
 CFL_BLOWUP = 10.0        # a fixed-dt run whose CFL number passes this is declared blown up
 DT_LADDER = 2.0 ** 0.25  # adaptive dt moves on the ladder dt_max·2^(−j/4)
@@ -107,6 +107,17 @@ class PseudoSpectralSolver:
     ``dtype`` 'float64' or 'float32', ``stepper`` 'etdrk4' or 'rk4'. ``advection=False`` drops
     J(ψ, ζ) (no FFTs at all): the coarse solver of the "missing physics" setting, in which a
     closure supplies the whole advection term.
+
+    The LES of a filtered DNS is forced like the filtered DNS: ``forcing_filter`` Δ (length units,
+    0 for none) multiplies the forcing and the ring noise by the Gaussian filter
+    Ĝ(k) = exp(−Δ²|k|²/24) of ``solvers.filters``, and ``forcing_grid`` (the DNS's n) is the grid
+    on which the ring is normalised to ε before it is cut to this grid's modes. With the data's
+    filter width, the LES right-hand side with C = −Π equals the filtered DNS tendency.
+
+    Every held source has zero mean: the k = 0 mode of the forcing and of a closure term is dropped,
+    so the mean vorticity of the periodic box stays zero. The ring noise is scaled per mode so that
+    each step draws the exact transition of the linear part (``steppers.noise_gain``): a damped
+    forced mode has the exact stationary variance for any h·|L|.
     """
 
     kind = "base"
@@ -117,7 +128,8 @@ class PseudoSpectralSolver:
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
                  first_member: int = 0, threads: int = 1, dtype: str = "float64",
                  stepper: str = "etdrk4", blowup_dir: str | Path | None = None,
-                 advection: bool = True, config: dict | None = None):
+                 advection: bool = True, forcing_filter: float = 0.0,
+                 forcing_grid: int | None = None, config: dict | None = None):
         self.grid = Grid(n, L)
         self.mu = positive_number("mu", mu, allow_zero=True)
         self.nu = positive_number("nu", nu, allow_zero=True)
@@ -153,6 +165,10 @@ class PseudoSpectralSolver:
             raise ValueError(f"advection must be True or False, got {advection!r}")
         self.advection = bool(advection)
         self._config = dict(config or {})
+        self.forcing_filter = positive_number("forcing_filter", forcing_filter, allow_zero=True)
+        if forcing_grid is not None:
+            forcing_grid = _count("forcing_grid", forcing_grid, minimum=8)
+        self.forcing_grid = forcing_grid
 
         g = self.grid
         M, shp = self.members, (self.members, g.n, g.nk)
@@ -161,6 +177,8 @@ class PseudoSpectralSolver:
         lin = np.broadcast_to(lin, g.spectral_shape).astype(np.complex128)
         self.linear = lin
         self._visc = np.ascontiguousarray(self.nu * g.k2**self.hyper_order, dtype=np.float64)
+
+        self.forcing_transfer = np.exp(-(self.forcing_filter**2) * g.k2 / 24.0)   # Ĝ(k)
 
         # constant arrays in working precision
         self._kx = np.ascontiguousarray(g.kx[0], dtype=self.rdtype)
@@ -192,12 +210,14 @@ class PseudoSpectralSolver:
             if f.shape != g.shape or not np.all(np.isfinite(f)):
                 raise ValueError(f"forcing must be a finite array of shape {g.shape}, got "
                                  f"shape {f.shape}")
-            self._forcing_hat[0] = self.forward(f[None])[0]
+            self._forcing_hat[0] = self.forward(f[None])[0] * self.forcing_transfer
+            self._forcing_hat[0, 0, 0] = 0.0                      # zero-mean source
         self._has_forcing = forcing is not None
         self._f_rows = np.any(self._forcing_hat[0] != 0, axis=1)      # rows the forcing touches
         self._all_rows = np.ones(g.n, bool)
         self._norm = 1.0 / g.n**4
-        self.ring = RingForcing(g, **ring) if ring else None
+        self.ring = (RingForcing(g, **ring, transfer=self.forcing_transfer,
+                                 reference_n=forcing_grid) if ring else None)
         self._noise_hat = np.zeros(shp, self.cdtype) if self.ring else np.zeros((1, g.n, g.nk),
                                                                               self.cdtype)
         self._closure_hat = np.zeros((1, g.n, g.nk), self.cdtype)
@@ -257,6 +277,8 @@ class PseudoSpectralSolver:
         if st is None:
             h = self.dt_max * DT_LADDER ** (-level)
             st = make_stepper(self.stepper_name, self.linear, h, self.cdtype)
+            if self.ring is not None:
+                st.noise_scale = self.ring.scale(h, noise_gain(self.linear, h, st.held))
             if len(self._steppers) > 6:                       # keep a few levels cached
                 self._steppers.pop(next(iter(self._steppers)))
             self._steppers[level] = st
@@ -404,6 +426,7 @@ class PseudoSpectralSolver:
             raise FloatingPointError(f"closure {name} returned non-finite values at step "
                                      f"{self.step_count} (t={self.t:g})")
         self._closure_hat[...] = self.forward(term.astype(self.rdtype, copy=False))
+        self._closure_hat[:, 0, 0] = 0.0            # zero mean: ⟨ζ⟩ of a periodic box stays 0
         self.closure_calls += 1
         self.timers["closure"] += _time.perf_counter() - t0
 
@@ -475,7 +498,7 @@ class PseudoSpectralSolver:
                          np.flatnonzero(cfl > CFL_BLOWUP))
         ring, closure = self.ring, self.closure
         if ring is not None:
-            ring.draw(self.rngs, h, self._noise_hat)
+            ring.draw(self.rngs, h, self._noise_hat, self.stepper.noise_scale)
         self._sum_sources()
         st, N = self.stepper, self._N
         args = (self._kx, self._ky, self._kmax, self._rhs_source, self._g_rows)

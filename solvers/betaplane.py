@@ -23,6 +23,9 @@ class BetaPlane(PseudoSpectralSolver):
     2π/L) at mean energy injection rate ``epsilon``; linear drag ``mu``; hyperviscosity of order
     ``hyper_order`` with coefficient ``nu`` (None: :func:`default_hyperviscosity`).
     ``dt=None`` picks dt from ``cfl`` with cap ``dt_max`` (default cfl·dx/√(ε/μ)).
+    ``forcing_filter`` and ``forcing_grid``: the LES of a filtered DNS (see
+    :class:`~solvers.base.PseudoSpectralSolver`; the ring is then normalised on the
+    ``forcing_grid`` and cut, not renormalised, so it injects less than ε).
     """
 
     kind = "betaplane"
@@ -32,7 +35,8 @@ class BetaPlane(PseudoSpectralSolver):
                  kf_width: float = 1.5, epsilon: float = 1e-6, dt: float | None = 0.04,
                  cfl: float = 0.5, members: int = 1, seed: int | None = 0, first_member: int = 0,
                  threads: int = 1, dtype: str = "float64", stepper: str = "etdrk4",
-                 dt_max: float | None = None, blowup_dir=None):
+                 dt_max: float | None = None, blowup_dir=None, forcing_filter: float = 0.0,
+                 forcing_grid: int | None = None):
         grid = Grid(n, L)
         hyper_order = _count("hyper_order", hyper_order)
         mu = positive_number("mu", mu, allow_zero=True)
@@ -54,10 +58,12 @@ class BetaPlane(PseudoSpectralSolver):
                       hyper_order=hyper_order, kf=float(kf), kf_width=float(kf_width),
                       epsilon=float(epsilon), dt=None if dt is None else float(dt), cfl=float(cfl),
                       members=members, seed=seed, first_member=first_member, threads=threads,
-                      dtype=str(np.dtype(dtype)), stepper=stepper, dt_max=None if dt_max is None else float(dt_max))
+                      dtype=str(np.dtype(dtype)), stepper=stepper, dt_max=None if dt_max is None else float(dt_max),
+                      forcing_filter=float(forcing_filter), forcing_grid=forcing_grid)
         super().__init__(n, L, mu=mu, nu=nu, hyper_order=hyper_order, beta=beta, forcing=None,
                          ring=dict(kf=kf, width=kf_width, epsilon=epsilon) if epsilon > 0 else None,
                          dt=dt, cfl=cfl, dt_max=dt_max, members=members, seed=seed,
                          first_member=first_member, threads=threads, dtype=dtype, stepper=stepper,
-                         blowup_dir=blowup_dir, config=config)
+                         blowup_dir=blowup_dir, forcing_filter=forcing_filter,
+                         forcing_grid=forcing_grid, config=config)
         self.kf, self.kf_width, self.epsilon = float(kf), float(kf_width), float(epsilon)

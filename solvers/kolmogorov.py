@@ -19,7 +19,8 @@ class KolmogorovFlow(PseudoSpectralSolver):
     viscosity ``nu`` (Laplacian, p = 1). ``forcing='unitbox'`` uses instead the vorticity source
     ``amplitude``·(sin 2π(x+y)/L + cos 2π(x+y)/L) of the latent score-based closure paper.
 
-    ``advection=False`` drops J(ψ, ζ): the coarse solver of the missing-physics setting (a
+    ``forcing_filter`` and ``forcing_grid``: the LES of a filtered DNS (see
+    :class:`~solvers.base.PseudoSpectralSolver`). ``advection=False`` drops J(ψ, ζ): the coarse solver of the missing-physics setting (a
     closure supplies the whole advection term; see ``solvers.filters.missing_physics_target``).
 
     ``dt=None`` chooses dt from the CFL number ``cfl``, never above ``dt_max`` (default
@@ -33,7 +34,8 @@ class KolmogorovFlow(PseudoSpectralSolver):
                  members: int = 1, seed: int | None = 0, first_member: int = 0,
                  threads: int = 1, dtype: str = "float64",
                  stepper: str = "etdrk4", forcing: str = "kolmogorov", dt_max: float | None = None,
-                 blowup_dir=None, advection: bool = True):
+                 blowup_dir=None, advection: bool = True, forcing_filter: float = 0.0,
+                 forcing_grid: int | None = None):
         grid = Grid(n, L)
         nu = positive_number("nu", nu, allow_zero=True)
         mu = positive_number("mu", mu, allow_zero=True)
@@ -65,12 +67,13 @@ class KolmogorovFlow(PseudoSpectralSolver):
                       dt=None if dt is None else float(dt), cfl=cfl, members=members, seed=seed,
                       first_member=first_member, threads=threads, dtype=str(np.dtype(dtype)), stepper=stepper,
                       forcing=forcing, dt_max=None if dt_max is None else float(dt_max),
-                      advection=bool(advection))
+                      advection=bool(advection), forcing_filter=float(forcing_filter),
+                      forcing_grid=forcing_grid)
         super().__init__(n, L, mu=mu, nu=nu, hyper_order=1, beta=0.0, forcing=f, dt=dt, cfl=cfl,
                          dt_max=dt_max, members=members, seed=seed, first_member=first_member,
                          threads=threads, dtype=dtype,
                          stepper=stepper, blowup_dir=blowup_dir, advection=advection,
-                         config=config)
+                         forcing_filter=forcing_filter, forcing_grid=forcing_grid, config=config)
         self.kf, self.amplitude, self.forcing_kind = int(kf), amplitude, forcing
 
     def laminar_vorticity(self) -> np.ndarray:

@@ -20,11 +20,42 @@ from dataclasses import dataclass
 import numpy as np
 
 
+SERIES_RADIUS = 0.1      # contour points this close to 0 use the Taylor series (see below)
+SERIES_TERMS = 16        # |w| < 0.1: the first dropped term is below 1e-16 of the sum
+
+
+def _factorials(count: int) -> np.ndarray:
+    return np.cumprod(np.concatenate(([1.0], np.arange(1.0, count))))
+
+
+def _phi_series(w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(e^{w/2} − 1)/w, f1, f2, f3 by their Taylor series about w = 0, for small |w|:
+
+        (e^{w/2} − 1)/w = Σ_j w^j / (2^{j+1} (j+1)!),   f1 = φ1 − 3φ2 + 4φ3,
+        f2 = φ2 − 2φ3,   f3 = −φ2 + 4φ3,   φ_k(w) = Σ_j w^j/(j+k)!.
+    """
+    j = np.arange(SERIES_TERMS)
+    fact = _factorials(SERIES_TERMS + 4)                  # fact[m] = m!
+    phi = [1.0 / fact[j + k] for k in (1, 2, 3)]
+    coef = [0.5 ** (j + 1) / fact[j + 1], phi[0] - 3 * phi[1] + 4 * phi[2], phi[1] - 2 * phi[2],
+            -phi[1] + 4 * phi[2]]
+    out = []
+    for c in coef:                                         # Horner, highest power first
+        acc = np.zeros_like(w)
+        for cj in c[::-1]:
+            acc = acc * w + cj
+        out.append(acc)
+    return tuple(out)
+
+
 def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
     """Contour means of Q(z)/h, f1/h, f2/h, f3/h for each z (Kassam & Trefethen 2005, eq. 2.5).
 
     The points go round the whole unit circle: z is complex when β ≠ 0, so the half-circle-and-real-
-    part shortcut of the paper (valid for real z only) does not apply.
+    part shortcut of the paper (valid for real z only) does not apply. Where a contour point w comes
+    within ``SERIES_RADIUS`` of the removable singularity w = 0 (|z| ≈ 1, e.g. a large β·dt), the
+    closed forms lose digits as ε/|w|³ (or divide by zero), so there the functions are summed from
+    their Taylor series instead.
     """
     r = np.exp(2j * np.pi * (np.arange(1, points + 1) - 0.5) / points)
     q = np.empty_like(z)
@@ -34,14 +65,36 @@ def _phi_coefficients(z: np.ndarray, points: int) -> tuple[np.ndarray, ...]:
     rows = max(1, (1 << 20) // (z.shape[-1] * points))       # bound the temporaries to ~16 MB
     for s in range(0, z.shape[0], rows):
         lr = z[s:s + rows, :, None] + r
-        e = np.exp(lr)
-        e2 = np.exp(lr / 2)
-        lr3 = lr**3
-        q[s:s + rows] = np.mean((e2 - 1) / lr, axis=-1)
-        f1[s:s + rows] = np.mean((-4 - lr + e * (4 - 3 * lr + lr**2)) / lr3, axis=-1)
-        f2[s:s + rows] = np.mean((2 + lr + e * (lr - 2)) / lr3, axis=-1)
-        f3[s:s + rows] = np.mean((-4 - 3 * lr - lr**2 + e * (4 - lr)) / lr3, axis=-1)
+        near = np.abs(lr) < SERIES_RADIUS
+        safe = np.where(near, 1.0, lr)
+        e = np.exp(safe)
+        e2 = np.exp(safe / 2)
+        lr3 = safe**3
+        vals = [(e2 - 1) / safe, (-4 - safe + e * (4 - 3 * safe + safe**2)) / lr3,
+                (2 + safe + e * (safe - 2)) / lr3, (-4 - 3 * safe - safe**2 + e * (4 - safe)) / lr3]
+        if near.any():
+            for v, sv in zip(vals, _phi_series(lr[near])):
+                v[near] = sv
+        q[s:s + rows], f1[s:s + rows], f2[s:s + rows], f3[s:s + rows] = (
+            np.mean(v, axis=-1) for v in vals)
     return q, f1, f2, f3
+
+
+def noise_gain(linear: np.ndarray, h: float, held: np.ndarray) -> np.ndarray:
+    """Per-mode gain that makes a white-noise forcing held over a step exact for the linear part.
+
+    A source ξ̂ = σ η/√h held across the stages of a step adds P·ξ̂ to the mode, P = ``held`` (the
+    stepper's response to a constant source: h φ1(hL) for ETDRK4, h(e^{hL} + 4e^{hL/2} + 1)/6 for
+    IF-RK4), of variance |P|² σ²/h. The exact increment of dζ̂ = L ζ̂ dt + σ dW over h has variance
+    σ² (e^{2ah} − 1)/(2a), a = Re L. The gain g = h √(expm1(2ah)/(2ah)) / |P| makes them equal, so
+    the scheme draws the exact Ornstein–Uhlenbeck transition of every mode of the linear problem
+    (steady energy ε/(2μ) under drag μ at any hμ); g → 1 as h|L| → 0.
+    """
+    x = 2.0 * h * np.real(linear)
+    ratio = np.ones_like(x)
+    big = np.abs(x) > 1e-12
+    ratio[big] = np.expm1(x[big]) / x[big]
+    return h * np.sqrt(ratio) / np.abs(held)
 
 
 @dataclass
@@ -56,7 +109,11 @@ class Stage:
 
 
 class Stepper:
-    """Coefficients of a four-stage exponential stepper for step ``h`` and linear operator L."""
+    """Coefficients of a four-stage exponential stepper for step ``h`` and linear operator L.
+
+    ``held`` (complex128, per mode) is the response of one step to a source held constant across
+    its stages: the new state gains ``held``·F̂ from a constant F̂ (used by :func:`noise_gain`).
+    """
 
     name = ""
 
@@ -93,6 +150,7 @@ class ETDRK4(Stepper):
         self.stages = [Stage(E2, Q, store=True), Stage(E2, Q),
                        Stage(E2, self._c(2 * h * q), self._c(-h * q), from_a=True)]
         self.final = (self._c(np.exp(z)), self._c(h * f1), self._c(2 * h * f2), self._c(h * f3))
+        self.held = h * (f1 + 4 * f2 + f3)                     # h φ1(hL), the constant-source response
 
 
 class IFRK4(Stepper):
@@ -112,6 +170,7 @@ class IFRK4(Stepper):
                        Stage(self._c(E), self._c(h * E2))]
         self.final = (self._c(E), self._c(h / 6 * E), self._c(h / 3 * E2),
                       self._c(np.full(self.shape2, h / 6)))
+        self.held = h * (E + 4 * E2 + 1) / 6                   # Simpson's rule for ∫ e^{L(h−s)} ds
 
 
 STEPPERS = {"etdrk4": ETDRK4, "rk4": IFRK4}
