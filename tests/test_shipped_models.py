@@ -1,69 +1,158 @@
-"""The shipped diffusion closures (closures/weights): they load safely, carry a complete card, and
-run in a short kolmogorov LES 64² without trouble."""
-from __future__ import annotations
+"""The shipped diffusion closures (closures/weights), checked against fresh DNS data.
 
-import json
+The numbers a card states (offline error, mean-network error, the large-scale calibration) are
+recomputed here on (ω̄, C) pairs made by a DNS run in the test itself, not read back from the
+card; the closures are also run in a short LES from the filtered DNS state and must track that
+DNS better than the classical closures do.
+
+Fresh data: kolmogorov DNS 128² (dt 4e-3; offline errors on it are within 0.02 of those on the
+256² data the models were trained on), 2 members, 3 time units of spin-up, then the filtered
+state (Gaussian, Δ = 2 LES spacings, truncated to 64²) and the exact subgrid term every 0.5 time
+units: 8 pairs from a seed the training data did not use.
+"""
+from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from closures import get_closure
+from closures.calibration import apply_shell_gains, shell_errors
+from closures.classical import Smagorinsky
 from closures.ldm import WEIGHTS_DIR, load_model, model_paths
 from hybrid.config import load_preset
+from solvers import filters
+from solvers.grid import Grid
 
 SHIPPED = {"ldm": ("ldm-kolmogorov", "latent"), "pcdm": ("pcdm-kolmogorov", "physical")}
+SAMPLES = 8                                   # draws per pair, as in the cards' offline metric
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_card_is_complete_and_weights_small(name):
-    stem, space = SHIPPED[name]
-    pt, js = model_paths(WEIGHTS_DIR / stem)
-    assert pt.stat().st_size < 20e6                     # tens of MB at most
-    card = json.loads(js.read_text())
-    assert card["space"] == space and card["grid"]["n"] == 64
-    assert card["command"].startswith("hybrid train ldm ") and " --data " in card["command"]
-    assert card["data"]["preset"] == "kolmogorov"
-    gen = card["data"]["generation"]
-    assert gen["n_dns"] == 256 and gen["n_les"] == 64
-    assert card["training_time_s"] > 0
-    off = card["metrics"]["offline"]
-    assert off["split"] == "val" and 0 < off["rel_error"] < 1.5
-    model = load_model(WEIGHTS_DIR / stem)               # torch.load(weights_only=True) inside
-    assert model.space == space and model.card["parameters"] == sum(
-        p.numel() for p in model.parameters())
-    # the large-scale calibration: fitted on the training split, shrinks shell 1 (the networks
-    # over-predict it: g₁ = 0.40 and 0.52), made the held-out error there smaller, and the
-    # closure applies it by default
-    cal = card["calibration"]
-    assert cal["fitted_on"].startswith("split 'train'") and cal["command"].startswith(
-        "hybrid calibrate ")
-    assert len(cal["shell_gains"]) == cal["shells"] == 2 and 0 < cal["shell_gains"][0] < 0.7
-    assert cal["val_shell_error_calibrated"][0] < cal["val_shell_error_raw"][0]
-    assert get_closure(name).shell_gains == cal["shell_gains"]
+def rel(a, b) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def test_short_hybrid_run_with_the_shipped_ldm_stays_finite():
-    """20 refreshes on kolmogorov LES 64², 2 members: finite, and the closure term has the size
-    of the training data's subgrid term (its RMS within a factor 3 of the card's std of C)."""
+@pytest.fixture(scope="module")
+def fresh():
+    """Filtered DNS ω̄ (times, members, 64, 64) and the closure term C = −Π at 0, 0.5, 1, 1.5
+    time units after the spin-up, and the LES grid."""
     preset = load_preset("kolmogorov")
-    s = preset.make_solver("les", members=2, seed=0)
-    s.set_vorticity(preset.initial_vorticity(s))
-    s.step(200)                                          # 1 time unit: leave the initial field
-    clo = get_closure("ldm", every=5)
-    s.set_closure(clo, every=5)
-    terms = []
-    orig = clo.compute
+    dns = preset.make_solver("dns", n=128, dt=4e-3, members=2, seed=123)
+    dns.set_vorticity(preset.initial_vorticity(dns))
+    dns.step(750)                                          # spin-up: 3 time units
+    les = Grid(64, dns.grid.L)
+    w, c = [], []
+    for k in range(4):
+        if k:
+            dns.step(125)
+        w_hat, pi_hat = filters.subgrid_term(dns.grid, les, np.asarray(dns.vorticity_hat))
+        w.append(np.fft.irfft2(w_hat, s=les.shape))
+        c.append(-np.fft.irfft2(pi_hat, s=les.shape))
+    return {"omega": np.array(w), "closure": np.array(c), "grid": les}
 
-    def spy(state):
-        out = orig(state)
-        terms.append(out)
-        return out
 
-    clo.compute = spy
-    s.step(100)
-    assert clo.calls == 20 and np.all(np.isfinite(s.vorticity))
-    rms = float(np.sqrt(np.mean(np.square(terms))))
-    std = clo.model.stats["closure"]["std"]
-    assert std / 3 < rms < 3 * std, (rms, std)
+def mean_prediction(model, omega: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The mean of SAMPLES draws of ``model`` for every field of ``omega`` (N, n, n), physical."""
+    x = torch.from_numpy(model.normalise(omega, "omega_bar").astype(np.float32))[:, None]
+    with torch.inference_mode():
+        d = model.sample(x, torch.Generator().manual_seed(seed), samples=SAMPLES)
+        return model.denormalise(d.mean(dim=1)[:, 0].double(), "closure").numpy()
+
+
+@pytest.fixture(scope="module")
+def offline(fresh):
+    """Per shipped model: the model, its mean prediction, its mean network's, on the fresh pairs."""
+    w = fresh["omega"].reshape(-1, 64, 64)
+    out = {}
+    torch.set_num_threads(1)
+    for name, (stem, _) in SHIPPED.items():
+        model = load_model(WEIGHTS_DIR / stem)
+        x = torch.from_numpy(model.normalise(w, "omega_bar").astype(np.float32))[:, None]
+        with torch.inference_mode():
+            mu = model.denormalise(model.mean(x)[:, 0].double(), "closure").numpy()
+        out[name] = {"model": model, "mean": mean_prediction(model, w), "mu": mu}
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_card_describes_the_weights_it_ships_with(name):
+    stem, space = SHIPPED[name]
+    pt, _ = model_paths(WEIGHTS_DIR / stem)
+    assert pt.stat().st_size < 20e6                     # a package, not a data download
+    model = load_model(WEIGHTS_DIR / stem)               # torch.load(weights_only=True) inside
+    card = model.card
+    assert model.space == space and model.n == card["grid"]["n"] == 64
+    assert card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["command"].startswith("hybrid train ldm ") and " --data " in card["command"]
+    assert card["calibration"]["command"].startswith("hybrid calibrate ")
+    # the closure of that name loads these weights and the card's calibration
+    assert get_closure(name).shell_gains == card["calibration"]["shell_gains"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_offline_error_on_fresh_dns_is_the_cards_and_beats_smagorinsky(name, fresh, offline):
+    """The card's held-out error (mean of 8 draws, relative L2) is reproduced within 0.06 on
+    pairs the model never saw (measured: L-CDM 0.73 vs card 0.72, P-CDM 0.71 vs 0.68), and it is
+    well below the best the classical closure can do on the same pairs: Smagorinsky with its
+    coefficient fitted to them by least squares has 0.94."""
+    c = fresh["closure"].reshape(-1, 64, 64)
+    m = offline[name]
+    card = m["model"].card["metrics"]["offline"]
+    err, err_mu = rel(m["mean"], c), rel(m["mu"], c)
+    print(f"\n{name}: fresh error {err:.3f} (card {card['rel_error']:.3f}), mean network "
+          f"{err_mu:.3f} (card {card['mean_rel_error']:.3f})")
+    assert abs(err - card["rel_error"]) < 0.06
+    assert abs(err_mu - card["mean_rel_error"]) < 0.06
+    smag = Smagorinsky().tendency(np.fft.rfft2(fresh["omega"].reshape(-1, 64, 64)), fresh["grid"])
+    best = (smag * c).sum() / (smag * smag).sum()
+    assert err < rel(best * smag, c) - 0.15
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_calibration_lowers_the_large_scale_error_on_fresh_dns(name, fresh, offline):
+    """The networks over-predict shell |k| = 1 (error about the shell's own power, as bad as
+    predicting zero); the card's gains, fitted on the training data, bring it to about half of it
+    on these fresh pairs (measured: L-CDM 1.09 → 0.56, P-CDM 0.77 → 0.55) and leave shell 2
+    within a few per cent."""
+    c = fresh["closure"].reshape(-1, 64, 64)
+    m = offline[name]
+    gains = m["model"].card["calibration"]["shell_gains"]
+    raw = shell_errors(m["mean"], c, 2)
+    cal = shell_errors(apply_shell_gains(m["mean"], gains), c, 2)
+    print(f"\n{name}: shell errors raw {raw}, calibrated {cal}")
+    assert cal[0] < 0.8 * raw[0] and cal[0] < 0.7
+    assert cal[1] < raw[1] + 0.05
+
+
+def test_shipped_ldm_in_the_les_tracks_the_dns_better_than_smagorinsky(fresh):
+    """LES 64² from the filtered DNS state, 1 time unit (200 steps, 40 refreshes of the L-CDM):
+    relative L2 error against the filtered DNS at lead 1, per member (measured: no closure 0.29
+    and 0.26, Smagorinsky 0.22 and 0.19, L-CDM 0.14 and 0.12); the L-CDM's terms have the size
+    of the true closure term C of the DNS."""
+    preset = load_preset("kolmogorov")
+    start, target = fresh["omega"][0], fresh["omega"][2]          # t = 3 and t = 4
+    errors, terms = {}, []
+    for name in ("none", "smagorinsky", "ldm"):
+        s = preset.make_solver("les", members=2, seed=0)
+        s.set_vorticity(start)
+        if name != "none":
+            clo = get_closure(name, every=5)
+            if name == "ldm":
+                orig = clo.compute
+                clo.compute = lambda state: terms.append(orig(state)) or terms[-1]
+            s.set_closure(clo, every=5)
+        s.step(200)
+        assert np.all(np.isfinite(s.vorticity))
+        errors[name] = np.linalg.norm(s.vorticity - target, axis=(1, 2)) / np.linalg.norm(
+            target, axis=(1, 2))
+    print("\nerror at lead 1:", errors)
+    assert len(terms) == 40
+    assert np.all(errors["ldm"] < 0.8 * errors["smagorinsky"])
+    assert np.all(errors["smagorinsky"] < errors["none"])
+    # one draw per member: its RMS is that of the truth (measured 0.97 of it) up to the model's
+    # spread/error mismatch (0.75–1.06 offline)
+    ratio = np.sqrt(np.mean(np.square(terms))) / np.sqrt(np.mean(np.square(fresh["closure"])))
+    print("closure term RMS / RMS of C:", ratio)
+    assert 0.8 < ratio < 1.25, ratio
