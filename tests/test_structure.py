@@ -3,10 +3,13 @@ itself through others (imports inside functions count), and ``import solvers`` l
 from __future__ import annotations
 
 import ast
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +143,84 @@ def test_import_solvers_loads_no_torch():
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", f"import solvers loaded: {res.stdout.strip()}"
+
+
+# ------------------------------------------------------------------ the shared helpers
+def test_validators_name_the_argument_and_the_range():
+    from solvers.validate import integer, number
+
+    assert integer("n", np.int64(16), 8, even=True) == 16
+    assert integer("every", None, allow_none=True) is None
+    for bad, words in [(7, "n must be an even integer ≥ 8, got 7"), (True, "got True"),
+                       (16.0, "got 16.0"), ("16", "got '16'")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            integer("n", bad, 8, even=True)
+    with pytest.raises(ValueError, match=re.escape("kf must be an integer in [1, 10], got 11")):
+        integer("kf", 11, 1, 10)
+    assert number("dt", np.float32(0.5), above=0) == 0.5
+    assert number("val_fraction", 0, at_least=0, below=1) == 0.0
+    for bad in (0, -1.0, math.nan, math.inf, "0.1", True, None):
+        with pytest.raises(ValueError, match=r"^dt must be a finite number > 0, got "):
+            number("dt", bad, above=0)
+    with pytest.raises(ValueError, match=re.escape("val_fraction must be a number in [0, 1)")):
+        number("val_fraction", 1.0, at_least=0, below=1)
+
+
+def test_argument_types_share_the_validators():
+    import argparse
+
+    from hybrid.cli import arguments as a
+
+    assert a.grid_size("16") == 16 and a.positive_float("1e-3") == 1e-3
+    assert a.time_step("CFL") == "cfl" and a.fraction("0") == 0.0
+    for conv, text, words in [(a.grid_size, "9", "must be an even integer ≥ 8, got '9'"),
+                              (a.positive_int, "2.5", "must be an integer ≥ 1, got '2.5'"),
+                              (a.positive_float, "0", "must be a finite number > 0, got '0'"),
+                              (a.nonnegative_float, "nan", "got 'nan'"),
+                              (a.fraction, "1", "must be a number in [0, 1), got '1'")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(words)):
+            conv(text)
+
+
+def test_write_json_is_atomic_and_plain(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from solvers.files import write_json
+
+    path = write_json(tmp_path / "run.json", {"a": np.float32(1.5), "b": np.arange(2),
+                                               "p": tmp_path})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1], "p": str(tmp_path)}
+    before = path.read_bytes()
+    with pytest.raises(ValueError):                   # NaN refused: the old file stays
+        write_json(path, {"a": math.nan}, allow_nan=False)
+
+    def crash(src, dst):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", crash)         # killed before the rename
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, {"a": 2})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+def test_output_checks_touch_nothing_and_name_what(tmp_path):
+    from solvers.files import check_output_file, check_output_folder
+
+    out = tmp_path / "new" / "deeper"
+    assert check_output_folder(out, outputs=("run.json",)) == out
+    assert check_output_file(out / "t.nc", "trajectory") == out / "t.nc"
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"output folder .* already holds run\.json; .* "
+                                              r"--overwrite"):
+        check_output_folder(tmp_path, outputs=("run.json",), overwrite_hint="--overwrite")
+    assert check_output_folder(tmp_path, True, outputs=("run.json",)) == tmp_path
+    with pytest.raises(FileExistsError, match=r"^trajectory .* already exists"):
+        check_output_file(tmp_path / "run.json", "trajectory")
+    with pytest.raises(IsADirectoryError, match="trajectory path"):
+        check_output_file(tmp_path, "trajectory", overwrite=True)
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        check_output_folder(tmp_path / "run.json" / "sub")
+    with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
+        check_output_folder(tmp_path / "run.json")

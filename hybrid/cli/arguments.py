@@ -3,9 +3,11 @@ output-folder check. Every command module imports these; nothing here imports a 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
+
+from solvers import validate
+from solvers.files import check_output_folder
 
 EXIT_OK, EXIT_USAGE, EXIT_BLOWUP, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -21,54 +23,38 @@ def fail(msg: str, command: str | None = None) -> int:
 
 
 # ------------------------------------------------------------------ argument types
-def number(text: str) -> float:
-    """A finite number."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return x
+def _argument_type(parse, check):
+    """An argparse ``type``: ``parse`` the text, then ``check(name, value)`` from
+    :mod:`solvers.validate`; argparse names the flag, so the message starts at 'must be'."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        try:
+            return check("", value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).strip().replace(f"got {value!r}",
+                                                                    f"got {text!r}")) from None
+    return convert
 
 
-def positive_float(text: str) -> float:
-    x = number(text)
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return x
+def _float(text: str) -> float:
+    return float(text)
 
 
-def nonnegative_float(text: str) -> float:
-    x = number(text)
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text!r}")
-    return x
+def _int(text: str) -> int:
+    return int(text)
 
 
-def _integer(text: str, minimum: int) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text!r}") from None
-    if v < minimum:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text!r}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    return _integer(text, 1)
-
-
-def nonnegative_int(text: str) -> int:
-    return _integer(text, 0)
-
-
-def grid_size(text: str) -> int:
-    v = _integer(text, 8)
-    if v % 2:
-        raise argparse.ArgumentTypeError(f"must be an even integer ≥ 8, got {text!r}")
-    return v
+number = _argument_type(_float, lambda name, v: validate.number(name, v))
+number.__doc__ = "A finite number."
+positive_float = _argument_type(_float, lambda name, v: validate.number(name, v, above=0))
+nonnegative_float = _argument_type(_float, lambda name, v: validate.number(name, v, at_least=0))
+fraction = _argument_type(_float, lambda name, v: validate.number(name, v, at_least=0, below=1))
+positive_int = _argument_type(_int, lambda name, v: validate.integer(name, v, 1))
+nonnegative_int = _argument_type(_int, lambda name, v: validate.integer(name, v, 0))
+grid_size = _argument_type(_int, lambda name, v: validate.integer(name, v, 8, even=True))
 
 
 def time_step(text: str):
@@ -83,8 +69,7 @@ DNS_OUTPUTS = ("trajectory.nc", "run.json", "final_vorticity.png", "energy.png",
 def check_output_dir(out: Path, overwrite: bool, outputs=DNS_OUTPUTS, flag: str = "--out") -> Path:
     """Check, touching nothing, that ``out`` is (or can be created as) a writable folder that does
     not already hold our outputs (unless ``overwrite``). Raises UsageError naming ``flag``."""
-    from ..simulation import check_out_folder
     try:
-        return check_out_folder(out, overwrite, outputs, overwrite_hint="--overwrite")
-    except (FileExistsError, NotADirectoryError, PermissionError) as e:
+        return check_output_folder(out, overwrite, outputs, overwrite_hint="--overwrite")
+    except (TypeError, FileExistsError, NotADirectoryError, PermissionError) as e:
         raise UsageError(f"{flag}: {e}") from None

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import time
 from pathlib import Path
+
+from solvers.files import write_json
 
 from .arguments import (DNS_OUTPUTS, EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError,
                         check_output_dir, fail, grid_size, nonnegative_float, nonnegative_int,
@@ -15,19 +15,6 @@ from .arguments import (DNS_OUTPUTS, EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, Usa
 
 NAME = "dns"
 HELP = "run a DNS from a preset and write its trajectory and figures"
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
-    os.replace(tmp, path)
-
-
-def _plain(o):
-    """JSON fallback for numpy scalars/arrays and paths."""
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -159,7 +146,7 @@ def handler(args: argparse.Namespace) -> int:
                 energy_final=solver.energy().tolist() if code == EXIT_OK else None)
     if code == EXIT_OK:
         info["figures"] = _dns_figures(solver, traj_path, out)
-    _write_json(out / "run.json", info)
+    write_json(out / "run.json", info)
     if code == EXIT_OK:
         print(f"hybrid dns: {records} records in {traj_path}; {steps} steps in {wall:.1f} s "
               f"({info['steps_per_s']:.1f} steps/s)", file=sys.stderr)

@@ -22,7 +22,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from .arguments import EXIT_INTERRUPTED, EXIT_OK, nonnegative_int, positive_float, positive_int
+from solvers.files import check_output_file
+
+from .arguments import (EXIT_INTERRUPTED, EXIT_OK, fraction, nonnegative_int, positive_float,
+                        positive_int)
 from .arguments import fail as cli_fail
 
 NAME = "train"
@@ -39,16 +42,6 @@ def _channels(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected three positive integers C0,C1,C2, got "
                                          f"{text!r}")
     return vals
-
-
-def _fraction(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = float("nan")
-    if not 0 <= x < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return x
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -77,7 +70,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing STEM.* outputs")
     p.add_argument("--samples-eval", type=positive_int, default=8,
                    help="samples per held-out input for the offline metrics (default 8)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+    p.add_argument("--val-fraction", type=fraction, default=0.1,
                    help="last fraction of sampling times held out (default 0.1)")
     p.add_argument("--checkpoint-every", type=positive_int, default=1,
                    help="epochs between checkpoints (default 1)")
@@ -130,15 +123,12 @@ def handler(args: argparse.Namespace) -> int:
     if args.resume:
         if not paths["checkpoint"].is_file():
             return fail(f"--resume: no checkpoint {paths['checkpoint']}")
-    elif not args.overwrite:
-        existing = [str(p) for p in paths.values() if p.exists()]
-        if existing:
-            return fail(f"--out: {', '.join(existing)} exist(s); use --overwrite or --resume")
-    parent = paths["weights"].parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        return fail(f"--out: cannot create {parent}: {e}")
+        for p in paths.values():
+            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
+                              overwrite_hint="--overwrite or --resume")
+    except (TypeError, ValueError, OSError) as e:
+        return fail(str(e))
     try:
         metrics = train_ldm(
             data, args.out, space=args.space, mode=args.mode, epochs=args.epochs,
