@@ -15,6 +15,8 @@ A preset is a TOML file (``hybrid/presets/<name>.toml``, or any path given by th
     [les]                               # optional: overrides of [dns] for the coarse grid
     n = 64
     dt = 5e-3
+    forcing_filter = "gaussian"         # the LES is forced like the filtered DNS: Ĝ·F with the
+                                        # data's filter, Δ = 2 LES spacings ("none", or a width)
 
     [initial]
     kind = "random"                     # seeded Gaussian field (solvers.initial.random_vorticity)
@@ -56,7 +58,9 @@ RUNTIME_KEYS = ("members", "seed", "first_member", "blowup_dir")
 
 # value kinds: "int", "number", "str", "bool", "dt" (number or "cfl"), "nu" (number or "default")
 _COMMON = {"n": "int", "L": "number", "mu": "number", "dt": "dt", "cfl": "number",
-           "dt_max": "number", "stepper": "str", "threads": "int", "dtype": "str"}
+           "dt_max": "number", "stepper": "str", "threads": "int", "dtype": "str",
+           "forcing_filter": "filter", "forcing_grid": "int"}
+FILTER_WORDS = ("gaussian", "none")     # forcing_filter: Δ = 2 LES spacings (the data's), or none
 SOLVER_KEYS: dict[str, dict[str, str]] = {
     "KolmogorovFlow": {**_COMMON, "nu": "number", "kf": "int", "amplitude": "number",
                        "forcing": "str", "advection": "bool"},
@@ -70,7 +74,8 @@ INITIAL_KEYS = {"random": {"k_peak": "number", "energy": "number"}, "rest": {}}
 RUN_KEYS = {"spinup": "number", "t_end": "number", "output_every": "number"}
 
 _KIND_WORDS = {"int": "an integer", "number": "a number", "str": "a string", "table": "a table",
-               "dt": 'a number or "cfl"', "nu": 'a number or "default"'}
+               "dt": 'a number or "cfl"', "nu": 'a number or "default"',
+               "filter": 'a width ≥ 0 or "gaussian" or "none"'}
 
 
 class PresetError(ValueError):
@@ -105,6 +110,8 @@ def _type_ok(kind: str, v) -> bool:
         return _is_number(v) or v == "cfl"
     if kind == "nu":
         return _is_number(v) or v == "default"
+    if kind == "filter":
+        return (_is_number(v) and v >= 0) or v in FILTER_WORDS
     raise AssertionError(kind)
 
 
@@ -157,6 +164,8 @@ class Preset:
             if not self.les:
                 raise PresetError(f"{self.where} has no [les] section")
             kw.update(self.les)
+        if grid == "les":
+            kw.setdefault("forcing_filter", "gaussian")
         for key, value in overrides.items():
             if key not in allowed:
                 raise ValueError(f"unknown {self.solver} setting {key!r}; allowed: "
@@ -164,7 +173,19 @@ class Preset:
             if value is not None and not _type_ok(allowed[key], value):
                 raise ValueError(f"{key} must be {_KIND_WORDS[allowed[key]]}, got {value!r}")
             kw[key] = value
+        width = kw.get("forcing_filter", 0.0)
+        if isinstance(width, str):
+            width = 2 * kw.get("L", 2 * math.pi) / kw["n"] if width == "gaussian" else 0.0
+        kw["forcing_filter"] = float(width)
+        if grid == "les" and width > 0:
+            kw.setdefault("forcing_grid", self.dns["n"])
         return {k: _to_solver_value(allowed[k], v) for k, v in kw.items()}
+
+    def les_filter_width(self, **overrides) -> float:
+        """The Gaussian filter width Δ (length units) with which the LES is forced, 0 for none:
+        closure data for this LES must be filtered with the same Δ (``[les] forcing_filter``:
+        "gaussian" (the default) is Δ = 2 LES grid spacings, "none" is 0, or a width)."""
+        return self.solver_kwargs("les", **overrides)["forcing_filter"]
 
     def make_solver(self, grid: str = "dns", members: int = 1, seed: int | None = 0,
                     first_member: int = 0, blowup_dir=None, **overrides):
@@ -237,6 +258,9 @@ def parse_preset(data: dict, path: Path | None = None, default_name: str = "cust
                 raise PresetError(f"{where}: {sec}.{key} is set per run (command line or "
                                   f"make_solver), not in a preset")
     _check_table(f"{where}: dns", dns, allowed)
+    for key in ("forcing_filter", "forcing_grid"):
+        if key in dns:
+            raise PresetError(f"{where}: dns.{key}: the DNS is not filtered; set {key} in [les]")
     les = dict(data.get("les", {}))
     _check_table(f"{where}: les", les, allowed)
 

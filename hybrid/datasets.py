@@ -348,6 +348,14 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
     if nc > nf or nf % nc:
         raise ValueError(f"the LES grid n={nc} (--n-les) must divide the DNS grid n={nf} "
                          f"(--n-dns)")
+    # the LES is forced like the data: Ĝ of the data's filter on the forcing, ring normalised on
+    # the DNS grid (target missing-physics subsamples: no filter)
+    if target == "subgrid":
+        delta = (p.les_filter_width(n=nc) if delta is None
+                 else _float_arg("delta", "--delta", delta, False))
+    else:
+        delta = 0.0
+    overrides_les.update(forcing_filter=delta, forcing_grid=nf)
 
     restart_data = None
     start, fresh_restart = 0, True
@@ -390,10 +398,6 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
     if not math.isclose(fine.L, coarse.L, rel_tol=1e-12):
         raise ValueError(f"{p.where}: the LES box L={coarse.L:g} differs from the DNS box "
                          f"L={fine.L:g}")
-    if target == "subgrid":
-        delta = 2 * coarse.dx if delta is None else _float_arg("delta", "--delta", delta, False)
-    else:
-        delta = 0.0
     if solver.fixed_dt and interval < solver.dt * (1 - 1e-9):
         raise ValueError(f"interval (--interval) {interval:g} is shorter than the DNS time step "
                          f"dt={solver.dt:g}: samples would repeat")
@@ -698,7 +702,8 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     between sampling times; ``spinup`` (default: the preset's) time discarded first; ``seed``
     (default 0); ``n_dns``/``n_les`` override the preset's grids (the LES n must divide the DNS
     n); ``dt_dns`` overrides the DNS time step (a coarser ``n_dns`` allows a longer one);
-    ``delta`` the Gaussian filter width (default 2·LES dx; target 'subgrid' only); ``target``
+    ``delta`` the Gaussian filter width (default: the preset's LES forcing filter, 2·LES dx for
+    "gaussian"; target 'subgrid' only; the LES of the file is forced with the same); ``target``
     'subgrid' (default; ``subgrid`` = Π, closure C = −Π) or 'missing-physics' (``subgrid`` = H,
     closure C = +H). See the module docstring for the file layout.
 
@@ -785,7 +790,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="DNS time step (default: the preset's; a coarser --n-dns allows a "
                         "longer one)")
     p.add_argument("--delta", type=nonnegative_float, default=None,
-                   help="Gaussian filter width (default 2 LES grid spacings; target subgrid)")
+                   help="Gaussian filter width (default: the preset's LES forcing filter, 2 LES "
+                        "grid spacings; target subgrid); the LES is forced with the same filter")
     p.add_argument("--target", choices=TARGETS, default=None,
                    help="subgrid (default): w_bar and Pi, closure C = -Pi; missing-physics: "
                         "subsampled vorticity and H = -u.grad w, closure C = +H (ns-unitbox)")

@@ -152,3 +152,25 @@ def test_etdrk4_coefficients_at_a_contour_point_on_the_singularity():
     for g, w in zip(got, want):
         assert np.all(np.isfinite(g))
         assert np.abs(g - w).max() < 1e-13
+
+
+def test_preset_les_is_forced_with_the_data_filter(tmp_path):
+    from hybrid.config import PresetError, load_preset
+    p = load_preset("kolmogorov")
+    les = p.make_solver("les", n=16, dt=1e-2)
+    delta = 2 * les.grid.L / 16
+    assert les.forcing_filter == pytest.approx(delta, rel=1e-15)
+    # its forcing is Ĝ·F of the DNS forcing on the LES modes
+    dns = p.make_solver("dns", n=32, dt=1e-2)
+    want = coarse_grain(dns.grid, les.grid, dns._forcing_hat, delta)
+    assert np.allclose(les._forcing_hat, want, rtol=0, atol=1e-12 * np.abs(want).max())
+    # the missing-physics preset subsamples its data: no filter
+    assert load_preset("ns-unitbox").les_filter_width() == 0.0
+    bad = tmp_path / "bad.toml"
+    text = open(p.path).read()
+    bad.write_text(text.replace('forcing_filter = "gaussian"', 'forcing_filter = "box"'))
+    with pytest.raises(PresetError, match="les.forcing_filter must be"):
+        load_preset(bad)
+    bad.write_text(text.replace('[dns]\n', '[dns]\nforcing_filter = 0.1\n'))
+    with pytest.raises(PresetError, match="dns.forcing_filter"):
+        load_preset(bad)
