@@ -56,8 +56,10 @@ from solvers.grid import Grid
 from solvers.io import TrajectoryWriter
 
 from .config import Preset, load_preset
-from .simulation import (RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info, end_time,
-                         check_out_folder, timing_info, write_json)
+from solvers.files import check_output_folder, write_json
+
+from .simulation import (OUTPUTS, RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
+                         end_time, timing_info)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0       # seconds to reach a Dask scheduler
 
@@ -401,7 +403,7 @@ class Ensemble:
                              "restart files); run in one process for restarts")
         if out is None:
             raise ValueError("a Dask run needs out, the folder for its trajectory")
-        out = check_out_folder(out, overwrite)
+        out = check_output_folder(out, overwrite, OUTPUTS)
         t_end = end_time(t_end, self.t0, "t0 =")
         output_every = positive_number("output_every", output_every, allow_none=True)
         if batch_size is not None:

@@ -36,9 +36,7 @@ and FFTW wisdom).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,8 +47,8 @@ import numpy as np
 
 from solvers import BlowUpError
 from solvers.base import positive_number
-from solvers.io import (TrajectoryWriter, load_restart, nearest_existing, read_restart,
-                        write_restart)
+from solvers.files import check_output_folder, write_json
+from solvers.io import TrajectoryWriter, load_restart, read_restart, write_restart
 
 TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
 OUTPUTS = (TRAJECTORY, RUN_JSON, RESTART)
@@ -103,48 +101,6 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, os.PathLike):
-        return os.fspath(o)
-    return repr(o)
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON, atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def check_out_folder(out, overwrite: bool, outputs=OUTPUTS,
-                     overwrite_hint: str = "overwrite=True") -> Path:
-    """Check, touching nothing, that ``out`` is (or can be made) a folder without our outputs
-    (unless ``overwrite``). Raises FileExistsError / NotADirectoryError / PermissionError."""
-    out = Path(os.fspath(out)).expanduser()
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output folder {out} exists and is not a directory")
-    if out.is_dir():
-        present = [name for name in outputs if (out / name).exists()]
-        if present and not overwrite:
-            raise FileExistsError(f"output folder {out} already holds {', '.join(present)}; "
-                                  f"choose another folder or pass {overwrite_hint}")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise PermissionError(f"output folder {out} is not writable")
-        return out
-    existing = nearest_existing(out.parent)
-    if not existing.is_dir():
-        raise NotADirectoryError(f"output folder {out} cannot be created: {existing} is not a "
-                                 f"directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder {out} cannot be created: {existing} is not writable")
-    return out
-
-
 def closure_info(closure, name: str | None = None) -> dict[str, Any]:
     """How a closure is described in run.json: registry name, class, every, repr."""
     if closure is None:
@@ -314,7 +270,7 @@ class Simulation:
 
         traj = run_json = restart_path = None
         if out is not None:
-            out = check_out_folder(out, overwrite)
+            out = check_output_folder(out, overwrite, OUTPUTS)
             traj, run_json, restart_path = out / TRAJECTORY, out / RUN_JSON, out / RESTART
         info = base_info(s, self.closure_name, self.metadata)
         info.update(t_start=s.t, t_end=t_end, output_every=output_every,
