@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from solvers.files import check_output_folder, write_json
+
 __all__ = ["CompareError", "compare_runs", "format_table", "hellinger", "wasserstein1",
            "histogram_pair", "OUTPUTS"]
 
@@ -334,16 +336,10 @@ def _check_pair(run: _Source, ref: _Source, delta) -> float | None:
 
 
 def _check_out(out: Path) -> Path:
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CompareError(f"--out {out} exists and is not a directory")
-    from solvers.io import nearest_existing
-    existing = nearest_existing(out)
-    if not existing.is_dir():
-        raise CompareError(f"--out {out} cannot be created: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CompareError(f"--out {out}: {existing} is not writable")
-    return out
+    try:
+        return check_output_folder(out, what="--out")
+    except (TypeError, OSError) as e:
+        raise CompareError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------- cost
@@ -722,9 +718,7 @@ def _clean(o):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_json(path, _clean(data), indent=1, allow_nan=False)
 
 
 # ---------------------------------------------------------------------------------- figures
