@@ -152,42 +152,20 @@ def _fsync_dir(folder: Path) -> None:
 
 # ------------------------------------------------------------------ argument checks
 def _int_arg(name: str, flag: str, v, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} ({flag}) must be an integer ≥ {minimum}, got {v!r}")
-    return int(v)
+    from solvers.validate import integer
+    return integer(f"{name} ({flag})", v, minimum)
 
 
 def _float_arg(name: str, flag: str, v, positive: bool) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} ({flag}) must be a number, got {v!r}") from None
-    if isinstance(v, bool) or not math.isfinite(x) or x < 0 or (positive and x == 0):
-        raise ValueError(f"{name} ({flag}) must be finite and {'> 0' if positive else '≥ 0'}, "
-                         f"got {v!r}")
-    return x
+    from solvers.validate import number
+    return number(f"{name} ({flag})", v, **({"above": 0} if positive else {"at_least": 0}))
 
 
 def _check_out_path(out) -> Path:
     """Where the dataset goes: a file path whose folder exists (or can be created) and is writable.
     Touches nothing."""
-    try:
-        p = Path(os.fspath(out)).expanduser()
-    except TypeError:
-        raise TypeError(f"out (--out) must be a path, got {out!r}") from None
-    if p.name in ("", ".", ".."):
-        raise ValueError(f"out (--out) {str(out)!r} names no file; expected e.g. data/set.nc")
-    if p.is_dir():
-        raise IsADirectoryError(f"out (--out) {p} is a directory; expected a file path")
-    from solvers.io import nearest_existing
-    existing = nearest_existing(p.parent)
-    if not existing.is_dir():
-        raise NotADirectoryError(f"cannot write the dataset {p} (--out): {existing} is not a "
-                                 f"directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write the dataset {p} (--out): directory {existing} is "
-                              f"not writable")
-    return p
+    from solvers.files import check_output_file
+    return check_output_file(out, "out (--out)", overwrite=True)
 
 
 def _read_header(path: Path) -> dict:
@@ -335,10 +313,9 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
     if dt_dns is not None:
         overrides_dns["dt"] = dt_dns
     overrides_les = {} if n_les is None else {"n": n_les}
+    from solvers.validate import integer
     for name, flag, v in (("n_dns", "--n-dns", n_dns), ("n_les", "--n-les", n_les)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                              or v < 8 or v % 2):
-            raise ValueError(f"{name} ({flag}) must be an even integer ≥ 8, got {v!r}")
+        integer(f"{name} ({flag})", v, 8, even=True, allow_none=True)
 
     try:
         nf = int(n_dns if n_dns is not None else p.solver_kwargs("dns")["n"])
