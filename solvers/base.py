@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import diagnostics, kernels
+from . import diagnostics, kernels, registry
 from .fft import BatchedRealFFT, complex_dtype, real_dtype
 from .forcing import RingForcing
 from .grid import Grid
@@ -42,6 +42,19 @@ class BlowUpError(RuntimeError):
 
     def __reduce__(self):                      # picklable (Dask ships exceptions between processes)
         return (BlowUpError, (str(self), self.step, self.t, self.restart_path, self.members))
+
+
+class ClosureError(RuntimeError):
+    """A closure raised, or returned a term of the wrong type, shape or dtype or with non-finite
+    values. Attributes: ``step`` and ``t`` of the refresh, ``restart_path`` of the restart file
+    holding the state at the start of that step (None if it could not be written)."""
+
+    def __init__(self, message: str, step: int, t: float, restart_path: Path | None):
+        super().__init__(message)
+        self.step, self.t, self.restart_path = step, t, restart_path
+
+    def __reduce__(self):                      # picklable, like BlowUpError
+        return (ClosureError, (str(self), self.step, self.t, self.restart_path))
 
 
 @dataclass
@@ -344,6 +357,8 @@ class PseudoSpectralSolver:
         want = (self.members, self.grid.n, self.grid.nk)
         if zh.shape != want:
             raise ValueError(f"zeta_hat must have shape {want}, got {zh.shape}")
+        if not np.all(np.isfinite(zh)):
+            raise ValueError("zeta_hat must be finite (it contains NaN or inf)")
         self._state[...] = zh * self._mask
         self._state[:, 0, 0] = 0.0
         self._prep_valid = False
@@ -383,22 +398,27 @@ class PseudoSpectralSolver:
 
     # ------------------------------------------------------------------ closure
     def set_closure(self, closure: ClosureProtocol | None, every: int | None = None) -> None:
-        """Attach a closure (or None to detach). ``every`` overrides ``closure.every``.
+        """Attach a closure (or None to detach), refreshed every ``every`` steps (default
+        ``closure.every``; the closure object is not changed: the period is ``closure_every``).
 
         The closure is reset with this solver's grid, members, params and seed; its term is first
         evaluated at the next step whose number is a multiple of ``every``.
         """
         if closure is None:
             self.closure = None
+            self.closure_every = None
             self._closure_hat = np.zeros((1, self.grid.n, self.grid.nk), self.cdtype)
             return
         if every is not None:
-            closure.every = _count("every", every)
-        _count(f"every of closure {type(closure).__name__}", getattr(closure, "every", None))
+            every = _count("every", every)
+        else:
+            every = _count(f"every of closure {type(closure).__name__}",
+                           getattr(closure, "every", None))
         if not callable(closure):
             raise ValueError(f"closure {closure!r} is not callable")
         closure.reset(self.grid, self.members, self.params, self.seed)
         self.closure = closure
+        self.closure_every = every
         self._closure_hat = np.zeros((self.members, self.grid.n, self.grid.nk), self.cdtype)
 
     def closure_state(self) -> ClosureState:
@@ -408,23 +428,34 @@ class PseudoSpectralSolver:
                             vorticity_hat=self._state.copy())
 
     def _refresh_closure(self) -> None:
+        """Call the closure and hold its term. A closure that raises or returns a bad term stops
+        the run with :class:`ClosureError` after a restart of the state before this step."""
         c = self.closure
         t0 = _time.perf_counter()
         name = type(c).__name__
-        term = c(self.closure_state())
         want = (self.members, self.grid.n, self.grid.n)
-        if not isinstance(term, np.ndarray):
-            raise TypeError(f"closure {name} returned {type(term).__name__} at step "
-                            f"{self.step_count}; expected a numpy array of shape {want}")
-        if term.shape != want:
-            raise ValueError(f"closure {name} returned shape {term.shape} at step "
-                             f"{self.step_count}; expected {want}")
-        if term.dtype.kind != "f":
-            raise TypeError(f"closure {name} returned dtype {term.dtype} at step "
-                            f"{self.step_count}; expected a real floating dtype")
-        if not np.all(np.isfinite(term)):
-            raise FloatingPointError(f"closure {name} returned non-finite values at step "
-                                     f"{self.step_count} (t={self.t:g})")
+        cause = None
+        try:
+            term = c(self.closure_state())
+        except Exception as e:
+            problem, cause = f"raised {type(e).__name__}: {e}", e
+        else:
+            if not isinstance(term, np.ndarray):
+                problem = f"returned {type(term).__name__}; expected a numpy array of shape {want}"
+            elif term.shape != want:
+                problem = f"returned shape {term.shape}; expected {want}"
+            elif term.dtype.kind != "f":
+                problem = f"returned dtype {term.dtype}; expected a real floating dtype"
+            elif not np.all(np.isfinite(term)):
+                problem = "returned non-finite values"
+            else:
+                problem = None
+        if problem is not None:
+            path, failed = self._failure_restart("closure-error")
+            where = f"the restart file {path}" if path is not None else "no restart file" + failed
+            raise ClosureError(f"closure {name} {problem} at step {self.step_count} "
+                               f"(t={self.t:.6g}); the state at the start of this step is in "
+                               f"{where}", self.step_count, self.t, path) from cause
         self._closure_hat[...] = self.forward(term.astype(self.rdtype, copy=False))
         self._closure_hat[:, 0, 0] = 0.0            # zero mean: ⟨ζ⟩ of a periodic box stays 0
         self.closure_calls += 1
@@ -473,7 +504,7 @@ class PseudoSpectralSolver:
     def _one_step(self) -> None:
         """One step: closure refresh if due; first stage's velocities → CFL check or adaptive dt;
         noise draw; then four fused stages (see ``steppers`` and ``kernels``)."""
-        if self.closure is not None and self.step_count % self.closure.every == 0:
+        if self.closure is not None and self.step_count % self.closure_every == 0:
             self._refresh_closure()
         inv, fwd, adv = self._inv, self._fwd, self.advection
         u, out = self._state, self._next
@@ -532,21 +563,25 @@ class PseudoSpectralSolver:
 
     def _blowup(self, why: str, members) -> None:
         """Stop: write a restart of the last finite state (still in self._state) and raise."""
-        from . import io                                        # io imports this module
-        folder = self.blowup_dir or Path(tempfile.gettempdir())
-        path = None
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"blowup-restart-step{self.step_count:08d}-pid{os.getpid()}.nc"
-            io.write_restart(self, path)
-        except Exception as e:                     # a failed restart must not hide the blow-up
-            why += f" (restart file could not be written: {e})"
-            path = None
+        path, failed = self._failure_restart("blowup")
+        why += failed
         raise BlowUpError(
             f"{type(self).__name__} blew up at step {self.step_count + 1} (t={self.t + self.dt:.6g},"
             f" dt={self.dt:g}): {why} in member(s) {[int(m) for m in members]}. The last finite state (step "
             f"{self.step_count}, t={self.t:.6g}) is in the restart file {path}; try a smaller dt.",
             self.step_count + 1, self.t + self.dt, path, members)
+
+    def _failure_restart(self, kind: str) -> tuple[Path | None, str]:
+        """Write a restart of the current state into ``blowup_dir`` (default: the temporary
+        folder) through the registered writer (:mod:`solvers.registry`). Returns ``(path, '')``,
+        or ``(None, why)`` if it could not be written: that must not hide the error at hand."""
+        folder = self.blowup_dir or Path(tempfile.gettempdir())
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{kind}-restart-step{self.step_count:08d}-pid{os.getpid()}.nc"
+            return Path(registry.write_restart(self, path)), ""
+        except Exception as e:
+            return None, f" (restart file could not be written: {e})"
 
     def run(self, t_end: float, every: float | None = None,
             callback: Callable[["PseudoSpectralSolver"], None] | None = None,
@@ -607,7 +642,12 @@ class PseudoSpectralSolver:
 
     def budget_summary(self) -> dict:
         """Time-integrated energy and enstrophy budget since the start, per member (see
-        ``kernels.final_stage``): keys like 'energy_forcing', 'enstrophy_viscosity'."""
+        ``kernels.final_stage``): keys like 'energy_forcing', 'enstrophy_viscosity'.
+
+        Each rate is taken at the step's midpoint state (u + ζⁿ⁺¹)/2: second-order accurate, and
+        biased low for stiff steps (linear drag μ with ring noise, no advection: the noise and drag
+        columns read 0.998, 0.953 and 0.686 of ε and 2μE at hμ = 0.01, 0.1 and 1; the state
+        itself has the exact steady energy). The columns still balance each other."""
         names = ["forcing", "noise", "closure", "drag", "viscosity"]
         out = {}
         for q, what in enumerate(("energy", "enstrophy")):
