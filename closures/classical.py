@@ -1,4 +1,5 @@
-"""Classical eddy-viscosity closures for the LES vorticity equation: Smagorinsky and Leith.
+"""Classical eddy-viscosity closures for the LES vorticity equation: Smagorinsky, Leith and the
+dynamic Smagorinsky model (Germano–Lilly).
 
 Both return the physical tendency C that the solver adds to ∂t ω, computed on the LES grid from the
 resolved vorticity ω = ζ (u = −∂yψ, v = ∂xψ, ψ̂ = −ζ̂/|k|²) with spectral derivatives and numpy
@@ -33,6 +34,9 @@ Eddy viscosities (Δ = ``delta``, default the grid spacing L/n):
   ``TwoDimensionalLeith`` default is C = 0.3). Default form 'vorticity', Leith's enstrophy
   diffusion, whose enstrophy dissipation is sign-definite.
 
+* Dynamic Smagorinsky: ν_t = C Δ² |S| with C = C_s² computed at every refresh, per member, by the
+  Germano identity with Lilly's least squares (:class:`DynamicSmagorinsky`); vorticity form.
+
 With Δ = L/n the spectral cutoff π/Δ is the Nyquist wavenumber; the solver keeps modes up to 2/3 of
 it, so a filter width matched to the dealiased cutoff would be Δ = 1.5 L/n (pass ``delta``).
 """
@@ -41,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import ClosureState, positive_number
+from solvers.filters import gaussian_filter
 from solvers.grid import Grid
 
 from .base import Closure
@@ -219,3 +224,85 @@ class Leith(EddyViscosityClosure):
 
     def _coef_repr(self):
         return f"cl={self.cl:g}"
+
+
+class DynamicSmagorinsky(EddyViscosityClosure):
+    """Dynamic Smagorinsky model (Germano et al. 1991, Lilly 1992) in vorticity form:
+    C = ∇·(ν_t ∇ω), ν_t = c Δ² |S|, with c = C_s² recomputed from the resolved field at every
+    refresh, one value per member (averaged over the domain), clipped to c ≥ 0.
+
+    The coefficient. The subgrid vorticity flux σ_j = (u_j ω)‾ − ū_j ω̄ is modelled as
+    σ_j = −c Δ²|S|∂_j ω. A test filter ^ of width Δ̂ = ``ratio``·Δ (Gaussian exp(−Δ̂²|k|²/24),
+    :func:`solvers.filters.gaussian_filter`) applied to the resolved field gives the resolved
+    flux L_j = (ū_j ω̄)^ − û_j ω̂, which by Germano's identity equals the model's difference
+    between the two levels, L_j = c M_j with
+        M_j = Δ² [ (|S| ∂_j ω)^ − ratio² |Ŝ| ∂_j ω̂ ]
+    (|Ŝ| from the test-filtered velocity). Lilly's least squares over the domain:
+        c = ⟨L_j M_j⟩ / ⟨M_j M_j⟩,   then c ← max(c, 0).
+    c has no units. Δ is the width of the filter that made the resolved field: default 2·L/n, the
+    width with which :func:`solvers.filters.coarse_grain` makes the LES data and initial states.
+    Given Δ̂/Δ, ν_t = c Δ²|S| does not depend on Δ (c scales as 1/Δ²), but the test filter does.
+    ``last_coefficient`` holds the clipped c of the last call per member, ``last_coefficient_raw``
+    the unclipped one.
+
+    Measured (``kolmogorov`` DNS 256² at t = 5–15 coarse-grained to 64², 6 member-snapshots): c is
+    0.65–0.89 of the least-squares optimum of the subgrid flux σ and 0.32–0.79 of the least-squares
+    optimal static coefficient of the subgrid term itself; the test checks the same on 128² → 32².
+
+    ``delta`` Δ (default 2·L/n), ``ratio`` Δ̂/Δ (default 2, > 1), ``every``.
+    """
+
+    name = "dynamic-smagorinsky"
+    default_form = "vorticity"
+
+    def __init__(self, *, delta: float | None = None, ratio: float = 2.0,
+                 form: str | None = None, every: int | None = None):
+        if form not in (None, "vorticity"):
+            raise ValueError(f"form of the dynamic Smagorinsky model must be 'vorticity' (its "
+                             f"coefficient comes from the vorticity flux), got {form!r}")
+        super().__init__(delta=delta, form="vorticity", every=every)
+        self.ratio = positive_number("ratio", ratio)
+        if self.ratio <= 1:
+            raise ValueError(f"ratio (test filter width / grid filter width) must be > 1, "
+                             f"got {ratio!r}")
+        self.last_coefficient: np.ndarray | None = None
+        self.last_coefficient_raw: np.ndarray | None = None
+
+    def coefficient(self, f: dict[str, np.ndarray], grid: Grid) -> np.ndarray:
+        """c = ⟨L_j M_j⟩/⟨M_j M_j⟩ per member (members,), unclipped, from the resolved fields of
+        :meth:`fields`; 0 where ⟨M_j M_j⟩ = 0."""
+        o = self._get_ops(grid)
+        d = self.filter_width(grid)
+        width = self.ratio * d
+
+        def hat(a):
+            return o.phys(gaussian_filter(grid, o.spec(a), width))
+
+        u, v, w = (hat(f[k]) for k in ("u", "v", "w"))
+        ux, uy, vx, vy = (hat(f[k]) for k in ("ux", "uy", "vx", "vy"))
+        s_hat = np.sqrt(2.0 * (ux ** 2 + vy ** 2) + (uy + vx) ** 2)
+        lx = hat(f["u"] * f["w"]) - u * w
+        ly = hat(f["v"] * f["w"]) - v * w
+        a2 = self.ratio ** 2
+        mx = d ** 2 * (hat(f["Smag"] * f["wx"]) - a2 * s_hat * hat(f["wx"]))
+        my = d ** 2 * (hat(f["Smag"] * f["wy"]) - a2 * s_hat * hat(f["wy"]))
+        ax = (-2, -1)
+        num = np.mean(lx * mx + ly * my, axis=ax)
+        den = np.mean(mx ** 2 + my ** 2, axis=ax)
+        out = np.zeros_like(num)
+        np.divide(num, den, out=out, where=den > 0)
+        return out
+
+    def eddy_viscosity(self, f, grid):
+        c = self.coefficient(f, grid)
+        self.last_coefficient_raw = c
+        self.last_coefficient = np.maximum(c, 0.0)
+        return (self.last_coefficient[:, None, None] * self.filter_width(grid) ** 2) * f["Smag"]
+
+    def filter_width(self, grid: Grid) -> float:
+        """Δ: ``delta`` if given, else 2·L/n (the width of the package's coarse-graining)."""
+        return 2.0 * grid.dx if self.delta is None else self.delta
+
+    def _coef_repr(self):
+        return f"ratio={self.ratio:g}"
+

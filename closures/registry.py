@@ -1,6 +1,7 @@
 """Closures by name: ``get_closure('smagorinsky', cs=0.2)``, or a user class by import path.
 
-Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leith'
+Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leith',
+'dynamic-smagorinsky'
 (:mod:`closures.classical`) and 'oracle' (:class:`~closures.oracle.OracleClosure`, which needs
 ``times`` and ``terms``), 'ldm' and 'pcdm' (:mod:`closures.ldm`; by default the shipped
 models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``) and 'ldm-mean' (the L-CDM's
@@ -15,7 +16,7 @@ import importlib
 from typing import Callable
 
 from .base import NoClosure
-from .classical import Leith, Smagorinsky
+from .classical import DynamicSmagorinsky, Leith, Smagorinsky
 from .oracle import OracleClosure
 
 _REGISTRY: dict[str, type] = {}
@@ -95,6 +96,7 @@ def get_closure(name: str, **kwargs):
 register_closure("none")(NoClosure)
 register_closure("smagorinsky")(Smagorinsky)
 register_closure("leith")(Leith)
+register_closure("dynamic-smagorinsky")(DynamicSmagorinsky)
 register_closure("oracle")(OracleClosure)
 
 
