@@ -1,5 +1,6 @@
 """The ``hybrid`` command line, called in-process through ``hybrid.cli.main``."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,11 @@ def test_dns_kolmogorov_writes_trajectory_figures_and_run_json(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "ok" and info["records"] == 6
     assert info["steps"] == 500                              # the preset's dt = 1e-3
-    assert info["steps_per_s"] > 0 and info["wall_time_s"] > 0
+    timings = info["timings"]                               # hybrid.simulation's run.json
+    assert timings["steps_per_s"] == pytest.approx(500 / timings["wall_s"])
+    assert info["t_start"] == 0 and info["t_final"] == pytest.approx(0.5)
+    assert info["command"] == "dns" and info["trajectory"] == "trajectory.nc"
+    assert info["figures"] == ["final_vorticity.png", "energy.png"]
     assert info["solver_config"]["n"] == 32 and info["solver_config"]["nu"] == 1e-3
     assert info["preset"]["name"] == "kolmogorov"
 
@@ -88,6 +93,16 @@ def test_dns_blowup_exits_3_with_restart_file(tmp_path, capsys):
     assert "blew up" in err and restarts[0].name in err
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "blew up" and info["blowup"]["restart"] == str(restarts[0])
+
+
+def test_dns_blowup_in_the_spinup_still_writes_run_json(tmp_path, capsys):
+    out = tmp_path / "early"
+    code = main(["dns", "kolmogorov", "--n", "32", "--dt", "0.5", "--spinup", "50", "--t-end",
+                 "1", "--out", str(out)])
+    assert code == 3
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "blew up" and info["records"] == 0 and info["spinup"] == 50
+    assert Path(info["blowup"]["restart"]).parent == out and not (out / "trajectory.nc").exists()
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import sys
-import time
 from pathlib import Path
 
 from solvers.files import write_json
@@ -49,7 +48,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 def handler(args: argparse.Namespace) -> int:
     """Check everything, then run the DNS; returns the exit code."""
     from solvers import BlowUpError
-    from solvers.io import TrajectoryWriter
 
     from ..config import PresetError, load_preset
 
@@ -77,7 +75,9 @@ def handler(args: argparse.Namespace) -> int:
         flags = ", ".join(f"--{k}" for k in overrides)
         return fail(f"{e}" + (f" (command-line settings: {flags})" if flags else ""))
 
-    # --- the run
+    # --- the run: the one run loop of hybrid.simulation (trajectory, run.json, timings)
+    from ..simulation import RUN_JSON, TRAJECTORY, Simulation, base_info
+
     out.mkdir(parents=True, exist_ok=True)
     if args.overwrite:
         for name in DNS_OUTPUTS[1:]:
@@ -85,72 +85,41 @@ def handler(args: argparse.Namespace) -> int:
         for old in out.glob("blowup-restart-step*.nc"):
             old.unlink()
     solver.set_vorticity(zeta0)
-    traj_path = out / "trajectory.nc"
-    info = {
-        "command": "dns",
-        "argv": getattr(args, "argv", None),
-        "preset": preset.to_dict(),
-        "solver": type(solver).__name__,
-        "solver_config": solver.config(),
-        "members": solver.members,
-        "seed": args.seed,
-        "spinup": spinup,
-        "t_end": t_end,
-        "output_every": every,
-        "trajectory": str(traj_path),
-        "python": platform.python_version(),
-        "host": platform.node(),
-    }
+    metadata = {"command": "dns", "argv": getattr(args, "argv", None),
+                "preset": preset.to_dict(), "spinup": spinup}
+    sim = Simulation(solver, metadata=metadata)
     print(f"hybrid dns: {preset.name} ({type(solver).__name__}, {solver.grid.n}², "
           f"{solver.members} member(s), dt={solver.dt:g}"
           f"{'' if solver.fixed_dt else ' (CFL-chosen)'}) → {out}",
           file=sys.stderr)
-    wall0, steps0 = time.perf_counter(), solver.step_count
-    status, code, writer = "ok", EXIT_OK, None
     try:
-        writer = TrajectoryWriter(traj_path, solver, overwrite=args.overwrite)
         if spinup > 0:
             print(f"spin-up to t={spinup:g} (not recorded)", file=sys.stderr)
-            solver.run(spinup, progress=True)
+            sim.run(spinup, progress=True)
         print(f"recording every {every:g} until t={solver.t + t_end:g}", file=sys.stderr)
-        last = [None]
-
-        def record(s):
-            writer.write(s)
-            last[0] = s.step_count
-
-        solver.run(solver.t + t_end, every=every, callback=record, progress=True)
-        if last[0] != solver.step_count:                 # the final state is always recorded
-            record(solver)
-    except BlowUpError as e:
-        print(f"hybrid dns: {e}", file=sys.stderr)
-        status, code = "blew up", EXIT_BLOWUP
-        info["blowup"] = {"step": e.step, "t": e.t, "members": e.members,
-                          "restart": None if e.restart_path is None else str(e.restart_path),
-                          "message": str(e)}
-    except KeyboardInterrupt:
-        print("hybrid dns: interrupted; the trajectory keeps the records written so far",
-              file=sys.stderr)
-        status, code = "interrupted", EXIT_INTERRUPTED
-    finally:
-        records = 0 if writer is None else writer.records
-        if writer is not None:
-            writer.close()
-    wall = time.perf_counter() - wall0
-    steps = solver.step_count - steps0
-    info.update(status=status, records=records, steps=steps, t_final=solver.t, dt=solver.dt,
-                simulated_time=solver.t, wall_time_s=wall,
-                wall_per_time_unit_per_member_s=wall / solver.t / solver.members
-                if solver.t > 0 else None,
-                steps_per_s=steps / wall if wall > 0 else None,
-                energy_final=solver.energy().tolist() if code == EXIT_OK else None)
-    if code == EXIT_OK:
-        info["figures"] = _dns_figures(solver, traj_path, out)
-    write_json(out / "run.json", info)
-    if code == EXIT_OK:
-        print(f"hybrid dns: {records} records in {traj_path}; {steps} steps in {wall:.1f} s "
-              f"({info['steps_per_s']:.1f} steps/s)", file=sys.stderr)
-    return code
+        res = sim.run(solver.t + t_end, out=out, output_every=every, progress=True,
+                      overwrite=args.overwrite)
+    except (BlowUpError, KeyboardInterrupt) as e:
+        blew_up = isinstance(e, BlowUpError)
+        print(f"hybrid dns: {e}" if blew_up else "hybrid dns: interrupted; the trajectory keeps "
+              "the records written so far", file=sys.stderr)
+        if not (out / RUN_JSON).exists():             # stopped in the spin-up: nothing recorded
+            info = base_info(solver, None, metadata)
+            info.update(status="blew up" if blew_up else "interrupted", records=0,
+                        t_final=solver.t, trajectory=None)
+            if blew_up:
+                info["blowup"] = {"step": e.step, "t": e.t, "members": e.members,
+                                  "restart": None if e.restart_path is None
+                                  else str(e.restart_path), "message": str(e)}
+            write_json(out / RUN_JSON, info)
+        return EXIT_BLOWUP if blew_up else EXIT_INTERRUPTED
+    info = json.loads((out / RUN_JSON).read_text())
+    info["figures"] = _dns_figures(solver, out / TRAJECTORY, out)
+    write_json(out / RUN_JSON, info)
+    print(f"hybrid dns: {res.records} records in {res.trajectory}; {res.steps} steps in "
+          f"{res.wall_s:.1f} s ({res.steps / max(res.wall_s, 1e-9):.1f} steps/s)",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _dns_figures(solver, traj_path: Path, out: Path) -> list[str]:
