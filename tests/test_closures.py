@@ -235,7 +235,8 @@ def test_oracle_replays_the_stored_terms_exactly_in_a_solver():
         assert np.array_equal(out, terms[k])
     s.step(2)                                        # t = 0.10: the last stored time
     assert np.array_equal(returned[-1][1], terms[10])
-    with pytest.raises(ValueError, match=r"outside the stored times") as e:
+    from solvers.base import ClosureError
+    with pytest.raises(ClosureError, match=r"outside the stored times") as e:
         s.step(2)                                    # step 12, t = 0.12 > 0.10 + 0.005
     assert "t=0.12" in str(e.value)
 
