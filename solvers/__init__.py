@@ -3,6 +3,7 @@ from .base import BlowUpError, ClosureProtocol, ClosureState, PseudoSpectralSolv
 from .betaplane import BetaPlane
 from .grid import Grid
 from .kolmogorov import KolmogorovFlow
+from . import io            # registers the restart writer a blow-up uses (solvers.registry)
 
 __all__ = ["BetaPlane", "BlowUpError", "ClosureProtocol", "ClosureState", "Grid",
            "KolmogorovFlow", "PseudoSpectralSolver"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from .base import PseudoSpectralSolver, _count, positive_number
 from .grid import Grid
+from .registry import register_solver
 
 
 def default_hyperviscosity(n: int, L: float, p: int) -> float:
@@ -18,6 +19,7 @@ def default_hyperviscosity(n: int, L: float, p: int) -> float:
     return float((n / 3 * 2 * np.pi / L) ** (-2 * p))
 
 
+@register_solver
 class BetaPlane(PseudoSpectralSolver):
     """Beta-plane turbulence forced on the ring |k| ≈ ``kf`` (width ``kf_width``, both in units of
     2π/L) at mean energy injection rate ``epsilon``; linear drag ``mu``; hyperviscosity of order

@@ -256,7 +256,17 @@ def export_wisdom() -> tuple[bytes, bytes, bytes]:
 
 
 def import_wisdom(wisdom) -> None:
-    """Load wisdom saved by :func:`export_wisdom`: later plans for those sizes pick the same
-    algorithms, so a restarted run rounds exactly like the one that saved it."""
+    """Load wisdom saved by :func:`export_wisdom` so that it wins: later plans for those sizes
+    pick its algorithms, and a restarted run rounds exactly like the one that saved it.
+
+    FFTW keeps the entry it learnt first when an import holds another for the same problem
+    (measured with pyFFTW 0.15/FFTW 3.3.5), so the machine's wisdom file is loaded first (once per
+    process, as planning would), the process's wisdom is set aside, ``wisdom`` is imported into an
+    empty store, and the set-aside wisdom then only adds the problems ``wisdom`` does not know."""
+    new = tuple(bytes(w) for w in wisdom)
     with _lock:
-        pyfftw.import_wisdom(tuple(bytes(w) for w in wisdom))
+        _load_wisdom_file()
+        held = pyfftw.export_wisdom()
+        pyfftw.forget_wisdom()
+        pyfftw.import_wisdom(new)
+        pyfftw.import_wisdom(held)

@@ -10,10 +10,12 @@ import numpy as np
 from .base import PseudoSpectralSolver, positive_number
 from .forcing import kolmogorov_forcing, unitbox_forcing
 from .grid import Grid
+from .registry import register_solver
 
 FORCINGS = ("kolmogorov", "unitbox")
 
 
+@register_solver
 class KolmogorovFlow(PseudoSpectralSolver):
     """Kolmogorov flow: body force ``amplitude``·sin(k_f y) x̂ (k_f in units of 2π/L), drag ``mu``,
     viscosity ``nu`` (Laplacian, p = 1). ``forcing='unitbox'`` uses instead the vorticity source

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from solvers import BetaPlane, BlowUpError, KolmogorovFlow, PseudoSpectralSolver
+from solvers.base import ClosureError
 from fields import smooth_random_field
 
 
@@ -136,18 +137,64 @@ def test_closure_held_fixed_between_calls():
     (lambda shape: np.zeros(shape, dtype=np.complex128), "dtype"),
     (lambda shape: [[0.0]], "expected a numpy array"),
 ])
-def test_bad_closure_output_raises_naming_closure_and_step(bad, match):
+def test_bad_closure_output_raises_naming_closure_and_step(bad, match, tmp_path):
     class Bad(ConstantClosure):
         def __call__(self, state):
             if state.step == 2:
                 return bad(state.vorticity.shape)
             return np.zeros(state.vorticity.shape)
 
-    s = KolmogorovFlow(n=32, dt=0.01, members=2)
+    s = KolmogorovFlow(n=32, dt=0.01, members=2, blowup_dir=tmp_path)
     s.set_closure(Bad(None, every=1))
-    with pytest.raises((ValueError, TypeError, FloatingPointError), match=match) as e:
+    with pytest.raises(ClosureError, match=match) as e:
         s.step(5)
     assert "Bad" in str(e.value) and "step 2" in str(e.value)
+    assert e.value.step == 2 and e.value.restart_path.parent == tmp_path
+
+
+def test_closure_that_raises_leaves_a_restart_and_names_step_and_time(tmp_path):
+    class Failing(ConstantClosure):
+        fail_at = 6
+
+        def __call__(self, state):
+            if state.step == self.fail_at:
+                raise RuntimeError("network exploded")
+            return super().__call__(state)
+
+    g = PseudoSpectralSolver(32, dt=0.01).grid
+    term = 0.1 * np.cos(2 * g.meshgrid()[1])
+    s = KolmogorovFlow(n=32, dt=0.01, members=2, blowup_dir=tmp_path)
+    s.set_vorticity(smooth_random_field(s.grid, 2))
+    s.set_closure(Failing(term, every=3))
+    with pytest.raises(ClosureError, match=r"Failing raised RuntimeError: network exploded at "
+                                           r"step 6 \(t=0\.06\)") as e:
+        s.step(10)
+    assert isinstance(e.value.__cause__, RuntimeError)
+    assert str(e.value.restart_path) in str(e.value)
+    # the restart holds the state at the start of step 6: continuing it with a working closure
+    # equals a run that never failed
+    from solvers.io import read_restart
+    mended = Failing(term, every=3)
+    mended.fail_at = None
+    again = read_restart(e.value.restart_path, closure=mended)
+    assert again.step_count == 6 and again.closure_every == 3
+    again.step(4)
+    ref = KolmogorovFlow(n=32, dt=0.01, members=2)
+    ref.set_vorticity(smooth_random_field(ref.grid, 2))
+    ref.set_closure(ConstantClosure(term, every=3))
+    ref.step(10)
+    assert np.array_equal(again.vorticity_hat, ref.vorticity_hat)
+
+
+def test_set_closure_every_leaves_the_closure_object_alone():
+    clo = ConstantClosure(np.zeros((32, 32)), every=5)
+    s = KolmogorovFlow(n=32, dt=0.01)
+    s.set_closure(clo, every=2)
+    s.step(6)
+    assert clo.every == 5                          # the caller's object is unchanged ...
+    assert s.closure_every == 2 and clo.steps == [0, 2, 4]      # ... the solver uses every=2
+    with pytest.raises(ValueError, match="^every must"):
+        s.set_closure(clo, every=0)
 
 
 @pytest.mark.parametrize("kwargs,name", [
@@ -177,6 +224,18 @@ def test_set_vorticity_checks_shape_and_values():
         s.set_vorticity(np.zeros((3, 32, 32)))
     with pytest.raises(ValueError, match="finite"):
         s.set_vorticity(np.full((32, 32), np.inf))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, complex(0, np.nan)])
+def test_set_vorticity_hat_rejects_non_finite_values_and_keeps_the_state(bad):
+    s = KolmogorovFlow(n=32, dt=0.01, members=2)
+    s.set_vorticity(smooth_random_field(s.grid, 2))
+    before = np.array(s.vorticity_hat)
+    zh = np.array(before)
+    zh[1, 3, 2] = bad                              # one mode of one member, inside the kept box
+    with pytest.raises(ValueError, match="^zeta_hat must be finite"):
+        s.set_vorticity_hat(zh)
+    assert np.array_equal(s.vorticity_hat, before)
 
 
 def test_unstable_dt_blows_up_with_step_time_and_restart_file(tmp_path):

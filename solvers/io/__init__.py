@@ -1,0 +1,17 @@
+"""netCDF4 files of the solvers: trajectories (:mod:`.writer`), restart files (:mod:`.restart`)
+and what both look like (:mod:`.schema`).
+
+Trajectories are read back with :func:`open_trajectory` (complete records only) or plain
+``xarray.open_dataset`` (which also shows a partial last record left by a killed writer). Readers
+run under HDF5 file locking: while a writer holds a trajectory open, another process may need
+``HDF5_USE_FILE_LOCKING=FALSE`` in its environment to read it.
+"""
+from ..registry import register_solver
+from .restart import check_closure, load_restart, read_restart, write_restart
+from .schema import (RestartFileError, RestartWriteError, TrajectoryFileError, nearest_existing,
+                     open_netcdf)
+from .writer import TrajectoryWriter, open_trajectory
+
+__all__ = ["TrajectoryWriter", "open_trajectory", "write_restart", "read_restart", "load_restart",
+           "check_closure", "register_solver", "TrajectoryFileError", "RestartFileError",
+           "RestartWriteError", "nearest_existing", "open_netcdf"]
