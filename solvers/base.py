@@ -24,6 +24,7 @@ from .fft import BatchedRealFFT, complex_dtype, real_dtype
 from .forcing import RingForcing
 from .grid import Grid
 from .steppers import STEPPERS, make_stepper, noise_gain
+from .validate import integer, number, positive_number  # noqa: F401 (positive_number: re-export)
 
 CFL_BLOWUP = 10.0        # a fixed-dt run whose CFL number passes this is declared blown up
 DT_LADDER = 2.0 ** 0.25  # adaptive dt moves on the ladder dt_max·2^(−j/4)
@@ -85,25 +86,8 @@ class ClosureProtocol(Protocol):
     def __call__(self, state: ClosureState) -> np.ndarray: ...
 
 
-def positive_number(name: str, v, allow_zero: bool = False, allow_none: bool = False):
-    """``v`` as a float, or ValueError naming ``name`` unless it is finite and > 0 (≥ 0 with
-    ``allow_zero``; None passes with ``allow_none``)."""
-    if v is None and allow_none:
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {v!r}") from None
-    if not np.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        bound = "≥ 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {v!r}")
-    return x
-
-
 def _count(name, v, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {v!r}")
-    return int(v)
+    return integer(name, v, minimum)
 
 
 class PseudoSpectralSolver:
@@ -147,12 +131,7 @@ class PseudoSpectralSolver:
         self.mu = positive_number("mu", mu, allow_zero=True)
         self.nu = positive_number("nu", nu, allow_zero=True)
         self.hyper_order = _count("hyper_order", hyper_order)
-        try:
-            self.beta = float(beta)
-        except (TypeError, ValueError):
-            raise ValueError(f"beta must be a number, got {beta!r}") from None
-        if not np.isfinite(self.beta):
-            raise ValueError(f"beta must be finite, got {beta!r}")
+        self.beta = number("beta", beta)
         self.members = _count("members", members)
         self.first_member = _count("first_member", first_member, minimum=0)
         self.rdtype = real_dtype(dtype)
@@ -167,9 +146,7 @@ class PseudoSpectralSolver:
             raise ValueError("dt=None (CFL-chosen step) needs dt_max, the largest step allowed")
         else:
             dt_max = positive_number("dt_max", dt_max)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        integer("seed", seed, 0, allow_none=True)
         self.seed = seed
         self.threads = threads
         self.stepper_name = stepper
