@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import netCDF4
 import numpy as np
@@ -85,8 +86,10 @@ def test_loss_decreases_and_learns_the_known_conditional(tmp_path, data_file, sp
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         init = LatentDiffusionModel(16, space=space, L=2 * math.pi, **arch)
+    t0 = time.perf_counter()
     m = train_ldm(data_file, stem, space=space, epochs=12, batch=16, lr=5e-3, progress=False,
                   samples_eval=8, threads=1, **arch)
+    wall = time.perf_counter() - t0
     model = load_model(stem)
     init.stats = model.stats
     err0, _ = conditional_mean_error(init, w, c)
@@ -96,21 +99,24 @@ def test_loss_decreases_and_learns_the_known_conditional(tmp_path, data_file, sp
     assert [r["epoch"] for r in epochs] == list(range(1, 13)) and log[-1]["final"]
     first, last = epochs[0]["train"]["total"], epochs[-1]["train"]["total"]
     # measured (1 thread, seed 0): total loss latent 6.3 → 0.025, physical 0.085 → 0.0086;
-    # relative error of the 8-sample mean vs −0.5·ω̄ (held-out file): latent 1.00 → 0.57,
-    # physical 1.63 → 0.38; spread (RMS ensemble std; true conditional std 0.1): latent 0.61,
-    # physical 0.28
+    # relative error of the 8-sample mean vs −0.5·ω̄ (held-out file): latent 1.00 → 0.53,
+    # physical 1.29 → 0.42; spread (RMS ensemble std; true conditional std 0.1): latent 0.40,
+    # physical 0.15
     print(space, first, last, err0, err1, spread1, m["offline"])
     assert last < 0.5 * first
     assert err1 < 0.7 and err1 < 0.6 * err0
-    # the spread is not collapsed; in latent space 12 tiny epochs leave it ~6× too wide
-    # (measured 0.61; the score near t = 0 is the last thing learned), in physical space 0.1–0.2
-    assert 0.03 < spread1 < (1.0 if space == "latent" else 0.4)
+    # the spread is not collapsed; in latent space 12 tiny epochs leave it ~4× too wide
+    # (the score near t = 0 is the last thing learned), in physical space within 0.1–0.2
+    assert 0.05 < spread1 < (0.8 if space == "latent" else 0.3)
     off = m["offline"]
     assert off["pairs"] == 26 and off["samples"] == 8 and off["rel_error"] < 1.0
     card = json.loads(train_paths(stem)["card"].read_text())
     assert card["metrics"]["offline"]["rel_error"] == off["rel_error"]
     assert card["data"]["n"] == 16 and card["data"]["preset"] == "synthetic"
-    assert card["training"]["epochs"] == 12 and card["training_time_s"] > 0
+    assert card["training"]["epochs"] == 12
+    # the card's training time is this run's: within the call's wall time, and most of it
+    # (the rest is loading the data and the offline evaluation)
+    assert 0.3 * wall < card["training_time_s"] <= wall
 
 
 def test_mean_network_learns_the_conditional_mean(tmp_path, data_file):
