@@ -6,10 +6,10 @@ Trajectories are read back with :func:`open_trajectory` (complete records only) 
 run under HDF5 file locking: while a writer holds a trajectory open, another process may need
 ``HDF5_USE_FILE_LOCKING=FALSE`` in its environment to read it.
 """
+from ..files import nearest_existing
 from ..registry import register_solver
 from .restart import check_closure, load_restart, read_restart, write_restart
-from .schema import (RestartFileError, RestartWriteError, TrajectoryFileError, nearest_existing,
-                     open_netcdf)
+from .schema import RestartFileError, RestartWriteError, TrajectoryFileError, open_netcdf
 from .writer import TrajectoryWriter, open_trajectory
 
 __all__ = ["TrajectoryWriter", "open_trajectory", "write_restart", "read_restart", "load_restart",

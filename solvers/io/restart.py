@@ -28,8 +28,9 @@ import netCDF4
 import numpy as np
 
 from .. import fft, registry
+from ..files import check_output_file
 from .schema import (CONVENTIONS, FORMAT_VERSION, LOCK_HINT, RESTART_FORMAT, RestartFileError,
-                     RestartWriteError, check_input_path, check_output_path, closure_config,
+                     RestartWriteError, check_input_path, closure_config,
                      closure_every, config_json, differing_keys, make_folder, now,
                      package_version, plain)
 
@@ -175,7 +176,7 @@ def write_restart(solver, path) -> Path:
         if not hasattr(solver, attr):
             raise TypeError(f"solver must be a PseudoSpectralSolver (it lacks {attr!r}), got "
                             f"{type(solver).__name__}")
-    p = check_output_path(path, "restart file", overwrite=True)
+    p = check_output_file(path, "restart file", overwrite=True)
     try:
         config = config_json(solver)
         ccfg = json.dumps(closure_config(solver), default=plain, sort_keys=True)

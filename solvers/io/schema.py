@@ -1,5 +1,6 @@
 """What the files of ``solvers.io`` are: format names and versions, attribute names, errors, and
-the checks every writer and reader makes (output paths, opening a netCDF file of ours).
+the checks every reader makes (input paths, opening a netCDF file of ours); output paths are
+checked by :func:`solvers.files.check_output_file`.
 
 Trajectory (netCDF4, ``format`` = :data:`TRAJECTORY_FORMAT`)::
 
@@ -127,45 +128,6 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{k}")
     return out
-
-
-def nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists, stopping early at a broken symbolic link
-    (returned as is, so callers see a non-directory): the folder whose write permission decides
-    whether ``path`` can be created."""
-    existing = Path(path)
-    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
-        existing = existing.parent
-    return existing
-
-
-def check_output_path(path, what: str, overwrite: bool) -> Path:
-    """Validate where a file will go, touching nothing: the path must not be a directory, must not
-    exist unless ``overwrite``, and its folder must exist or be creatable inside a writable one."""
-    try:
-        p = Path(os.fspath(path)).expanduser()
-    except TypeError:
-        raise TypeError(f"{what} path must be a str or os.PathLike, got {path!r}") from None
-    if p.name in ("", ".", ".."):
-        raise ValueError(f"{what} path {str(path)!r} names no file; expected a file path such as "
-                         f"'run/out.nc'")
-    if p.is_dir():
-        raise IsADirectoryError(f"{what} path {p} is a directory; expected a file path")
-    if (p.exists() or p.is_symlink()) and not overwrite:
-        raise FileExistsError(f"{what} {p} already exists; expected a new path (or pass "
-                              f"overwrite=True to replace it)")
-    folder = p.parent
-    existing = nearest_existing(folder)
-    if not existing.exists() and existing.is_symlink():
-        raise NotADirectoryError(f"cannot create {what} {p}: {existing} is a broken symbolic "
-                                 f"link; expected {folder} to be a directory or creatable")
-    if not existing.is_dir():
-        raise NotADirectoryError(f"cannot create {what} {p}: {existing} is not a directory; "
-                                 f"expected {folder} to be a directory or creatable")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot create {what} {p}: directory {existing} is not writable; "
-                              f"expected a writable output directory")
-    return p
 
 
 def check_input_path(path, what: str) -> Path:

@@ -12,8 +12,9 @@ import json
 import netCDF4
 import numpy as np
 
+from ..files import check_output_file
 from .schema import (COMPLETE, CONVENTIONS, FORMAT_VERSION, TRAJECTORY_FORMAT,
-                     TrajectoryFileError, check_input_path, check_output_path, closure_config,
+                     TrajectoryFileError, check_input_path, closure_config,
                      closure_every, config_json, differing_keys, make_folder, now, open_netcdf,
                      package_version, plain)
 
@@ -66,7 +67,7 @@ class TrajectoryWriter:
             self.path = check_input_path(path, "trajectory")
             self._open_existing(solver, config)
             return
-        self.path = check_output_path(path, "trajectory", overwrite)
+        self.path = check_output_file(path, "trajectory", overwrite)
         make_folder(self.path, "trajectory")
         self.dtype = dt
         self.zonal = self.kind == "betaplane"
