@@ -11,7 +11,9 @@ The hook protocol lives in :mod:`solvers.base` (``ClosureProtocol``). A closure 
 
 :class:`Closure` adds what the solver does not need but users and restarts do: per-member random
 generators for stochastic closures, ``get_state``/``set_state`` (JSON-able, for bit-exact
-restarts), and ``check_grid`` for closures built or trained for one grid.
+restarts), ``check_grid`` for closures built or trained for one grid, ``config()`` (class, every
+constructor argument, a hash of the weights: what a restart checks before it continues) and
+``network_calls``, the member-aligned batches of a network closure.
 
 Seeding. ``reset`` gives member m the generator ``PCG64`` seeded with child ``first_member + m`` of
 ``SeedSequence([seed, CLOSURE_STREAM])``, where ``first_member = params.get('first_member', 0)``.
@@ -24,12 +26,16 @@ seed. ``seed=None`` draws fresh OS entropy (not reproducible, but ``get_state`` 
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
 from typing import Any
 
 import numpy as np
 
 from solvers.base import ClosureState
 from solvers.grid import Grid
+from solvers.validate import integer
 
 CLOSURE_STREAM = 2      # entropy word separating closure streams from solver noise (0) and ICs (1)
 
@@ -37,14 +43,12 @@ CLOSURE_STREAM = 2      # entropy word separating closure streams from solver no
 def closure_generators(seed: int | None, members: int,
                        first_member: int = 0) -> list[np.random.Generator]:
     """The closure's generators, one per member (see the module docstring for the derivation)."""
-    for name, v, lo in (("members", members, 1), ("first_member", first_member, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer ≥ {lo}, got {v!r}")
+    integer("members", members, 1)
+    integer("first_member", first_member, 0)
     if seed is None:
         root = np.random.SeedSequence()
     else:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        integer("seed", seed, 0, allow_none=True)
         root = np.random.SeedSequence([int(seed), CLOSURE_STREAM])
     children = root.spawn(int(first_member) + int(members))[int(first_member):]
     return [np.random.Generator(np.random.PCG64(c)) for c in children]
@@ -92,11 +96,14 @@ class Closure:
     rng: list[np.random.Generator] | None = None
     built_for: tuple[int, float | None] | None = None
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._arguments = _bound_arguments(cls, args, kwargs)
+        return self
+
     def __init__(self, every: int | None = None):
         if every is not None:
-            if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-                raise ValueError(f"every of closure {type(self).__name__} must be an integer ≥ 1, "
-                                 f"got {every!r}")
+            integer(f"every of closure {type(self).__name__}", every, 1)
             self.every = int(every)
         self.grid: Grid | None = None
         self.members: int | None = None
@@ -110,8 +117,7 @@ class Closure:
     def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None:
         """Prepare for a run on ``grid`` with ``members`` members (called by ``set_closure``)."""
         self.check_grid(grid)
-        if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
-            raise ValueError(f"members must be an integer ≥ 1, got {members!r}")
+        integer("members", members, 1)
         self.grid = grid
         self.members = int(members)
         self.params = dict(params or {})
@@ -159,6 +165,74 @@ class Closure:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         return np.stack([r.standard_normal(shape) for r in self.rng])
 
+    # ------------------------------------------------------------------ configuration
+    def config(self) -> dict[str, Any]:
+        """What makes this closure compute what it computes, for restart checks: ``class``,
+        ``arguments`` (every constructor argument, defaults filled in, except ``every``, which
+        the solver holds; arrays and networks as hashes) and ``weights`` (a hash of the weights
+        of its torch modules, None without any)."""
+        args = {k: _describe(v) for k, v in (self._arguments or {}).items() if k != "every"}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "arguments": args, "weights": self.weights_hash()}
+
+    def weights_hash(self) -> str | None:
+        """SHA-256 of the state dicts of the torch modules among this closure's attributes (names,
+        dtypes, shapes, bytes), or None if it has none."""
+        modules = sorted((k, v) for k, v in vars(self).items() if _is_module(v))
+        if not modules:
+            return None
+        h = hashlib.sha256()
+        for name, module in modules:
+            h.update(name.encode())
+            h.update(_module_digest(module).encode())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------------ network batches
+    ensemble_members: int | None = None     # members of the whole ensemble (set by a caller
+                                            # running it in parts); None: first_member + members
+
+    def network_calls(self, chunk: int | None) -> list[tuple[slice, int, int]]:
+        """The network calls of a refresh in chunks of ``chunk`` members (None: the whole
+        ensemble), aligned to the members' indices in the whole ensemble: chunk k holds members
+        k·chunk … k·chunk+chunk−1 (fewer for the last). One ``(members, size, offset)`` per call:
+        this closure's members ``members`` (a slice of 0 … members−1) sit at positions offset …
+        of a call of ``size`` entries; the other positions belong to members run elsewhere and
+        are padding here. Torch's round-off depends on the call's size but not on the other
+        entries, so a member's term is the same bit for bit whether the ensemble runs as one batch
+        or in parts (:mod:`hybrid.ensemble`), at the cost of padded calls where a part's edge cuts
+        a chunk."""
+        if self.members is None:
+            raise RuntimeError(f"closure {self.describe()} was not reset")
+        g0, g1 = self.first_member, self.first_member + self.members
+        total = max(int(self.ensemble_members or 0), g1)
+        size = total if chunk is None else int(chunk)
+        calls = []
+        for k in range(g0 // size, (g1 - 1) // size + 1):
+            a, b = max(k * size, g0), min((k + 1) * size, g1)
+            calls.append((slice(a - g0, b - g0), min(size, total - k * size), a - k * size))
+        return calls
+
+    def batched(self, fn, x, chunk: int | None, generators=None):
+        """``fn(inputs, generators)`` over :meth:`network_calls`: ``x`` (members, …) torch inputs
+        and the members' ``generators`` (or None) padded to each call's size (zeros, and
+        generators seeded 0), outputs of this closure's members concatenated."""
+        import torch
+        outs = []
+        for members, size, offset in self.network_calls(chunk):
+            xb = x[members]
+            gb = None if generators is None else list(generators[members])
+            if xb.shape[0] != size:
+                pad = xb.new_zeros((size,) + tuple(xb.shape[1:]))
+                pad[offset:offset + xb.shape[0]] = xb
+                xb = pad
+                if gb is not None:
+                    filler = [torch.Generator(device=x.device).manual_seed(0)
+                              for _ in range(size - len(gb))]
+                    gb = filler[:offset] + gb + filler[offset:]
+            out = fn(xb, gb)
+            outs.append(out[offset:offset + (members.stop - members.start)])
+        return torch.cat(outs)
+
     # ------------------------------------------------------------------ restarts
     def get_state(self) -> dict[str, Any]:
         """JSON-able state for restarts: class, every and each member generator's state."""
@@ -184,6 +258,65 @@ class Closure:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(every={self.every})"
+
+
+def _bound_arguments(cls, args, kwargs) -> dict | None:
+    """The constructor arguments of ``cls(*args, **kwargs)`` by name, defaults filled in and
+    ``**kwargs`` flattened; None if they do not fit (``__init__`` then raises its own error)."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    params = inspect.signature(cls.__init__).parameters
+    out = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        if i == 0:
+            continue                                      # self
+        kind = params[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _is_module(v) -> bool:
+    return callable(getattr(v, "state_dict", None)) and callable(getattr(v, "parameters", None))
+
+
+def _module_digest(module) -> str:
+    import torch
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _describe(v) -> Any:
+    """A constructor argument as JSON for :meth:`Closure.config`: plain values as they are,
+    arrays and torch modules as hashes, other objects by their type."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, (list, tuple)):
+        return [_describe(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _describe(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {"array": list(a.shape), "dtype": a.dtype.str,
+                "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+    if _is_module(v):
+        return {"module": type(v).__qualname__, "sha256": _module_digest(v)}
+    return {"object": f"{type(v).__module__}.{type(v).__qualname__}"}
 
 
 class NoClosure(Closure):

@@ -141,8 +141,10 @@ class LatentDiffusionClosure(_ModelClosure):
     (:func:`conv_precision`). ``chunk``: members per network call (default 16; None: all members
     in one call). Why 16: a 16-channel activation of 16 members at 64² is 4 MB and stays in
     cache; at 64 members a refresh took 26 ms per member in one call and 16 ms in chunks of 16
-    (float32, one thread, 2026-11-22). A member's sample does not depend on the chunking beyond
-    float round-off, since its noise comes from its own generator.
+    (float32, one thread, 2026-11-22). Chunks are aligned to the members' indices in the whole
+    ensemble (:meth:`~closures.base.Closure.network_calls`), and a member's noise comes from its
+    own generator, so an ensemble run in parts (Dask batches) gives the one-batch run's terms bit
+    for bit.
     ``calibrate`` (default True): where the model card holds a ``calibration`` (fitted by
     ``hybrid calibrate``, :mod:`closures.calibration`), the shell-s part of the term is multiplied
     by its least-squares gain g_s (``shell_gains``; the lowest shells only).
@@ -188,13 +190,14 @@ class LatentDiffusionClosure(_ModelClosure):
     def compute(self, state) -> np.ndarray:
         x = self._inputs(state)
         gens = self.member_generators()
-        size = self.chunk or len(gens)
         m = self.model
+
+        def draw(xb, gb):
+            return m.sample(xb, gb, samples=self.samples, steps=self.steps, t_start=self.t_start,
+                            rho=self.rho, precision=self.precision).mean(dim=1)[:, 0]
+
         with torch_threads(self.threads), torch.inference_mode():
-            c = torch.cat([m.sample(x[s:s + size], gens[s:s + size], samples=self.samples,
-                                    steps=self.steps, t_start=self.t_start, rho=self.rho,
-                                    precision=self.precision).mean(dim=1)[:, 0]
-                           for s in range(0, len(gens), size)])
+            c = self.batched(draw, x, self.chunk, gens)
         return self._outputs(c)
 
     def __repr__(self) -> str:
@@ -237,11 +240,10 @@ class MeanNetworkClosure(_ModelClosure):
                              f" the mean-network closure needs one")
 
     def compute(self, state) -> np.ndarray:
-        x = self._inputs(state).contiguous(memory_format=torch.channels_last)
-        size = self.chunk or x.shape[0]
+        x = self._inputs(state)
         with torch_threads(self.threads), torch.inference_mode():
-            c = torch.cat([self.model.mean(x[s:s + size]).float()[:, 0]
-                           for s in range(0, x.shape[0], size)])
+            c = self.batched(lambda xb, _: self.model.mean(
+                xb.contiguous(memory_format=torch.channels_last)).float()[:, 0], x, self.chunk)
         return self._outputs(c)
 
     def __repr__(self) -> str:
