@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from solvers.validate import integer
+
 from .data import ClosureDataset
 
 __all__ = ["mode_shells", "shell_power", "shell_gains", "apply_shell_gains", "predict_mean",
@@ -81,8 +83,7 @@ def shell_gains(prediction: np.ndarray, truth: np.ndarray, shells: int) -> list[
 
 
 def _check_shells(shells, n: int) -> None:
-    if isinstance(shells, bool) or not isinstance(shells, (int, np.integer)) or shells < 1:
-        raise ValueError(f"shells must be an integer ≥ 1, got {shells!r}")
+    integer("shells", shells, 1)
     if shells >= n // 2:
         raise ValueError(f"shells={shells} reaches the Nyquist wavenumber of {n}² fields "
                          f"(shells < {n // 2})")

@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import torch
 
+from solvers.validate import integer, number
+
 __all__ = ["SIGMA", "EPS", "ve_marginal_std", "ve_diffusion_coeff", "ve_time_of_std",
            "dsm_loss", "karras_times", "sample_ve", "energy_score", "crps_ensemble",
            "spectral_amplitude_loss", "moment_penalty"]
@@ -110,12 +112,10 @@ def karras_times(steps: int, t_start: float = 0.4, eps: float = EPS,
     Karras et al. (2022) rule applied to t: t_i = (t_start^{1/ρ} + i/steps·(eps^{1/ρ} −
     t_start^{1/ρ}))^ρ, i = 0…steps; ρ = 7 crowds the steps toward eps, where the score changes
     fastest."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    integer("steps", steps, 1)
     if not 0 < eps < t_start <= 1:
         raise ValueError(f"need 0 < eps < t_start ≤ 1, got eps={eps!r}, t_start={t_start!r}")
-    if not rho > 0:
-        raise ValueError(f"rho must be > 0, got {rho!r}")
+    number("rho", rho, above=0)
     ramp = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
     a, b = t_start ** (1.0 / rho), eps ** (1.0 / rho)
     times = (a + ramp * (b - a)) ** rho

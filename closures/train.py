@@ -59,6 +59,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from solvers.validate import integer, number
+
 from .data import ClosureDataset
 from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
                   model_paths, save_model)
@@ -86,19 +88,11 @@ def _gen(seed: int, stream: str) -> torch.Generator:
 
 
 def _int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer ≥ {lo}, got {v!r}")
-    return int(v)
+    return integer(name, v, lo)
 
 
 def _pos(name, v):
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        x = float("nan")
-    if isinstance(v, bool) or not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be a positive number, got {v!r}")
-    return x
+    return number(name, v, above=0)
 
 
 def _phase(space: str, mode: str, epoch: int, ae_epochs: int) -> str:

@@ -53,10 +53,11 @@ import numpy as np
 from solvers import BlowUpError, fft
 from solvers.base import positive_number
 from solvers.grid import Grid
+from solvers.files import check_output_folder, write_json
 from solvers.io import TrajectoryWriter
+from solvers.validate import integer
 
 from .config import Preset, load_preset
-from solvers.files import check_output_folder, write_json
 
 from .simulation import (OUTPUTS, RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
                          end_time, timing_info)
@@ -266,8 +267,7 @@ def connect(scheduler: str | None = None, workers: int | None = None,
         except (OSError, TimeoutError, ValueError, RuntimeError) as e:
             raise SchedulerUnreachable(f"cannot connect to the Dask scheduler at {scheduler!r} "
                                        f"within {timeout:g} s: {e}") from None
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
+    integer("workers", workers, 1)
     import dask
     # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
     # dynamic mmap threshold: every large temporary array is then mmapped and page-faulted
@@ -286,9 +286,7 @@ def connect(scheduler: str | None = None, workers: int | None = None,
 
 # ------------------------------------------------------------------------------------ ensemble
 def _check_int(name: str, v, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {v!r}")
-    return int(v)
+    return integer(name, v, minimum)
 
 
 class Ensemble:

@@ -29,14 +29,13 @@ import numpy as np
 
 from .diagnostics import energy as _energy
 from .grid import Grid
+from .validate import integer
 
 INITIAL_STREAM = 1      # entropy word that separates initial-condition streams from solver noise
 
 
 def _check_members(members) -> int:
-    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
-        raise ValueError(f"members must be an integer ≥ 1, got {members!r}")
-    return int(members)
+    return integer("members", members, 1)
 
 
 def initial_generators(seed: int | None, members: int,
@@ -44,14 +43,11 @@ def initial_generators(seed: int | None, members: int,
     """One generator per member: children ``first_member`` … ``first_member + members − 1`` of
     ``SeedSequence([seed, 1])`` (seed None: fresh OS entropy, not reproducible)."""
     members = _check_members(members)
-    if isinstance(first_member, bool) or not isinstance(first_member, (int, np.integer)) \
-            or first_member < 0:
-        raise ValueError(f"first_member must be an integer ≥ 0, got {first_member!r}")
+    integer("first_member", first_member, 0)
     if seed is None:
         ss = np.random.SeedSequence()
     else:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        integer("seed", seed, 0, allow_none=True)
         ss = np.random.SeedSequence([int(seed), INITIAL_STREAM])
     children = ss.spawn(int(first_member) + members)[int(first_member):]
     return [np.random.Generator(np.random.PCG64(child)) for child in children]

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from solvers.validate import integer
+
 __all__ = ["SpectralConv2d", "Conv1x1", "FourierLayer", "FNO2d", "activation", "check_modes"]
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -45,9 +47,7 @@ def activation(name: str | None) -> nn.Module:
 
 
 def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
-    return int(v)
+    return integer(name, v, 1)
 
 
 def check_modes(modes: int, height: int, width: int, where: str = "SpectralConv2d") -> None:
