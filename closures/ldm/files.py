@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from solvers.files import write_json
+
 from .model import LatentDiffusionModel, check_stats
 
 __all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
@@ -84,9 +86,7 @@ def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None)
 
 def _write_card(js: Path, card: dict) -> None:
     """Write a card atomically (a temporary file, then a rename), indented JSON."""
-    tmp = js.with_name(js.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=_plain) + "\n")
-    os.replace(tmp, js)
+    write_json(js, card, default=_plain)
 
 
 def update_card(path_stem, **entries) -> Path:
