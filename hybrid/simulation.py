@@ -48,7 +48,7 @@ import numpy as np
 from solvers import BlowUpError
 from solvers.base import positive_number
 from solvers.files import check_output_folder, write_json
-from solvers.io import TrajectoryWriter, load_restart, read_restart, write_restart
+from solvers.io import TrajectoryWriter, read_restart, write_restart
 
 TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
 OUTPUTS = (TRAJECTORY, RUN_JSON, RESTART)
@@ -101,13 +101,14 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def closure_info(closure, name: str | None = None) -> dict[str, Any]:
-    """How a closure is described in run.json: registry name, class, every, repr."""
+def closure_info(closure, name: str | None = None, every: int | None = None) -> dict[str, Any]:
+    """How a closure is described in run.json: registry name, class, every (the solver's
+    refresh period, default the closure's own), repr."""
     if closure is None:
         return {"name": "none", "class": None, "every": None, "repr": None}
     return {"name": name or getattr(closure, "name", None) or type(closure).__name__,
             "class": f"{type(closure).__module__}.{type(closure).__qualname__}",
-            "every": int(getattr(closure, "every", 0) or 0), "repr": repr(closure)}
+            "every": int(every or getattr(closure, "every", 0) or 0), "repr": repr(closure)}
 
 
 def base_info(solver, closure_name: str | None, metadata: dict | None) -> dict[str, Any]:
@@ -124,7 +125,8 @@ def base_info(solver, closure_name: str | None, metadata: dict | None) -> dict[s
         "seed": solver.seed,
         "dt": solver.dt,
         "fixed_dt": getattr(solver, "fixed_dt", True),
-        "closure": closure_info(solver.closure, closure_name),
+        "closure": closure_info(solver.closure, closure_name,
+                                getattr(solver, "closure_every", None)),
         "python": platform.python_version(),
         "host": platform.node(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -197,7 +199,7 @@ class Simulation:
             if every is not None:
                 if solver.closure is None:
                     raise ValueError("every was given but there is no closure to call")
-                solver.closure.every = int(every)
+                solver.closure_every = int(every)
             c = solver.closure
             self.closure_name = None if c is None else (getattr(c, "name", None)
                                                         or type(c).__name__)
@@ -215,22 +217,14 @@ class Simulation:
         """Rebuild a simulation from a restart file (written by :meth:`run` or
         :meth:`save_restart`) so that it continues bit-identically.
 
-        ``closure`` must be configured as in the saved run (same class and settings; restarts store
-        its class, ``every`` and state — RNG states — but not its constructor arguments): an
-        instance, or a registry name built with ``closure_kwargs``. Its ``every`` defaults to the
-        saved one. ``overrides`` go to :func:`solvers.io.read_restart` (e.g. ``blowup_dir=``).
+        ``closure`` must be configured as in the saved run: restarts store its configuration
+        (class, constructor arguments, a hash of its weights) and refuse another, naming the
+        differing keys. An instance, or a registry name built with ``closure_kwargs``. ``every``
+        defaults to the saved one. ``overrides`` go to :func:`solvers.io.read_restart` (e.g.
+        ``blowup_dir=``). Continue the run's trajectory with ``run(..., append=True)``.
         """
         closure, name = _build_closure(closure, closure_kwargs)
-        if closure is not None:
-            if every is None:
-                saved = load_restart(path)["closure_every"]
-                every = saved or None
-            if every is not None:
-                if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or \
-                        every < 1:
-                    raise ValueError(f"every must be an integer ≥ 1, got {every!r}")
-                closure.every = int(every)
-        solver = read_restart(path, closure, **overrides)
+        solver = read_restart(path, closure, every=every, **overrides)
         sim = cls(solver, None, metadata=metadata)
         if name is not None:
             sim.closure_name = name
@@ -244,7 +238,7 @@ class Simulation:
     # ------------------------------------------------------------------ running
     def run(self, t_end: float, out=None, output_every: float | None = None,
             progress: bool = True, restart_every: float | None = None, overwrite: bool = False,
-            callback: Callable[[Any], None] | None = None) -> RunResult:
+            callback: Callable[[Any], None] | None = None, append: bool = False) -> RunResult:
         """Step the solver until its time reaches ``t_end`` (an absolute time, within dt/2).
 
         ``out``: folder for trajectory.nc, run.json and restart.nc (None: write nothing).
@@ -253,6 +247,12 @@ class Simulation:
         files (needs ``out``; the end state is saved too). ``overwrite``: replace the outputs of an
         earlier run in ``out`` (else FileExistsError before any work). ``callback(solver)`` is
         called at every record (also without ``out``). ``progress``: a tqdm bar.
+        ``append``: continue the trajectory in ``out`` (a run restarted from its restart file,
+        :meth:`from_restart`): records after the current step are replaced, the current state is
+        not recorded twice, records and restarts keep the trajectory's schedule (multiples of
+        ``output_every`` and ``restart_every`` after its start), run.json and restart.nc are
+        replaced. With the same ``output_every``, a run continued from a restart at time T writes
+        the file a run that never stopped writes.
 
         On :class:`~solvers.BlowUpError` (and KeyboardInterrupt) the trajectory keeps its records,
         run.json is written with the status, and the error is re-raised.
@@ -261,17 +261,26 @@ class Simulation:
         t_end = end_time(t_end, s.t, "the current time")
         output_every = positive_number("output_every", output_every, allow_none=True)
         restart_every = positive_number("restart_every", restart_every, allow_none=True)
-        if not isinstance(overwrite, bool):
-            raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+        for flag, v in (("overwrite", overwrite), ("append", append)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{flag} must be True or False, got {v!r}")
+        if append and (out is None or overwrite):
+            raise ValueError("append needs out, the folder of the trajectory to continue, and "
+                             "no overwrite")
         if restart_every is not None and out is None:
             raise ValueError("restart_every needs out, the folder for restart.nc")
         if callback is not None and not callable(callback):
             raise ValueError(f"callback must be callable, got {callback!r}")
 
         traj = run_json = restart_path = None
+        writer = None
+        t_origin = s.t
         if out is not None:
-            out = check_output_folder(out, overwrite, OUTPUTS)
+            out = check_output_folder(out, overwrite or append, () if append else OUTPUTS)
             traj, run_json, restart_path = out / TRAJECTORY, out / RUN_JSON, out / RESTART
+            if append:                          # checked (and opened) before any other work
+                writer = TrajectoryWriter(traj, s, append=True)
+                t_origin = float(writer.t_start)
         info = base_info(s, self.closure_name, self.metadata)
         info.update(t_start=s.t, t_end=t_end, output_every=output_every,
                     restart_every=restart_every,
@@ -284,7 +293,6 @@ class Simulation:
         records = 0
         last_record = last_restart = None
         status, error = "running", None
-        writer = None
         wall0 = time.perf_counter()
         bar = None
 
@@ -315,7 +323,7 @@ class Simulation:
             io_s += time.perf_counter() - t0
 
         try:
-            if traj is not None:
+            if traj is not None and writer is None:
                 t0 = time.perf_counter()
                 writer = TrajectoryWriter(traj, s, overwrite=overwrite)
                 io_s += time.perf_counter() - t0
@@ -324,10 +332,12 @@ class Simulation:
                 bar = tqdm(total=round(t_end - t_start, 10), unit="t.u.", dynamic_ncols=True,
                            bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
                                       "{postfix}]")
-            if writer is not None or callback is not None:
+            if writer is not None and writer.last_step == s.step_count:
+                last_record = s.step_count               # continued: recorded already
+            elif writer is not None or callback is not None:
                 record()
-            next_out = None if output_every is None else t_start + output_every
-            next_restart = None if restart_every is None else t_start + restart_every
+            next_out = _next_time(t_origin, output_every, s.t)
+            next_restart = _next_time(t_origin, restart_every, s.t)
             last_draw = time.perf_counter()
             while s.t < t_end - 0.5 * s.dt:
                 t0 = time.perf_counter()
@@ -406,6 +416,17 @@ class Simulation:
             post += f", closure {100 * share:.0f}%"
         bar.set_postfix_str(post, refresh=False)
         bar.refresh()
+
+
+def _next_time(origin: float, every: float | None, t: float) -> float | None:
+    """The first of origin + every, origin + 2·every, … (summed one by one, as the run loop
+    does) after ``t``, or None without ``every``."""
+    if every is None:
+        return None
+    nxt = origin + every
+    while nxt <= t + 1e-9 * every:
+        nxt += every
+    return nxt
 
 
 def end_time(t_end, start: float, what: str) -> float:

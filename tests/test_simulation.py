@@ -89,7 +89,7 @@ def test_restart_continues_bit_identically(tmp_path, preset, closure):
     res = first.run(T, out=tmp_path / "first", restart_every=T, progress=False)
     assert res.restart == tmp_path / "first" / "restart.nc" and res.restart.exists()
     again = Simulation.from_restart(res.restart, make())
-    assert again.solver.step_count == 11 and again.closure.every == 3
+    assert again.solver.step_count == 11 and again.solver.closure_every == 3
     res2 = again.run(2 * T, out=tmp_path / "second", output_every=T, progress=False)
     assert res2.steps == 11
     a, b = straight.solver.get_state(), again.solver.get_state()
@@ -98,6 +98,55 @@ def test_restart_continues_bit_identically(tmp_path, preset, closure):
     assert a["rng_states"] == b["rng_states"] and a["t"] == b["t"]
     if closure == "noisy":
         assert a["closure_state"] == b["closure_state"]
+
+
+def _file_contents(path):
+    """Every variable and attribute of a netCDF file (creation time left out), read raw."""
+    import netCDF4
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs() if k != "created"}
+        data = {k: np.array(v[...]) for k, v in ds.variables.items()}
+    return attrs, data
+
+
+def test_run_of_2T_equals_T_then_restart_then_T_bit_for_bit(tmp_path):
+    whole = Simulation(les(n=32), NoisyClosure(every=3), every=2)
+    whole.run(0.4, out=tmp_path / "whole", output_every=0.1, progress=False)
+
+    first = Simulation(les(n=32), NoisyClosure(every=3), every=2)
+    first.run(0.2, out=tmp_path / "parts", output_every=0.1, restart_every=0.2, progress=False)
+    saved = tmp_path / "restart-at-T.nc"
+    saved.write_bytes((tmp_path / "parts" / "restart.nc").read_bytes())
+    # the first run goes on past T before it stops: its records after T must not survive
+    first.run(0.3, out=tmp_path / "parts", output_every=0.1, progress=False, append=True)
+    again = Simulation.from_restart(saved, NoisyClosure(every=3))
+    assert again.solver.closure_every == 2 and again.closure.every == 3
+    again.run(0.4, out=tmp_path / "parts", output_every=0.1, progress=False, append=True)
+
+    (attrs_a, a), (attrs_b, b) = (_file_contents(tmp_path / d / "trajectory.nc")
+                                  for d in ("whole", "parts"))
+    np.testing.assert_allclose(a["time"], [0, 0.1, 0.2, 0.3, 0.4], atol=1e-9)
+    assert attrs_a == attrs_b and a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    info = json.loads((tmp_path / "parts" / "run.json").read_text())
+    assert info["status"] == "ok" and info["restarted_from"] == str(saved)
+
+
+def test_restart_refuses_another_closure_configuration(tmp_path):
+    sim = Simulation(les(n=16), NoisyClosure(scale=0.05, every=3))
+    sim.run(0.05, out=tmp_path / "r", restart_every=0.05, progress=False)
+    restart = tmp_path / "r" / "restart.nc"
+    with pytest.raises(ValueError, match=r"arguments\.scale: saved 0\.05, given 0\.1"):
+        Simulation.from_restart(restart, NoisyClosure(scale=0.1))
+    with pytest.raises(ValueError, match=r"differing: every: saved 3, given 2"):
+        Simulation.from_restart(restart, NoisyClosure(scale=0.05), every=2)
+    with pytest.raises(ValueError, match=r"differing: class"):
+        Simulation.from_restart(restart, "smagorinsky")
+    with pytest.raises(ValueError, match="pass that closure"):
+        Simulation.from_restart(restart)
+    Simulation.from_restart(restart, NoisyClosure(scale=0.05))          # the same one is fine
 
 
 def test_periodic_restarts_are_written(tmp_path, monkeypatch):

@@ -172,7 +172,7 @@ def handler(args: argparse.Namespace) -> int:
     start = f"coarse-grained {args.init} at t={t0:g}" if args.init else "the preset's field"
     print(f"hybrid run: {preset.name} LES ({type(s).__name__}, {s.grid.n}², dt={s.dt:g}"
           f"{'' if s.fixed_dt else ' (CFL-chosen)'}), closure {args.closure} every "
-          f"{s.closure.every} steps, {args.members} member(s) from {start}, on {where} → {out}",
+          f"{s.closure_every} steps, {args.members} member(s) from {start}, on {where} → {out}",
           file=sys.stderr)
     metadata = {"command": "run", "argv": getattr(args, "argv", None), "init": init_info}
     try:

@@ -354,7 +354,8 @@ def check_closure(data: dict, solver) -> None:
         raise ValueError(f"restart file {p} was written with {what}; continuing it with "
                          f"{'no closure' if given is None else type(solver.closure).__name__} "
                          f"would be another run")
-    diff = differing_keys(saved, given)
+    diff = (["class"] if saved.get("class") != given.get("class")   # arguments then differ too
+            else differing_keys(saved, given))
     if diff:
         shown = "; ".join(f"{k}: saved {_lookup(saved, k)!r}, given {_lookup(given, k)!r}"
                           for k in diff)

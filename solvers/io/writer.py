@@ -36,7 +36,8 @@ class TrajectoryWriter:
     existing trajectory at ``path`` (a restarted run): its solver class, grid, members and
     configuration must match ``solver``; its complete records after the solver's step are
     dropped, and ``last_step`` is the step of the last record kept (None if none), so a
-    continued run need not record its first state twice.
+    continued run need not record its first state twice. ``t_start``: the time of the
+    trajectory's first record.
     """
 
     def __init__(self, path, solver, dtype="float32", overwrite: bool = False,
@@ -72,6 +73,7 @@ class TrajectoryWriter:
         self.dtype = dt
         self.zonal = self.kind == "betaplane"
         self.records = 0
+        self.t_start = float(solver.t)
         try:
             self._ds = netCDF4.Dataset(self.path, "w", clobber=overwrite, format="NETCDF4")
         except OSError as e:
@@ -121,7 +123,8 @@ class TrajectoryWriter:
             keep = int(np.searchsorted(steps, int(solver.step_count), side="right"))
             self.records = keep
             self.last_step = int(steps[keep - 1]) if keep else None
-            ds.setncatts({COMPLETE: np.int64(keep), "updated": now()})
+            self.t_start = float(attrs.get("t_start", 0.0))
+            ds.setncattr(COMPLETE, np.int64(keep))
             ds.sync()
         except BaseException:
             self.close()
