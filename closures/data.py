@@ -8,13 +8,18 @@ This module reads the file with netCDF4 itself (``closures`` never imports ``hyb
 only what it needs: the file exists and opens, holds those four variables with consistent
 shapes, says its closure sign, and has at least one complete sample; errors name the file.
 
-Split: by sampling time, in blocks. The distinct sampling times of the complete samples, sorted,
-are divided into a training block (the earliest) and a validation block (the last
-``ceil(val_fraction · T)`` of the T times), optionally separated by ``gap`` discarded times. All
-members at one time fall in the same block, so a validation pair never shares its DNS snapshot
-with a training pair, and consecutive (strongly correlated) snapshots are shared only across the
-single boundary between the blocks, which ``gap ≥ 1`` removes as well. (Members are independent
-DNS runs, so splitting by member would also be sound, but datasets often have few members.)
+Split: three blocks of sampling time, in this order: training (fitting weights), validation
+(choices made by looking at held-out data: early stopping, sampler settings, calibration) and test
+(every reported number). All members at one time fall in the same block, so no two blocks share a
+DNS snapshot, and consecutive (strongly correlated) snapshots meet only across the two
+boundaries, which ``gap ≥ 1`` (times dropped at the end of the training and validation blocks)
+removes as well. Files written by ``hybrid generate`` record the split in their attributes
+(``split_fractions``; ``split_validation_from`` and ``split_test_from``, the first sampling time
+of each block, so that an extended file adds test times only); this reader uses them. For a file
+without them the last ``ceil(test_fraction · T)`` of its T distinct times are the test block, the
+``ceil(val_fraction · T)`` before them the validation block (:func:`time_split`). (Members are
+independent DNS runs, so splitting by member would also be sound, but datasets often have few
+members.)
 
 Normalisation: one mean and one standard deviation per field (ω̄ and C), over all training
 samples and points, computed in float64; both splits use the training statistics, which are on
@@ -34,14 +39,44 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ClosureDataset", "ClosureDataError", "FIELDS"]
+from solvers.validate import integer
+
+__all__ = ["ClosureDataset", "ClosureDataError", "FIELDS", "SPLITS", "time_split",
+           "DEFAULT_SPLIT"]
 
 FIELDS = ("omega_bar", "closure")
+SPLITS = ("train", "val", "test")
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)      # training, validation, test fractions of hybrid generate
 _REQUIRED = ("omega_bar", "subgrid", "member", "time")
 
 
 class ClosureDataError(ValueError):
     """A file cannot be used as a closure dataset; the message names the file."""
+
+
+def time_split(fractions, times: int, gap: int = 0) -> tuple[int, int, int]:
+    """Numbers of sampling times (n_train, n_val, n_test) of T = ``times`` for the fractions
+    (f_train, f_val, f_test) (non-negative, summing to 1): n_test = ceil(f_test·T),
+    n_val = ceil(f_val·T) (0 for a zero fraction), n_train = T − n_val − n_test − ``gap`` per
+    boundary crossed. Raises ValueError naming ``fractions`` or ``times`` when they cannot hold
+    the blocks asked for."""
+    try:
+        f = tuple(float(x) for x in fractions)
+    except (TypeError, ValueError):
+        f = ()
+    if len(f) != 3 or not all(math.isfinite(x) and x >= 0 for x in f) or \
+            not math.isclose(sum(f), 1.0, abs_tol=1e-9):
+        raise ValueError(f"split fractions must be three numbers ≥ 0 (training, validation, "
+                         f"test) summing to 1, got {fractions!r}")
+    if isinstance(times, bool) or not isinstance(times, (int, np.integer)) or times < 1:
+        raise ValueError(f"times must be an integer ≥ 1, got {times!r}")
+    n_test = math.ceil(f[2] * times - 1e-9) if f[2] > 0 else 0
+    n_val = math.ceil(f[1] * times - 1e-9) if f[1] > 0 else 0
+    n_train = times - n_val - n_test - gap * ((n_val > 0) + (n_test > 0))
+    if f[0] > 0 and n_train < 1:
+        raise ValueError(f"{times} sampling time(s) cannot be split as {list(f)} (gap {gap}): "
+                         f"validation takes {n_val}, test {n_test}")
+    return max(n_train, 0), n_val, n_test
 
 
 def _welford_merge(acc, x: np.ndarray):
@@ -75,16 +110,18 @@ def _check_stats(stats, where: str) -> dict:
 class ClosureDataset(Dataset):
     """Pairs (ω̄, C) of a closure dataset file as float32 tensors of shape (1, n, n).
 
-    ``split``: 'train' or 'val' (module docstring: blocks of sampling times, the last
-    ``val_fraction`` of them for validation, ``gap`` times dropped in between; ``val_fraction=0``
-    leaves the validation split empty). ``normalise``: return (x − mean)/std with the training
+    ``split``: 'train', 'val' or 'test' (module docstring: blocks of sampling times; the file's
+    recorded split, else the last ``test_fraction`` of the times for test and the
+    ``val_fraction`` before them for validation; ``gap`` times dropped at each boundary; a zero
+    fraction leaves that block empty). ``normalise``: return (x − mean)/std with the training
     statistics. ``stats``: given statistics instead of computed ones. ``chunk``: samples read at
     a time.
 
     Attributes: ``path``, ``split``, ``n``, ``L`` (None if the file does not say), ``closure_sign``,
     ``preset``, ``attrs`` (global attributes), ``samples_complete``, ``sample_index`` (file
     indices of this split's samples), ``times``/``members`` (per sample), ``train_times`` and
-    ``val_times`` (the distinct sampling times of each block), ``stats``, ``omega_bar`` and
+    ``val_times``, ``test_times`` (the distinct sampling times of each block), ``split_source``
+    ('file' or 'fractions'), ``stats``, ``omega_bar`` and
     ``closure`` (N, 1, n, n) tensors (normalised if ``normalise``).
 
     Raises FileNotFoundError / IsADirectoryError for a missing path, :class:`ClosureDataError`
@@ -93,22 +130,26 @@ class ClosureDataset(Dataset):
 
     def __init__(self, path, split: str = "train", val_fraction: float = 0.1,
                  normalise: bool = True, gap: int = 0, stats: dict | None = None,
-                 chunk: int = 256):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        try:
-            vf = float(val_fraction)
-        except (TypeError, ValueError):
-            vf = float("nan")
-        if isinstance(val_fraction, bool) or not 0 <= vf < 1:
-            raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
-        if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
-            raise ValueError(f"gap must be an integer ≥ 0, got {gap!r}")
-        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-            raise ValueError(f"chunk must be an integer ≥ 1, got {chunk!r}")
+                 chunk: int = 256, test_fraction: float = 0.0):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        fr = []
+        for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                x = float("nan")
+            if isinstance(v, bool) or not 0 <= x < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
+            fr.append(x)
+        vf, tf = fr
+        if vf + tf >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got {vf:g} + {tf:g}")
+        integer("gap", gap, 0)
+        integer("chunk", chunk, 1)
         self.path = Path(os.fspath(path)).expanduser()
         self.split = split
-        self.val_fraction = vf
+        self.val_fraction, self.test_fraction = vf, tf
         self.gap = int(gap)
         self.normalised = bool(normalise)
         if not self.path.exists():
@@ -183,17 +224,14 @@ class ClosureDataset(Dataset):
 
         # split into blocks of sampling times
         distinct = np.unique(all_times)
-        T = distinct.size
-        n_val = 0 if self.val_fraction == 0 else math.ceil(self.val_fraction * T)
-        n_train = T - n_val - self.gap
-        if n_train < 1:
-            raise self._fail(f"{T} distinct sampling time(s) cannot be split into training and "
-                             f"validation blocks (val_fraction={self.val_fraction:g} takes "
-                             f"{n_val}, gap={self.gap})")
-        self.train_times = distinct[:n_train]
-        self.val_times = distinct[T - n_val:]
+        blocks = self._blocks(distinct)
+        self.train_times, self.val_times, self.test_times = blocks
+        if self.train_times.size < 1 and stats is None:
+            raise self._fail(f"its {distinct.size} sampling time(s) leave no training block "
+                             f"(split from the {self.split_source}, gap {self.gap}) to "
+                             f"normalise with: give stats= to read the other blocks")
         in_train = np.isin(all_times, self.train_times)
-        in_split = in_train if self.split == "train" else np.isin(all_times, self.val_times)
+        in_split = np.isin(all_times, blocks[SPLITS.index(self.split)])
         self.sample_index = np.flatnonzero(in_split)
         self.times = all_times[self.sample_index]
         self.members = all_members[self.sample_index]
@@ -237,6 +275,51 @@ class ClosureDataset(Dataset):
             clos = self.normalise(clos, "closure")
         self.omega_bar = torch.from_numpy(np.ascontiguousarray(omega)).unsqueeze(1)
         self.closure = torch.from_numpy(np.ascontiguousarray(clos)).unsqueeze(1)
+
+    def _blocks(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(training, validation, test) sampling times: the file's recorded boundaries, else the
+        fractions."""
+        a = self.attrs
+        T, g = distinct.size, self.gap
+        if "split_validation_from" in a and "split_test_from" in a:
+            self.split_source = "file"
+            interval = float(a.get("interval", 0.0)) or (float(np.min(np.diff(distinct)))
+                                                          if T > 1 else 1.0)
+            tol = 1e-6 * interval
+            v0, t0 = float(a["split_validation_from"]), float(a["split_test_from"])
+            train = distinct[distinct < v0 - tol]
+            val = distinct[(distinct >= v0 - tol) & (distinct < t0 - tol)]
+            test = distinct[distinct >= t0 - tol]
+            return (train[:max(train.size - g, 0)] if val.size or test.size else train,
+                    val[:max(val.size - g, 0)] if test.size else val, test)
+        self.split_source = "fractions"
+        try:
+            n_train, n_val, n_test = time_split(
+                (1 - self.val_fraction - self.test_fraction, self.val_fraction,
+                 self.test_fraction), T, g)
+        except ValueError as e:
+            raise self._fail(str(e)) from None
+        g_val = g if n_val else 0
+        return (distinct[:n_train], distinct[n_train + g_val:n_train + g_val + n_val],
+                distinct[T - n_test:] if n_test else distinct[:0])
+
+    def describe_split(self) -> dict:
+        """The split as recorded on a model card: rule, fractions, gap and the three blocks."""
+        def span(times):
+            return {"count": int(times.size),
+                    "first": float(times[0]) if times.size else None,
+                    "last": float(times[-1]) if times.size else None}
+        if self.split_source == "file":
+            fractions = json.loads(str(self.attrs.get("split_fractions", "null")))
+        else:
+            fractions = [1 - self.val_fraction - self.test_fraction, self.val_fraction,
+                         self.test_fraction]
+        return {"by": "sampling-time blocks: training, validation, test",
+                "source": self.split_source, "fractions": fractions,
+                "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
+                "gap": self.gap, "train_times": span(self.train_times),
+                "val_times": span(self.val_times), "test_times": span(self.test_times),
+                "this_split": self.split, "samples": len(self)}
 
     def _chunk(self, var, name: str, i0: int, i1: int) -> np.ndarray:
         try:
@@ -291,20 +374,12 @@ class ClosureDataset(Dataset):
 
     def describe(self) -> dict:
         """A JSON-able record for a model card: source, grid, sign, split and statistics."""
-        def span(times):
-            return {"count": int(times.size),
-                    "first": float(times[0]) if times.size else None,
-                    "last": float(times[-1]) if times.size else None}
         return {"source": str(self.path), "preset": None if self.preset is None
                 else str(self.preset), "n": self.n, "L": self.L,
                 "closure_sign": self.closure_sign,
                 "closure": "C = closure_sign * subgrid",
                 "samples_complete": self.samples_complete,
-                "split": {"by": "sampling-time blocks (last val_fraction for validation)",
-                          "val_fraction": self.val_fraction, "gap": self.gap,
-                          "train_times": span(self.train_times),
-                          "val_times": span(self.val_times),
-                          "this_split": self.split, "samples": len(self)},
+                "split": self.describe_split(),
                 "normalised": self.normalised,
                 "stats": {f: dict(v) for f, v in self.stats.items()},
                 "generation": self.generation()}

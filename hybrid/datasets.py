@@ -18,6 +18,15 @@ stores, for every member, a pair of physical fields on the LES grid:
 
 In both cases ``C = closure_sign · subgrid``; the file says so in its attributes.
 
+Split. The sampling times are divided into three blocks in time order, training, validation and
+test (``split``, fractions, default :data:`closures.data.DEFAULT_SPLIT` = 0.7, 0.15, 0.15;
+block sizes from :func:`closures.data.time_split` over the requested sampling times), recorded
+as ``split_fractions`` and the first time of the validation and test blocks
+(``split_validation_from``, ``split_test_from``; times added by extending the file fall in the
+test block). :class:`closures.data.ClosureDataset` reads them: training and calibration use the
+first two blocks only, every reported number the test block. ``split=(0, 0, 1)`` makes a file
+that is all test (e.g. an independent DNS with another seed for a shipped model).
+
 File layout (netCDF4; read it with :func:`open_dataset`)::
 
     dims       sample (unlimited), y, x                      (the LES grid)
@@ -31,7 +40,8 @@ File layout (netCDF4; read it with :func:`open_dataset`)::
                les_config (JSON), initial_json, filter, filter_width, filter_transfer, truncation,
                coarsening_factor, n_dns, n_les, L, target, closure_sign, closure_term, seed,
                members, interval, spinup, samples_requested, sampling_times_requested,
-               samples_complete, sampling_times_complete, run_id, restart_file,
+               samples_complete, sampling_times_complete, split_fractions,
+               split_validation_from, split_test_from, run_id, restart_file,
                package_version, created, updated
 
 Samples are ordered by sampling time, then member: sample i = k·members + m. The number of samples
@@ -231,7 +241,8 @@ class _Plan:
 
 
 def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta, target,
-          resume, overwrite, dt_dns=None) -> _Plan:
+          resume, overwrite, dt_dns=None, split=None) -> _Plan:
+    from closures.data import DEFAULT_SPLIT, time_split
     from solvers import fft
     from solvers import io as sio
 
@@ -244,6 +255,11 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
         raise ValueError("resume (--resume) and overwrite (--overwrite) exclude each other: "
                          "--resume continues the file, --overwrite replaces it")
     samples = _int_arg("samples", "--samples", samples, 1)
+    if split is not None:
+        try:
+            time_split(split, 1 if split[0] == 0 else 10**6)      # checks the fractions only
+        except (ValueError, TypeError, IndexError) as e:
+            raise ValueError(f"split (--split): {e}") from None
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     out = _check_out_path(out)
     rpath = restart_path(out)
@@ -384,6 +400,28 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
     del les
     times = -(-samples // members)
     sign = -1 if target == "subgrid" else 1
+    if header is not None and "split_fractions" in header:       # resume: the file's split
+        have = [float(x) for x in json.loads(header["split_fractions"])]
+        if split is not None and not np.allclose(have, [float(x) for x in split]):
+            raise DatasetMismatchError(f"--resume: {out} was generated with split {have}, got "
+                                       f"{list(split)} (leave it out to use the file's)")
+        split_attrs = {k: header[k] for k in ("split_fractions", "split_validation_from",
+                                               "split_test_from")}
+        split_note = None
+    else:
+        fractions = [float(x) for x in (DEFAULT_SPLIT if split is None else split)]
+        split_note = None
+        if split is None and times < 3:
+            fractions = [1.0, 0.0, 0.0]
+            split_note = (f"{times} sampling time(s) cannot hold the default training/validation/"
+                          f"test split: all in the training block (give --split to choose)")
+        try:
+            n_train, n_val, n_test = time_split(fractions, times)
+        except ValueError as e:
+            raise ValueError(f"split (--split) of --samples {samples}: {e}") from None
+        split_attrs = {"split_fractions": _json(fractions),
+                       "split_validation_from": float(spinup + n_train * interval),
+                       "split_test_from": float(spinup + (n_train + n_val) * interval)}
     attrs = {
         "title": f"closure dataset of preset {p.name} ({target})",
         "Conventions": "CF-1.8",
@@ -416,6 +454,7 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
         "members": np.int32(members),
         "interval": float(interval),
         "spinup": float(spinup),
+        **split_attrs,
         "sample_order": "sample = k * members + member, k the sampling time index; "
                         "sampling times t_k = spinup + k * interval",
         "restart_file": rpath.name,
@@ -427,6 +466,8 @@ def _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, d
                  target=target, times=times, samples_requested=samples, solver=solver, fine=fine,
                  coarse=coarse, attrs=attrs, resume=resume, overwrite=overwrite,
                  fresh_restart=fresh_restart, start=start)
+    if header is None and split_note:
+        plan.notes.append(split_note)
     if times * members != samples:
         plan.notes.append(f"--samples {samples} is not a multiple of --members {members}: "
                           f"writing {times * members} samples ({times} sampling times × "
@@ -670,7 +711,7 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
                      seed: int | None = None, n_dns: int | None = None, n_les: int | None = None,
                      delta: float | None = None, target: str | None = None, resume: bool = False,
                      overwrite: bool = False, dt_dns: float | None = None, progress: bool = True,
-                     _hook: Callable[[str, int], None] | None = None) -> Path:
+                     split=None, _hook: Callable[[str, int], None] | None = None) -> Path:
     """Generate (or, with ``resume``, continue) a closure dataset and return its path.
 
     ``preset``: a preset name, TOML path or :class:`~hybrid.config.Preset`. ``samples``: the total
@@ -682,7 +723,8 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     ``delta`` the Gaussian filter width (default: the preset's LES forcing filter, 2·LES dx for
     "gaussian"; target 'subgrid' only; the LES of the file is forced with the same); ``target``
     'subgrid' (default; ``subgrid`` = Π, closure C = −Π) or 'missing-physics' (``subgrid`` = H,
-    closure C = +H). See the module docstring for the file layout.
+    closure C = +H); ``split`` (training, validation, test) fractions of the sampling times
+    (default 0.7, 0.15, 0.15; module docstring). See the module docstring for the file layout.
 
     ``resume=True`` continues an interrupted (or extends a finished) file: settings left as None
     are taken from the file, given ones must match it, and so must the preset's configuration.
@@ -692,7 +734,7 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     argument or file. ``progress`` shows tqdm bars on stderr.
     """
     plan = _plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta,
-                 target, resume, overwrite, dt_dns)
+                 target, resume, overwrite, dt_dns, split)
     _execute(plan, progress, _hook)
     return plan.out
 
@@ -741,6 +783,17 @@ def check_dataset_matches(ds, preset, les_n: int | None = None) -> None:
 
 
 # ------------------------------------------------------------------ command line
+def _split_arg(text: str) -> tuple[float, float, float]:
+    """'0.7,0.15,0.15' → (0.7, 0.15, 0.15), checked by :func:`closures.data.time_split`."""
+    from closures.data import time_split
+    try:
+        f = tuple(float(x) for x in text.split(","))
+        time_split(f, 1 if f and f[0] == 0 else 10**6)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return f
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of ``hybrid generate``."""
     from .cli.arguments import grid_size, nonnegative_float, nonnegative_int, positive_float, positive_int
@@ -772,6 +825,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=TARGETS, default=None,
                    help="subgrid (default): w_bar and Pi, closure C = -Pi; missing-physics: "
                         "subsampled vorticity and H = -u.grad w, closure C = +H (ns-unitbox)")
+    p.add_argument("--split", type=_split_arg, default=None, metavar="TRAIN,VAL,TEST",
+                   help="fractions of the sampling times in the training, validation and test "
+                        "blocks, in time order (default 0.7,0.15,0.15; 0,0,1: all test)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted FILE (or extend it to more --samples); settings "
                         "left out are taken from FILE, given ones must match it")
@@ -788,7 +844,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args.preset, args.out, args.samples, args.members, args.interval,
                      args.spinup, args.seed, args.n_dns, args.n_les, args.delta, args.target,
-                     args.resume, args.overwrite, args.dt_dns)
+                     args.resume, args.overwrite, args.dt_dns, args.split)
     except (ValueError, OSError) as e:
         print(f"hybrid: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,7 +18,7 @@ N, L = 8, 1.0
 
 
 def write_dataset(path, times=10, members=2, sign=-1, complete=None, extra=0, n=N,
-                  drop=(), with_sign=True, seed=0):
+                  drop=(), with_sign=True, seed=0, split=None):
     """A closure dataset in the documented layout: sample i = k·members + m at time 0.5 + 0.25 k;
     omega_bar = 2 + 3·noise, subgrid = −1 + 0.5·noise; ``extra`` trailing records of NaN beyond
     ``samples_complete`` (the debris of a killed writer). Returns (omega, subgrid, time, member)
@@ -52,6 +52,8 @@ def write_dataset(path, times=10, members=2, sign=-1, complete=None, extra=0, n=
                  "samples_complete": np.int64(complete), "members": np.int32(members)}
         if with_sign:
             attrs["closure_sign"] = np.int32(sign)
+        if split is not None:
+            attrs.update(split)
         ds.setncatts(attrs)
     return w[:complete], s[:complete], t[:complete], m[:complete]
 
@@ -204,7 +206,10 @@ def test_errors_name_the_file(tmp_path):
         ClosureDataset(nan, val_fraction=0.0)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"split": "test"}, "split"),
+@pytest.mark.parametrize("kwargs, match", [({"split": "testing"}, "split"),
+                                           ({"test_fraction": 1.0}, "test_fraction"),
+                                           ({"val_fraction": 0.5, "test_fraction": 0.5},
+                                            "val_fraction \\+ test_fraction"),
                                            ({"val_fraction": 1.0}, "val_fraction"),
                                            ({"val_fraction": -0.1}, "val_fraction"),
                                            ({"gap": -1}, "gap"), ({"chunk": 0}, "chunk")])
@@ -250,3 +255,40 @@ def test_the_closure_modules_do_not_import_hybrid():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_three_blocks_by_time_from_fractions_and_from_the_file(tmp_path):
+    """Training, validation and test are disjoint blocks of sampling times in that order; a file
+    that records its boundaries is split there whatever fractions the caller passes; the test
+    block's samples are exactly those at its times."""
+    from closures.data import time_split
+    assert time_split((0.7, 0.15, 0.15), 20) == (14, 3, 3)
+    assert time_split((0.7, 0.15, 0.15), 20, gap=1) == (12, 3, 3)
+    assert time_split((0.0, 0.0, 1.0), 5) == (0, 0, 5)
+    with pytest.raises(ValueError, match="fractions"):
+        time_split((0.5, 0.5, 0.5), 5)
+    path = tmp_path / "legacy.nc"
+    w, _, t, _ = write_dataset(path, times=20)            # times 0.5, 0.75, … 5.25
+    parts = {sp: ClosureDataset(path, sp, val_fraction=0.15, test_fraction=0.15, gap=1,
+                                normalise=False) for sp in ("train", "val", "test")}
+    times = {sp: np.unique(d.times) for sp, d in parts.items()}
+    assert [times[sp].size for sp in ("train", "val", "test")] == [12, 3, 3]
+    assert times["train"].max() < times["val"].min() < times["val"].max() < times["test"].min()
+    assert times["test"].min() == pytest.approx(0.5 + 0.25 * 17)
+    np.testing.assert_array_equal(parts["test"].omega_bar[:, 0].numpy(), w[t >= 4.75 - 1e-9])
+    recorded = tmp_path / "recorded.nc"
+    write_dataset(recorded, times=20, split={"split_fractions": "[0.5, 0.25, 0.25]",
+                                             "split_validation_from": 3.0,
+                                             "split_test_from": 4.25, "interval": 0.25})
+    test = ClosureDataset(recorded, "test", val_fraction=0.1)
+    val = ClosureDataset(recorded, "val", val_fraction=0.1, stats=test.stats)
+    assert test.split_source == "file" and np.unique(test.times)[0] == pytest.approx(4.25)
+    assert np.unique(val.times).tolist() == pytest.approx([3.0, 3.25, 3.5, 3.75, 4.0])
+    assert test.describe()["split"]["fractions"] == [0.5, 0.25, 0.25]
+    # a file that is all test: no training block, so statistics must be given
+    only = tmp_path / "only_test.nc"
+    write_dataset(only, times=4, split={"split_fractions": "[0, 0, 1]",
+                                        "split_validation_from": 0.5, "split_test_from": 0.5})
+    with pytest.raises(ClosureDataError, match="no training block"):
+        ClosureDataset(only, "test")
+    assert len(ClosureDataset(only, "test", stats=test.stats)) == 8

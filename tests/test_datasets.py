@@ -415,3 +415,25 @@ def test_check_dataset_matches(tmp_path):
             hd.check_dataset_matches(ds, "kolmogorov", 64)
     with pytest.raises(hd.DatasetMismatchError, match=str(out)):
         hd.check_dataset_matches(out, "betaplane-paper")
+
+
+def test_generate_records_a_three_way_time_split_that_the_reader_uses(tmp_path, capsys):
+    """--split 0.5,0.25,0.25 over 8 sampling times (0.05 + 0.02 k): training k = 0…3,
+    validation k = 4, 5, test k = 6, 7, recorded as boundary times and read back as such."""
+    from closures.data import ClosureDataset
+    out = tmp_path / "split.nc"
+    assert main(["generate", "kolmogorov", "--samples", "8", "--split", "0.5,0.25,0.25",
+                 "--out", str(out), *KOLMO_ARGS]) == 0
+    with hd.open_dataset(out) as ds:
+        a = ds.attrs
+        assert json.loads(a["split_fractions"]) == [0.5, 0.25, 0.25]
+        assert a["split_validation_from"] == pytest.approx(0.13)
+        assert a["split_test_from"] == pytest.approx(0.17)
+        times = ds["time"].values
+    blocks = {sp: ClosureDataset(out, sp, val_fraction=0.0) for sp in ("train", "val", "test")}
+    assert np.allclose(blocks["train"].times, times[:4])
+    assert np.allclose(blocks["val"].times, times[4:6])
+    assert np.allclose(blocks["test"].times, times[6:])
+    assert main(["generate", "kolmogorov", "--samples", "8", "--split", "0.5,0.6,0",
+                 "--out", str(tmp_path / "bad.nc"), *KOLMO_ARGS]) == 2
+    assert "split" in capsys.readouterr().err and not (tmp_path / "bad.nc").exists()
