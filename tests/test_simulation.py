@@ -297,3 +297,29 @@ def test_cli_run_blowup_exits_3(tmp_path):
     assert main(["run", "kolmogorov", "--closure", "none", "--n", "16", "--dt", "2",
                  "--t-end", "40", "--out", str(out)]) == 3
     assert json.loads((out / "run.json").read_text())["status"] == "blew up"
+
+
+def test_cli_run_restart_continues_the_trajectory_and_refuses_another_closure(tmp_path, capsys):
+    common = ["kolmogorov", "--closure", "leith", "--closure-arg", "cl=0.5", "--every", "2"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(["run", *common, "--members", "2", "--n", "16", "--seed", "3", "--t-end", "0.1",
+                 "--output-every", "0.025", "--out", str(whole)]) == 0
+    assert main(["run", *common, "--members", "2", "--n", "16", "--seed", "3", "--t-end", "0.05",
+                 "--output-every", "0.025", "--restart-every", "0.05", "--out", str(parts)]) == 0
+    restart = str(parts / "restart.nc")
+    before = (parts / "trajectory.nc").read_bytes()
+    for argv, needle in [
+            (["kolmogorov", "--closure", "smagorinsky"], "differing: class"),
+            ([*common[:4], "cl=0.4", "--every", "2"], "arguments.cl: saved 0.5, given 0.4"),
+            ([*common[:5], "--every", "3"], "every: saved 2, given 3"),
+            ([*common, "--members", "2"], "--members cannot be given"),
+            (["betaplane-small", "--closure", "leith"], "holds a KolmogorovFlow run")]:
+        assert main(["run", *argv, "--restart", restart, "--t-end", "0.05"]) == 2, needle
+        assert needle in capsys.readouterr().err
+        assert (parts / "trajectory.nc").read_bytes() == before      # nothing written
+    assert main(["run", *common, "--restart", restart, "--t-end", "0.05",
+                 "--output-every", "0.025"]) == 0
+    (attrs_a, a), (attrs_b, b) = (_file_contents(d / "trajectory.nc") for d in (whole, parts))
+    assert attrs_a == attrs_b and len(a["time"]) == 5
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

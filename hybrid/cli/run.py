@@ -5,6 +5,7 @@
     hybrid run PRESET --closure NAME [--every K] [--members M] [--t-end T] [--out DIR] [--seed S]
                [--n N] [--dt DT] [--init DNS_TRAJECTORY [--init-time T0]]
                [--workers N | --scheduler ADDRESS] [--batch-size B] [--overwrite] ...
+    hybrid run PRESET --closure NAME --restart FILE [--t-end T] [--out DIR] ...
 
 Runs on the preset's ``[les]`` grid, from the preset's initial field or, with ``--init``, from the
 coarse-grained vorticity of a DNS trajectory (``hybrid dns``) at time T0 (default its first
@@ -12,6 +13,11 @@ record; the run then starts at T0, so its times line up with the DNS). Writes ``
 and ``run.json`` (and ``restart.nc`` with ``--restart-every``) into ``--out``. Everything is
 checked before any work: bad input exits with code 2 and a message naming the argument, with
 nothing written; a blow-up exits with code 3.
+
+``--restart FILE`` continues the run saved in FILE (a ``restart.nc`` of ``--restart-every``) for
+another ``--t-end`` time units, appending to the trajectory in ``--out`` (default: FILE's folder)
+as if the run had never stopped. The closure must be the saved one (same name, arguments and
+weights); the grid, members, seed and time step are the saved ones.
 """
 from __future__ import annotations
 
@@ -41,7 +47,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "as a string), e.g. --closure-arg cs=0.2; repeatable")
     p.add_argument("--every", type=positive_int, default=None, metavar="K",
                    help="steps between closure calls (default: the closure's own)")
-    p.add_argument("--members", type=positive_int, default=1, help="ensemble members (default 1)")
+    p.add_argument("--members", type=positive_int, default=None,
+                   help="ensemble members (default 1)")
     p.add_argument("--t-end", type=positive_float, default=None,
                    help="simulated time to run (default: the preset's run.t_end)")
     p.add_argument("--output-every", type=positive_float, default=None, metavar="DT_OUT",
@@ -49,7 +56,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: the preset's output_every)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/run-<preset>-<closure>)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=None,
+                   help="random seed (default 0)")
     p.add_argument("--n", type=grid_size, default=None,
                    help="LES grid points per side (default: the preset's [les] grid)")
     p.add_argument("--dt", type=time_step, default=None,
@@ -67,6 +75,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart-every", type=positive_float, default=None, metavar="DT_RESTART",
                    help="write restart.nc every DT_RESTART time units and at the end "
                         "(one-process runs only)")
+    p.add_argument("--restart", type=Path, default=None, metavar="FILE",
+                   help="continue the run saved in this restart file for --t-end more time "
+                        "units, appending to its trajectory in --out (default: FILE's folder)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="run batches of members on a local Dask cluster of N worker "
@@ -113,6 +124,10 @@ def handler(args: argparse.Namespace) -> int:
     if not preset.les:
         raise UsageError(f"preset {preset.name!r} has no [les] section, so it has no coarse grid "
                          f"for 'hybrid run'")
+    if args.restart is not None:
+        return _continue(args, preset)
+    args.members = 1 if args.members is None else args.members
+    args.seed = 0 if args.seed is None else args.seed
     dask = args.workers is not None or args.scheduler is not None
     if args.init_time is not None and args.init is None:
         raise UsageError("--init-time needs --init (the DNS trajectory to start from)")
@@ -193,4 +208,64 @@ def handler(args: argparse.Namespace) -> int:
     print(f"hybrid run: {res.records} records in {res.trajectory}; {res.steps} steps, "
           f"{res.closure_calls} closure calls in {res.wall_s:.1f} s ({per['total']:.3g} s per "
           f"time unit; closure {100 * share:.0f}% of the compute)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _continue(args: argparse.Namespace, preset) -> int:
+    """``hybrid run --restart FILE``: continue the saved run, appending to its trajectory."""
+    from solvers import BlowUpError
+    from solvers.io import RestartFileError, TrajectoryFileError, TrajectoryWriter, load_restart
+
+    from ..simulation import TRAJECTORY, Simulation
+
+    fixed = [flag for flag, v in (("--members", args.members), ("--seed", args.seed),
+                                  ("--n", args.n), ("--dt", args.dt), ("--dtype", args.dtype),
+                                  ("--init", args.init), ("--init-time", args.init_time),
+                                  ("--workers", args.workers), ("--scheduler", args.scheduler),
+                                  ("--batch-size", args.batch_size)) if v is not None]
+    if args.overwrite:
+        fixed.append("--overwrite")
+    if fixed:
+        raise UsageError(f"--restart continues the saved run as it was (one process, its grid, "
+                         f"members, seed and time step): {', '.join(fixed)} cannot be given "
+                         f"with it")
+    try:
+        saved = load_restart(args.restart)
+    except (OSError, RestartFileError) as e:
+        raise UsageError(f"--restart {args.restart}: {e}") from None
+    if saved["solver"] != preset.solver:
+        raise UsageError(f"--restart {args.restart} holds a {saved['solver']} run; preset "
+                         f"{preset.name!r} runs {preset.solver}")
+    run_cfg = dict(preset.run)
+    t_span = args.t_end if args.t_end is not None else run_cfg["t_end"]
+    output_every = args.output_every if args.output_every is not None else run_cfg["output_every"]
+    out = check_output_dir(args.out if args.out is not None else saved["path"].parent, True,
+                           outputs=())
+    traj = out / TRAJECTORY
+    metadata = {"command": "run", "argv": getattr(args, "argv", None),
+                "preset": preset.to_dict(), "closure_kwargs": _closure_kwargs(args.closure_arg)}
+    overrides = {} if args.threads is None else {"threads": args.threads}
+    try:
+        sim = Simulation.from_restart(args.restart, args.closure, args.every,
+                                      closure_kwargs=metadata["closure_kwargs"],
+                                      metadata=metadata, **overrides)
+        TrajectoryWriter(traj, sim.solver, append=True).close()    # appendable: checked now
+    except (ValueError, TypeError, OSError, TrajectoryFileError) as e:
+        raise UsageError(f"--restart {args.restart} (--closure {args.closure}, trajectory "
+                         f"{traj}): {e}") from None
+    s = sim.solver
+    print(f"hybrid run: continuing {args.restart} (t={s.t:g}, step {s.step_count}, "
+          f"{s.members} member(s), closure {args.closure} every {s.closure_every} steps) to "
+          f"t={s.t + t_span:g} → {traj}", file=sys.stderr)
+    try:
+        res = sim.run(s.t + t_span, out=out, output_every=output_every, progress=True,
+                      restart_every=args.restart_every, append=True)
+    except BlowUpError as e:
+        print(f"hybrid run: {e}", file=sys.stderr)
+        return EXIT_BLOWUP
+    except KeyboardInterrupt:
+        print("hybrid run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"hybrid run: {res.records} records appended to {res.trajectory}; {res.steps} steps in "
+          f"{res.wall_s:.1f} s", file=sys.stderr)
     return EXIT_OK
