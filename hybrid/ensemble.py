@@ -20,9 +20,12 @@ In one process (the default) all members are one batched solver run by
 (:func:`run_batch`) that builds its solver from the preset with ``members=batch,
 first_member=m0, seed=seed``, runs it and returns its records as arrays. Member m's trajectory
 does not depend on the batch it sits in (the solvers, the initial fields and the closures seed
-member m from child m of their seed sequences, and every FFT slot has its own plan from the same
-FFTW wisdom, which the client ships to the tasks), so the result is bit-identical to the
-one-process run. The client then writes ONE trajectory with all members in order, through
+member m from child m of their seed sequences, every FFT slot has its own plan from the same
+FFTW wisdom, which the client ships to the tasks, and network closures call their networks in
+chunks aligned to the members' indices in the whole ensemble,
+:meth:`closures.base.Closure.network_calls`, since torch's round-off depends on the size of a
+call), so the result is bit-identical to the one-process run. The client then writes ONE
+trajectory with all members in order, through
 :class:`solvers.io.TrajectoryWriter` (same variables and attributes as a one-process run). Tasks
 are pure — the same spec gives the same arrays — so when Dask re-runs a batch whose worker was lost,
 the file is still complete and identical.
@@ -93,6 +96,7 @@ class BatchSpec:
     initial_hat: np.ndarray | None = None
     wisdom: tuple | None = None
     blowup_dir: str | None = None
+    ensemble_members: int | None = None
 
 
 def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation:
@@ -107,8 +111,11 @@ def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation
         solver.set_vorticity(p.initial_vorticity(solver))
     solver.t = float(spec.t0)
     kwargs = dict(spec.closure_kwargs) if isinstance(spec.closure, str) else None
-    return Simulation(solver, spec.closure, spec.every, closure_kwargs=kwargs or None,
-                      metadata=metadata)
+    sim = Simulation(solver, spec.closure, spec.every, closure_kwargs=kwargs or None,
+                     metadata=metadata)
+    if sim.closure is not None and hasattr(sim.closure, "ensemble_members"):
+        sim.closure.ensemble_members = spec.ensemble_members    # network calls aligned to it
+    return sim
 
 
 def run_batch(spec: BatchSpec) -> dict[str, Any]:
@@ -176,6 +183,7 @@ class _GatheredRecords:
         self.kind = getattr(template, "kind", "unknown")
         self.seed = template.seed
         self.closure = template.closure
+        self.closure_every = getattr(template, "closure_every", None)
         self._config = config
         self._results = results
         self.records = records
@@ -340,7 +348,7 @@ class Ensemble:
                          closure_kwargs=self.closure_kwargs, every=self.every, seed=self.seed,
                          first_member=first_member, members=members, overrides=self.overrides,
                          t0=self.t0, t_end=float(t_end), output_every=output_every,
-                         initial_hat=init, wisdom=wisdom,
+                         initial_hat=init, wisdom=wisdom, ensemble_members=self.members,
                          blowup_dir=None if blowup_dir is None else os.fspath(blowup_dir))
 
     def batches(self, batch_size: int) -> list[tuple[int, int]]:
