@@ -202,6 +202,86 @@ def test_killed_run_keeps_what_it_wrote(tmp_path, how):
         np.testing.assert_array_equal(ds["step"].values, [2, 4, 6, 8, 10])
 
 
+_KILLED_INSIDE_WRITE = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from solvers import KolmogorovFlow
+    from solvers.io import TrajectoryWriter
+    path, expected, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    s = KolmogorovFlow(n=16, dt=0.05, members=2, seed=3)
+    s.set_vorticity(np.random.default_rng(0).standard_normal((2, 16, 16)))
+    w = TrajectoryWriter(path, s)
+    snaps = []
+    for _ in range(3):
+        s.step(2)
+        w.write(s)
+        snaps.append(s.vorticity.astype(np.float32))
+    np.save(expected, np.stack(snaps, axis=1))
+    s.step(2)
+    real = s.enstrophy
+    def killed_here():              # the 4th record's vorticity and energy are written; its
+        w._ds.sync()                # time, step and enstrophy are not, and the file says so
+        if how == "exit":
+            os._exit(0)
+        print("inside", flush=True)
+        time.sleep(120)
+    s.enstrophy = killed_here
+    w.write(s)
+""")
+
+
+@pytest.mark.parametrize("how", ["sigkill", "exit"])
+def test_kill_inside_a_write_leaves_only_complete_records(tmp_path, how):
+    path, expected = tmp_path / "killed.nc", tmp_path / "expected.npy"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_INSIDE_WRITE, str(path), str(expected),
+                             how], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        if how == "sigkill":
+            line = proc.stdout.readline()
+            assert line.strip() == "inside", proc.stderr.read()
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with xr.open_dataset(path) as raw:                    # the partial record is in the file ...
+        assert raw.sizes["time"] == 4 and not raw["time"].values[3] < 1e30
+    with sio.open_trajectory(path) as ds:                 # ... and no reader sees it
+        assert ds.sizes["time"] == 3
+        np.testing.assert_array_equal(ds["vorticity"].values, np.load(expected))
+        np.testing.assert_array_equal(ds["step"].values, [2, 4, 6])
+        assert np.all(ds["energy"].values < 1e30) and np.all(ds["time"].values < 1e30)
+    # a run continued from step 6 overwrites the partial record
+    s = _kolmogorov(n=16, members=2, seed=3)
+    s.step_count, s.t = 6, 0.3
+    with sio.TrajectoryWriter(path, s, append=True) as w:
+        assert w.records == 3 and w.last_step == 6
+        s.step(2)
+        w.write(s)
+    with sio.open_trajectory(path) as ds:
+        np.testing.assert_array_equal(ds["step"].values, [2, 4, 6, 8])
+        np.testing.assert_allclose(ds["time"].values, [0.1, 0.2, 0.3, 0.4], rtol=1e-12)
+
+
+def test_append_refuses_another_run(tmp_path):
+    path = tmp_path / "t.nc"
+    with sio.TrajectoryWriter(path, _kolmogorov()) as w:
+        w.write()
+    before = path.read_bytes()
+    for other, needle in [(_kolmogorov(members=1), "members=1"),
+                          (_kolmogorov(nu=2e-3), "differing: nu"),
+                          (_betaplane(), "BetaPlane")]:
+        with pytest.raises(ValueError, match=needle):
+            sio.TrajectoryWriter(path, other, append=True)
+    with pytest.raises(FileNotFoundError, match="missing.nc"):
+        sio.TrajectoryWriter(tmp_path / "missing.nc", _kolmogorov(), append=True)
+    assert path.read_bytes() == before
+    # threads change how a run is computed, not what: appending with other threads is fine
+    sio.TrajectoryWriter(path, _kolmogorov(threads=2), append=True).close()
+
+
 def test_trajectory_bad_paths_create_nothing(tmp_path):
     s = _kolmogorov()
     blocker = tmp_path / "regular_file"
@@ -364,6 +444,36 @@ def test_wisdom_is_stored_and_imported_before_planning(tmp_path, monkeypatch):
     sio.read_restart(path)
     assert events[0] == ("import", saved)
     assert ("plan", None) in events[1:]
+
+
+_WISDOM_PRECEDENCE = textwrap.dedent("""
+    import sys
+    import pyfftw
+    from solvers import KolmogorovFlow, fft
+    from solvers import io as sio
+    KolmogorovFlow(n=16, dt=0.05)          # this process has planned and loaded the machine's file
+    sio.read_restart(sys.argv[1])
+    print(pyfftw.export_wisdom()[0].decode())
+""")
+
+
+def test_restart_wisdom_wins_over_the_machine_wisdom_and_the_process(tmp_path, monkeypatch):
+    s = _kolmogorov(n=16)
+    ours = tuple(bytes(w) for w in fft.export_wisdom())
+    line = next((ln for ln in ours[0].decode().splitlines() if "_avx " in ln), None)
+    if line is None:
+        pytest.skip("no AVX codelet in this machine's wisdom to swap for an SSE2 one")
+    other = line.replace("_avx ", "_sse2 ")
+    with monkeypatch.context() as m:                    # the restart carries the AVX entry ...
+        m.setattr(fft, "export_wisdom", lambda: ours)
+        path = sio.write_restart(s, tmp_path / "r.nc")
+    machine = tmp_path / "wisdom"                        # ... the machine file an SSE2 one
+    machine.write_bytes(b"\0\0SPLIT\0\0".join(
+        (ours[0].decode().replace(line, other).encode(), ours[1], ours[2])))
+    env = {**_env(), "HYBRID_FFTW_WISDOM": str(machine)}
+    got = subprocess.run([sys.executable, "-c", _WISDOM_PRECEDENCE, str(path)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert line.strip() in got and other.strip() not in got
 
 
 def test_restart_overrides(tmp_path):
