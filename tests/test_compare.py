@@ -331,3 +331,33 @@ def test_cost_reads_run_json_layouts(tmp_path, info, wall, closure, solver):
         assert c["wall_per_time_per_member"] == pytest.approx(wall / 1.5 / 2)
         assert c["closure_per_time_per_member"] == pytest.approx(closure / 1.5 / 2)
         assert m["cost"]["speedup_per_time_per_member"] == pytest.approx(1.0)
+
+
+def test_ensemble_scores_of_a_calibrated_gaussian_ensemble(tmp_path):
+    """Truth and M members drawn alike, c + a·z (z white, unit variance): the spread–error ratio
+    is 1, the fair CRPS is a/√π (the CRPS of N(μ, a²) against a draw from it), the ensemble-mean
+    error is a·sqrt(1 + 1/M)/rms(truth); a one-member run's CRPS is its mean absolute error."""
+    from hybrid.compare import ensemble_scores
+    n, M, T, a = 32, 24, 3, 0.5
+    rng = np.random.default_rng(5)
+    g = Grid(n, TWO_PI)
+    c = np.stack([smooth_random_field(g, 10 + t, amplitude=4.0) for t in range(T)])
+    truth = c + a * rng.standard_normal((T, n, n))
+    members = c[None] + a * rng.standard_normal((M, T, n, n))
+    times = 1.0 + 0.5 * np.arange(T)
+    ref = folder(tmp_path, "ref", np.stack([np.zeros_like(truth), truth]), times)
+    run = folder(tmp_path, "ens", members, times)
+    sc = ensemble_scores(run, ref, reference_member=1)
+    assert sc["members"] == M and sc["lead_time"] == pytest.approx([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(sc["spread_error_ratio"], 1.0, atol=0.06)
+    np.testing.assert_allclose(np.array(sc["crps"]) / a, 1 / math.sqrt(math.pi), rtol=0.04)
+    rms = np.sqrt(np.mean(truth ** 2, axis=(1, 2)))
+    np.testing.assert_allclose(sc["error_ensemble_mean"], a * math.sqrt(1 + 1 / M) / rms,
+                               rtol=0.05)
+    one = folder(tmp_path, "one", members[:1], times)
+    s1 = ensemble_scores(one, ref, reference_member=1)
+    mae = np.mean(np.abs(members[0] - truth), axis=(1, 2))
+    np.testing.assert_allclose(s1["crps"], mae, rtol=1e-10)
+    assert s1["spread_error_ratio"] == [None] * T
+    with pytest.raises(CompareError, match="reference_member"):
+        ensemble_scores(run, ref, reference_member=2)
