@@ -323,3 +323,24 @@ def test_cli_run_restart_continues_the_trajectory_and_refuses_another_closure(tm
     assert attrs_a == attrs_b and len(a["time"]) == 5
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_cli_dns_restart_continues_the_trajectory(tmp_path, capsys):
+    common = ["dns", "kolmogorov", "--n", "32", "--members", "2", "--seed", "5", "--spinup",
+              "0.02", "--every", "0.02"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main([*common, "--t-end", "0.08", "--out", str(whole)]) == 0
+    assert main([*common, "--t-end", "0.04", "--restart-every", "0.04", "--out", str(parts)]) == 0
+    restart = str(parts / "restart.nc")
+    before = (parts / "trajectory.nc").read_bytes()
+    assert main(["dns", "kolmogorov", "--restart", restart, "--seed", "1"]) == 2
+    assert "--seed cannot be given" in capsys.readouterr().err
+    assert (parts / "trajectory.nc").read_bytes() == before
+    assert main(["dns", "kolmogorov", "--restart", restart, "--t-end", "0.04",
+                 "--every", "0.02"]) == 0
+    (attrs_a, a), (attrs_b, b) = (_file_contents(d / "trajectory.nc") for d in (whole, parts))
+    np.testing.assert_allclose(a["time"], [0.02, 0.04, 0.06, 0.08, 0.1], atol=1e-9)
+    assert attrs_a == attrs_b
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert json.loads((parts / "run.json").read_text())["figures"]
