@@ -11,7 +11,10 @@ the spread/error ratio (≈ 0.94 is calibrated for 8 draws: a draw from the righ
 error² = spread²·(1 + 1/8) against the mean of 8). The sampler has no trained weights, so this
 table is how its settings were chosen (``closures/ldm.py``, "Why ρ = 1 and t_start = 0.3").
 
-``--update-cards`` writes the metrics of the default sampler (:data:`closures.ldm.STEPS`,
+``--split val`` (default) scores the validation block: the block sampler settings are chosen on.
+``--split test`` scores the test block of ``--data`` (the split the file records, e.g. a file
+made by ``hybrid generate --seed 1 --split 0,0,1`` from a DNS no model saw): the numbers to
+report. ``--update-cards`` writes the metrics of the default sampler (:data:`closures.ldm.STEPS`,
 ``T_START``, ``RHO``) into each card as ``metrics.offline`` and the card's ``sampler``; the
 metrics measured at the end of training move to ``metrics.offline_at_training`` (once).
 Writes ``offline.json`` and ``offline.md`` to ``--out``.
@@ -38,7 +41,8 @@ def parse_settings(text: str) -> list[tuple[int, float, float]]:
     return out
 
 
-def evaluate(stem, data_path: Path, settings, samples: int, seed: int) -> dict:
+def evaluate(stem, data_path: Path, settings, samples: int, seed: int,
+             split_name: str = "val") -> dict:
     import torch
 
     from closures.data import ClosureDataset
@@ -48,8 +52,12 @@ def evaluate(stem, data_path: Path, settings, samples: int, seed: int) -> dict:
     path = resolve_model_path(stem)
     model = load_model(path)
     split = model.card["data"]["split"]
-    val = ClosureDataset(data_path, split="val", val_fraction=split["val_fraction"],
+    val = ClosureDataset(data_path, split=split_name, val_fraction=split["val_fraction"],
                          gap=split.get("gap", 0), stats=model.stats)
+    if split_name == "test" and val.split_source != "file":
+        raise SystemExit(f"--split test: {data_path} records no training/validation/test split; "
+                         f"make test data with hybrid generate (e.g. another --seed, --split "
+                         f"0,0,1)")
     rows = []
     for steps, rho, t_start in settings:
         r = offline_metrics(model, val, samples=samples, steps=steps, t_start=t_start, rho=rho,
@@ -97,6 +105,8 @@ def main(argv=None) -> int:
                    help=f"steps:rho:t_start items (default {DEFAULT_SETTINGS})")
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="block of --data to score: val (choosing settings) or test (reporting)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ldm_offline"))
     p.add_argument("--update-cards", action="store_true",
@@ -115,7 +125,7 @@ def main(argv=None) -> int:
     result = {**run_header("benchmarks.ldm_offline", argv),
               "data": str(args.data), "samples": args.samples, "models": {}}
     for stem in [m for m in args.models.split(",") if m]:
-        ev = evaluate(stem, args.data, settings, args.samples, args.seed)
+        ev = evaluate(stem, args.data, settings, args.samples, args.seed, args.split)
         result["models"][Path(stem).name] = ev
         if args.update_cards:
             update_card(ev["path"], ev["rows"][0])
