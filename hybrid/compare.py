@@ -722,7 +722,8 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------- ensembles
-def ensemble_scores(run, reference, reference_member: int = 0, delta=None) -> dict:
+def ensemble_scores(run, reference, reference_member: int = 0, delta=None,
+                    run_members=None) -> dict:
     """Scores of a real ensemble: all members of ``run`` (a run folder or trajectory) started from
     one state, against member ``reference_member`` of ``reference`` (coarse-grained as in
     :func:`compare_runs`), at the common record times. Per lead time: the relative L2 error of
@@ -731,6 +732,8 @@ def ensemble_scores(run, reference, reference_member: int = 0, delta=None) -> di
     sqrt((M+1)/M)·s / ‖⟨ω⟩ − ω_ref‖_rms (1 for a calibrated ensemble; None for M = 1); the fair
     CRPS of the members at every grid point, box mean (:func:`closures.losses.crps_ensemble`; for
     one member it is the mean absolute error), also divided by ⟨|ω_ref|⟩ ('crps_relative').
+    ``run_members``: indices of the run's members to score (default all; ``[0]`` scores member 0
+    alone, e.g. a deterministic run started like the ensemble).
     Returns a dict of lists (JSON-able) with 'lead_time' and 'members'."""
     import torch
 
@@ -746,13 +749,17 @@ def ensemble_scores(run, reference, reference_member: int = 0, delta=None) -> di
         raise CompareError(f"reference_member must be in [0, {ref.members}), got "
                            f"{reference_member!r}")
     i_run, i_ref, _ = _match_times(src, ref)
-    g, gf, M = src.grid, ref.grid, src.members
+    pick = list(range(src.members)) if run_members is None else [int(m) for m in run_members]
+    if not pick or not all(0 <= m < src.members for m in pick):
+        raise CompareError(f"run_members must be indices in [0, {src.members}), got "
+                           f"{run_members!r}")
+    g, gf, M = src.grid, ref.grid, len(pick)
     d = 2 * g.dx if delta is None else float(delta)
     out = {k: [] for k in ("error_members", "error_ensemble_mean", "spread",
                            "spread_error_ratio", "crps", "crps_relative")}
     with src.open() as ds_run, ref.open() as ds_ref:
         for ir, jf in zip(i_run, i_ref):
-            w = np.asarray(ds_run["vorticity"][:, ir].values, dtype=np.float64)
+            w = np.asarray(ds_run["vorticity"][pick, ir].values, dtype=np.float64)
             wf = np.asarray(ds_ref["vorticity"][int(reference_member), jf].values, np.float64)
             wr = (np.fft.irfft2(filters.coarse_grain(gf, g, np.fft.rfft2(wf), d), s=g.shape)
                   if ref.n > src.n else wf)

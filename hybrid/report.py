@@ -302,7 +302,8 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
         m = compare_runs(folder, runs / f"dns{cfg.dns_n[0]}")
         row.metrics = _summary(m, cfg)
         if name not in STOCHASTIC and cfg.ensemble_entries():     # member 0: the ensembles' start
-            row.metrics["start0"] = ensemble_scores(folder, runs / f"dns{cfg.dns_n[0]}")
+            row.metrics["start0"] = ensemble_scores(folder, runs / f"dns{cfg.dns_n[0]}",
+                                                    run_members=[0])
         rows.append(row)
     ensembles = []
     start0 = np.repeat(start_hat[:1], cfg.ensemble_members, axis=0)

@@ -354,8 +354,7 @@ def test_ensemble_scores_of_a_calibrated_gaussian_ensemble(tmp_path):
     rms = np.sqrt(np.mean(truth ** 2, axis=(1, 2)))
     np.testing.assert_allclose(sc["error_ensemble_mean"], a * math.sqrt(1 + 1 / M) / rms,
                                rtol=0.05)
-    one = folder(tmp_path, "one", members[:1], times)
-    s1 = ensemble_scores(one, ref, reference_member=1)
+    s1 = ensemble_scores(run, ref, reference_member=1, run_members=[0])
     mae = np.mean(np.abs(members[0] - truth), axis=(1, 2))
     np.testing.assert_allclose(s1["crps"], mae, rtol=1e-10)
     assert s1["spread_error_ratio"] == [None] * T
