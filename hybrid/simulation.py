@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from solvers import BlowUpError
+from solvers import BlowUpError, Every
 from solvers.base import positive_number
 from solvers.files import check_output_folder, write_json
 from solvers.io import TrajectoryWriter, read_restart, write_restart
@@ -288,13 +288,11 @@ class Simulation:
                     restart=None if restart_every is None else RESTART)
 
         t_start, step0 = s.t, s.step_count
-        calls0, clo0 = s.closure_calls, s.timers.get("closure", 0.0)
-        solver_s = io_s = 0.0
-        records = 0
-        last_record = last_restart = None
+        calls0, clo0 = s.closure_calls, s.timers["closure"]
+        steps0 = s.timers["steps"]
+        io_s = 0.0
         status, error = "running", None
         wall0 = time.perf_counter()
-        bar = None
 
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -304,65 +302,36 @@ class Simulation:
             if getattr(s, "blowup_dir", "") is None:
                 s.blowup_dir = out
 
-        def record():
-            nonlocal records, last_record, io_s
+        def record(solver):
+            nonlocal io_s
             t0 = time.perf_counter()
             if writer is not None:
-                writer.write(s)
+                writer.write(solver)
             if callback is not None:
-                callback(s)
-            records += 1
-            last_record = s.step_count
+                callback(solver)
             io_s += time.perf_counter() - t0
 
-        def save():
-            nonlocal last_restart, io_s
+        def save(solver):
+            nonlocal io_s
             t0 = time.perf_counter()
-            write_restart(s, restart_path)
-            last_restart = s.step_count
+            write_restart(solver, restart_path)
             io_s += time.perf_counter() - t0
 
+        # the solver's run loop makes the calls: records at the start (unless a continued
+        # trajectory holds it already), on the trajectory's schedule and at the end; restarts on
+        # theirs and at the end
+        records = Every(output_every, record, origin=t_origin, end=True)
+        restarts = Every(restart_every, save, origin=t_origin, start=False, end=True)
         try:
             if traj is not None and writer is None:
                 t0 = time.perf_counter()
                 writer = TrajectoryWriter(traj, s, overwrite=overwrite)
                 io_s += time.perf_counter() - t0
-            if progress:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=round(t_end - t_start, 10), unit="t.u.", dynamic_ncols=True,
-                           bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
-                                      "{postfix}]")
-            if writer is not None and writer.last_step == s.step_count:
-                last_record = s.step_count               # continued: recorded already
-            elif writer is not None or callback is not None:
-                record()
-            next_out = _next_time(t_origin, output_every, s.t)
-            next_restart = _next_time(t_origin, restart_every, s.t)
-            last_draw = time.perf_counter()
-            while s.t < t_end - 0.5 * s.dt:
-                t0 = time.perf_counter()
-                s.step(1)
-                solver_s += time.perf_counter() - t0
-                if next_out is not None and s.t >= next_out - 1e-9 * output_every:
-                    if writer is not None or callback is not None:
-                        record()
-                    while next_out <= s.t + 1e-9 * output_every:
-                        next_out += output_every
-                if next_restart is not None and s.t >= next_restart - 1e-9 * restart_every:
-                    save()
-                    while next_restart <= s.t + 1e-9 * restart_every:
-                        next_restart += restart_every
-                if bar is not None:
-                    now = time.perf_counter()
-                    if now - last_draw > 0.2:
-                        last_draw = now
-                        self._draw(bar, t_start, step0, wall0, clo0, now)
-            if (writer is not None or callback is not None) and last_record != s.step_count:
-                record()
-            if restart_every is not None and last_restart != s.step_count:
-                save()
-            if bar is not None:
-                self._draw(bar, t_start, step0, wall0, clo0, time.perf_counter())
+            records.last_step = None if writer is None else writer.last_step
+            schedules = [records] if writer is not None or callback is not None else []
+            if restart_every is not None:
+                schedules.append(restarts)
+            s.run(t_end, progress=progress, schedules=schedules)
             status = "ok"
         except BlowUpError as e:
             status, error = "blew up", e
@@ -378,22 +347,21 @@ class Simulation:
             info["error"] = f"{type(e).__name__}: {e}"
             raise
         finally:
-            if bar is not None:
-                bar.close()
             if writer is not None:
                 writer.close()
             wall = time.perf_counter() - wall0
-            closure_s = s.timers.get("closure", 0.0) - clo0
+            closure_s = s.timers["closure"] - clo0
+            solver_s = s.timers["steps"] - steps0
             result = RunResult(
                 status=status, trajectory=traj, run_json=run_json,
-                restart=restart_path if last_restart is not None else None,
-                members=s.members, steps=s.step_count - step0, records=records, t_start=t_start,
-                t_end=s.t, simulated_time=s.t - t_start, wall_s=wall,
+                restart=restart_path if restarts.calls else None,
+                members=s.members, steps=s.step_count - step0, records=records.calls,
+                t_start=t_start, t_end=s.t, simulated_time=s.t - t_start, wall_s=wall,
                 solver_s=max(solver_s - closure_s, 0.0), closure_s=closure_s, io_s=io_s,
                 closure_calls=s.closure_calls - calls0)
             self.last_result = result
             if run_json is not None:
-                info.update(status=status, steps=result.steps, records=records,
+                info.update(status=status, steps=result.steps, records=result.records,
                             t_final=s.t, simulated_time=result.simulated_time,
                             timings=timing_info(result))
                 if status == "ok":
@@ -404,29 +372,6 @@ class Simulation:
                     if error is None:
                         raise
         return result
-
-    def _draw(self, bar, t_start, step0, wall0, clo0, now) -> None:
-        s = self.solver
-        elapsed = max(now - wall0, 1e-9)
-        rate = (s.step_count - step0) / elapsed
-        share = (s.timers.get("closure", 0.0) - clo0) / elapsed
-        bar.n = min(bar.total, round(s.t - t_start, 10))
-        post = f"t={s.t:.4g}, {rate:.1f} steps/s"
-        if s.closure is not None:
-            post += f", closure {100 * share:.0f}%"
-        bar.set_postfix_str(post, refresh=False)
-        bar.refresh()
-
-
-def _next_time(origin: float, every: float | None, t: float) -> float | None:
-    """The first of origin + every, origin + 2·every, … (summed one by one, as the run loop
-    does) after ``t``, or None without ``every``."""
-    if every is None:
-        return None
-    nxt = origin + every
-    while nxt <= t + 1e-9 * every:
-        nxt += every
-    return nxt
 
 
 def end_time(t_end, start: float, what: str) -> float:

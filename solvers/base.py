@@ -86,6 +86,90 @@ class ClosureProtocol(Protocol):
     def __call__(self, state: ClosureState) -> np.ndarray: ...
 
 
+class Every:
+    """A periodic call of :meth:`PseudoSpectralSolver.run`: ``call(solver)`` at the first step on
+    or after each of the times ``origin + every``, ``origin + 2·every``, … (summed one by one;
+    ``origin`` defaults to the time the run starts; ``every=None``: no periodic calls), at the
+    start of the run if ``start``, and at its end if ``end``; never twice at one step.
+    ``last_step``: the step of a call made before the run (e.g. the record a continued trajectory
+    already holds), which the start and the end then do not repeat. ``last_step`` is updated at
+    every call; ``calls`` counts the calls of the run."""
+
+    def __init__(self, every: float | None, call: Callable[["PseudoSpectralSolver"], Any], *,
+                 origin: float | None = None, start: bool = True, end: bool = False,
+                 last_step: int | None = None):
+        self.every = positive_number("every", every, allow_none=True)
+        if not callable(call):
+            raise ValueError(f"call must be callable, got {call!r}")
+        self.call = call
+        self.origin = number("origin", origin, allow_none=True)
+        self.start, self.end_call = bool(start), bool(end)
+        self.last_step = last_step
+        self.calls = 0
+        self.next = None
+
+    def _fire(self, solver) -> None:
+        self.last_step = solver.step_count
+        self.call(solver)
+        self.calls += 1
+
+    def begin(self, solver) -> None:
+        """The start of a run: the first periodic time after the current one; the start call."""
+        e = self.every
+        if e is not None:
+            nxt = (solver.t if self.origin is None else self.origin) + e
+            while nxt <= solver.t + 1e-9 * e:
+                nxt += e
+            self.next = nxt
+        if self.start and self.last_step != solver.step_count:
+            self._fire(solver)
+
+    def after_step(self, solver) -> None:
+        e = self.every
+        if e is not None and solver.t >= self.next - 1e-9 * e:
+            self._fire(solver)
+            while self.next <= solver.t + 1e-9 * e:
+                self.next += e
+
+    def end(self, solver) -> None:
+        if self.end_call and self.last_step != solver.step_count:
+            self._fire(solver)
+
+    def __repr__(self) -> str:
+        return f"Every({self.every!r}, {self.call!r}, origin={self.origin!r})"
+
+
+class _ProgressBar:
+    """The tqdm bar of a run: simulated time, steps per second and the closure's share of the
+    wall time, redrawn at most every 0.2 s."""
+
+    def __init__(self, solver, t_end: float):
+        from tqdm.auto import tqdm
+        self.s = solver
+        self.t0, self.step0 = solver.t, solver.step_count
+        self.clo0 = solver.timers["closure"]
+        self.wall0 = self.last = _time.perf_counter()
+        self.bar = tqdm(total=round(t_end - solver.t, 10), unit="t.u.", dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
+                                   "{postfix}]")
+
+    def draw(self, force: bool = False) -> None:
+        now = _time.perf_counter()
+        if not force and now - self.last <= 0.2:
+            return
+        self.last = now
+        s, elapsed = self.s, max(now - self.wall0, 1e-9)
+        post = f"t={s.t:.4g}, {(s.step_count - self.step0) / elapsed:.1f} steps/s"
+        if s.closure is not None:
+            post += f", closure {100 * (s.timers['closure'] - self.clo0) / elapsed:.0f}%"
+        self.bar.n = min(self.bar.total, round(s.t - self.t0, 10))
+        self.bar.set_postfix_str(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _count(name, v, minimum=1):
     return integer(name, v, minimum)
 
@@ -240,7 +324,7 @@ class PseudoSpectralSolver:
         self._budget_rates = np.zeros((M, 10))
         self.track_budget = True
         self._flags = np.zeros(M, np.int64)
-        self.timers = {"closure": 0.0}
+        self.timers = {"steps": 0.0, "closure": 0.0}
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -475,8 +559,12 @@ class PseudoSpectralSolver:
     def step(self, nsteps: int = 1) -> None:
         """Advance ``nsteps`` steps."""
         nsteps = _count("nsteps", nsteps, minimum=0)
-        for _ in range(nsteps):
-            self._one_step()
+        t0 = _time.perf_counter()
+        try:
+            for _ in range(nsteps):
+                self._one_step()
+        finally:
+            self.timers["steps"] += _time.perf_counter() - t0
 
     def _one_step(self) -> None:
         """One step: closure refresh if due; first stage's velocities → CFL check or adaptive dt;
@@ -561,41 +649,46 @@ class PseudoSpectralSolver:
             return None, f" (restart file could not be written: {e})"
 
     def run(self, t_end: float, every: float | None = None,
-            callback: Callable[["PseudoSpectralSolver"], None] | None = None,
-            progress: bool = False) -> None:
-        """Step until ``t`` reaches ``t_end`` (within dt/2); call ``callback(self)`` at the start and
-        then each time another ``every`` time units have passed (at the first step on or after)."""
+            callback: Callable[["PseudoSpectralSolver"], Any] | None = None,
+            progress: bool = False, *, schedules=()) -> None:
+        """Step until ``t`` reaches ``t_end`` (within dt/2): the one run loop of the package.
+
+        ``callback(self)`` is called at the start and then each time another ``every`` time units
+        have passed (at the first step on or after); without ``every`` it is not called.
+        ``schedules``: more periodic calls, each an :class:`Every` (its own period, origin, and
+        calls at the start and at the end), made after each step in the order given, after
+        ``callback``. ``progress``: a tqdm bar (time, steps per second, the closure's share).
+        The wall time of the steps is added to ``timers['steps']`` (the closure's included; it is
+        also in ``timers['closure']``), that of the calls is not.
+        """
         t_end = float(t_end)
         if not np.isfinite(t_end) or t_end < self.t:
             raise ValueError(f"t_end must be finite and ≥ the current time {self.t:g}, got {t_end!r}")
-        if every is not None:
-            every = positive_number("every", every)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=round(t_end - self.t, 10), unit="t.u.", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}"
-                                  "{postfix}]")
-        t0, wall0, steps0 = self.t, _time.perf_counter(), self.step_count
-        last_draw = wall0
-        next_out = self.t
+        calls = list(schedules)
+        if callback is not None and every is not None:
+            calls.insert(0, Every(every, callback))
+        for c in calls:
+            if not isinstance(c, Every):
+                raise ValueError(f"schedules must be Every instances, got {c!r}")
+        bar = _ProgressBar(self, t_end) if progress else None
+        timers = self.timers
         try:
-            if callback is not None and every is not None:
-                callback(self)
-                next_out += every
+            for c in calls:
+                c.begin(self)
             while self.t < t_end - 0.5 * self.dt:
-                self._one_step()
-                if callback is not None and every is not None and self.t >= next_out - 1e-9 * every:
-                    callback(self)
-                    while next_out <= self.t + 1e-9 * every:
-                        next_out += every
-                now = _time.perf_counter()
-                if bar is not None and (now - last_draw > 0.2 or self.t >= t_end - 0.5 * self.dt):
-                    last_draw = now
-                    rate = (self.step_count - steps0) / max(now - wall0, 1e-9)
-                    bar.n = min(bar.total, round(self.t - t0, 10))
-                    bar.set_postfix_str(f"t={self.t:.4g}, {rate:.1f} steps/s", refresh=False)
-                    bar.refresh()
+                t0 = _time.perf_counter()
+                try:
+                    self._one_step()
+                finally:
+                    timers["steps"] += _time.perf_counter() - t0
+                for c in calls:
+                    c.after_step(self)
+                if bar is not None:
+                    bar.draw()
+            for c in calls:
+                c.end(self)
+            if bar is not None:
+                bar.draw(force=True)
         finally:
             if bar is not None:
                 bar.close()
