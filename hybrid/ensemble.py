@@ -63,7 +63,7 @@ from solvers.validate import integer
 from .config import Preset, load_preset
 
 from .simulation import (OUTPUTS, RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
-                         end_time, timing_info)
+                         blowup_info, end_time, timing_info)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0       # seconds to reach a Dask scheduler
 
@@ -148,10 +148,7 @@ def run_batch(spec: BatchSpec) -> dict[str, Any]:
     try:
         sim.run(spec.t_end, output_every=spec.output_every, progress=False, callback=collect)
     except BlowUpError as e:
-        blowup = {"step": e.step, "t": e.t, "members": [int(m) + spec.first_member
-                                                       for m in e.members],
-                  "restart": None if e.restart_path is None else str(e.restart_path),
-                  "message": str(e)}
+        blowup = blowup_info(e, spec.first_member)
     M, n = spec.members, s.grid.n
     T = len(times)
     return {

@@ -156,6 +156,14 @@ def timing_info(result: RunResult) -> dict[str, Any]:
     }
 
 
+def blowup_info(e: BlowUpError, first_member: int = 0) -> dict[str, Any]:
+    """How run.json describes a blow-up: step, time, members (numbered from ``first_member``),
+    the restart file of the last finite state and the message."""
+    return {"step": e.step, "t": e.t, "members": [int(m) + first_member for m in e.members],
+            "restart": None if e.restart_path is None else str(e.restart_path),
+            "message": str(e)}
+
+
 def _build_closure(closure, closure_kwargs: dict | None):
     """A closure instance from an instance or a registry name (``closures.registry``)."""
     if isinstance(closure, str):
@@ -335,9 +343,7 @@ class Simulation:
             status = "ok"
         except BlowUpError as e:
             status, error = "blew up", e
-            info["blowup"] = {"step": e.step, "t": e.t, "members": e.members,
-                              "restart": None if e.restart_path is None else str(e.restart_path),
-                              "message": str(e)}
+            info["blowup"] = blowup_info(e)
             raise
         except KeyboardInterrupt as e:
             status, error = "interrupted", e

@@ -1,5 +1,8 @@
-"""Shared helpers of the ``hybrid`` commands: exit codes, usage errors, argument types and the
-output-folder check. Every command module imports these; nothing here imports a command."""
+"""Shared helpers of the ``hybrid`` commands: exit codes, usage errors, argument types, the
+arguments every simulating command takes (:func:`add_solver_arguments`,
+:func:`add_restart_arguments`), the output-folder check, continuing a run from its restart file
+(:func:`restart_simulation`) and running with the exit codes of a blow-up or an interrupt
+(:func:`run_to_exit`). Every command module imports these; nothing here imports a command."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +65,45 @@ def time_step(text: str):
     return "cfl" if text.strip().lower() == "cfl" else positive_float(text)
 
 
+# ------------------------------------------------------------------ shared arguments
+def add_solver_arguments(p: argparse.ArgumentParser, grid: str) -> None:
+    """The solver settings of a simulating command (``grid`` 'dns' or 'les', the preset's grid
+    they default to): --members, --seed, --n, --dt, --threads, --dtype and --overwrite."""
+    where = {"dns": "the preset's DNS grid", "les": "the preset's [les] grid"}[grid]
+    step = {"dns": "the preset's DNS dt", "les": "the preset's LES dt"}[grid]
+    p.add_argument("--members", type=positive_int, default=None,
+                   help="ensemble members (default 1)")
+    p.add_argument("--seed", type=nonnegative_int, default=None,
+                   help="random seed (default 0)")
+    p.add_argument("--n", type=grid_size, default=None,
+                   help=f"grid points per side (default: {where})")
+    p.add_argument("--dt", type=time_step, default=None,
+                   help=f"time step, or 'cfl' for a CFL-chosen step (default: {step})")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="FFTW threads; large ensembles split their members between them "
+                        "(same bits as one thread; README, Performance)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="working precision of the solver (the trajectory is stored as float32)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier run in --out")
+
+
+def add_restart_arguments(p: argparse.ArgumentParser, span: str = "", note: str = "") -> None:
+    """--restart-every (every DT time units ``span``, and at the end ``note``) and --restart."""
+    p.add_argument("--restart-every", type=positive_float, default=None, metavar="DT_RESTART",
+                   help=f"write restart.nc every DT_RESTART time units{span} and at the "
+                        f"end{note}")
+    p.add_argument("--restart", type=Path, default=None, metavar="FILE",
+                   help="continue the run saved in this restart file for --t-end more time "
+                        "units, appending to its trajectory in --out (default: FILE's folder)")
+
+
+def solver_overrides(args: argparse.Namespace) -> dict:
+    """The solver settings given on the command line (--n, --dt, --threads, --dtype)."""
+    return {k: v for k, v in (("n", args.n), ("dt", args.dt), ("threads", args.threads),
+                               ("dtype", args.dtype)) if v is not None}
+
+
 # ------------------------------------------------------------------ output folder
 DNS_OUTPUTS = ("trajectory.nc", "run.json", "final_vorticity.png", "energy.png", "hovmoller.png")
 
@@ -73,3 +115,57 @@ def check_output_dir(out: Path, overwrite: bool, outputs=DNS_OUTPUTS, flag: str 
         return check_output_folder(out, overwrite, outputs, overwrite_hint="--overwrite")
     except (TypeError, FileExistsError, NotADirectoryError, PermissionError) as e:
         raise UsageError(f"{flag}: {e}") from None
+
+
+# ------------------------------------------------------------------ continuing and running
+def restart_simulation(args: argparse.Namespace, preset, fixed: list[str], metadata: dict,
+                       closure=None, every: int | None = None,
+                       closure_kwargs: dict | None = None, what: str = ""):
+    """The simulation saved in ``args.restart``, to continue its trajectory in ``--out``
+    (default: the restart's folder): ``(simulation, out)``. Raises UsageError, before anything
+    is written, when any of ``fixed`` (flags given that the restart fixes) or --overwrite is
+    given, the file is not a restart of ``preset``'s solver, the closure (``closure``, its
+    ``every`` and ``closure_kwargs``) is not the saved one, or the trajectory cannot be
+    appended to. ``what`` adds to the messages (e.g. the --closure given)."""
+    from solvers.io import RestartFileError, TrajectoryFileError, TrajectoryWriter, load_restart
+
+    from ..simulation import TRAJECTORY, Simulation
+
+    fixed = fixed + (["--overwrite"] if args.overwrite else [])
+    if fixed:
+        raise UsageError(f"--restart continues the saved run as it was (its grid, members, seed "
+                         f"and time step): {', '.join(fixed)} cannot be given with it")
+    try:
+        saved = load_restart(args.restart)
+    except (OSError, RestartFileError) as e:
+        raise UsageError(f"--restart {args.restart}: {e}") from None
+    if saved["solver"] != preset.solver:
+        raise UsageError(f"--restart {args.restart} holds a {saved['solver']} run; preset "
+                         f"{preset.name!r} runs {preset.solver}")
+    out = check_output_dir(args.out if args.out is not None else saved["path"].parent, True,
+                           outputs=())
+    traj = out / TRAJECTORY
+    overrides = {} if args.threads is None else {"threads": args.threads}
+    try:
+        sim = Simulation.from_restart(args.restart, closure, every,
+                                      closure_kwargs=closure_kwargs, metadata=metadata,
+                                      **overrides)
+        TrajectoryWriter(traj, sim.solver, append=True).close()    # appendable: checked now
+    except (ValueError, TypeError, OSError, TrajectoryFileError) as e:
+        raise UsageError(f"--restart {args.restart} ({what}trajectory {traj}): {e}") from None
+    return sim, out
+
+
+def run_to_exit(command: str, run, on_stop=None):
+    """``(run(), None)``; or, when the run blows up or is interrupted, the message on stderr,
+    ``on_stop(error)`` if given, and ``(None, exit code)``."""
+    from solvers import BlowUpError
+    try:
+        return run(), None
+    except (BlowUpError, KeyboardInterrupt) as e:
+        blew_up = isinstance(e, BlowUpError)
+        print(f"hybrid {command}: {e}" if blew_up else f"hybrid {command}: interrupted; the "
+              f"trajectory keeps the records written so far", file=sys.stderr)
+        if on_stop is not None:
+            on_stop(e)
+        return None, EXIT_BLOWUP if blew_up else EXIT_INTERRUPTED

@@ -27,9 +27,9 @@ import re
 import sys
 from pathlib import Path
 
-from .arguments import (EXIT_BLOWUP, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir,
-                        grid_size, nonnegative_float, nonnegative_int, positive_float,
-                        positive_int, time_step)
+from .arguments import (EXIT_OK, UsageError, add_restart_arguments, add_solver_arguments,
+                        check_output_dir, nonnegative_float, positive_float, positive_int,
+                        restart_simulation, run_to_exit, solver_overrides)
 
 NAME = "run"
 HELP = "run a hybrid simulation: coarse solver plus a closure"
@@ -47,8 +47,6 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "as a string), e.g. --closure-arg cs=0.2; repeatable")
     p.add_argument("--every", type=positive_int, default=None, metavar="K",
                    help="steps between closure calls (default: the closure's own)")
-    p.add_argument("--members", type=positive_int, default=None,
-                   help="ensemble members (default 1)")
     p.add_argument("--t-end", type=positive_float, default=None,
                    help="simulated time to run (default: the preset's run.t_end)")
     p.add_argument("--output-every", type=positive_float, default=None, metavar="DT_OUT",
@@ -56,28 +54,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: the preset's output_every)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/run-<preset>-<closure>)")
-    p.add_argument("--seed", type=nonnegative_int, default=None,
-                   help="random seed (default 0)")
-    p.add_argument("--n", type=grid_size, default=None,
-                   help="LES grid points per side (default: the preset's [les] grid)")
-    p.add_argument("--dt", type=time_step, default=None,
-                   help="time step, or 'cfl' for a CFL-chosen step (default: the preset's LES dt)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="FFTW threads; large ensembles split their members between them "
-                        "(same bits as one thread; README, Performance)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                   help="working precision of the solver (the trajectory is stored as float32)")
     p.add_argument("--init", type=Path, default=None, metavar="DNS_TRAJECTORY",
                    help="start from the coarse-grained vorticity of this DNS trajectory (one DNS "
                         "member per run member)")
     p.add_argument("--init-time", type=nonnegative_float, default=None, metavar="T0",
                    help="time of the --init record to start from (default: its first record)")
-    p.add_argument("--restart-every", type=positive_float, default=None, metavar="DT_RESTART",
-                   help="write restart.nc every DT_RESTART time units and at the end "
-                        "(one-process runs only)")
-    p.add_argument("--restart", type=Path, default=None, metavar="FILE",
-                   help="continue the run saved in this restart file for --t-end more time "
-                        "units, appending to its trajectory in --out (default: FILE's folder)")
+    add_solver_arguments(p, "les")
+    add_restart_arguments(p, note=" (one-process runs only)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="run batches of members on a local Dask cluster of N worker "
@@ -89,8 +72,6 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="members per Dask task (default: members spread evenly over the workers)")
     p.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="SECONDS",
                    help="how long to try to reach --scheduler (default 10)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the outputs of an earlier run in --out")
 
 
 def _closure_kwargs(pairs: list[str]) -> dict:
@@ -110,8 +91,6 @@ def _closure_kwargs(pairs: list[str]) -> dict:
 
 def handler(args: argparse.Namespace) -> int:
     """The handler of ``hybrid run``; returns the exit code."""
-    from solvers import BlowUpError
-
     from ..config import PresetError, load_preset
     from ..ensemble import Ensemble, SchedulerUnreachable, coarse_initial_from_trajectory
     from ..simulation import OUTPUTS
@@ -150,8 +129,7 @@ def handler(args: argparse.Namespace) -> int:
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", args.closure).strip("-") or "closure"
     out = args.out if args.out is not None else Path("runs") / f"run-{preset.name}-{tag}"
     out = check_output_dir(out, args.overwrite, outputs=OUTPUTS)
-    overrides = {k: v for k, v in (("n", args.n), ("dt", args.dt), ("threads", args.threads),
-                                   ("dtype", args.dtype)) if v is not None}
+    overrides = solver_overrides(args)
     flags = ", ".join(f"--{k}" for k in overrides)
     settings = f" (command-line settings: {flags})" if flags else ""
     try:
@@ -191,18 +169,15 @@ def handler(args: argparse.Namespace) -> int:
           file=sys.stderr)
     metadata = {"command": "run", "argv": getattr(args, "argv", None), "init": init_info}
     try:
-        res = ens.run(t0 + t_end, out, output_every, workers=args.workers,
-                      scheduler=args.scheduler, batch_size=args.batch_size, progress=True,
-                      overwrite=args.overwrite, restart_every=args.restart_every,
-                      metadata=metadata, connect_timeout=args.connect_timeout)
+        res, code = run_to_exit("run", lambda: ens.run(
+            t0 + t_end, out, output_every, workers=args.workers, scheduler=args.scheduler,
+            batch_size=args.batch_size, progress=True, overwrite=args.overwrite,
+            restart_every=args.restart_every, metadata=metadata,
+            connect_timeout=args.connect_timeout))
     except SchedulerUnreachable as e:
         raise UsageError(f"--scheduler {args.scheduler}: {e}") from None
-    except BlowUpError as e:
-        print(f"hybrid run: {e}", file=sys.stderr)
-        return EXIT_BLOWUP
-    except KeyboardInterrupt:
-        print("hybrid run: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if code is not None:
+        return code
     per = res.wall_per_time_unit()
     share = res.closure_s / (res.closure_s + res.solver_s) if res.closure_s + res.solver_s else 0
     print(f"hybrid run: {res.records} records in {res.trajectory}; {res.steps} steps, "
@@ -213,59 +188,29 @@ def handler(args: argparse.Namespace) -> int:
 
 def _continue(args: argparse.Namespace, preset) -> int:
     """``hybrid run --restart FILE``: continue the saved run, appending to its trajectory."""
-    from solvers import BlowUpError
-    from solvers.io import RestartFileError, TrajectoryFileError, TrajectoryWriter, load_restart
-
-    from ..simulation import TRAJECTORY, Simulation
-
     fixed = [flag for flag, v in (("--members", args.members), ("--seed", args.seed),
                                   ("--n", args.n), ("--dt", args.dt), ("--dtype", args.dtype),
                                   ("--init", args.init), ("--init-time", args.init_time),
                                   ("--workers", args.workers), ("--scheduler", args.scheduler),
                                   ("--batch-size", args.batch_size)) if v is not None]
-    if args.overwrite:
-        fixed.append("--overwrite")
-    if fixed:
-        raise UsageError(f"--restart continues the saved run as it was (one process, its grid, "
-                         f"members, seed and time step): {', '.join(fixed)} cannot be given "
-                         f"with it")
-    try:
-        saved = load_restart(args.restart)
-    except (OSError, RestartFileError) as e:
-        raise UsageError(f"--restart {args.restart}: {e}") from None
-    if saved["solver"] != preset.solver:
-        raise UsageError(f"--restart {args.restart} holds a {saved['solver']} run; preset "
-                         f"{preset.name!r} runs {preset.solver}")
     run_cfg = dict(preset.run)
     t_span = args.t_end if args.t_end is not None else run_cfg["t_end"]
     output_every = args.output_every if args.output_every is not None else run_cfg["output_every"]
-    out = check_output_dir(args.out if args.out is not None else saved["path"].parent, True,
-                           outputs=())
-    traj = out / TRAJECTORY
+    kwargs = _closure_kwargs(args.closure_arg)
     metadata = {"command": "run", "argv": getattr(args, "argv", None),
-                "preset": preset.to_dict(), "closure_kwargs": _closure_kwargs(args.closure_arg)}
-    overrides = {} if args.threads is None else {"threads": args.threads}
-    try:
-        sim = Simulation.from_restart(args.restart, args.closure, args.every,
-                                      closure_kwargs=metadata["closure_kwargs"],
-                                      metadata=metadata, **overrides)
-        TrajectoryWriter(traj, sim.solver, append=True).close()    # appendable: checked now
-    except (ValueError, TypeError, OSError, TrajectoryFileError) as e:
-        raise UsageError(f"--restart {args.restart} (--closure {args.closure}, trajectory "
-                         f"{traj}): {e}") from None
+                "preset": preset.to_dict(), "closure_kwargs": kwargs}
+    sim, out = restart_simulation(args, preset, fixed, metadata, args.closure, args.every,
+                                  kwargs, what=f"--closure {args.closure}, ")
     s = sim.solver
     print(f"hybrid run: continuing {args.restart} (t={s.t:g}, step {s.step_count}, "
           f"{s.members} member(s), closure {args.closure} every {s.closure_every} steps) to "
-          f"t={s.t + t_span:g} → {traj}", file=sys.stderr)
-    try:
-        res = sim.run(s.t + t_span, out=out, output_every=output_every, progress=True,
-                      restart_every=args.restart_every, append=True)
-    except BlowUpError as e:
-        print(f"hybrid run: {e}", file=sys.stderr)
-        return EXIT_BLOWUP
-    except KeyboardInterrupt:
-        print("hybrid run: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+          f"t={s.t + t_span:g} → {out}", file=sys.stderr)
+    res, code = run_to_exit("run", lambda: sim.run(s.t + t_span, out=out,
+                                                   output_every=output_every, progress=True,
+                                                   restart_every=args.restart_every,
+                                                   append=True))
+    if code is not None:
+        return code
     print(f"hybrid run: {res.records} records appended to {res.trajectory}; {res.steps} steps in "
           f"{res.wall_s:.1f} s", file=sys.stderr)
     return EXIT_OK
