@@ -1,7 +1,8 @@
 """Output files, one way for every layer: where an output may go (:func:`check_output_file`,
 :func:`check_output_folder`, both touching nothing) and the atomic JSON writer
 (:func:`write_json`: a temporary file in the same folder, then ``os.replace``, so a reader sees the
-old file or the new one, never half of one)."""
+old file or the new one, never half of one), and the JSON of numpy values and paths
+(:func:`json_value`, :func:`json_default`, :func:`json_text`)."""
 from __future__ import annotations
 
 import json
@@ -12,16 +13,31 @@ from pathlib import Path
 import numpy as np
 
 
-def json_default(o):
-    """``json.dumps`` fallback: numpy scalars and arrays as plain values, paths as strings, anything
-    else as its ``str``."""
+def json_value(o):
+    """``json.dumps`` fallback for data that must read back as it was (configurations): numpy
+    scalars and arrays as plain values, paths as strings; TypeError for anything else."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, os.PathLike):
         return os.fspath(o)
-    return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def json_default(o):
+    """``json.dumps`` fallback for reports (run.json, model cards): :func:`json_value`, and
+    anything else as its ``str``."""
+    try:
+        return json_value(o)
+    except TypeError:
+        return str(o)
+
+
+def json_text(data) -> str:
+    """``data`` as canonical JSON (sorted keys, :func:`json_value` for numpy and paths), as
+    files store configurations; TypeError or ValueError if it cannot be stored exactly."""
+    return json.dumps(data, default=json_value, sort_keys=True)
 
 
 def write_json(path, data, *, indent: int | None = 2, allow_nan: bool = True,

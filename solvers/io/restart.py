@@ -28,11 +28,11 @@ import netCDF4
 import numpy as np
 
 from .. import fft, registry
-from ..files import check_output_file
+from ..files import check_output_file, json_text
 from .schema import (CONVENTIONS, FORMAT_VERSION, LOCK_HINT, RESTART_FORMAT, RestartFileError,
                      RestartWriteError, check_input_path, closure_config,
                      closure_every, config_json, differing_keys, make_folder, now,
-                     package_version, plain)
+                     package_version)
 
 _WISDOM_NAMES = ("fftw_wisdom_double", "fftw_wisdom_single", "fftw_wisdom_longdouble")
 
@@ -179,7 +179,7 @@ def write_restart(solver, path) -> Path:
     p = check_output_file(path, "restart file", overwrite=True)
     try:
         config = config_json(solver)
-        ccfg = json.dumps(closure_config(solver), default=plain, sort_keys=True)
+        ccfg = json_text(closure_config(solver))
     except ValueError as e:                           # an OSError, for blow-up handlers
         raise RestartWriteError(f"cannot write restart file {p}: {e}") from None
     state = dict(solver.get_state())

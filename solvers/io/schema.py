@@ -30,9 +30,8 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from ..files import json_text
 
 TRAJECTORY_FORMAT = "solvers-trajectory"
 RESTART_FORMAT = "solvers-restart"
@@ -70,21 +69,10 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def plain(o: Any) -> Any:
-    """json.dumps ``default`` for configurations: numpy scalars and paths as plain values."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, os.PathLike):
-        return os.fspath(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
 def config_json(solver) -> str:
     """``solver.config()`` as JSON (sorted keys); ValueError if it cannot be stored."""
     try:
-        return json.dumps(solver.config(), default=plain, sort_keys=True)
+        return json_text(solver.config())
     except (TypeError, ValueError) as e:
         raise ValueError(f"the configuration of {type(solver).__name__} cannot be stored as "
                          f"JSON: {e}") from None
@@ -103,7 +91,7 @@ def closure_config(solver) -> dict | None:
     cfg.setdefault("class", f"{type(closure).__module__}.{type(closure).__qualname__}")
     cfg["every"] = closure_every(solver)
     try:
-        return json.loads(json.dumps(cfg, default=plain, sort_keys=True))
+        return json.loads(json_text(cfg))
     except (TypeError, ValueError) as e:
         raise ValueError(f"the configuration of closure {type(closure).__name__} cannot be "
                          f"stored as JSON: {e}") from None

@@ -12,11 +12,11 @@ import json
 import netCDF4
 import numpy as np
 
-from ..files import check_output_file
+from ..files import check_output_file, json_text
 from .schema import (COMPLETE, CONVENTIONS, FORMAT_VERSION, TRAJECTORY_FORMAT,
                      TrajectoryFileError, check_input_path, closure_config,
                      closure_every, config_json, differing_keys, make_folder, now, open_netcdf,
-                     package_version, plain)
+                     package_version)
 
 # configuration keys that change how a run is computed, not what it computes
 _UNCOMPARED = ("threads",)
@@ -192,7 +192,7 @@ class TrajectoryWriter:
             "members": np.int32(M),
             "closure": "none" if closure is None else type(closure).__name__,
             "closure_every": np.int32(closure_every(solver)),
-            "closure_config": json.dumps(ccfg, default=plain, sort_keys=True),
+            "closure_config": json_text(ccfg),
             "t_start": float(solver.t),
             "step_start": np.int64(solver.step_count),
             COMPLETE: np.int64(0),
