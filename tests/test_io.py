@@ -157,7 +157,7 @@ def test_writer_refuses_closed_and_mismatched(tmp_path):
         w.write(s)
 
 
-_KILLED_WRITER = textwrap.dedent("""
+_WRITER_PRELUDE = textwrap.dedent("""
     import os, sys, time
     import numpy as np
     from solvers import KolmogorovFlow
@@ -166,12 +166,17 @@ _KILLED_WRITER = textwrap.dedent("""
     s = KolmogorovFlow(n=16, dt=0.05, members=2, seed=3)
     s.set_vorticity(np.random.default_rng(0).standard_normal((2, 16, 16)))
     w = TrajectoryWriter(path, s)
-    snaps = []
-    for _ in range(5):
-        s.step(2)
-        w.write(s)
-        snaps.append(s.vorticity.astype(np.float32))
-    np.save(expected, np.stack(snaps, axis=1))
+    def write_records(k):           # k records two steps apart; their vorticity to `expected`
+        snaps = []
+        for _ in range(k):
+            s.step(2)
+            w.write(s)
+            snaps.append(s.vorticity.astype(np.float32))
+        np.save(expected, np.stack(snaps, axis=1))
+""")
+
+_KILLED_WRITER = _WRITER_PRELUDE + textwrap.dedent("""
+    write_records(5)
     if how == "exit":
         os._exit(0)                                  # no close, no atexit, no finalisers
     print("written", flush=True)
@@ -179,22 +184,29 @@ _KILLED_WRITER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["sigkill", "exit"])
-def test_killed_run_keeps_what_it_wrote(tmp_path, how):
-    path, expected = tmp_path / "killed.nc", tmp_path / "expected.npy"
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), str(expected), how],
+def _run_and_kill(script: str, path, expected, how: str, ready: str) -> int:
+    """Run ``script`` in a fresh process; with how='sigkill', SIGKILL it once it prints ``ready``
+    (with 'exit' it leaves through os._exit itself). Returns its exit status."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(expected), how],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         if how == "sigkill":
             line = proc.stdout.readline()
-            assert line.strip() == "written", proc.stderr.read()
+            assert line.strip() == ready, proc.stderr.read()
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 0)
+    return proc.returncode
+
+
+@pytest.mark.parametrize("how", ["sigkill", "exit"])
+def test_killed_run_keeps_what_it_wrote(tmp_path, how):
+    path, expected = tmp_path / "killed.nc", tmp_path / "expected.npy"
+    code = _run_and_kill(_KILLED_WRITER, path, expected, how, "written")
+    assert code == (-signal.SIGKILL if how == "sigkill" else 0)
     want = np.load(expected)
     with sio.open_trajectory(path) as ds:
         assert ds.sizes["time"] == 5
@@ -202,21 +214,8 @@ def test_killed_run_keeps_what_it_wrote(tmp_path, how):
         np.testing.assert_array_equal(ds["step"].values, [2, 4, 6, 8, 10])
 
 
-_KILLED_INSIDE_WRITE = textwrap.dedent("""
-    import os, sys, time
-    import numpy as np
-    from solvers import KolmogorovFlow
-    from solvers.io import TrajectoryWriter
-    path, expected, how = sys.argv[1], sys.argv[2], sys.argv[3]
-    s = KolmogorovFlow(n=16, dt=0.05, members=2, seed=3)
-    s.set_vorticity(np.random.default_rng(0).standard_normal((2, 16, 16)))
-    w = TrajectoryWriter(path, s)
-    snaps = []
-    for _ in range(3):
-        s.step(2)
-        w.write(s)
-        snaps.append(s.vorticity.astype(np.float32))
-    np.save(expected, np.stack(snaps, axis=1))
+_KILLED_INSIDE_WRITE = _WRITER_PRELUDE + textwrap.dedent("""
+    write_records(3)
     s.step(2)
     real = s.enstrophy
     def killed_here():              # the 4th record's vorticity and energy are written; its
@@ -233,19 +232,7 @@ _KILLED_INSIDE_WRITE = textwrap.dedent("""
 @pytest.mark.parametrize("how", ["sigkill", "exit"])
 def test_kill_inside_a_write_leaves_only_complete_records(tmp_path, how):
     path, expected = tmp_path / "killed.nc", tmp_path / "expected.npy"
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_INSIDE_WRITE, str(path), str(expected),
-                             how], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
-    try:
-        if how == "sigkill":
-            line = proc.stdout.readline()
-            assert line.strip() == "inside", proc.stderr.read()
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _run_and_kill(_KILLED_INSIDE_WRITE, path, expected, how, "inside")
     with xr.open_dataset(path) as raw:                    # the partial record is in the file ...
         assert raw.sizes["time"] == 4 and not raw["time"].values[3] < 1e30
     with sio.open_trajectory(path) as ds:                 # ... and no reader sees it
