@@ -1,27 +1,32 @@
-"""Online skill and cost of the diffusion closures on ``kolmogorov`` LES 64² (issue 4's targets).
+"""Online skill and cost of the learned closures on ``kolmogorov`` LES 64², on test data only.
 
-    python -m benchmarks.ldm_online --data data/kolmogorov.nc --out benchmarks/results/ldm_online
+    hybrid generate kolmogorov --n-dns 256 --dt-dns 0.002 --members 8 --interval 0.5 \
+        --spinup 5 --samples 320 --seed 1 --split 0,0,1 --out data/kolmogorov-test.nc
+    python -m benchmarks.ldm_online --data data/kolmogorov-test.nc --starts 8 \
+        --out benchmarks/results/ldm_online
 
 The reference is the closure dataset itself (``hybrid generate``): its ω̄ records are the
 filtered DNS (Gaussian Δ = 2·dx_LES, truncated to the LES grid) every ``interval`` time units, for
-each DNS member. Nothing here was seen in training when the run starts at the first held-out
-sampling time of the model's card (the default).
+each DNS member. The runs start at the file's test block (``split_test_from``); a file from the
+DNS the shipped L-CDM was trained and validated on (same seed, up to its last validation time) is
+refused. The test file above is an independent DNS (seed 1) whose every record is test data.
 
 1. **Short-term skill.** From the filtered DNS state of ``starts`` DNS members at the start time,
    an LES ensemble of ``ensemble`` members per start (stochastic closures; deterministic ones need
-   one) runs with each closure (none, Smagorinsky, the L-CDM, the P-CDM when shipped) refreshed
-   every ``every`` steps. At every record time: the relative L2 error of the ensemble-mean
-   vorticity against the filtered DNS, ‖⟨ω⟩ − ω̄_ref‖/‖ω̄_ref‖, averaged over the starts; also the
-   mean over members of each member's own error, and the ensemble spread relative to ‖ω̄_ref‖.
-   The horizon is the decorrelation time t_d of the filtered DNS (its anomaly autocorrelation
-   ⟨ω'(t)ω'(t+τ)⟩/⟨ω'²⟩, ω' = ω̄ minus its time and member mean, first drops below 1/e) plus one
-   large-eddy turnover time T_e = (L/k_f)/u_rms, both measured from the dataset.
+   one) runs with each closure (default: none, Smagorinsky, Leith, dynamic Smagorinsky, the
+   mean network μ(ω̄) alone, the L-CDM) refreshed every ``every`` steps. At every record time,
+   against the filtered DNS (see :func:`ensemble_metrics`): the error of single members (every
+   closure, ± its standard error over the independent starts), the error of the ensemble mean,
+   the spread–error ratio and the CRPS (stochastic closures). The horizon is the decorrelation
+   time t_d of the filtered DNS (its anomaly autocorrelation ⟨ω'(t)ω'(t+τ)⟩/⟨ω'²⟩, ω' = ω̄ minus
+   its time and member mean, first drops below 1/e) plus one large-eddy turnover time
+   T_e = (L/k_f)/u_rms, both measured from the dataset.
 2. **Long run.** ``long_members`` members from the start states run ``long_t`` time units with
    each closure; blow-up (non-finite state) is reported. The isotropic energy spectrum averaged
    over t ≥ ``long_t``/5 and over members is compared shell by shell, for shells below the LES
    cutoff, with the spectrum of all the dataset's ω̄: max and RMS of |E/E_ref − 1|, and per
    shell E/E_ref − 1 with its standard error (from the spread of the members' time means, in
-   the LES and in the dataset).
+   the LES and in the dataset); the one-point PDF of ω likewise (:func:`pdf_scores`).
 3. **Cost.** Wall seconds per simulated time unit per member of each LES ensemble, the closure's
    share, and its time per call per member; a DNS 256² of the same ensemble size is timed over
    ``dns_t`` time units at the dataset's DNS step (measured in the same process).
@@ -86,7 +91,8 @@ def time_scales(ref: dict, L: float, kf: float) -> dict:
             "eddy_turnover": (L / kf) / u_rms}
 
 
-DIFFUSION = ("ldm", "pcdm")
+DIFFUSION = ("ldm", "pcdm")            # stochastic: run as ensembles; the rest one member a start
+DEFAULT_CLOSURES = "none,smagorinsky,leith,dynamic-smagorinsky,ldm-mean,ldm"
 
 
 def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every: int,
@@ -98,9 +104,11 @@ def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every:
                            **({} if dt is None else {"dt": dt}))
     s.set_vorticity(np.repeat(omega0, ensemble, axis=0))
     if closure != "none":
-        kw = dict(diffusion_kw or {}) if closure in DIFFUSION else {}
-        if closure != "ldm":
-            kw.pop("model", None)                   # --ldm-model is for the ldm closure only
+        kw = dict(diffusion_kw or {}) if closure in DIFFUSION + ("ldm-mean",) else {}
+        if closure == "ldm-mean":
+            kw = {k: v for k, v in kw.items() if k in ("model", "chunk")}
+        if closure not in ("ldm", "ldm-mean"):
+            kw.pop("model", None)                   # --ldm-model is for the ldm closures only
         s.set_closure(get_closure(closure, every=every, **kw), every=every)
     return s
 
@@ -117,31 +125,61 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
         E = ensemble if name in DIFFUSION else 1
         s = les_ensemble(preset, name, truth[0], E, every, seed, dt, diffusion_kw)
         per = round(interval / s.dt)
-        err, spread, member = [0.0], [0.0], [0.0]
+        err, spread, member, member_se, ratio, crps = [0.0], [0.0], [0.0], [0.0], [None], [0.0]
         wall0 = time.perf_counter()
         for j in range(1, leads + 1):
             s.step(per)
-            w = np.asarray(s.vorticity).reshape(starts, E, *truth.shape[-2:])
-            mean = w.mean(axis=1)
-            ref_j = truth[j]
-            e = np.sqrt(((mean - ref_j) ** 2).sum(axis=(1, 2)) / (ref_j ** 2).sum(axis=(1, 2)))
-            err.append(float(e.mean()))
-            spread.append(float(np.sqrt(w.var(axis=1).sum(axis=(1, 2))
-                                        / (ref_j ** 2).sum(axis=(1, 2))).mean()))
-            member.append(float(np.sqrt(((w - ref_j[:, None]) ** 2).sum(axis=(2, 3))
-                                        / (ref_j ** 2).sum(axis=(1, 2))[:, None]).mean()))
+            w = np.asarray(s.vorticity, np.float64).reshape(starts, E, *truth.shape[-2:])
+            sc = ensemble_metrics(w, truth[j])
+            err.append(sc["error_ensemble_mean"])
+            spread.append(sc["relative_spread"])
+            member.append(sc["error_member"])
+            member_se.append(sc["error_member_se"])
+            ratio.append(sc["spread_error_ratio"])
+            crps.append(sc["crps_relative"])
         wall = time.perf_counter() - wall0
         clo = s.timers["closure"]
         calls = getattr(s.closure, "calls", None) if s.closure is not None else None
         sim_t = leads * per * s.dt
         out["closures"][name] = {
             "ensemble": E, "error_ensemble_mean": err, "error_member_mean": member,
-            "relative_spread": spread,
+            "error_member_se": member_se, "relative_spread": spread,
+            "spread_error_ratio": ratio, "crps_relative": crps,
             "wall_s": wall, "cost_s_per_tu_per_member": wall / sim_t / (starts * E),
             "closure_share": clo / wall if wall > 0 else 0.0,
             "closure_s_per_call_per_member": (clo / calls / (starts * E)) if calls else None}
         print(f"  short-term {name}: error at the horizon {err[-1]:.3f}, "
               f"{wall:.0f} s", flush=True)
+    return out
+
+
+def ensemble_metrics(w: np.ndarray, truth: np.ndarray) -> dict:
+    """Scores of ensembles ``w`` (starts, E, n, n) against ``truth`` (starts, n, n), each start an
+    independent flow: the relative L2 error ‖ω − ω̄‖/‖ω̄‖ of single members (mean over starts
+    and members, and its standard error from the spread over starts) and of the ensemble mean
+    (mean over starts); the spread sqrt(Σ var_m ω/Σ ω̄²) (unbiased member variance); the
+    spread–error ratio sqrt((E+1)/E · Σ var_m ω / Σ (⟨ω⟩ − ω̄)²), pooled over starts (1 for a
+    calibrated ensemble, None for E = 1); the fair CRPS at every point, box and start mean, over
+    ⟨|ω̄|⟩ (the mean absolute error for E = 1)."""
+    import torch
+
+    from closures.losses import crps_ensemble
+    S, E = w.shape[:2]
+    norm = (truth ** 2).sum(axis=(1, 2))
+    mean = w.mean(axis=1)
+    e_mean = np.sqrt(((mean - truth) ** 2).sum(axis=(1, 2)) / norm)
+    e_mem = np.sqrt(((w - truth[:, None]) ** 2).sum(axis=(2, 3)) / norm[:, None]).mean(axis=1)
+    out = {"error_ensemble_mean": float(e_mean.mean()), "error_member": float(e_mem.mean()),
+           "error_member_se": float(e_mem.std(ddof=1) / np.sqrt(S)) if S > 1 else None,
+           "relative_spread": 0.0, "spread_error_ratio": None}
+    if E > 1:
+        var = w.var(axis=1, ddof=1).sum(axis=(1, 2))
+        out["relative_spread"] = float(np.sqrt(var / norm).mean())
+        out["spread_error_ratio"] = float(np.sqrt((E + 1) / E * var.sum()
+                                                  / ((mean - truth) ** 2).sum()))
+    samples = torch.from_numpy(np.moveaxis(w, 1, 0).copy())
+    crps = float(crps_ensemble(samples, torch.from_numpy(truth)))
+    out["crps_relative"] = crps / float(np.abs(truth).mean())
     return out
 
 
@@ -172,7 +210,7 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
         s = les_ensemble(preset, name, ref["omega"][k0, :members], 1, every, seed, dt,
                          diffusion_kw)
         chunk = round(0.5 / s.dt)
-        specs, blew, t_blow = [], False, None
+        specs, fields, blew, t_blow = [], [], False, None
         wall0 = time.perf_counter()
         try:
             while s.t < t_end - 0.5 * s.dt:
@@ -180,6 +218,7 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
                 if s.t >= t_end / 5:
                     specs.append(diagnostics.energy_spectrum(
                         grid, np.asarray(s.vorticity_hat))[1][:, :kmax])
+                    fields.append(np.asarray(s.vorticity, np.float64))
         except BlowUpError:
             blew, t_blow = True, float(s.t)
         wall = time.perf_counter() - wall0
@@ -192,12 +231,47 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
             rec.update(spectrum=e.tolist(), spectrum_rel_error=rel.tolist(),
                        spectrum_rel_error_se=rel_se.tolist(),
                        spectrum_max_abs_rel_error=float(np.abs(rel).max()),
-                       spectrum_rms_rel_error=float(np.sqrt((rel ** 2).mean())))
+                       spectrum_rms_rel_error=float(np.sqrt((rel ** 2).mean())),
+                       **pdf_scores(np.moveaxis(np.asarray(fields), 1, 0), ref["omega"]))
         out["closures"][name] = rec
         print(f"  long {name}: blew up {blew}, max spectrum error "
               f"{rec.get('spectrum_max_abs_rel_error', float('nan')):.3f}, {wall:.0f} s",
               flush=True)
     return out
+
+
+def pdf_scores(w: np.ndarray, w_ref: np.ndarray, bins: int = 60) -> dict:
+    """The one-point PDF of ω of a long run ``w`` (members, times, n, n) against the reference's
+    (times, members, n, n), on bins fixed from the reference (±5 of its standard deviations):
+    the standard deviation and kurtosis relative to the reference's, each ± the standard error
+    from the spread of the members' values (members independent, times within one are not), and
+    the Hellinger distance H² = ½Σ(√p − √q)² of the pooled PDFs."""
+    ref = np.moveaxis(w_ref, 1, 0)                            # (members, times, n, n)
+
+    def stats(x):
+        a = x.reshape(x.shape[0], -1)
+        a = a - a.mean(axis=1, keepdims=True)
+        sd = np.sqrt((a ** 2).mean(axis=1))
+        return sd, (a ** 4).mean(axis=1) / sd ** 4
+
+    def mean_se(v):
+        return v.mean(), (v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else math.nan)
+
+    sd, ku = stats(w)
+    sd_r, ku_r = stats(ref)
+    (m_sd, se_sd), (m_sdr, se_sdr) = mean_se(sd), mean_se(sd_r)
+    (m_ku, se_ku), (m_kur, se_kur) = mean_se(ku), mean_se(ku_r)
+    edges = np.linspace(-5 * m_sdr, 5 * m_sdr, bins + 1)
+    p = np.histogram(np.clip(w, edges[0], edges[-1]), edges)[0].astype(float)
+    q = np.histogram(np.clip(ref, edges[0], edges[-1]), edges)[0].astype(float)
+    h2 = 0.5 * ((np.sqrt(p / p.sum()) - np.sqrt(q / q.sum())) ** 2).sum()
+    return {"vorticity_std_ratio": float(m_sd / m_sdr),
+            "vorticity_std_ratio_se": float(m_sd / m_sdr * np.hypot(se_sd / m_sd,
+                                                                     se_sdr / m_sdr)),
+            "vorticity_kurtosis": float(m_ku), "vorticity_kurtosis_se": float(se_ku),
+            "vorticity_kurtosis_reference": float(m_kur),
+            "vorticity_kurtosis_reference_se": float(se_kur),
+            "vorticity_pdf_hellinger": float(np.sqrt(h2))}
 
 
 def dns_cost(preset, ref, members: int, t: float, seed: int) -> dict:
@@ -235,7 +309,8 @@ def markdown(r: dict) -> str:
     s, lg, sc = r["short_term"], r["long"], r["time_scales"]
     lines = [f"# Online skill of the diffusion closures ({r['date']}, {r['machine']})", "",
              f"`{r['command']}`", "",
-             f"Starts: {r['starts']} held-out filtered-DNS states at t = {r['start_time']:g}; "
+             f"Data: {r['data']} (test block only). "
+             f"Starts: {r['starts']} independent filtered-DNS states at t = {r['start_time']:g}; "
              f"decorrelation time t_d = {sc['decorrelation_time']:.2f}, eddy turnover "
              f"T_e = {sc['eddy_turnover']:.2f}, horizon {r['horizon']:.2f}. Every "
              f"{r['every']} steps, LES dt {r.get('les_dt', 0.005):g}; diffusion closures "
@@ -246,6 +321,26 @@ def markdown(r: dict) -> str:
     for j, t in enumerate(s["lead_time"]):
         lines.append(f"| {t:g} | " + " | ".join(f"{c['error_ensemble_mean'][j]:.3f}"
                                                for c in s["closures"].values()) + " |")
+    lines += ["", "Relative L2 error of single members, mean over starts and members ± its "
+              "standard error over the starts:", "",
+              "| lead | " + " | ".join(s["closures"]) + " |",
+              "|---|" + "---|" * len(s["closures"])]
+    for j, t in enumerate(s["lead_time"][1:], 1):
+        lines.append(f"| {t:g} | " + " | ".join(
+            f"{c['error_member_mean'][j]:.3f} ± {c['error_member_se'][j] or 0:.3f}"
+            for c in s["closures"].values()) + " |")
+    lines += ["", "CRPS at every point over ⟨|ω̄|⟩ (for one member: the mean absolute error), and "
+              "the spread–error ratio of the ensembles (1 is calibrated):", "",
+              "| lead | " + " | ".join(f"CRPS {n}" for n in s["closures"]) + " | "
+              + " | ".join(f"spread/error {n}" for n, c in s["closures"].items()
+                           if c["ensemble"] > 1) + " |",
+              "|---|" + "---|" * (len(s["closures"])
+                                  + sum(c["ensemble"] > 1 for c in s["closures"].values()))]
+    for j, t in enumerate(s["lead_time"][1:], 1):
+        lines.append(f"| {t:g} | " + " | ".join(f"{c['crps_relative'][j]:.3f}"
+                                               for c in s["closures"].values()) + " | "
+                     + " | ".join(f"{c['spread_error_ratio'][j]:.2f}"
+                                  for c in s["closures"].values() if c["ensemble"] > 1) + " |")
     lines += ["", f"Long runs ({r['long_members']} members, {r['long_t']:g} time units) and "
               f"cost (DNS {r['dns']['n']}², dt {r['dns']['dt']:g}: "
               f"{r['dns']['cost_s_per_tu_per_member']:.3g} s per time unit per member):", "",
@@ -264,6 +359,19 @@ def markdown(r: dict) -> str:
             + ("–" if per_call is None else f"{1e3 * per_call:.2f}") + " |")
     names = [n for n, c in lg["closures"].items() if "spectrum_rel_error_se" in c]
     if names:
+        lines += ["", "Vorticity PDF of the long runs against the test DNS (filtered): standard "
+                  "deviation ratio and kurtosis ± standard errors over members, Hellinger "
+                  "distance of the pooled PDFs (60 bins over ±5 reference standard deviations):",
+                  "", "| closure | σ/σ_ref | kurtosis (reference "
+                  f"{lg['closures'][names[0]]['vorticity_kurtosis_reference']:.2f} ± "
+                  f"{lg['closures'][names[0]]['vorticity_kurtosis_reference_se']:.2f}) | "
+                  "Hellinger |", "|---|---|---|---|"]
+        for n in names:
+            c = lg["closures"][n]
+            lines.append(f"| {n} | {c['vorticity_std_ratio']:.3f} ± "
+                         f"{c['vorticity_std_ratio_se']:.3f} | {c['vorticity_kurtosis']:.2f} ± "
+                         f"{c['vorticity_kurtosis_se']:.2f} | {c['vorticity_pdf_hellinger']:.3f} |")
+    if names:
         lines += ["", "Energy spectrum by shell, E/E_ref − 1 ± its standard error (from the "
                   "members' time means of both ensembles):", "",
                   "| k | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -278,7 +386,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ldm_online"))
-    p.add_argument("--closures", default="none,smagorinsky,ldm",
+    p.add_argument("--closures", default=DEFAULT_CLOSURES,
                    help="comma-separated; ldm/pcdm use the shipped models (skipped if absent; "
                         "pcdm costs ~10× ldm per call)")
     p.add_argument("--long-closures", default=None,
@@ -317,9 +425,17 @@ def main(argv=None) -> int:
     shipped = {"ldm": "ldm-kolmogorov", "pcdm": "pcdm-kolmogorov"}
     names = [c for c in names if c not in shipped
              or (WEIGHTS_DIR / f"{shipped[c]}.json").exists()]
-    if args.start_time is None:
-        card = read_card(WEIGHTS_DIR / shipped["ldm"])
-        args.start_time = float(card["data"]["split"]["val_times"]["first"])
+    if args.start_time is None:                 # the test block: never used for any choice
+        if "split_test_from" not in ref["attrs"]:
+            raise SystemExit(f"--data {args.data} records no test block (hybrid generate "
+                             f"--split); give --start-time")
+        args.start_time = float(ref["attrs"]["split_test_from"])
+    card_data = read_card(WEIGHTS_DIR / shipped["ldm"])["data"]
+    if (int(ref["attrs"].get("seed", -1)) == int(card_data["generation"]["seed"])
+            and args.start_time <= float(card_data["split"]["val_times"]["last"])):
+        raise SystemExit(f"--data {args.data} at t = {args.start_time:g} is inside the DNS the "
+                         f"shipped L-CDM was trained and validated on (seed "
+                         f"{card_data['generation']['seed']}); use test data")
     k0 = int(np.argmin(np.abs(ref["times"] - args.start_time)))
     diffusion_kw = {"precision": args.precision}
     for key in ("chunk", "steps"):
