@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from solvers import BetaPlane, KolmogorovFlow
+from solvers import BetaPlane, KolmogorovFlow, validate
 from solvers.initial import random_vorticity, rest
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -87,12 +87,21 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
+def _passes(check, v) -> bool:
+    """Whether ``check`` of :mod:`solvers.validate` accepts ``v``."""
+    try:
+        check("value", v)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return _passes(lambda name, x: validate.integer(name, x, None), v)
 
 
 def _is_number(v) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+    return _passes(validate.number, v)
 
 
 def _type_ok(kind: str, v) -> bool:

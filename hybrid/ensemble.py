@@ -54,11 +54,10 @@ from typing import Any, Callable
 import numpy as np
 
 from solvers import BlowUpError, fft
-from solvers.base import positive_number
 from solvers.grid import Grid
 from solvers.files import check_output_folder, write_json
 from solvers.io import TrajectoryWriter
-from solvers.validate import integer
+from solvers.validate import integer, positive_number
 
 from .config import Preset, load_preset
 
@@ -290,10 +289,6 @@ def connect(scheduler: str | None = None, workers: int | None = None,
 
 
 # ------------------------------------------------------------------------------------ ensemble
-def _check_int(name: str, v, minimum: int) -> int:
-    return integer(name, v, minimum)
-
-
 class Ensemble:
     """``members`` LES runs of ``preset`` with a closure; see the module docstring.
 
@@ -311,7 +306,7 @@ class Ensemble:
                  overrides: dict | None = None, initial_hat: np.ndarray | None = None,
                  t0: float = 0.0):
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
-        self.members = _check_int("members", members, 1)
+        self.members = integer("members", members, 1)
         try:
             self.t0 = float(t0)
         except (TypeError, ValueError):
@@ -350,7 +345,7 @@ class Ensemble:
 
     def batches(self, batch_size: int) -> list[tuple[int, int]]:
         """(first_member, members) of each batch of at most ``batch_size`` members."""
-        b = _check_int("batch_size", batch_size, 1)
+        b = integer("batch_size", batch_size, 1)
         return [(m0, min(b, self.members - m0)) for m0 in range(0, self.members, b)]
 
     def _metadata(self, metadata: dict | None, execution: dict) -> dict:
@@ -410,7 +405,7 @@ class Ensemble:
         t_end = end_time(t_end, self.t0, "t0 =")
         output_every = positive_number("output_every", output_every, allow_none=True)
         if batch_size is not None:
-            _check_int("batch_size", batch_size, 1)
+            integer("batch_size", batch_size, 1)
         if not isinstance(overwrite, bool):
             raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
 

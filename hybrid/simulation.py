@@ -43,12 +43,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from solvers import BlowUpError, Every
-from solvers.base import positive_number
 from solvers.files import check_output_folder, write_json
 from solvers.io import TrajectoryWriter, read_restart, write_restart
+from solvers.validate import integer, positive_number
 
 TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
 OUTPUTS = (TRAJECTORY, RUN_JSON, RESTART)
@@ -193,11 +191,7 @@ class Simulation:
             if not hasattr(solver, attr):
                 raise TypeError(f"solver must be a PseudoSpectralSolver (it lacks {attr!r}), got "
                                 f"{type(solver).__name__}")
-        if every is not None and (isinstance(every, bool) or not isinstance(every, (int,
-                                                                                      np.integer))
-                                  or every < 1):
-            raise ValueError(f"every must be an integer ≥ 1 (steps between closure calls), got "
-                             f"{every!r}")
+        every = integer("every (steps between closure calls)", every, 1, allow_none=True)
         self.solver = solver
         closure, name = _build_closure(closure, closure_kwargs)
         if closure is not None:

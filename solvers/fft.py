@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pyfftw
 
+from .validate import integer
+
 _ALIGN = 64
 _lock = threading.RLock()
 _wisdom_loaded = False
@@ -141,9 +143,7 @@ def slot_array(slots: int, shape: tuple[int, int], dtype) -> np.ndarray:
 
 
 def _check_threads(threads: int) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return int(min(threads, max(multiprocessing.cpu_count(), 1) * 4))
+    return min(integer("threads", threads, 1), max(multiprocessing.cpu_count(), 1) * 4)
 
 
 class BatchedRealFFT:
@@ -187,10 +187,7 @@ class BatchedRealFFT:
         inner = self.threads > 1 and not self.slot_parallel and self.n >= MIN_THREADED_N
         self._plan_threads = self.threads if inner else 1
         nk = self.n // 2 + 1
-        if kmax is not None and not (isinstance(kmax, (int, np.integer))
-                                     and 0 <= kmax < self.n // 2):
-            raise ValueError(f"kmax must be None or an integer in [0, {self.n // 2}), got {kmax!r}")
-        self.kmax = None if kmax is None else int(kmax)
+        self.kmax = integer("kmax", kmax, 0, self.n // 2 - 1, allow_none=True)
         rdt, cdt = real_dtype(dtype), complex_dtype(dtype)
         self.real = self._buffers(real_fields, (self.n, self.n), rdt, "real_fields")
         self.spectral = self._buffers(spectral_fields, (self.n, nk), cdt, "spectral_fields")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid
+from .validate import number
 
 
 def gaussian_transfer(grid: Grid, delta: float) -> np.ndarray:
     """Ĝ(k) = exp(−Δ²|k|²/24) on the grid's spectral layout."""
-    if not (np.isfinite(delta) and delta >= 0):
-        raise ValueError(f"delta (filter width) must be finite and ≥ 0, got {delta!r}")
+    delta = number("delta (filter width)", delta, at_least=0)
     return np.exp(-(delta**2) * grid.k2 / 24.0)
 
 

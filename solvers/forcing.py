@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid
+from .validate import number
 
 
 def kolmogorov_forcing(grid: Grid, amplitude: float = 1.0, kf: int = 4) -> np.ndarray:
@@ -45,8 +46,7 @@ class RingForcing:
     def __init__(self, grid: Grid, kf: float, width: float, epsilon: float, cutoff: float = 1e-12,
                  transfer: np.ndarray | None = None, reference_n: int | None = None):
         for name, v in (("kf", kf), ("kf_width", width), ("epsilon", epsilon)):
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be positive and finite, got {v!r}")
+            number(name, v, above=0)
         ref = grid if reference_n is None else Grid(reference_n, grid.L)
         shape = self._shape(grid, kf, width)
         ref_shape = shape if ref is grid else self._shape(ref, kf, width)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validate import integer, number
+
 
 def check_grid_size(n: int, minimum: int = 8) -> int:
     """Return ``n`` as an int, or raise ValueError unless it is an even integer ≥ ``minimum``."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n must be an even integer >= {minimum}, got {n!r}")
-    if n < minimum or n % 2:
-        raise ValueError(f"n must be an even integer >= {minimum}, got {n}")
-    return int(n)
+    return integer("n", n, minimum, even=True)
 
 
 class Grid:
@@ -32,9 +30,7 @@ class Grid:
 
     def __init__(self, n: int, L: float = 2 * np.pi):
         self.n = check_grid_size(n)
-        if not np.isfinite(L) or L <= 0:
-            raise ValueError(f"L must be a positive finite box length, got {L!r}")
-        self.L = float(L)
+        self.L = number("L", L, above=0)
         self.nk = self.n // 2 + 1
         self.dx = self.L / self.n
         m_y = np.fft.fftfreq(self.n, d=1.0 / self.n)             # integer mode numbers

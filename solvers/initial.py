@@ -29,7 +29,7 @@ import numpy as np
 
 from .diagnostics import energy as _energy
 from .grid import Grid
-from .validate import integer
+from .validate import integer, number
 
 INITIAL_STREAM = 1      # entropy word that separates initial-condition streams from solver noise
 
@@ -75,16 +75,10 @@ def random_vorticity(grid: Grid, members: int = 1, seed: int | None = 0, k_peak:
     """
     members = _check_members(members)
     try:
-        k_peak = float(k_peak)
-        energy = float(energy)
-    except (TypeError, ValueError):
-        raise ValueError(f"k_peak and energy must be numbers, got k_peak={k_peak!r}, "
-                         f"energy={energy!r}") from None
-    if not np.isfinite(k_peak) or not 0 < k_peak <= grid.kmax_dealias:
-        raise ValueError(f"k_peak must be in (0, {grid.kmax_dealias}] (units of 2π/L, the dealiased "
-                         f"modes of n={grid.n}), got {k_peak!r}")
-    if not np.isfinite(energy) or energy < 0:
-        raise ValueError(f"energy must be finite and ≥ 0, got {energy!r}")
+        k_peak = number("k_peak", k_peak, above=0, at_most=grid.kmax_dealias)
+    except ValueError as e:
+        raise ValueError(f"{e} (units of 2π/L, the dealiased modes of n={grid.n})") from None
+    energy = number("energy", energy, at_least=0)
     rngs = initial_generators(seed, members, first_member)
     amp = spectral_shape(grid, k_peak)
     out = np.empty((members, grid.n, grid.n))

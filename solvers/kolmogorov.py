@@ -11,6 +11,7 @@ from .base import PseudoSpectralSolver, positive_number
 from .forcing import kolmogorov_forcing, unitbox_forcing
 from .grid import Grid
 from .registry import register_solver
+from .validate import integer, number
 
 FORCINGS = ("kolmogorov", "unitbox")
 
@@ -41,15 +42,11 @@ class KolmogorovFlow(PseudoSpectralSolver):
         grid = Grid(n, L)
         nu = positive_number("nu", nu, allow_zero=True)
         mu = positive_number("mu", mu, allow_zero=True)
-        if isinstance(kf, bool) or not isinstance(kf, (int, np.integer)) or kf < 1 \
-                or kf > grid.kmax_dealias:
-            raise ValueError(f"kf must be an integer in [1, {grid.kmax_dealias}] for n={n}, got {kf!r}")
         try:
-            amplitude = float(amplitude)
-        except (TypeError, ValueError):
-            raise ValueError(f"amplitude must be a number, got {amplitude!r}") from None
-        if not np.isfinite(amplitude):
-            raise ValueError(f"amplitude must be finite, got {amplitude!r}")
+            kf = integer("kf", kf, 1, grid.kmax_dealias)
+        except ValueError as e:
+            raise ValueError(f"{e} (the dealiased modes of n={n})") from None
+        amplitude = number("amplitude", amplitude)
         if forcing not in FORCINGS:
             raise ValueError(f"forcing must be one of {FORCINGS}, got {forcing!r}")
         cfl = positive_number("cfl", cfl)
