@@ -259,33 +259,55 @@ def test_bad_inputs_name_the_problem(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- cost + CLI
+def run_json(members, simulated_time, wall_s, solver_s, closure_s):
+    """A run.json as hybrid.simulation writes it (its own timing_info), with known timings."""
+    from hybrid.simulation import RunResult, timing_info
+    res = RunResult(status="ok", trajectory=None, run_json=None, restart=None, members=members,
+                    steps=100, records=4, t_start=0.0, t_end=simulated_time,
+                    simulated_time=simulated_time, wall_s=wall_s, solver_s=solver_s,
+                    closure_s=closure_s, io_s=wall_s - solver_s - closure_s, closure_calls=20)
+    return {"members": members, "simulated_time": simulated_time, "t_start": 0.0,
+            "t_final": simulated_time, "trajectory": "trajectory.nc", "status": "ok",
+            "timings": json.loads(json.dumps(timing_info(res)))}
+
+
 def test_cli_writes_metrics_figures_and_cost(tmp_path, capsys):
     fine, coarse = Grid(32), Grid(16)
     w = band_limited_fields(fine, 2, 4, 6, seed=5)
     times = np.arange(4) * 0.5
-    les = np.fft.irfft2(filters.coarse_grain(fine, coarse, np.fft.rfft2(w)), s=coarse.shape)
-    rng = np.random.default_rng(0)
-    les = les + 0.05 * np.abs(les).max() * rng.standard_normal(les.shape)
-    # the DNS: 10 s for 1.5 time units, 2 members (the keys 'hybrid dns' writes)
-    ref = folder(tmp_path, "dns", w, times, run_json={
-        "command": "dns", "members": 2, "t_final": 1.5, "wall_time_s": 10.0, "steps": 150,
-        "trajectory": "trajectory.nc"})
-    # the hybrid run: 2 s, of which 0.5 s in the closure (nested timing keys)
-    run = folder(tmp_path, "les", les, times, run_json={
-        "command": "run", "members": 2, "t_final": 1.5, "t_start": 0.0,
-        "timings": {"wall_seconds": 2.0, "closure_seconds": 0.5}})
+    filtered = np.fft.irfft2(filters.coarse_grain(fine, coarse, np.fft.rfft2(w)), s=coarse.shape)
+    shift = 0.1 * np.abs(filtered).max()
+    les = filtered + shift             # the filtered DNS moved by a constant: W1 is the shift
+    # the DNS: 10 s for 1.5 time units, 2 members; the run: 2 s, of which 0.5 s in the closure
+    ref = folder(tmp_path, "dns", w, times, run_json=run_json(2, 1.5, 10.0, 9.5, 0.0))
+    run = folder(tmp_path, "les", les, times, run_json=run_json(2, 1.5, 2.0, 1.25, 0.5))
     out = tmp_path / "cmp"
-    assert main(["compare", str(run), str(ref), "--out", str(out)]) == 0
+    assert main(["compare", str(run), str(ref), "--out", str(out), "--bins", "40"]) == 0
     printed = capsys.readouterr()
     assert "| speed-up per time unit per member (reference / run) | 5 |" in printed.out
     m = json.loads((out / "metrics.json").read_text())
     cost = m["cost"]
     assert cost["reference"]["wall_per_time_per_member"] == pytest.approx(10 / 1.5 / 2)
     assert cost["run"]["closure_per_time_per_member"] == pytest.approx(0.5 / 1.5 / 2)
-    assert cost["run"]["solver_per_time_per_member"] == pytest.approx(1.5 / 1.5 / 2)
-    assert cost["run"]["sources"]["wall_s"] == "timings.wall_seconds"
+    assert cost["run"]["solver_per_time_per_member"] == pytest.approx(1.25 / 1.5 / 2)
+    assert cost["run"]["closure_fraction"] == pytest.approx(0.25)
     assert cost["speedup_per_time_per_member"] == pytest.approx(5.0)
-    assert 0 < m["headline"]["pdf_hellinger"] < 1 and m["headline"]["pdf_wasserstein1"] > 0
+    assert m["run"]["run_json"] == str(run / "run.json")
+    # the distances of a shifted copy: W1 is the shift exactly; H from the two histograms on the
+    # common bins, computed here as 1 − Σ√(pq) (the code uses ½Σ(√p − √q)²)
+    steady = slice(2, 4)                                   # the last half of the 4 records
+    a, b = les[:, steady].ravel(), filtered[:, steady].ravel()
+    assert m["headline"]["pdf_wasserstein1"] == pytest.approx(shift, rel=1e-9)
+    edges = np.linspace(min(a.min(), b.min()), max(a.max(), b.max()), 41)
+    p, q = np.histogram(a, edges)[0] / a.size, np.histogram(b, edges)[0] / b.size
+    assert m["headline"]["pdf_hellinger"] == pytest.approx(math.sqrt(1 - np.sum(np.sqrt(p * q))),
+                                                           abs=1e-9)
+    assert m["headline"]["pdf_hellinger"] > 0.1                # the shift is seen
+    # every error is the shift against the filtered DNS: ‖c‖/‖ω_ref‖ per member and record
+    np.testing.assert_allclose(
+        m["errors"]["relative_l2_members"],
+        shift * np.sqrt(coarse.n ** 2) / np.linalg.norm(filtered.reshape(2, 4, -1), axis=-1),
+        rtol=1e-9)
     assert m["coarse_graining"]["applied"]
     assert sorted(m["figures"]) == ["energy.png", "error.png", "pdf.png", "spectra.png"]
     for name in m["figures"]:
@@ -304,33 +326,51 @@ def test_cli_bad_input_exits_2_naming_the_argument(tmp_path, capsys):
     assert not (tmp_path / "compare").exists()               # nothing written on bad input
 
 
-@pytest.mark.parametrize("info, wall, closure, solver", [
-    # the layout of hybrid.simulation's run.json: a 'timings' block and simulated_time
-    ({"members": 2, "simulated_time": 1.5, "t_final": 2.5, "t_start": 1.0,
-      "closure": {"name": "smagorinsky", "every": 5},
-      "timings": {"wall_s": 3.0, "solver_s": 2.0, "closure_s": 0.6, "io_s": 0.4,
-                  "wall_per_time_unit": {"total": 2.0, "solver": 4 / 3, "closure": 0.4}}},
-     3.0, 0.6, 2.0),
-    # flat keys; the solver's share is what the closure leaves of the wall time
-    ({"wall_seconds": 3.0, "closure_seconds": 0.6, "t_final": 1.5}, 3.0, 0.6, 2.4),
-    # no timing at all: unknown, not an error
-    ({"command": "run"}, None, None, None),
+def test_cost_is_read_from_the_run_json_of_a_real_run(tmp_path):
+    """The run.json hybrid.simulation writes, read back: cost = timings / simulated_time /
+    members, and the same numbers for a copy of the run (speed-up 1)."""
+    from hybrid.simulation import Simulation
+    s = KolmogorovFlow(n=16, nu=2e-2, mu=0.1, kf=4, dt=0.01, members=2)
+    s.set_vorticity(np.stack([smooth_random_field(s.grid, k, amplitude=3.0) for k in (0, 1)]))
+    Simulation(s, "smagorinsky", every=2).run(0.3, out=tmp_path / "run", output_every=0.1)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    m = compare_runs(tmp_path / "run", tmp_path / "run", write=False)
+    c, T = m["cost"]["run"], info["simulated_time"]
+    assert T == pytest.approx(0.3) and c["members"] == 2
+    assert c["wall_per_time_per_member"] == info["timings"]["wall_s"] / T / 2
+    assert c["closure_per_time_per_member"] == info["timings"]["closure_s"] / T / 2
+    assert c["solver_per_time_per_member"] == info["timings"]["solver_s"] / T / 2
+    assert m["cost"]["speedup_per_time_per_member"] == 1.0
+
+
+@pytest.mark.parametrize("drop, message", [
+    ("timings", "has no 'timings.wall_s'"),
+    ("timings.closure_s", "has no 'timings.closure_s'"),
+    ("simulated_time", "has no 'simulated_time'"),
+    ("members", "has no 'members'"),
 ])
-def test_cost_reads_run_json_layouts(tmp_path, info, wall, closure, solver):
+def test_a_run_json_without_the_cost_keys_names_the_file_and_the_key(tmp_path, drop, message):
     g = Grid(16)
-    f = band_limited_fields(g, 2, 2, 5, seed=1)
-    run = folder(tmp_path, "run", f, [0.0, 1.5], run_json=info)
-    m = compare_runs(run, run, write=False)
-    c = m["cost"]["run"]
-    assert c["wall_s"] == wall and c["closure_s"] == closure
-    assert c["solver_s"] == (None if solver is None else pytest.approx(solver))
-    if wall is None:
-        assert c["wall_per_time_per_member"] is None and m["cost"]["run"]["note"]
-    else:
-        assert c["simulated_time"] == pytest.approx(1.5)
-        assert c["wall_per_time_per_member"] == pytest.approx(wall / 1.5 / 2)
-        assert c["closure_per_time_per_member"] == pytest.approx(closure / 1.5 / 2)
-        assert m["cost"]["speedup_per_time_per_member"] == pytest.approx(1.0)
+    info = run_json(2, 1.5, 3.0, 2.0, 0.6)
+    group, _, key = drop.rpartition(".")
+    del (info[group] if group else info)[key]
+    run = folder(tmp_path, "run", band_limited_fields(g, 2, 2, 5, seed=1), [0.0, 1.5],
+                 run_json=info)
+    with pytest.raises(CompareError, match=f"RUN: .*run.json {message}"):
+        compare_runs(run, run, write=False)
+    info = run_json(2, 1.5, 3.0, 2.0, 0.6)
+    info["timings"]["wall_s"] = "3 s"
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(CompareError, match="'timings.wall_s' must be a finite number"):
+        compare_runs(run, run, write=False)
+
+
+def test_no_run_json_means_unknown_cost(tmp_path):
+    g = Grid(16)
+    run = write_traj(tmp_path / "run.nc", band_limited_fields(g, 2, 2, 5, seed=1), [0.0, 1.5])
+    c = compare_runs(run, run, write=False)["cost"]
+    assert c["run"]["wall_per_time_per_member"] is None and "no run.json" in c["run"]["note"]
+    assert c["speedup_per_time_per_member"] is None
 
 
 def test_ensemble_scores_of_a_calibrated_gaussian_ensemble(tmp_path):
