@@ -34,8 +34,11 @@ shipped models were trained on seed 0).
 The report is a markdown table (cost per simulated time unit per member, speed-up over each DNS,
 closure share, errors), the ensemble table, a cost-vs-error figure and final snapshots.
 
-Cost is the solver's wall time per simulated time unit per member (for the DNS: without the
-recorder's time; for the LES: everything, closure included), measured in this process.
+Cost is read from each run's ``run.json`` (:func:`hybrid.compare.run_cost`, the numbers
+``hybrid compare`` reports): wall seconds per simulated time unit per member, everything included
+(closure, trajectory records); for the reference DNS without its recorder's time (the recorder is
+that run's closure). The DNS rows of other grids or steps are timed directly (steady stepping, no
+output).
 """
 from __future__ import annotations
 
@@ -54,10 +57,12 @@ from closures import OracleClosure
 from closures.base import Closure
 from solvers import filters
 from solvers.grid import Grid
+from solvers.io import open_trajectory
 
-from .compare import compare_runs, ensemble_scores
+from .compare import compare_runs, ensemble_scores, run_cost
 from .config import load_preset
-from .simulation import Simulation
+from .plots import plot_cost_vs_error, plot_panels
+from .simulation import TRAJECTORY, Simulation
 
 CLOSURES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean", "ldm",
             "pcdm")
@@ -206,14 +211,12 @@ class SubgridRecorder(Closure):
 
     def __init__(self, les: Grid, every: int):
         super().__init__(every=every)
-        self.les, self.times, self.terms, self.seconds = les, [], [], 0.0
+        self.les, self.times, self.terms = les, [], []
 
     def compute(self, state):
-        t0 = time.perf_counter()
         _, pi_hat = filters.subgrid_term(state.grid, self.les, np.asarray(state.vorticity_hat))
         self.times.append(state.t)
         self.terms.append(np.fft.irfft2(pi_hat, s=self.les.shape))
-        self.seconds += time.perf_counter() - t0
         return np.zeros(state.vorticity.shape)
 
 
@@ -246,10 +249,10 @@ def _run_dns(preset, cfg: ReportConfig, n: int, dt: float, out: Path, reference:
         rec = SubgridRecorder(Grid(cfg.les_n, s.grid.L), every=round(cfg.les_dt * k / dt))
         if s.step_count % rec.every:
             raise ValueError("the spin-up must be a whole number of LES refresh intervals")
-    res = Simulation(s, rec).run(cfg.spinup + cfg.t, out=out, output_every=cfg.output_every,
-                                 progress=progress, overwrite=True)
-    recorded = 0.0 if rec is None else rec.seconds
-    cost = (res.wall_s - recorded - res.io_s) / res.simulated_time / cfg.members
+    Simulation(s, rec).run(cfg.spinup + cfg.t, out=out, output_every=cfg.output_every,
+                           progress=progress, overwrite=True)
+    c = run_cost(out, "DNS")              # the recorder is its closure: not the DNS's cost
+    cost = (c["wall_s"] - c["closure_s"]) / c["simulated_time"] / c["members"]
     oracle = None if rec is None else (np.array(rec.times), np.stack(rec.terms))
     return cost, start_hat, oracle
 
@@ -265,9 +268,9 @@ def _run_les(preset, cfg: ReportConfig, name: str, every: int, label: str, optio
     res = Simulation(s, closure, every=every, closure_kwargs=options or None).run(
         cfg.spinup + cfg.t, out=out, output_every=cfg.output_every, progress=progress,
         overwrite=True)
-    cost = (res.wall_s - res.io_s) / res.simulated_time / members
-    share = res.closure_s / max(res.wall_s - res.io_s, 1e-12)
-    return Row(f"LES {label}", cfg.les_n, cost, share, res.closure_calls)
+    c = run_cost(out, "LES")
+    return Row(f"LES {label}", cfg.les_n, c["wall_per_time_per_member"], c["closure_fraction"],
+               res.closure_calls)
 
 
 def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
@@ -325,7 +328,7 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     text = format_report(report)
     (out / "report.md").write_text(text)
-    _figure(report, out / "cost_vs_error.png")
+    plot_cost_vs_error(report, out / "cost_vs_error.png")
     _snapshots(runs, cfg, dns_grid, out / "final_vorticity.png")
     return report
 
@@ -437,55 +440,20 @@ def format_report(report: dict) -> str:
     return "\n".join(head + lines) + "\n"
 
 
-def _figure(report: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in report["les"]:
-        x, y = r["cost"], r["metrics"]["error_member_mean_time_mean"]
-        ax.scatter(x, y)
-        ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    for r in report["dns"]:
-        ax.axvline(r["cost"], color="grey", ls="--", lw=0.8)
-        ax.annotate(f"DNS {r['grid']}²", (r["cost"], 0.03), xycoords=ax.get_xaxis_transform(),
-                    textcoords="offset points", xytext=(3, 0), fontsize=8, rotation=90,
-                    color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel("wall s per simulated time unit per member")
-    ax.set_ylabel("relative L2 error (member mean, time mean)")
-    ax.set_title(f"cost vs error, {report['config']['preset']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def _snapshots(runs: Path, cfg: ReportConfig, dns_grid: Grid, path: Path) -> None:
     """Final vorticity of member 0: the filtered DNS and each LES, on one colour scale."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import xarray as xr
     les = Grid(cfg.les_n, dns_grid.L)
-    with xr.open_dataset(runs / f"dns{cfg.dns_n[0]}" / "trajectory.nc") as ds:
-        w = ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
+
+    def last(folder: Path) -> np.ndarray:
+        with open_trajectory(folder / TRAJECTORY) as ds:
+            return ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
+
+    w = last(runs / f"dns{cfg.dns_n[0]}")
     ref = np.fft.irfft2(filters.coarse_grain(dns_grid, les, np.fft.rfft2(w)), s=les.shape)
-    panels = [("filtered DNS", ref)]
-    for _, _, label, _ in cfg.rows():
-        with xr.open_dataset(runs / _folder(cfg, label) / "trajectory.nc") as ds:
-            panels.append((f"LES {label}", ds["vorticity"].isel(member=0, time=-1).values))
-    vmax = float(np.abs(ref).max())
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    for ax, (title, f) in zip(np.atleast_1d(axes), panels):
-        ax.imshow(f, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                  extent=(0, les.L, 0, les.L))
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{cfg.preset}: vorticity at t = {cfg.spinup + cfg.t:g}, member 0", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    panels = [("filtered DNS", ref)] + [(f"LES {label}", last(runs / _folder(cfg, label)))
+                                        for _, _, label, _ in cfg.rows()]
+    plot_panels(panels, path, les.L,
+                f"{cfg.preset}: vorticity at t = {cfg.spinup + cfg.t:g}, member 0")
 
 
 def configure(p) -> None:
