@@ -13,6 +13,7 @@ import xarray as xr
 from hybrid.cli import main
 from hybrid.ensemble import (Ensemble, SchedulerUnreachable, run_batch,
                              write_gathered_trajectory)
+from hybrid.simulation import expected_closure_calls
 from solvers import BlowUpError
 
 distributed = pytest.importorskip("distributed")
@@ -100,11 +101,21 @@ def test_uneven_batches_and_the_api(tmp_path, cluster, reference):
     _, client = cluster
     ens = Ensemble("kolmogorov", "smagorinsky", every=3, members=4, seed=7,
                    overrides={"n": 16})
+    wall0 = time.perf_counter()
     res = ens.run(0.1, tmp_path / "u", output_every=0.05, client=client, batch_size=3,
                   progress=False)
+    wall = time.perf_counter() - wall0
     assert [(b["first_member"], b["members"]) for b in res.batches] == [(0, 3), (3, 1)]
     _assert_same_run(res.trajectory, reference)
-    assert res.task_wall_s > 0 and res.solver_s > 0 and res.closure_s > 0
+    # each task calls the closure at steps 0, 3, …, 18 of its 20; its stepping and closure time
+    # lie within its wall time, which lies within the client's, which lies within this call's
+    assert [b["closure_calls"] for b in res.batches] == [expected_closure_calls(0, 20, 3)] * 2
+    assert res.closure_calls == 2 * 7
+    for b in res.batches:
+        assert b["solver_s"] + b["closure_s"] <= b["wall_s"] <= res.wall_s
+    assert res.task_wall_s == pytest.approx(sum(b["wall_s"] for b in res.batches))
+    assert res.solver_s + res.closure_s <= res.task_wall_s
+    assert res.wall_s <= wall
 
 
 def test_blowup_in_a_task_raises_and_writes_run_json(tmp_path, cluster):

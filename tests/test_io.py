@@ -408,12 +408,39 @@ def test_restart_bit_exact_in_fresh_process(tmp_path):
     assert np.array_equal(got, a.vorticity_hat)
 
 
+_PLANS_FROM_WISDOM = textwrap.dedent("""
+    import sys
+    import pyfftw
+    from solvers import fft
+    from solvers.grid import Grid
+    from solvers.io import load_restart
+    path, n = sys.argv[1], int(sys.argv[2])
+    def plan():                     # the solver's pruned inverse transforms, from wisdom alone
+        fft.BatchedRealFFT(n, 2, "float64", inverse=True, kmax=Grid(n).kmax_dealias,
+                           planner="FFTW_WISDOM_ONLY")
+    pyfftw.forget_wisdom()
+    try:
+        plan()
+        print("planned-without-wisdom")
+    except RuntimeError:
+        print("refused")
+    fft.import_wisdom(load_restart(path)["wisdom"])
+    plan()
+    print("planned")
+""")
+
+
 def test_wisdom_is_stored_and_imported_before_planning(tmp_path, monkeypatch):
     s = _betaplane(members=1)
     path = sio.write_restart(s, tmp_path / "r.nc")
     saved = sio.load_restart(path)["wisdom"]
     assert saved == tuple(bytes(w) for w in fft.export_wisdom())
-    assert len(saved[0]) > 0                                 # double-precision plans were made
+    # the saved double-precision wisdom holds this solver's plans: a fresh process without
+    # wisdom cannot make them without planning, and can once it has imported the restart's
+    r = subprocess.run([sys.executable, "-c", _PLANS_FROM_WISDOM, str(path), str(s.grid.n)],
+                       capture_output=True, text=True, timeout=120,
+                       env={**_env(), "HYBRID_FFTW_WISDOM": str(tmp_path / "no-wisdom")})
+    assert r.returncode == 0 and r.stdout.split() == ["refused", "planned"], r.stdout + r.stderr
 
     events = []
     real_import, real_init = fft.import_wisdom, fft.BatchedRealFFT.__init__

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from solvers import BetaPlane, BlowUpError, KolmogorovFlow, PseudoSpectralSolver
+from solvers import BetaPlane, BlowUpError, Every, KolmogorovFlow, PseudoSpectralSolver
 from solvers.base import ClosureError
 from fields import smooth_random_field
 
@@ -79,6 +79,33 @@ class ConstantClosure:
         self.calls += 1
         self.steps.append(state.step)
         return np.broadcast_to(self.term, state.vorticity.shape).copy()
+
+
+def test_run_makes_each_schedules_calls_on_its_own_times():
+    """The one run loop: a callback every 0.03 from the start (and at the end), one every 0.05
+    from an origin before the start (no start call), one at the end only of a run whose start
+    is recorded already; dt = 0.01, t_end = 0.1."""
+    import time
+    s = KolmogorovFlow(n=16, dt=0.01)
+    seen = {"a": [], "b": [], "c": [], "cb": []}
+
+    def note(key):
+        return lambda solver: seen[key].append(solver.step_count)
+    a = Every(0.03, note("a"), end=True)
+    b = Every(0.05, note("b"), origin=-0.02, start=False, end=True)
+    c = Every(None, note("c"), end=True, last_step=0)
+    wall0 = time.perf_counter()
+    s.run(0.1, every=0.04, callback=note("cb"), schedules=[a, b, c])
+    wall = time.perf_counter() - wall0
+    assert seen == {"a": [0, 3, 6, 9, 10], "b": [3, 8, 10], "c": [10], "cb": [0, 4, 8]}
+    assert (a.calls, b.calls, c.calls) == (5, 3, 1) and s.step_count == 10
+    assert s.timers["steps"] <= wall                        # the steps' time, not the calls'
+    s.run(0.1, schedules=[a, b])                            # nothing to step: nothing repeated
+    assert seen["a"] == [0, 3, 6, 9, 10] and seen["b"] == [3, 8, 10]
+    with pytest.raises(ValueError, match="^every must"):
+        Every(0.0, print)
+    with pytest.raises(ValueError, match="Every"):
+        s.run(0.2, schedules=[print])
 
 
 def test_constant_closure_equals_the_same_term_given_as_forcing():
@@ -264,6 +291,20 @@ np.save(sys.argv[1], np.asarray(s.vorticity_hat))
 """
 
 
+PLAN_FROM_WISDOM_FILE = """
+import sys
+from solvers import fft
+from solvers.grid import Grid
+n = int(sys.argv[1])
+try:                                # the pruned inverse transforms of 2 members, from wisdom alone
+    fft.BatchedRealFFT(n, 4, "float64", inverse=True, kmax=Grid(n).kmax_dealias,
+                       planner="FFTW_WISDOM_ONLY")
+    print("planned")
+except RuntimeError:
+    print("refused")
+"""
+
+
 def test_same_seed_is_bit_identical_across_processes_through_the_wisdom_file(tmp_path):
     import os
     import subprocess
@@ -273,7 +314,12 @@ def test_same_seed_is_bit_identical_across_processes_through_the_wisdom_file(tmp
     for out in outs:
         subprocess.run([sys.executable, "-c", RUN_TWICE, str(out)], check=True, env=env,
                        cwd=tmp_path)
-    assert (tmp_path / "wisdom").stat().st_size > 0          # the first process saved its plans
+    # the first process saved its plans: a process reading the file makes them from wisdom alone
+    for wisdom, want in [(tmp_path / "wisdom", "planned"), (tmp_path / "none", "refused")]:
+        r = subprocess.run([sys.executable, "-c", PLAN_FROM_WISDOM_FILE, "64"], check=True,
+                           env={**env, "HYBRID_FFTW_WISDOM": str(wisdom)}, cwd=tmp_path,
+                           capture_output=True, text=True)
+        assert r.stdout.strip() == want
     a, b = (np.load(o) for o in outs)
     assert np.array_equal(a, b)
 
