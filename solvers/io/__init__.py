@@ -1,10 +1,11 @@
 """netCDF4 files of the solvers: trajectories (:mod:`.writer`), restart files (:mod:`.restart`)
 and what both look like (:mod:`.schema`).
 
-Trajectories are read back with :func:`open_trajectory` (complete records only) or plain
-``xarray.open_dataset`` (which also shows a partial last record left by a killed writer). Readers
-run under HDF5 file locking: while a writer holds a trajectory open, another process may need
-``HDF5_USE_FILE_LOCKING=FALSE`` in its environment to read it.
+Trajectories are read back with :func:`open_trajectory`, the one reader of the format: it
+checks the file and shows its complete records only (plain ``xarray.open_dataset`` would also
+show a partial last record, fill values for time and energy, left by a writer killed inside a
+write). Readers run under HDF5 file locking: while a writer holds a trajectory open, another
+process may need ``HDF5_USE_FILE_LOCKING=FALSE`` in its environment to read it.
 """
 from ..files import nearest_existing
 from ..registry import register_solver
