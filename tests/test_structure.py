@@ -224,3 +224,31 @@ def test_output_checks_touch_nothing_and_name_what(tmp_path):
         check_output_folder(tmp_path / "run.json" / "sub")
     with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
         check_output_folder(tmp_path / "run.json")
+
+
+# ------------------------------------------------------------------ one run loop
+# modules still stepping a solver in a loop of their own, each to move onto
+# PseudoSpectralSolver.run (its schedules: solvers.Every); the list only shrinks
+RUN_LOOP_TWINS = {"hybrid.datasets"}         # the dataset generator's spin-up in chunks
+
+
+def _run_loops(module: str) -> list[str]:
+    """Where ``module`` steps a solver itself: ``while <x>.t < …`` loops and ``_one_step`` calls."""
+    found = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.While) and isinstance(node.test, ast.Compare) \
+                and isinstance(node.test.left, ast.Attribute) and node.test.left.attr == "t":
+            found.append(f"{module}:{node.lineno} while {ast.unparse(node.test)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "_one_step":
+            found.append(f"{module}:{node.lineno} {ast.unparse(node.func)}()")
+    return found
+
+
+def test_one_run_loop():
+    assert _run_loops("solvers.base")                 # guards the search: the loop is found
+    twins = [hit for m in MODULES if m != "solvers.base"
+             and not any(m == t or m.startswith(t + ".") for t in RUN_LOOP_TWINS)
+             for hit in _run_loops(m)]
+    assert not twins, ("step solvers through PseudoSpectralSolver.run (schedules: solvers.Every), "
+                       "not a loop of their own: " + "; ".join(twins))
