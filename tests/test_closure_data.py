@@ -233,9 +233,9 @@ def test_reads_a_file_written_by_hybrid_generate(tmp_path):
     from hybrid import datasets as hd
     out = tmp_path / "unit.nc"
     hd.generate_dataset("ns-unitbox", out, samples=4, n_dns=32, n_les=16, interval=0.01,
-                        target="missing-physics", progress=False)
-    train = ClosureDataset(out, "train", val_fraction=0.25, normalise=False)
-    val = ClosureDataset(out, "val", val_fraction=0.25, normalise=False)
+                        target="missing-physics", split=(0.75, 0.25, 0.0), progress=False)
+    train = ClosureDataset(out, "train", normalise=False)       # the split the file records
+    val = ClosureDataset(out, "val", normalise=False)
     assert len(train) == 3 and len(val) == 1 and train.n == 16 and train.L == 1.0
     train.check_grid(16, 1.0)
     with hd.open_dataset(out) as ds:

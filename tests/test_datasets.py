@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from hybrid import datasets as hd
+from hybrid.datasets import generation
 from hybrid.cli import main
 from hybrid.config import load_preset
 from solvers import filters
@@ -175,7 +176,7 @@ class _Crash(Exception):
                                      ("restart_written", 2)])
 def test_resume_after_interruption_equals_uninterrupted(event, k, beta_preset, beta_reference,
                                                         tmp_path, monkeypatch):
-    monkeypatch.setattr(hd, "SPINUP_CHECKPOINT_S", 0.0)       # a restart after every chunk
+    monkeypatch.setattr(generation, "SPINUP_CHECKPOINT_S", 0.0)       # a restart after every chunk
     out = tmp_path / "set.nc"
     calls, armed = [], [True]
 
@@ -232,19 +233,19 @@ def test_cli_interrupt_exits_130_and_resume_completes(tmp_path, monkeypatch, cap
     args = ["generate", "kolmogorov", "--samples", "6", "--members", "2", *KOLMO_ARGS]
     ref = tmp_path / "ref.nc"
     assert main([*args, "--out", str(ref)]) == 0
-    real = hd._write_restart
+    real = generation.write_restart
 
     def interrupted(plan, done):
         real(plan, done)
         if done == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(hd, "_write_restart", interrupted)
+    monkeypatch.setattr(generation, "write_restart", interrupted)
     out = tmp_path / "cut.nc"
     assert main([*args, "--out", str(out)]) == 130
     assert "continue with --resume" in capsys.readouterr().err
     assert _arrays(out)["time"].shape == (4,)
-    monkeypatch.setattr(hd, "_write_restart", real)
+    monkeypatch.setattr(generation, "write_restart", real)
     assert main(["generate", "kolmogorov", "--samples", "6", "--out", str(out), "--resume"]) == 0
     _assert_same(_arrays(out), _arrays(ref))
 

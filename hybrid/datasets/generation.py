@@ -1,0 +1,176 @@
+"""Generating a closure dataset: the DNS run, the (ω̄, Π) pairs of every sampling time written and
+marked complete, a restart after each (:func:`generate_dataset`).
+
+Incremental writing and ``--resume``. Each sampling time is written, then the file is synced
+(HDF5 flush and ``fsync``), then ``samples_complete`` is raised, synced again, and only then is a
+restart of the DNS written atomically (``solvers.io.write_restart`` to a side file, tagged with the
+dataset's ``run_id`` and the number of complete sampling times c, then ``os.replace``) to
+``<FILE>.restart.nc``. During the spin-up a restart tagged c = 0 is written at least every
+``SPINUP_CHECKPOINT_S`` seconds of wall time and at its end. Invariant: the restart's c is the
+dataset's complete count or one less. On resume the DNS continues from the restart (its FFTW wisdom
+imported before anything is planned, so it rounds exactly as the interrupted run did) and sampling
+time c is (re)written at indices c·members…, overwriting whatever a killed write left there.
+Kill windows: during the spin-up (no restart yet: start again from t = 0; else from the last
+spin-up restart); while stepping to t_c (resume from the restart at t_{c-1}); while writing the
+samples of t_c (partial records beyond ``samples_complete``: readers ignore them, resume overwrites
+them); after ``samples_complete`` was raised but before the new restart replaced the old one
+(the dataset is one sampling time ahead: resume recomputes it bit for bit and overwrites it with the
+same values); while writing the restart (atomic: the old one stays). A process killed inside an
+HDF5 write can, rarely, leave the file unreadable; resume then refuses it, naming the file.
+The restart file is kept after completion so that ``--resume`` with a larger ``--samples`` can
+extend the dataset.
+"""
+from __future__ import annotations
+
+import math
+import time as _time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from solvers.io.schema import now
+
+from .files import create_file, remove_stale, write_restart
+from .plan import Plan, make_plan
+from .schema import fsync_path
+
+__all__ = ["generate_dataset", "execute", "SPINUP_CHECKPOINT_S"]
+
+SPINUP_CHECKPOINT_S = 60.0          # wall seconds between restarts during the spin-up
+
+
+def pairs(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """(omega_bar, subgrid) of every member now, physical on the LES grid, float64."""
+    from solvers import filters
+    zh = np.asarray(plan.solver.vorticity_hat)
+    if plan.target == "subgrid":
+        w_hat, pi_hat = filters.subgrid_term(plan.fine, plan.coarse, zh, plan.delta)
+        s = plan.coarse.shape
+        return np.fft.irfft2(w_hat, s=s), np.fft.irfft2(pi_hat, s=s)
+    return filters.missing_physics_target(plan.fine, plan.coarse, zh)
+
+
+def execute(plan: Plan, progress: bool, hook: Callable[[str, int], None] | None = None) -> None:
+    """Run the DNS and write the samples; ``hook(event, k)`` (tests) is called at the crash
+    windows: 'spinup', 'stepped', 'samples_written', 'marked', 'restart_written'."""
+    import netCDF4
+    from tqdm.auto import tqdm
+
+    hook = hook or (lambda event, k: None)
+    solver, M = plan.solver, plan.members
+    out = plan.out
+    if not plan.resume:
+        remove_stale(plan, restart_too=True)
+        create_file(plan)
+    ds = netCDF4.Dataset(out, "a")
+    bar = None
+    try:
+        remove_stale(plan, restart_too=False)
+        ds.setncatts({"samples_requested": np.int64(max(plan.samples_requested,
+                                                        int(ds.samples_complete))),
+                      "sampling_times_requested": np.int64(max(plan.times,
+                                                               int(ds.sampling_times_complete))),
+                      "updated": now()})
+        ds.sync()
+        if plan.start >= plan.times:
+            return
+        if plan.fresh_restart:
+            solver.set_vorticity(plan.preset.initial_vorticity(solver))
+
+        # spin-up, in chunks of `interval` (the stepping does not depend on the chunks)
+        wall_ckpt = _time.perf_counter()
+        if plan.start == 0 and solver.t < plan.spinup - 0.5 * solver.dt:
+            sbar = tqdm(total=plan.spinup, initial=min(solver.t, plan.spinup), unit="t.u.",
+                        desc="spin-up", disable=not progress, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} [{elapsed}<{remaining}"
+                                   "{postfix}]")
+            try:
+                j = math.floor(solver.t / plan.interval) + 1
+                while solver.t < plan.spinup - 0.5 * solver.dt:
+                    target = min(j * plan.interval, plan.spinup)
+                    j += 1
+                    if target <= solver.t:
+                        continue
+                    w0, s0 = _time.perf_counter(), solver.step_count
+                    solver.run(target)
+                    hook("spinup", 0)
+                    wall = _time.perf_counter()
+                    sbar.n = min(solver.t, plan.spinup)
+                    sbar.set_postfix_str(f"{(solver.step_count - s0) / max(wall - w0, 1e-9):.1f} "
+                                         f"steps/s", refresh=False)
+                    sbar.refresh()
+                    if wall - wall_ckpt >= SPINUP_CHECKPOINT_S:
+                        write_restart(plan, 0)
+                        wall_ckpt = _time.perf_counter()
+            finally:
+                sbar.close()
+        if plan.start == 0:
+            write_restart(plan, 0)
+
+        bar = tqdm(total=plan.samples, initial=plan.start * M, unit="sample",
+                   desc=f"generate {plan.preset.name}", disable=not progress, dynamic_ncols=True)
+        wall0, steps0 = _time.perf_counter(), solver.step_count
+        for k in range(plan.start, plan.times):
+            t_k = plan.spinup + k * plan.interval
+            if t_k > solver.t:
+                solver.run(t_k)
+            hook("stepped", k)
+            w, s = pairs(plan)
+            i0 = k * M
+            ds["omega_bar"][i0:i0 + M] = w.astype(np.float32)
+            ds["subgrid"][i0:i0 + M] = s.astype(np.float32)
+            ds["member"][i0:i0 + M] = np.arange(M, dtype=np.int32)
+            ds["time"][i0:i0 + M] = np.full(M, solver.t)
+            ds["step"][i0:i0 + M] = np.full(M, solver.step_count, dtype=np.int64)
+            ds.sync()
+            fsync_path(out)
+            hook("samples_written", k)
+            ds.setncatts({"samples_complete": np.int64((k + 1) * M),
+                          "sampling_times_complete": np.int64(k + 1), "updated": now()})
+            ds.sync()
+            fsync_path(out)
+            hook("marked", k)
+            write_restart(plan, k + 1)
+            hook("restart_written", k)
+            rate = (solver.step_count - steps0) / max(_time.perf_counter() - wall0, 1e-9)
+            bar.set_postfix_str(f"t={solver.t:.4g}, {rate:.1f} steps/s", refresh=False)
+            bar.update(M)
+    finally:
+        if bar is not None:
+            bar.close()
+        ds.close()
+
+
+def generate_dataset(preset, out, samples: int, members: int | None = None,
+                     interval: float | None = None, spinup: float | None = None,
+                     seed: int | None = None, n_dns: int | None = None, n_les: int | None = None,
+                     delta: float | None = None, target: str | None = None, resume: bool = False,
+                     overwrite: bool = False, dt_dns: float | None = None, progress: bool = True,
+                     split=None, _hook: Callable[[str, int], None] | None = None) -> Path:
+    """Generate (or, with ``resume``, continue) a closure dataset and return its path.
+
+    ``preset``: a preset name, TOML path or :class:`~hybrid.config.Preset`. ``samples``: the total
+    wanted, rounded up to whole sampling times (``members`` samples each). ``members`` (default 1)
+    DNS ensemble members run in one batch; ``interval`` (default: the preset's output_every) time
+    between sampling times; ``spinup`` (default: the preset's) time discarded first; ``seed``
+    (default 0); ``n_dns``/``n_les`` override the preset's grids (the LES n must divide the DNS
+    n); ``dt_dns`` overrides the DNS time step (a coarser ``n_dns`` allows a longer one);
+    ``delta`` the Gaussian filter width (default: the preset's LES forcing filter, 2·LES dx for
+    "gaussian"; target 'subgrid' only; the LES of the file is forced with the same); ``target``
+    'subgrid' (default; ``subgrid`` = Π, closure C = −Π) or 'missing-physics' (``subgrid`` = H,
+    closure C = +H); ``split`` (training, validation, test) fractions of the sampling times
+    (default 0.7, 0.15, 0.15; module docstring). See the module docstring for the file layout.
+
+    ``resume=True`` continues an interrupted (or extends a finished) file: settings left as None
+    are taken from the file, given ones must match it, and so must the preset's configuration.
+    ``overwrite=True`` replaces an existing file. Everything is checked before any file is written;
+    bad input raises ValueError (or FileExistsError, FileNotFoundError, NotADirectoryError,
+    PermissionError, :class:`DatasetFileError`, :class:`DatasetMismatchError`) naming the
+    argument or file. ``progress`` shows tqdm bars on stderr.
+    """
+    plan = make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta,
+                 target, resume, overwrite, dt_dns, split)
+    execute(plan, progress, _hook)
+    return plan.out
+
