@@ -233,7 +233,7 @@ RUN_LOOP_TWINS = {"hybrid.datasets"}         # the dataset generator's spin-up i
 
 
 def _run_loops(module: str) -> list[str]:
-    """Where ``module`` steps a solver itself: ``while <x>.t < …`` loops and ``_one_step`` calls."""
+    """Where ``module`` steps a solver itself: ``while <x>.t < …`` loops, ``_one_step`` calls."""
     found = []
     for node in ast.walk(ast.parse(MODULES[module].read_text())):
         if isinstance(node, ast.While) and isinstance(node.test, ast.Compare) \

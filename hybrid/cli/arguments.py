@@ -66,6 +66,25 @@ def time_step(text: str):
 
 
 # ------------------------------------------------------------------ shared arguments
+def add_output_arguments(p: argparse.ArgumentParser, t_end_help: str, every_flag: str,
+                         out_default: str) -> None:
+    """--t-end (``t_end_help``), the time between records (``every_flag``, read as
+    ``args.output_every``) and --out (default ``out_default``); see :func:`run_times`."""
+    p.add_argument("--t-end", type=positive_float, default=None, help=t_end_help)
+    p.add_argument(every_flag, dest="output_every", type=positive_float, default=None,
+                   metavar="DT_OUT", help="time between trajectory records; the final state is "
+                                          "recorded too (default: the preset's output_every)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default {out_default})")
+
+
+def run_times(args: argparse.Namespace, preset) -> tuple[float, float]:
+    """``(t_end, output_every)``: the command line's, else the preset's [run] values."""
+    run = dict(preset.run)
+    return (args.t_end if args.t_end is not None else run["t_end"],
+            args.output_every if args.output_every is not None else run["output_every"])
+
+
 def add_solver_arguments(p: argparse.ArgumentParser, grid: str) -> None:
     """The solver settings of a simulating command (``grid`` 'dns' or 'les', the preset's grid
     they default to): --members, --seed, --n, --dt, --threads, --dtype and --overwrite."""

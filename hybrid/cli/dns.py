@@ -14,9 +14,9 @@ from pathlib import Path
 
 from solvers.files import write_json
 
-from .arguments import (DNS_OUTPUTS, EXIT_OK, UsageError,
+from .arguments import (DNS_OUTPUTS, EXIT_OK, UsageError, add_output_arguments,
                         add_restart_arguments, add_solver_arguments, check_output_dir, fail,
-                        nonnegative_float, positive_float, restart_simulation, run_to_exit,
+                        nonnegative_float, restart_simulation, run_times, run_to_exit,
                         solver_overrides)
 
 NAME = "dns"
@@ -28,15 +28,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     from ..config import list_presets
     p.add_argument("preset", help=f"preset name ({', '.join(list_presets())}) or path of a TOML "
                                   f"file")
-    p.add_argument("--t-end", type=positive_float, default=None,
-                   help="simulated time recorded after the spin-up (default: the preset's)")
+    add_output_arguments(p, "simulated time recorded after the spin-up (default: the preset's)",
+                         "--every", "runs/dns-<preset>")
     p.add_argument("--spinup", type=nonnegative_float, default=None,
                    help="simulated time run before the first record (default: the preset's)")
-    p.add_argument("--every", type=positive_float, default=None, metavar="DT_OUT",
-                   help="time between trajectory records; the final state is recorded too "
-                        "(default: the preset's output_every)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default runs/dns-<preset>)")
     add_solver_arguments(p, "dns")
     add_restart_arguments(p, span=" of the recorded part")
 
@@ -52,10 +47,8 @@ def handler(args: argparse.Namespace) -> int:
         preset = load_preset(args.preset)
     except PresetError as e:
         return fail(str(e))
-    run_cfg = dict(preset.run)
-    t_end = args.t_end if args.t_end is not None else run_cfg["t_end"]
-    spinup = args.spinup if args.spinup is not None else run_cfg.get("spinup", 0.0)
-    every = args.every if args.every is not None else run_cfg["output_every"]
+    t_end, every = run_times(args, preset)
+    spinup = args.spinup if args.spinup is not None else preset.run.get("spinup", 0.0)
     if args.restart is not None:
         try:
             return _continue(args, preset, t_end, every)

@@ -27,9 +27,10 @@ import re
 import sys
 from pathlib import Path
 
-from .arguments import (EXIT_OK, UsageError, add_restart_arguments, add_solver_arguments,
-                        check_output_dir, nonnegative_float, positive_float, positive_int,
-                        restart_simulation, run_to_exit, solver_overrides)
+from .arguments import (EXIT_OK, UsageError, add_output_arguments, add_restart_arguments,
+                        add_solver_arguments, check_output_dir, nonnegative_float,
+                        positive_float, positive_int, restart_simulation, run_times, run_to_exit,
+                        solver_overrides)
 
 NAME = "run"
 HELP = "run a hybrid simulation: coarse solver plus a closure"
@@ -47,13 +48,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "as a string), e.g. --closure-arg cs=0.2; repeatable")
     p.add_argument("--every", type=positive_int, default=None, metavar="K",
                    help="steps between closure calls (default: the closure's own)")
-    p.add_argument("--t-end", type=positive_float, default=None,
-                   help="simulated time to run (default: the preset's run.t_end)")
-    p.add_argument("--output-every", type=positive_float, default=None, metavar="DT_OUT",
-                   help="time between trajectory records; the final state is recorded too "
-                        "(default: the preset's output_every)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default runs/run-<preset>-<closure>)")
+    add_output_arguments(p, "simulated time to run (default: the preset's run.t_end)",
+                         "--output-every", "runs/run-<preset>-<closure>")
     p.add_argument("--init", type=Path, default=None, metavar="DNS_TRAJECTORY",
                    help="start from the coarse-grained vorticity of this DNS trajectory (one DNS "
                         "member per run member)")
@@ -123,9 +119,7 @@ def handler(args: argparse.Namespace) -> int:
         flag = "--closure/--closure-arg" if kwargs else "--closure"
         raise UsageError(f"{flag} {args.closure}: {e}") from None
 
-    run_cfg = dict(preset.run)
-    t_end = args.t_end if args.t_end is not None else run_cfg["t_end"]
-    output_every = args.output_every if args.output_every is not None else run_cfg["output_every"]
+    t_end, output_every = run_times(args, preset)
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", args.closure).strip("-") or "closure"
     out = args.out if args.out is not None else Path("runs") / f"run-{preset.name}-{tag}"
     out = check_output_dir(out, args.overwrite, outputs=OUTPUTS)
@@ -193,9 +187,7 @@ def _continue(args: argparse.Namespace, preset) -> int:
                                   ("--init", args.init), ("--init-time", args.init_time),
                                   ("--workers", args.workers), ("--scheduler", args.scheduler),
                                   ("--batch-size", args.batch_size)) if v is not None]
-    run_cfg = dict(preset.run)
-    t_span = args.t_end if args.t_end is not None else run_cfg["t_end"]
-    output_every = args.output_every if args.output_every is not None else run_cfg["output_every"]
+    t_span, output_every = run_times(args, preset)
     kwargs = _closure_kwargs(args.closure_arg)
     metadata = {"command": "run", "argv": getattr(args, "argv", None),
                 "preset": preset.to_dict(), "closure_kwargs": kwargs}
