@@ -50,6 +50,7 @@ thread count → the same weights and metrics.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -63,7 +64,7 @@ from solvers.validate import integer, number
 
 from .data import ClosureDataset
 from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
-                  model_paths, save_model)
+                  model_paths, save_model, torch_threads)
 from .losses import SIGMA
 
 __all__ = ["train_ldm", "offline_metrics", "train_paths", "MODES"]
@@ -164,6 +165,20 @@ def offline_metrics(model: LatentDiffusionModel, data: ClosureDataset, samples: 
     return out
 
 
+def _threads_scoped(train):
+    """``train`` run with torch's thread count set to its ``threads`` argument (None: left
+    alone) and the caller's count restored after it, also on error
+    (:func:`closures.ldm.torch_threads`)."""
+    @functools.wraps(train)
+    def scoped(*args, threads: int | None = None, **kwargs):
+        if threads is not None:
+            threads = _int("threads", threads, 1)
+        with torch_threads(threads):
+            return train(*args, threads=threads, **kwargs)
+    return scoped
+
+
+@_threads_scoped
 def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joint",
               epochs: int = 10, batch: int = 32, lr: float = 1e-3, lr_halving_every: int = 100,
               weights: dict | None = None, ae_epochs: int | None = None,
@@ -183,7 +198,8 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
 
     ``stop_after``: stop (with a checkpoint) after that many epochs of this call — for tests of
     ``resume`` and for training in slices; the model is then not saved. ``command``: the command
-    line that ran the training, recorded in the card.
+    line that ran the training, recorded in the card. ``threads``: torch's thread count during
+    the training (default: torch's setting); the caller's count is restored after it.
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
@@ -197,8 +213,6 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
     samples_eval = _int("samples_eval", samples_eval, 1)
     eval_steps = _int("eval_steps", eval_steps, 1)
     seed = _int("seed", seed, 0)
-    if threads is not None:
-        threads = _int("threads", threads, 1)
     if stop_after is not None:
         stop_after = _int("stop_after", stop_after, 1)
     w = dict(DEFAULT_WEIGHTS)
@@ -216,8 +230,6 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
         raise ValueError(f"two-phase training needs ae_epochs < epochs, got {ae_epochs} and "
                          f"{epochs}")
     paths = train_paths(out_stem)
-    if threads is not None:
-        torch.set_num_threads(threads)
     dev = torch.device(device)
 
     train = ClosureDataset(dataset_path, "train", val_fraction=val_fraction, gap=gap)

@@ -292,3 +292,41 @@ def test_three_blocks_by_time_from_fractions_and_from_the_file(tmp_path):
     with pytest.raises(ClosureDataError, match="no training block"):
         ClosureDataset(only, "test")
     assert len(ClosureDataset(only, "test", stats=test.stats)) == 8
+
+
+def test_training_sets_torch_threads_for_itself_only(monkeypatch):
+    """train_ldm runs with its ``threads`` and gives the caller's count back, also on error."""
+    from closures import train as tr
+    seen = []
+
+    def no_data(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise FileNotFoundError("no data here")
+
+    monkeypatch.setattr(tr, "ClosureDataset", no_data)
+    before = torch.get_num_threads()
+    mine = 1 if before != 1 else 2
+    try:
+        with pytest.raises(FileNotFoundError, match="no data here"):
+            tr.train_ldm("nowhere.nc", "model", threads=mine, progress=False)
+        assert seen == [mine] and torch.get_num_threads() == before
+        with pytest.raises(FileNotFoundError):
+            tr.train_ldm("nowhere.nc", "model", progress=False)      # None: torch's own setting
+        assert seen == [mine, before]
+        with pytest.raises(ValueError, match="threads"):
+            tr.train_ldm("nowhere.nc", "model", threads=0, progress=False)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_closures_exports_every_classical_closure_and_the_mean_network_without_torch():
+    import subprocess
+    import sys
+    code = ("import sys, closures\n"
+            "assert 'torch' not in sys.modules\n"
+            "from closures import DynamicSmagorinsky, MeanNetworkClosure\n"
+            "from closures.classical import DynamicSmagorinsky as D\n"
+            "from closures.ldm import MeanNetworkClosure as M\n"
+            "assert D is DynamicSmagorinsky and M is MeanNetworkClosure\n"
+            "assert set(closures.__all__) <= set(dir(closures))\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
