@@ -23,6 +23,7 @@ from . import diagnostics, kernels, registry
 from .fft import BatchedRealFFT, complex_dtype, real_dtype
 from .forcing import RingForcing
 from .grid import Grid
+from .initial import member_generators
 from .steppers import STEPPERS, make_stepper, noise_gain
 from .validate import integer, number, positive_number  # noqa: F401 (positive_number: re-export)
 
@@ -339,8 +340,7 @@ class PseudoSpectralSolver:
         return dict(self._config)
 
     def _spawn_rngs(self, seed):
-        children = np.random.SeedSequence(seed).spawn(self.first_member + self.members)
-        return [np.random.Generator(np.random.PCG64(s)) for s in children[self.first_member:]]
+        return member_generators(seed, self.members, self.first_member)     # noise: no stream word
 
     @property
     def dt(self) -> float:

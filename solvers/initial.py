@@ -38,19 +38,29 @@ def _check_members(members) -> int:
     return integer("members", members, 1)
 
 
-def initial_generators(seed: int | None, members: int,
-                       first_member: int = 0) -> list[np.random.Generator]:
+def member_generators(seed: int | None, members: int, first_member: int = 0,
+                      stream: int | None = None) -> list[np.random.Generator]:
     """One generator per member: children ``first_member`` … ``first_member + members − 1`` of
-    ``SeedSequence([seed, 1])`` (seed None: fresh OS entropy, not reproducible)."""
+    ``SeedSequence(seed)``, or of ``SeedSequence([seed, stream])`` with an entropy word that
+    keeps a stream apart from the others (the solver's noise has none, initial conditions 1,
+    closures 2). Seed None: fresh OS entropy, not reproducible. Member m draws the same numbers
+    whatever batch it sits in."""
     members = _check_members(members)
-    integer("first_member", first_member, 0)
+    first_member = integer("first_member", first_member, 0)
+    seed = integer("seed", seed, 0, allow_none=True)
     if seed is None:
         ss = np.random.SeedSequence()
     else:
-        integer("seed", seed, 0, allow_none=True)
-        ss = np.random.SeedSequence([int(seed), INITIAL_STREAM])
-    children = ss.spawn(int(first_member) + members)[int(first_member):]
+        ss = np.random.SeedSequence(seed if stream is None else [seed, stream])
+    children = ss.spawn(first_member + members)[first_member:]
     return [np.random.Generator(np.random.PCG64(child)) for child in children]
+
+
+def initial_generators(seed: int | None, members: int,
+                       first_member: int = 0) -> list[np.random.Generator]:
+    """The initial conditions' generators: :func:`member_generators` of stream
+    :data:`INITIAL_STREAM`."""
+    return member_generators(seed, members, first_member, INITIAL_STREAM)
 
 
 def spectral_shape(grid: Grid, k_peak: float) -> np.ndarray:
