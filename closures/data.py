@@ -1,12 +1,11 @@
 """Closure datasets (the netCDF files of ``hybrid generate``) as torch datasets.
 
-A closure dataset holds pairs on the LES grid: ``omega_bar`` (sample, y, x) and ``subgrid``
-(sample, y, x), float32, with ``member`` and ``time`` per sample and the global attributes
-``closure_sign`` (the LES closure tendency is C = closure_sign · subgrid), ``samples_complete``
-(records beyond it are debris of a killed writer and are ignored), ``n_les``, ``L``, ``preset``…
-This module reads the file with netCDF4 itself (``closures`` never imports ``hybrid``) and checks
-only what it needs: the file exists and opens, holds those four variables with consistent
-shapes, says its closure sign, and has at least one complete sample; errors name the file.
+A closure dataset holds pairs on the LES grid: ``omega_bar`` and ``subgrid`` (sample, y, x),
+float32, with ``member`` and ``time`` per sample and the closure sign (the LES closure tendency is
+C = closure_sign · subgrid). The file is read through its one reader,
+:func:`closures.dataset_file.open_dataset` (its checks, complete samples only; errors name the
+file), which also holds the split (:func:`~closures.dataset_file.split_blocks`); this module adds
+at least one complete sample, the block asked for, and the normalisation.
 
 Split: three blocks of sampling time, in this order: training (fitting weights), validation
 (choices made by looking at held-out data: early stopping, sampler settings, calibration) and test
@@ -41,42 +40,15 @@ from torch.utils.data import Dataset
 
 from solvers.validate import integer
 
+from .dataset_file import DEFAULT_SPLIT, DatasetFileError, closure_sign, open_dataset, \
+    read_samples, split_blocks, time_split
+
 __all__ = ["ClosureDataset", "ClosureDataError", "FIELDS", "SPLITS", "time_split",
            "DEFAULT_SPLIT"]
 
 FIELDS = ("omega_bar", "closure")
 SPLITS = ("train", "val", "test")
-DEFAULT_SPLIT = (0.7, 0.15, 0.15)      # training, validation, test fractions of hybrid generate
-_REQUIRED = ("omega_bar", "subgrid", "member", "time")
-
-
-class ClosureDataError(ValueError):
-    """A file cannot be used as a closure dataset; the message names the file."""
-
-
-def time_split(fractions, times: int, gap: int = 0) -> tuple[int, int, int]:
-    """Numbers of sampling times (n_train, n_val, n_test) of T = ``times`` for the fractions
-    (f_train, f_val, f_test) (non-negative, summing to 1): n_test = ceil(f_test·T),
-    n_val = ceil(f_val·T) (0 for a zero fraction), n_train = T − n_val − n_test − ``gap`` per
-    boundary crossed. Raises ValueError naming ``fractions`` or ``times`` when they cannot hold
-    the blocks asked for."""
-    try:
-        f = tuple(float(x) for x in fractions)
-    except (TypeError, ValueError):
-        f = ()
-    if len(f) != 3 or not all(math.isfinite(x) and x >= 0 for x in f) or \
-            not math.isclose(sum(f), 1.0, abs_tol=1e-9):
-        raise ValueError(f"split fractions must be three numbers ≥ 0 (training, validation, "
-                         f"test) summing to 1, got {fractions!r}")
-    if isinstance(times, bool) or not isinstance(times, (int, np.integer)) or times < 1:
-        raise ValueError(f"times must be an integer ≥ 1, got {times!r}")
-    n_test = math.ceil(f[2] * times - 1e-9) if f[2] > 0 else 0
-    n_val = math.ceil(f[1] * times - 1e-9) if f[1] > 0 else 0
-    n_train = times - n_val - n_test - gap * ((n_val > 0) + (n_test > 0))
-    if f[0] > 0 and n_train < 1:
-        raise ValueError(f"{times} sampling time(s) cannot be split as {list(f)} (gap {gap}): "
-                         f"validation takes {n_val}, test {n_test}")
-    return max(n_train, 0), n_val, n_test
+ClosureDataError = DatasetFileError     # the one error of the file format, by its older name
 
 
 def _welford_merge(acc, x: np.ndarray):
@@ -152,11 +124,6 @@ class ClosureDataset(Dataset):
         self.val_fraction, self.test_fraction = vf, tf
         self.gap = int(gap)
         self.normalised = bool(normalise)
-        if not self.path.exists():
-            raise FileNotFoundError(f"closure dataset {self.path} does not exist")
-        if self.path.is_dir():
-            raise IsADirectoryError(f"closure dataset path {self.path} is a directory; expected "
-                                    f"a netCDF file")
         self._load(int(chunk), stats)
 
     # ------------------------------------------------------------------ reading
@@ -164,67 +131,31 @@ class ClosureDataset(Dataset):
         return ClosureDataError(f"closure dataset {self.path}: {what}")
 
     def _load(self, chunk: int, stats: dict | None) -> None:
-        import netCDF4
-        try:
-            ds = netCDF4.Dataset(self.path, "r")
-        except (OSError, RuntimeError, ValueError) as e:
-            raise ClosureDataError(f"{self.path} is not a readable netCDF4 closure dataset "
-                                   f"(corrupt, truncated or another format): {e}") from e
-        try:
+        with open_dataset(self.path) as ds:
             self._read(ds, chunk, stats)
-        finally:
-            ds.close()
 
     def _read(self, ds, chunk: int, stats: dict | None) -> None:
-        missing = [v for v in _REQUIRED if v not in ds.variables]
-        if missing:
-            raise self._fail(f"not a closure dataset: it lacks the variable(s) "
-                             f"{', '.join(missing)}")
-        w_var, s_var = ds.variables["omega_bar"], ds.variables["subgrid"]
-        if w_var.ndim != 3 or tuple(w_var.shape) != tuple(s_var.shape):
-            raise self._fail(f"omega_bar and subgrid must both be (sample, y, x) of one shape, "
-                             f"got {tuple(w_var.shape)} and {tuple(s_var.shape)}")
-        length, ny, nx = (int(v) for v in w_var.shape)
-        if ny != nx:
-            raise self._fail(f"fields must be square, got {ny}×{nx}")
-        for v in ("member", "time"):
-            if ds.variables[v].ndim != 1 or ds.variables[v].shape[0] != length:
-                raise self._fail(f"{v} must be one value per sample ({length}), got shape "
-                                 f"{tuple(ds.variables[v].shape)}")
-        self.attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        sign = self.attrs.get("closure_sign")
-        if sign is None and "closure_sign" in s_var.ncattrs():
-            sign = s_var.getncattr("closure_sign")
-        try:
-            sign = int(sign)
-        except (TypeError, ValueError):
-            sign = None
-        if sign not in (-1, 1):
-            raise self._fail("it does not state closure_sign = ±1 (C = closure_sign · subgrid)")
-        self.closure_sign = sign
-        complete = int(self.attrs.get("samples_complete", length))
-        self.samples_complete = max(0, min(complete, length))
-        if self.samples_complete < 1:
+        self.attrs = dict(ds.attrs)
+        self.closure_sign = sign = closure_sign(ds)
+        self.samples_complete = c = int(ds.sizes["sample"])
+        if c < 1:
             raise self._fail("it holds no complete samples (samples_complete = 0)")
-        self.n = nx
+        self.n = nx = int(ds.sizes["x"])
         L = self.attrs.get("L")
         self.L = None if L is None else float(L)
-        if "n_les" in self.attrs and int(self.attrs["n_les"]) != nx:
-            raise self._fail(f"attribute n_les = {self.attrs['n_les']} but the fields are "
-                             f"{ny}×{nx}")
         self.preset = self.attrs.get("preset")
-
-        c = self.samples_complete
-        raw_t, raw_m = ds.variables["time"][:c], ds.variables["member"][:c]
-        all_times = np.asarray(np.ma.getdata(raw_t), dtype=np.float64)
-        all_members = np.asarray(np.ma.getdata(raw_m), dtype=np.int64)
-        if np.ma.is_masked(raw_t) or np.ma.is_masked(raw_m) or not np.all(np.isfinite(all_times)):
-            raise self._fail("time or member has missing or non-finite values among the "
-                             "complete samples")
+        all_times = read_samples(ds, "time", dtype=np.float64)
+        all_members = read_samples(ds, "member", dtype=np.int64)
 
         # split into blocks of sampling times
         distinct = np.unique(all_times)
-        blocks = self._blocks(distinct)
+        try:
+            blocks, self.split_source = split_blocks(
+                distinct, self.attrs,
+                (1 - self.val_fraction - self.test_fraction, self.val_fraction,
+                 self.test_fraction), self.gap)
+        except ValueError as e:
+            raise self._fail(str(e)) from None
         self.train_times, self.val_times, self.test_times = blocks
         if self.train_times.size < 1 and stats is None:
             raise self._fail(f"its {distinct.size} sampling time(s) leave no training block "
@@ -247,8 +178,8 @@ class ClosureDataset(Dataset):
             want_train = in_train[i0:i1]
             if not (want_split.any() or (stats is None and want_train.any())):
                 continue
-            w = self._chunk(w_var, "omega_bar", i0, i1)
-            s = self._chunk(s_var, "subgrid", i0, i1)
+            w = read_samples(ds, "omega_bar", i0, i1)
+            s = read_samples(ds, "subgrid", i0, i1)
             cl = s if sign == 1 else -s
             if stats is None:
                 acc["omega_bar"] = _welford_merge(acc["omega_bar"], w[want_train])
@@ -276,33 +207,6 @@ class ClosureDataset(Dataset):
         self.omega_bar = torch.from_numpy(np.ascontiguousarray(omega)).unsqueeze(1)
         self.closure = torch.from_numpy(np.ascontiguousarray(clos)).unsqueeze(1)
 
-    def _blocks(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(training, validation, test) sampling times: the file's recorded boundaries, else the
-        fractions."""
-        a = self.attrs
-        T, g = distinct.size, self.gap
-        if "split_validation_from" in a and "split_test_from" in a:
-            self.split_source = "file"
-            interval = float(a.get("interval", 0.0)) or (float(np.min(np.diff(distinct)))
-                                                          if T > 1 else 1.0)
-            tol = 1e-6 * interval
-            v0, t0 = float(a["split_validation_from"]), float(a["split_test_from"])
-            train = distinct[distinct < v0 - tol]
-            val = distinct[(distinct >= v0 - tol) & (distinct < t0 - tol)]
-            test = distinct[distinct >= t0 - tol]
-            return (train[:max(train.size - g, 0)] if val.size or test.size else train,
-                    val[:max(val.size - g, 0)] if test.size else val, test)
-        self.split_source = "fractions"
-        try:
-            n_train, n_val, n_test = time_split(
-                (1 - self.val_fraction - self.test_fraction, self.val_fraction,
-                 self.test_fraction), T, g)
-        except ValueError as e:
-            raise self._fail(str(e)) from None
-        g_val = g if n_val else 0
-        return (distinct[:n_train], distinct[n_train + g_val:n_train + g_val + n_val],
-                distinct[T - n_test:] if n_test else distinct[:0])
-
     def describe_split(self) -> dict:
         """The split as recorded on a model card: rule, fractions, gap and the three blocks."""
         def span(times):
@@ -320,22 +224,6 @@ class ClosureDataset(Dataset):
                 "gap": self.gap, "train_times": span(self.train_times),
                 "val_times": span(self.val_times), "test_times": span(self.test_times),
                 "this_split": self.split, "samples": len(self)}
-
-    def _chunk(self, var, name: str, i0: int, i1: int) -> np.ndarray:
-        try:
-            raw = var[i0:i1]
-        except (OSError, RuntimeError, ValueError, IndexError) as e:
-            raise self._fail(f"cannot read {name}[{i0}:{i1}]: {e}") from e
-        if np.ma.is_masked(raw):
-            bad = i0 + int(np.flatnonzero(np.ma.getmaskarray(raw).reshape(i1 - i0, -1)
-                                          .any(axis=1))[0])
-            raise self._fail(f"{name} has missing (fill) values at sample {bad}, within the "
-                             f"complete samples")
-        x = np.asarray(np.ma.getdata(raw), dtype=np.float32)
-        if not np.all(np.isfinite(x)):
-            bad = i0 + int(np.flatnonzero(~np.isfinite(x).reshape(i1 - i0, -1).all(axis=1))[0])
-            raise self._fail(f"{name} has non-finite values at sample {bad}")
-        return x
 
     # ------------------------------------------------------------------ normalisation
     def _field(self, field: str) -> dict:

@@ -330,3 +330,29 @@ def test_closures_exports_every_classical_closure_and_the_mean_network_without_t
             "assert D is DynamicSmagorinsky and M is MeanNetworkClosure\n"
             "assert set(closures.__all__) <= set(dir(closures))\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_reader_of_the_file_format(tmp_path):
+    """hybrid.datasets and closures.data read closure datasets through closures.dataset_file: one
+    reader, one error, one split rule."""
+    from closures import data, dataset_file
+    from hybrid import datasets as hd
+    assert hd.open_dataset is dataset_file.open_dataset
+    assert ClosureDataError is hd.DatasetFileError is dataset_file.DatasetFileError
+    assert data.time_split is dataset_file.time_split
+    assert data.DEFAULT_SPLIT == dataset_file.DEFAULT_SPLIT
+    path = tmp_path / "killed.nc"
+    write_dataset(path, times=6, members=2, complete=10, extra=3)
+    with dataset_file.open_dataset(path) as ds:
+        assert ds.sizes["sample"] == 10 and dataset_file.closure_sign(ds) == -1
+    foreign = tmp_path / "foreign.nc"
+    write_dataset(foreign)
+    with netCDF4.Dataset(foreign, "a") as ds:
+        ds.delncattr("dataset_format")
+    with pytest.raises(ClosureDataError, match=r"foreign\.nc.*not a closure dataset"):
+        ClosureDataset(foreign)
+    with netCDF4.Dataset(path, "a") as ds:                # a complete sample never written
+        ds["omega_bar"][15:17] = np.ones((2, N, N), np.float32)
+        ds.samples_complete = np.int64(17)
+    with pytest.raises(ClosureDataError, match=r"time has missing \(fill\) values at sample 15"):
+        ClosureDataset(path, val_fraction=0.0)

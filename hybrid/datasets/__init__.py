@@ -19,15 +19,16 @@ stores, for every member, a pair of physical fields on the LES grid:
 In both cases ``C = closure_sign · subgrid``; the file says so in its attributes.
 
 Split. The sampling times are divided into three blocks in time order, training, validation and
-test (``split``, fractions, default :data:`closures.data.DEFAULT_SPLIT` = 0.7, 0.15, 0.15;
-block sizes from :func:`closures.data.time_split` over the requested sampling times), recorded
-as ``split_fractions`` and the first time of the validation and test blocks
+test (``split``, fractions, default :data:`closures.dataset_file.DEFAULT_SPLIT` = 0.7, 0.15,
+0.15; block sizes from :func:`closures.dataset_file.time_split` over the requested sampling
+times), recorded as ``split_fractions`` and the first time of the validation and test blocks
 (``split_validation_from``, ``split_test_from``; times added by extending the file fall in the
 test block). :class:`closures.data.ClosureDataset` reads them: training and calibration use the
 first two blocks only, every reported number the test block. ``split=(0, 0, 1)`` makes a file
 that is all test (e.g. an independent DNS with another seed for a shipped model).
 
-File layout (netCDF4; read it with :func:`open_dataset`)::
+File layout (netCDF4; read it with :func:`open_dataset`, the one reader, in
+:mod:`closures.dataset_file` with the format's name, version and split)::
 
     dims       sample (unlimited), y, x                      (the LES grid)
     omega_bar  (sample, y, x)  float32   filtered / coarse vorticity
@@ -53,8 +54,8 @@ rebuilds.
 Modules, one job each: :mod:`.schema` (names, errors, the file's attributes), :mod:`.plan`
 (arguments and an existing file checked, solvers built, before anything is written),
 :mod:`.files` (the new file, the restart beside it), :mod:`.generation` (the DNS run and the
-samples written), :mod:`.reader` (:func:`open_dataset`, the one reader), :mod:`.command`
-(``hybrid generate``).
+samples written), :mod:`.reader` (the header a generator continues, the preset check for
+trainers), :mod:`.command` (``hybrid generate``).
 """
 from .command import configure, handler
 from .generation import generate_dataset

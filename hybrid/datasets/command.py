@@ -13,14 +13,13 @@ __all__ = ["configure", "handler"]
 
 
 def _split_arg(text: str) -> tuple[float, float, float]:
-    """'0.7,0.15,0.15' → (0.7, 0.15, 0.15), checked by :func:`closures.data.time_split`."""
-    from closures.data import time_split
+    """'0.7,0.15,0.15' → (0.7, 0.15, 0.15), checked by
+    :func:`closures.dataset_file.check_split`."""
+    from closures.dataset_file import check_split
     try:
-        f = tuple(float(x) for x in text.split(","))
-        time_split(f, 1 if f and f[0] == 0 else 10**6)
+        return check_split(tuple(float(x) for x in text.split(",")))
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    return f
 
 
 def configure(p: argparse.ArgumentParser) -> None:

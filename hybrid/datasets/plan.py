@@ -73,7 +73,7 @@ class Plan:
 
 def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta, target,
           resume, overwrite, dt_dns=None, split=None) -> Plan:
-    from closures.data import DEFAULT_SPLIT, time_split
+    from closures.dataset_file import DEFAULT_SPLIT, SPLIT_ATTRS, check_split, split_attributes
     from solvers import fft
     from solvers import io as sio
 
@@ -88,8 +88,8 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
     samples = _int_arg("samples", "--samples", samples, 1)
     if split is not None:
         try:
-            time_split(split, 1 if split[0] == 0 else 10**6)      # checks the fractions only
-        except (ValueError, TypeError, IndexError) as e:
+            check_split(split)
+        except ValueError as e:
             raise ValueError(f"split (--split): {e}") from None
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     out = _check_out_path(out)
@@ -236,8 +236,7 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
         if split is not None and not np.allclose(have, [float(x) for x in split]):
             raise DatasetMismatchError(f"--resume: {out} was generated with split {have}, got "
                                        f"{list(split)} (leave it out to use the file's)")
-        split_attrs = {k: header[k] for k in ("split_fractions", "split_validation_from",
-                                               "split_test_from")}
+        split_attrs = {k: header[k] for k in SPLIT_ATTRS}
         split_note = None
     else:
         fractions = [float(x) for x in (DEFAULT_SPLIT if split is None else split)]
@@ -247,12 +246,9 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
             split_note = (f"{times} sampling time(s) cannot hold the default training/validation/"
                           f"test split: all in the training block (give --split to choose)")
         try:
-            n_train, n_val, n_test = time_split(fractions, times)
+            split_attrs = split_attributes(fractions, times, spinup, interval)
         except ValueError as e:
             raise ValueError(f"split (--split) of --samples {samples}: {e}") from None
-        split_attrs = {"split_fractions": json_text(fractions),
-                       "split_validation_from": float(spinup + n_train * interval),
-                       "split_test_from": float(spinup + (n_train + n_val) * interval)}
     attrs = {
         "title": f"closure dataset of preset {p.name} ({target})",
         "Conventions": "CF-1.8",

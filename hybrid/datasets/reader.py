@@ -1,41 +1,15 @@
-"""The one reader of closure dataset files: :func:`open_dataset` (complete samples only) for
-everyone, :func:`read_header` for a generator about to continue a file, and
-:func:`check_dataset_matches` for trainers."""
+"""Reading closure dataset files through their one reader, :func:`open_dataset` (complete samples
+only; from :mod:`closures.dataset_file`): :func:`read_header` for a generator about to continue
+a file, and :func:`check_dataset_matches` for trainers."""
 from __future__ import annotations
 
 import os
 
-from .schema import (DATASET_FORMAT, FORMAT_VERSION, HEADER_ATTRS, VARIABLES, DatasetFileError,
-                     DatasetMismatchError)
+from closures.dataset_file import open_dataset
+
+from .schema import HEADER_ATTRS, VARIABLES, DatasetFileError, DatasetMismatchError
 
 __all__ = ["open_dataset", "read_header", "check_dataset_matches"]
-
-
-def open_dataset(path, **kwargs):
-    """Open a closure dataset as an ``xarray.Dataset`` holding its complete samples only (records
-    a killed run left beyond ``samples_complete`` are dropped). ``kwargs`` go to
-    ``xarray.open_dataset``. A missing, corrupt or non-closure-dataset file raises
-    FileNotFoundError / :class:`DatasetFileError` naming the file. The closure term is
-    ``ds.attrs['closure_sign'] * ds['subgrid']``."""
-    from solvers.io import open_netcdf
-    p, ds = open_netcdf(path, "closure dataset", DatasetFileError, **kwargs)
-    problem = None
-    if ds.attrs.get("dataset_format") != DATASET_FORMAT:
-        problem = f"no dataset_format={DATASET_FORMAT!r} attribute"
-    elif int(ds.attrs.get("format_version", 0)) > FORMAT_VERSION:
-        problem = (f"format version {ds.attrs['format_version']}; this package reads up to "
-                   f"{FORMAT_VERSION}")
-    else:
-        missing = [v for v in VARIABLES[:4] if v not in ds.variables]
-        if missing:
-            problem = f"it lacks the variable(s) {missing}"
-    if problem is not None:
-        ds.close()
-        raise DatasetFileError(f"{p} is a netCDF file but not a closure dataset: {problem}")
-    complete = int(ds.attrs.get("samples_complete", 0))
-    if complete < ds.sizes["sample"]:
-        ds = ds.isel(sample=slice(0, complete))
-    return ds
 
 
 def read_header(path) -> dict:

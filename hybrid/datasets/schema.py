@@ -1,15 +1,15 @@
-"""What a closure dataset file is called and made of: its format name and version, the targets,
-the attributes a generator continues from, the errors of the files and small helpers shared by
-the modules that write it."""
+"""What a closure dataset file is made of, as its generator sees it: the targets, the attributes a
+generator continues from, the errors of the files and small helpers shared by the modules that
+write it. The format itself (name, version, variables, the file error) and its one reader are in
+:mod:`closures.dataset_file`."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-DATASET_FORMAT = "hybrid-closure-dataset"
-FORMAT_VERSION = 1
+from closures.dataset_file import DATASET_FORMAT, FORMAT_VERSION, VARIABLES, DatasetFileError
+
 TARGETS = ("subgrid", "missing-physics")
-VARIABLES = ("omega_bar", "subgrid", "member", "time", "step")
 RUNTIME_KEYS = ("members", "seed", "first_member")       # not part of the stored LES config
 HEADER_ATTRS = ("preset", "dns_solver", "dns_config", "les_config", "initial_json", "n_dns",
                 "n_les", "target", "filter", "filter_width", "seed", "members", "interval",
@@ -18,10 +18,6 @@ HEADER_ATTRS = ("preset", "dns_solver", "dns_config", "les_config", "initial_jso
 __all__ = ["DATASET_FORMAT", "FORMAT_VERSION", "TARGETS", "VARIABLES", "HEADER_ATTRS",
            "DatasetFileError", "DatasetMismatchError", "restart_path", "pending_path",
            "differences", "fsync_path", "fsync_dir"]
-
-
-class DatasetFileError(ValueError):
-    """A file that should be a closure dataset (or its restart) cannot be used as one."""
 
 
 class DatasetMismatchError(ValueError):
