@@ -229,7 +229,7 @@ def test_output_checks_touch_nothing_and_name_what(tmp_path):
 # ------------------------------------------------------------------ one run loop
 # modules still stepping a solver in a loop of their own, each to move onto
 # PseudoSpectralSolver.run (its schedules: solvers.Every); the list only shrinks
-RUN_LOOP_TWINS = {"hybrid.datasets"}         # the dataset generator's spin-up in chunks
+RUN_LOOP_TWINS: set[str] = set()
 
 
 def _run_loops(module: str) -> list[str]:

@@ -5,8 +5,9 @@ Incremental writing and ``--resume``. Each sampling time is written, then the fi
 (HDF5 flush and ``fsync``), then ``samples_complete`` is raised, synced again, and only then is a
 restart of the DNS written atomically (``solvers.io.write_restart`` to a side file, tagged with the
 dataset's ``run_id`` and the number of complete sampling times c, then ``os.replace``) to
-``<FILE>.restart.nc``. During the spin-up a restart tagged c = 0 is written at least every
-``SPINUP_CHECKPOINT_S`` seconds of wall time and at its end. Invariant: the restart's c is the
+``<FILE>.restart.nc``. During the spin-up (:func:`spin_up`, one ``solver.run`` with a
+:class:`solvers.Every` of period ``interval``) a restart tagged c = 0 is written at the first
+multiple of ``interval`` after each ``SPINUP_CHECKPOINT_S`` seconds of wall time, and at its end. Invariant: the restart's c is the
 dataset's complete count or one less. On resume the DNS continues from the restart (its FFTW wisdom
 imported before anything is planned, so it rounds exactly as the interrupted run did) and sampling
 time c is (re)written at indices c·members…, overwriting whatever a killed write left there.
@@ -22,7 +23,6 @@ extend the dataset.
 """
 from __future__ import annotations
 
-import math
 import time as _time
 from pathlib import Path
 from typing import Callable
@@ -35,7 +35,7 @@ from .files import create_file, remove_stale, write_restart
 from .plan import Plan, make_plan
 from .schema import fsync_path
 
-__all__ = ["generate_dataset", "execute", "SPINUP_CHECKPOINT_S"]
+__all__ = ["generate_dataset", "execute", "spin_up", "SPINUP_CHECKPOINT_S"]
 
 SPINUP_CHECKPOINT_S = 60.0          # wall seconds between restarts during the spin-up
 
@@ -49,6 +49,25 @@ def pairs(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
         s = plan.coarse.shape
         return np.fft.irfft2(w_hat, s=s), np.fft.irfft2(pi_hat, s=s)
     return filters.missing_physics_target(plan.fine, plan.coarse, zh)
+
+
+def spin_up(plan: Plan, progress: bool, hook: Callable[[str, int], None]) -> None:
+    """Run the DNS to the end of the spin-up, in the one run loop: every ``interval`` of time
+    from t = 0 and at the end, ``hook('spinup', 0)`` and, once ``SPINUP_CHECKPOINT_S`` seconds of
+    wall time have passed since the last, a restart tagged 0 (the steps do not depend on them)."""
+    from solvers import Every
+    last = _time.perf_counter()
+
+    def checkpoint(solver) -> None:
+        nonlocal last
+        hook("spinup", 0)
+        if _time.perf_counter() - last >= SPINUP_CHECKPOINT_S:
+            write_restart(plan, 0)
+            last = _time.perf_counter()
+
+    plan.solver.run(plan.spinup, progress=progress,
+                    schedules=[Every(plan.interval, checkpoint, origin=0.0, start=False,
+                                     end=True)])
 
 
 def execute(plan: Plan, progress: bool, hook: Callable[[str, int], None] | None = None) -> None:
@@ -78,33 +97,8 @@ def execute(plan: Plan, progress: bool, hook: Callable[[str, int], None] | None 
         if plan.fresh_restart:
             solver.set_vorticity(plan.preset.initial_vorticity(solver))
 
-        # spin-up, in chunks of `interval` (the stepping does not depend on the chunks)
-        wall_ckpt = _time.perf_counter()
         if plan.start == 0 and solver.t < plan.spinup - 0.5 * solver.dt:
-            sbar = tqdm(total=plan.spinup, initial=min(solver.t, plan.spinup), unit="t.u.",
-                        desc="spin-up", disable=not progress, dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} [{elapsed}<{remaining}"
-                                   "{postfix}]")
-            try:
-                j = math.floor(solver.t / plan.interval) + 1
-                while solver.t < plan.spinup - 0.5 * solver.dt:
-                    target = min(j * plan.interval, plan.spinup)
-                    j += 1
-                    if target <= solver.t:
-                        continue
-                    w0, s0 = _time.perf_counter(), solver.step_count
-                    solver.run(target)
-                    hook("spinup", 0)
-                    wall = _time.perf_counter()
-                    sbar.n = min(solver.t, plan.spinup)
-                    sbar.set_postfix_str(f"{(solver.step_count - s0) / max(wall - w0, 1e-9):.1f} "
-                                         f"steps/s", refresh=False)
-                    sbar.refresh()
-                    if wall - wall_ckpt >= SPINUP_CHECKPOINT_S:
-                        write_restart(plan, 0)
-                        wall_ckpt = _time.perf_counter()
-            finally:
-                sbar.close()
+            spin_up(plan, progress, hook)
         if plan.start == 0:
             write_restart(plan, 0)
 
