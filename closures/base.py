@@ -35,6 +35,7 @@ import numpy as np
 
 from solvers.base import ClosureState
 from solvers.grid import Grid
+from solvers.initial import member_generators
 from solvers.validate import integer
 
 CLOSURE_STREAM = 2      # entropy word separating closure streams from solver noise (0) and ICs (1)
@@ -42,16 +43,9 @@ CLOSURE_STREAM = 2      # entropy word separating closure streams from solver no
 
 def closure_generators(seed: int | None, members: int,
                        first_member: int = 0) -> list[np.random.Generator]:
-    """The closure's generators, one per member (see the module docstring for the derivation)."""
-    integer("members", members, 1)
-    integer("first_member", first_member, 0)
-    if seed is None:
-        root = np.random.SeedSequence()
-    else:
-        integer("seed", seed, 0, allow_none=True)
-        root = np.random.SeedSequence([int(seed), CLOSURE_STREAM])
-    children = root.spawn(int(first_member) + int(members))[int(first_member):]
-    return [np.random.Generator(np.random.PCG64(c)) for c in children]
+    """The closure's generators, one per member: :func:`solvers.initial.member_generators` of
+    stream :data:`CLOSURE_STREAM` (see the module docstring)."""
+    return member_generators(seed, members, first_member, CLOSURE_STREAM)
 
 
 def same_grid(a: Grid, b: Grid) -> bool:

@@ -15,10 +15,11 @@ import numpy as np
 
 def json_value(o):
     """``json.dumps`` fallback for data that must read back as it was (configurations): numpy
-    scalars and arrays as plain values, paths as strings; TypeError for anything else."""
+    scalars and arrays (and other arrays with ``tolist``, such as torch tensors) as plain values,
+    paths as strings; TypeError for anything else."""
     if isinstance(o, np.generic):
         return o.item()
-    if isinstance(o, np.ndarray):
+    if isinstance(o, np.ndarray) or callable(getattr(o, "tolist", None)):
         return o.tolist()
     if isinstance(o, os.PathLike):
         return os.fspath(o)

@@ -371,6 +371,10 @@ def test_closure_seeding_per_member_and_apart_from_solver_noise():
     assert not any(np.allclose(full[m], solver_noise[m]) for m in range(4))
     gens = closure_generators(9, 2, first_member=2)
     assert np.array_equal(np.stack([r.standard_normal(6) for r in gens]), part)
+    # the derivation itself: children 2 and 3 of SeedSequence([9, CLOSURE_STREAM = 2])
+    pinned = [np.random.Generator(np.random.PCG64(c))
+              for c in np.random.SeedSequence([9, 2]).spawn(4)[2:]]
+    assert np.array_equal(np.stack([r.standard_normal(6) for r in pinned]), part)
 
 
 def test_stochastic_closure_restarts_bit_identically_in_a_solver():

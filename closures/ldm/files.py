@@ -53,14 +53,6 @@ def resolve_model_path(path_or_name) -> Path:
     return stem
 
 
-def _plain(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
 def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None) -> tuple[Path,
                                                                                            Path]:
     """Write ``<stem>.pt`` (state_dict) and ``<stem>.json`` (card), each atomically.
@@ -80,13 +72,8 @@ def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None)
     tmp = pt.with_name(pt.name + ".tmp")
     torch.save(sd, tmp)
     os.replace(tmp, pt)
-    _write_card(js, full)
+    write_json(js, full)
     return pt, js
-
-
-def _write_card(js: Path, card: dict) -> None:
-    """Write a card atomically (a temporary file, then a rename), indented JSON."""
-    write_json(js, card, default=_plain)
 
 
 def update_card(path_stem, **entries) -> Path:
@@ -97,7 +84,7 @@ def update_card(path_stem, **entries) -> Path:
     _, js = model_paths(path_stem)
     card = json.loads(js.read_text())
     card.update(entries)
-    _write_card(js, card)
+    write_json(js, card)
     return js
 
 
