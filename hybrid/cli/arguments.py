@@ -25,6 +25,21 @@ def fail(msg: str, command: str | None = None) -> int:
     return EXIT_USAGE
 
 
+def delegate(module: str, configure: str = "configure", handler: str = "handler"):
+    """``(configure, handler)`` of a command whose work lives in the package ``module`` (its
+    functions ``configure`` and ``handler``, by these names), imported when the command's parser
+    is built or the command runs rather than when the registry is."""
+    import importlib
+
+    def configure_command(p: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), configure)(p)
+
+    def handle_command(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), handler)(args)
+
+    return configure_command, handle_command
+
+
 # ------------------------------------------------------------------ argument types
 def _argument_type(parse, check):
     """An argparse ``type``: ``parse`` the text, then ``check(name, value)`` from

@@ -2,19 +2,8 @@
 :mod:`hybrid.compare`)."""
 from __future__ import annotations
 
-import argparse
+from .arguments import delegate
 
 NAME = "compare"
 HELP = "compare a run with a reference DNS: errors, spectra, PDFs, cost"
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    """The arguments of ``hybrid compare``."""
-    from ..compare import configure_parser
-    configure_parser(p)
-
-
-def handler(args: argparse.Namespace) -> int:
-    """Run the comparison; returns the exit code."""
-    from ..compare import run_cli
-    return run_cli(args)
+configure, handler = delegate("hybrid.compare", "configure_parser", "run_cli")
