@@ -7,10 +7,11 @@ restart of the DNS written atomically (``solvers.io.write_restart`` to a side fi
 dataset's ``run_id`` and the number of complete sampling times c, then ``os.replace``) to
 ``<FILE>.restart.nc``. During the spin-up (:func:`spin_up`, one ``solver.run`` with a
 :class:`solvers.Every` of period ``interval``) a restart tagged c = 0 is written at the first
-multiple of ``interval`` after each ``SPINUP_CHECKPOINT_S`` seconds of wall time, and at its end. Invariant: the restart's c is the
-dataset's complete count or one less. On resume the DNS continues from the restart (its FFTW wisdom
-imported before anything is planned, so it rounds exactly as the interrupted run did) and sampling
-time c is (re)written at indices c·members…, overwriting whatever a killed write left there.
+multiple of ``interval`` after each ``SPINUP_CHECKPOINT_S`` seconds of wall time, and at its end.
+Invariant: the restart's c is the dataset's complete count or one less. On resume the DNS
+continues from the restart (its FFTW wisdom imported before anything is planned, so it rounds
+exactly as the interrupted run did) and sampling time c is (re)written at indices c·members…,
+overwriting whatever a killed write left there.
 Kill windows: during the spin-up (no restart yet: start again from t = 0; else from the last
 spin-up restart); while stepping to t_c (resume from the restart at t_{c-1}); while writing the
 samples of t_c (partial records beyond ``samples_complete``: readers ignore them, resume overwrites
