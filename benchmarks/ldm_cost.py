@@ -1,6 +1,6 @@
-"""Cost of the diffusion-closure LES against DNS 256² at the same ensemble size (issue 4's target).
+"""Cost of the diffusion-closure LES against DNS 256² at the same ensemble size.
 
-    python -m benchmarks.ldm_cost --data data/kolmogorov.nc
+    python -m benchmarks.ldm_cost --data data/kolmogorov-test.nc --dns-process
 
 All timings in one process, interleaved: every round runs each LES configuration for
 ``--les-t`` time units and the DNS for ``--dns-t``, so that a slow spell of a shared machine hits
@@ -18,12 +18,12 @@ threads. Writes ``cost.json`` and ``cost.md`` to ``--out``.
 
 ``--dns-process`` times the DNS in a process of its own. Why: with two threads, the DNS timed in
 the process that had built the LES solvers and run torch took 6.9–7.2 s per time unit per member
-against ≈ 3.7 in a fresh process (session 4, 2026-11-22; one thread was not affected), which
+against ≈ 3.7 in a fresh process (2026-11-22; one thread was not affected), which
 would flatter every speed-up. The cause was not found, and a smaller script (DNS, then a torch
 closure and four LES solvers, all with two threads) did not reproduce it.
 ``--les-fft-threads``: FFTW threads of the LES solvers alone (default ``--threads``). Before the
 transforms split their slots between threads (:mod:`solvers.fft`), two FFTW threads made the
-64² LES with no closure 1.9× slower than one (session 5).
+64² LES with no closure 1.9× slower than one (measured 2026-11-22).
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ import numpy as np
 
 from .provenance import run_header
 
-DEFAULT_CONFIGS = ("none,smagorinsky,ldm@5,ldm@5/precision=bfloat16,ldm@5/steps=5,"
-                   "ldm@5/steps=5/precision=bfloat16,ldm@10,ldm@10/precision=bfloat16")
+DEFAULT_CONFIGS = ("none,smagorinsky,dynamic-smagorinsky,ldm-mean@5,ldm@5,ldm@5/precision=bfloat16,"
+                   "ldm@5/steps=5,ldm@5/steps=5/precision=bfloat16,ldm@10,"
+                   "ldm@10/precision=bfloat16")
 
 
 def parse_config(text: str) -> tuple[str, int, dict, float | None]:
