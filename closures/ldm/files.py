@@ -5,6 +5,10 @@ model card: architecture config, grid, normalisation statistics, data, training 
 offline metrics, and the name and shape of every tensor of the state_dict).
 :func:`load_model` loads the weights with ``torch.load(..., weights_only=True)`` and checks them
 against the card; any problem raises :class:`ModelFileError` naming the file.
+
+The model-file helpers shared by every model of the package (the stochastic latent transformer's
+files call them too): :func:`model_paths`, :func:`resolve_model_path` (shipped names),
+:func:`write_model_files`, :func:`read_json_card` and :func:`load_state_dict`.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from solvers.files import write_json
 from .model import LatentDiffusionModel, check_stats
 
 __all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
-           "read_card", "load_model", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
+           "read_card", "load_model", "write_model_files", "read_json_card", "load_state_dict",
+           "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
@@ -61,14 +66,22 @@ def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None)
     which this function sets: ``format``, ``version``, ``config``, ``stats``, ``grid`` and
     ``state_dict`` (name → shape of every tensor). Returns the two paths.
     """
-    pt, js = model_paths(path_stem)
-    pt.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     full = dict(card or {})
     full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
-                stats=model.stats, grid={"n": model.n, "L": model.L},
-                weights_file=pt.name,
-                state_dict={k: list(v.shape) for k, v in sd.items()})
+                stats=model.stats, grid={"n": model.n, "L": model.L})
+    return write_model_files(model.state_dict(), path_stem, full)
+
+
+def write_model_files(state_dict: dict, path_stem, card: dict) -> tuple[Path, Path]:
+    """Write ``<stem>.pt`` (``state_dict``, on the CPU) and ``<stem>.json`` (``card`` plus
+    ``weights_file`` and ``state_dict``: name → shape of every tensor), each atomically. The
+    common writer of every model file (a model's own ``save_*`` sets its card's ``format``,
+    ``version`` and ``config``). Returns the two paths."""
+    pt, js = model_paths(path_stem)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    full = dict(card)
+    full.update(weights_file=pt.name, state_dict={k: list(v.shape) for k, v in sd.items()})
     tmp = pt.with_name(pt.name + ".tmp")
     torch.save(sd, tmp)
     os.replace(tmp, pt)
@@ -90,6 +103,20 @@ def update_card(path_stem, **entries) -> Path:
 
 def read_card(path_stem) -> dict:
     """The model card of ``path_stem`` (checked: format, config, stats, state_dict shapes)."""
+    card = read_json_card(path_stem, CARD_FORMAT, CARD_VERSION,
+                          ("config", "stats", "state_dict"))
+    _, js = model_paths(path_stem)
+    try:
+        card["stats"] = check_stats(card["stats"])
+    except ValueError as e:
+        raise ModelFileError(f"model card {js}: {e}") from None
+    return card
+
+
+def read_json_card(path_stem, card_format: str, version: int, required=()) -> dict:
+    """The JSON card of ``path_stem``, checked: readable JSON, ``format`` = ``card_format``,
+    ``version`` ≤ ``version``, the ``required`` keys present; else :class:`ModelFileError`
+    naming the card. The common reader of every model card."""
     _, js = model_paths(path_stem)
     if not js.is_file():
         raise ModelFileError(f"model card {js} does not exist"
@@ -98,34 +125,33 @@ def read_card(path_stem) -> dict:
         card = json.loads(js.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"model card {js} is not readable JSON (corrupt?): {e}") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise ModelFileError(f"model card {js} is not a {CARD_FORMAT!r} card (format = "
+    if not isinstance(card, dict) or card.get("format") != card_format:
+        raise ModelFileError(f"model card {js} is not a {card_format!r} card (format = "
                              f"{card.get('format') if isinstance(card, dict) else None!r})")
-    if int(card.get("version", 0)) > CARD_VERSION:
+    try:
+        card_version = int(card.get("version", 0))
+    except (TypeError, ValueError):
+        raise ModelFileError(f"model card {js} has a bad version "
+                             f"{card.get('version')!r}") from None
+    if card_version > version:
         raise ModelFileError(f"model card {js} has version {card['version']}; this package reads "
-                             f"up to {CARD_VERSION}")
-    missing = [k for k in ("config", "stats", "state_dict") if k not in card]
+                             f"up to {version}")
+    missing = [k for k in required if k not in card]
     if missing:
         raise ModelFileError(f"model card {js} lacks {', '.join(missing)}")
-    try:
-        card["stats"] = check_stats(card["stats"])
-    except ValueError as e:
-        raise ModelFileError(f"model card {js}: {e}") from None
     return card
 
 
-def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
-    """The model saved by :func:`save_model` at ``path_stem`` (or either file's path), in eval
-    mode, with ``model.card`` set. Raises :class:`ModelFileError` (naming the file) for a missing,
-    unreadable or corrupt card or weights file, or weights that do not match the card."""
+def load_state_dict(path_stem, card: dict, expected: dict) -> dict:
+    """The state_dict of ``<stem>.pt``, loaded with ``torch.load(..., weights_only=True)`` and
+    checked against ``expected`` (name → shape, from the architecture the card's config builds)
+    and the card's own list of tensors: any missing, unreadable, corrupt, mismatched or
+    non-finite weights raise :class:`ModelFileError` naming the file. The common loader of
+    every model file."""
     pt, js = model_paths(path_stem)
-    card = read_card(path_stem)
-    try:
-        model = LatentDiffusionModel.from_config(card["config"], stats=card["stats"])
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
-    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
-    if {k: list(v) for k, v in card["state_dict"].items()} != expected:
+    expected = {k: list(v) for k, v in expected.items()}
+    listed = card.get("state_dict")
+    if not isinstance(listed, dict) or {k: list(v) for k, v in listed.items()} != expected:
         raise ModelFileError(f"model card {js} lists tensors that its architecture config does "
                              f"not build (card edited or from another version)")
     if not pt.is_file():
@@ -155,6 +181,20 @@ def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
                              + "; ".join(parts))
     if not all(bool(torch.isfinite(v).all()) for v in sd.values() if v.is_floating_point()):
         raise ModelFileError(f"weights file {pt} holds non-finite values")
+    return sd
+
+
+def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
+    """The model saved by :func:`save_model` at ``path_stem`` (or either file's path), in eval
+    mode, with ``model.card`` set. Raises :class:`ModelFileError` (naming the file) for a missing,
+    unreadable or corrupt card or weights file, or weights that do not match the card."""
+    pt, js = model_paths(path_stem)
+    card = read_card(path_stem)
+    try:
+        model = LatentDiffusionModel.from_config(card["config"], stats=card["stats"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
+    sd = load_state_dict(path_stem, card, {k: v.shape for k, v in model.state_dict().items()})
     model.load_state_dict(sd)
     model.card = card
     return model.to(device).eval()
