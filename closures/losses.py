@@ -12,7 +12,7 @@ so std(0) = 0 and std(1) = sqrt((σ² − 1)/(2 ln σ)) (≈ 11.5 for σ = 30).
 * :func:`dsm_loss` — denoising score matching, t ~ U(eps, 1), weighting λ(t) = std(t)².
 * :func:`sample_ve` — reverse-SDE Euler–Maruyama sampler on a Karras ρ-schedule of t.
 * :func:`energy_score`, :func:`crps_ensemble` — proper scores of an ensemble (fair estimators).
-* :func:`spectral_amplitude_loss` — distance of Fourier amplitudes.
+* :func:`spectral_amplitude_loss` — distance of Fourier amplitudes (of 2D fields or 1D profiles).
 * :func:`moment_penalty` — pulls a latent toward zero mean and unit standard deviation.
 
 Everything is torch, batch-first, and differentiable where it is a loss.
@@ -232,18 +232,24 @@ def crps_ensemble(samples: torch.Tensor, target: torch.Tensor,
     return _reduce(crps, reduction)
 
 
-def spectral_amplitude_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """mean |(|â| − |b̂|)| over the rfft2 half-plane of the last two axes and all leading ones,
-    with â = rfft2(a, norm='forward') (divided by H·W, so a mode cos(k·x) of amplitude A has
-    |â| = A/2 and the loss does not grow with the grid). Invariant under shifts of either field;
-    blind to phases by design."""
+def spectral_amplitude_loss(a: torch.Tensor, b: torch.Tensor, dims: int = 2) -> torch.Tensor:
+    """mean |(|â| − |b̂|)| over the real-FFT half-space of the last ``dims`` axes (2: fields
+    (…, H, W); 1: profiles (…, n)) and all leading ones, with â = rfftn(a, norm='forward')
+    (divided by the number of points, so a mode cos(k·x) of amplitude A has |â| = A/2 and the
+    loss does not grow with the grid). Invariant under shifts of either field; blind to phases
+    by design."""
+    if dims not in (1, 2):
+        raise ValueError(f"spectral_amplitude_loss: dims must be 1 or 2, got {dims!r}")
     if a.shape != b.shape:
         raise ValueError(f"spectral_amplitude_loss: shapes differ, {tuple(a.shape)} vs "
                          f"{tuple(b.shape)}")
-    if a.ndim < 2:
-        raise ValueError(f"spectral_amplitude_loss needs fields (…, H, W), got {tuple(a.shape)}")
-    fa = torch.fft.rfft2(a, norm="forward").abs()
-    fb = torch.fft.rfft2(b, norm="forward").abs()
+    if a.ndim < dims:
+        raise ValueError(f"spectral_amplitude_loss needs "
+                         f"{'fields (…, H, W)' if dims == 2 else 'profiles (…, n)'}, got "
+                         f"{tuple(a.shape)}")
+    axes = tuple(range(-dims, 0))
+    fa = torch.fft.rfftn(a, dim=axes, norm="forward").abs()
+    fb = torch.fft.rfftn(b, dim=axes, norm="forward").abs()
     return (fa - fb).abs().mean()
 
 

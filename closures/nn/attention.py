@@ -1,0 +1,94 @@
+"""Attention blocks of the stochastic latent transformer: multi-head attention whose keys and values
+may be extended by extra tokens (the noise token), and pre-LayerNorm transformer blocks.
+
+:class:`MultiHeadAttention` — queries from the data tokens x (B, T, D); keys and values from
+``[extra; x]`` where ``extra`` (B, E, D) are tokens prepended to the keys and values only (none by
+default). With E = 1 and extra ~ N(0, I) drawn afresh per call this is the Stochastic Latent
+Transformer's noise injection: every output token may attend to the noise, so the block's output
+is a random function of the window. No mask: every token sees the whole window.
+
+:class:`TransformerBlock` — pre-LN: x ← x + Attn(LN(x), extra), x ← x + MLP(LN(x)),
+MLP = Linear(D, H) → GELU → Linear(H, D). ``noise_token=True`` makes the block draw its own
+N(0, I) token from the ``generator`` passed to ``forward`` (the caller's ``torch.Generator``: the
+same generator state gives the same output, bit for bit).
+
+The attention and the norms are separate attributes (``attn``, ``norm1``, ``norm2``) so that a
+local (windowed) attention or an adaptive LayerNorm (AdaLN: scale and shift from a conditioning
+vector) can replace them without changing the block's interface.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from solvers.validate import integer
+
+__all__ = ["MultiHeadAttention", "TransformerBlock", "sinusoidal_positions"]
+
+
+def sinusoidal_positions(steps: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The sinusoidal encoding (Vaswani et al.) of positions 0 … steps−1, shape (steps, dim):
+    sin(p ω_j) in the even columns, cos(p ω_j) in the odd ones, ω_j = 10000^{−2j/dim}."""
+    steps, dim = integer("steps", steps, 1), integer("dim", dim, 1)
+    p = torch.arange(steps, device=device, dtype=torch.float64)[:, None]
+    j = torch.arange((dim + 1) // 2, device=device, dtype=torch.float64)
+    ang = p * torch.exp(-math.log(10000.0) * 2 * j / dim)
+    out = torch.zeros(steps, dim, device=device, dtype=torch.float64)
+    out[:, 0::2] = torch.sin(ang)
+    out[:, 1::2] = torch.cos(ang[:, :dim // 2])
+    return out.to(dtype)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention, ``heads`` heads of width ``dim // heads``;
+    ``forward(x, extra=None)``: queries from x (B, T, D), keys and values from [extra; x]."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.dim = integer("dim", dim, 1)
+        self.heads = integer("heads", heads, 1)
+        if dim % heads:
+            raise ValueError(f"heads must divide dim (the token width {dim}), got {heads}")
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape
+        h, w = self.heads, D // self.heads
+        src = x if extra is None else torch.cat([extra.to(x.dtype), x], dim=1)
+        q = self.q(x).reshape(B, T, h, w).transpose(1, 2)                    # (B, h, T, w)
+        k, v = self.kv(src).reshape(B, src.shape[1], 2, h, w).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(w), dim=-1)  # (B, h, T, S)
+        return self.out((att @ v).transpose(1, 2).reshape(B, T, D))
+
+
+class TransformerBlock(nn.Module):
+    """A pre-LayerNorm transformer block (module docstring); ``noise_token``: the attention's keys
+    and values get a fresh N(0, I) token of width ``dim`` per sample."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, noise_token: bool = False):
+        super().__init__()
+        self.noise_token = bool(noise_token)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, integer("hidden", hidden, 1)), nn.GELU(),
+                                 nn.Linear(hidden, dim))
+
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A fresh N(0, I) token (B, 1, D) for every sample of x, from ``generator``."""
+        return torch.randn((x.shape[0], 1, x.shape[2]), generator=generator, device=x.device,
+                           dtype=x.dtype)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D) → (B, T, D). A noise-token block draws its token from ``generator``
+        unless ``noise`` (B, 1, D) is given."""
+        extra = None
+        if self.noise_token:
+            extra = self.draw_noise(x, generator) if noise is None else noise
+        x = x + self.attn(self.norm1(x), extra)
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,62 @@
+"""Model files of the stochastic latent transformer: ``<stem>.pt`` (the state_dict) and
+``<stem>.json`` (the model card: format ``hybrid-slt-card``, architecture ``config``,
+normalisation ``stats``, data, training, metrics, and the name and shape of every tensor).
+
+Written and read with the package's common model-file helpers
+(:func:`closures.ldm.files.write_model_files`, :func:`~closures.ldm.files.read_json_card`,
+:func:`~closures.ldm.files.load_state_dict`: weights loaded with ``weights_only=True``, every
+problem a :class:`~closures.ldm.files.ModelFileError` naming the file). A bare name that is not
+a file is looked up among the shipped models (``closures/weights``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..ldm.files import (ModelFileError, load_state_dict, model_paths, read_json_card,
+                         resolve_model_path, write_model_files)
+from .model import SLT, check_stats
+
+__all__ = ["save_slt", "load_slt", "read_slt_card", "CARD_FORMAT", "CARD_VERSION",
+           "ModelFileError"]
+
+CARD_FORMAT = "hybrid-slt-card"
+CARD_VERSION = 1
+
+
+def save_slt(model: SLT, path_stem, card: dict | None = None) -> tuple[Path, Path]:
+    """Write ``<stem>.pt`` and ``<stem>.json`` (``card`` plus format, version, config, stats,
+    state_dict shapes), each atomically. Returns the two paths."""
+    full = dict(card or {})
+    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
+                stats=dict(model.stats))
+    return write_model_files(model.state_dict(), path_stem, full)
+
+
+def read_slt_card(path_or_name) -> dict:
+    """The checked card of a saved SLT (a path, or a shipped model's name)."""
+    stem = resolve_model_path(path_or_name)
+    card = read_json_card(stem, CARD_FORMAT, CARD_VERSION, ("config", "stats", "state_dict"))
+    try:
+        card["stats"] = check_stats(card["stats"])
+    except ValueError as e:
+        raise ModelFileError(f"model card {model_paths(stem)[1]}: {e}") from None
+    return card
+
+
+def load_slt(path_or_name, device="cpu") -> SLT:
+    """The SLT saved by :func:`save_slt` (a path to its stem or either file, or a shipped
+    model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError` naming the
+    file for a missing, corrupt or mismatched card or weights file."""
+    stem = resolve_model_path(path_or_name)
+    card = read_slt_card(stem)
+    js = model_paths(stem)[1]
+    try:
+        if not isinstance(card["config"], dict):
+            raise TypeError("config is not a dict")
+        model = SLT.from_config(card["config"], stats=card["stats"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
+    sd = load_state_dict(stem, card, {k: v.shape for k, v in model.state_dict().items()})
+    model.load_state_dict(sd)
+    model.card = card
+    return model.to(device).eval()

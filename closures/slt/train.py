@@ -1,0 +1,271 @@
+"""Training of the stochastic latent transformer: :func:`train_slt`.
+
+Data: U(y, t) profiles at the save interval — an array (times, n) or (members, times, n), or a
+trajectory file with ``zonal_mean_u (member, time, y)`` (read with
+:func:`solvers.io.open_trajectory`). Split by time: in every member the first
+(1 − ``val_fraction``) of the saves train, the rest validate, so no validation target appears in
+a training window. Samples are sliding windows of L = ``window`` profiles with the next profile
+as target (all start points). Normalisation: the mean and standard deviation of the training
+profiles (two scalars, in the card).
+
+Objective: ``Σ weights[k]·term_k`` of :meth:`closures.slt.model.SLT.loss_terms` (energy score
+of m = ``members`` draws per input on decoded U and in latent space, reconstruction, spectral
+amplitudes; weights 1), autoencoder and transformer trained jointly. Adam(``lr``),
+ExponentialLR(``gamma``) stepped per epoch (the paper: 5e-4, 0.9825, batch 200, 400 epochs).
+Validation after every epoch on the held-out windows with a fixed noise seed.
+
+Files next to ``out`` (the conventions of :func:`closures.train.train_ldm`):
+``<stem>.log.jsonl`` (one JSON line per epoch, then a final line), ``<stem>.ckpt.pt`` (model,
+optimiser, scheduler, generator states, history and the run's signature; atomic;
+``resume=True`` continues from it and ends with the same weights, bit for bit, as an
+uninterrupted run), and at the end ``<stem>.pt`` / ``<stem>.json``
+(:func:`closures.slt.files.save_slt`).
+
+Reproducibility: initial weights from ``seed`` in a forked RNG; shuffling, training noise and
+validation noise from their own generators seeded from ``seed``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from solvers.validate import integer, number
+
+from ..train import _gen, _threads_scoped, train_paths
+from .files import save_slt
+from .model import DEFAULT_WEIGHTS, SLT
+
+__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows"]
+
+
+def read_profiles(data) -> tuple[np.ndarray, dict]:
+    """(U as float64 (members, times, n), a description for the card) from an array or a
+    trajectory file (module docstring)."""
+    if isinstance(data, (str, os.PathLike)):
+        from solvers.io import open_trajectory
+        ds = open_trajectory(data)
+        try:
+            if "zonal_mean_u" not in ds.variables:
+                raise ValueError(f"data: {data} has no zonal_mean_u (record the run with "
+                                 f"--record zonal-mean)")
+            u = np.asarray(ds["zonal_mean_u"].values, dtype=np.float64)
+            desc = {"file": os.fspath(data), "interval": (float(ds["time"][1] - ds["time"][0])
+                                                          if ds.sizes["time"] > 1 else None)}
+        finally:
+            ds.close()
+    else:
+        u = np.asarray(data, dtype=np.float64)
+        desc = {"array": True}
+    if u.ndim == 2:
+        u = u[None]
+    if u.ndim != 3:
+        raise ValueError(f"data must be profiles (times, n) or (members, times, n), got shape "
+                         f"{u.shape}")
+    if not np.isfinite(u).all():
+        raise ValueError("data holds non-finite values")
+    desc.update(members=int(u.shape[0]), times=int(u.shape[1]), points=int(u.shape[2]))
+    return u, desc
+
+
+def split_by_time(u: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) parts of (members, times, n): the first and the last saves."""
+    cut = int(round((1.0 - val_fraction) * u.shape[1]))
+    return u[:, :cut], u[:, cut:]
+
+
+class Windows:
+    """The sliding windows (L + 1 consecutive profiles) of normalised series (members, times, n):
+    ``len``, and ``batch(idx)`` → (windows (B, L, n), targets (B, n)) as float32 tensors."""
+
+    def __init__(self, series: np.ndarray, window: int):
+        self.series = torch.as_tensor(series, dtype=torch.float32)
+        M, T, _ = series.shape
+        per = max(0, T - window)
+        self.window, self.per = window, per
+        self.count = M * per
+        self.offsets = torch.arange(window + 1)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, s = idx // self.per, idx % self.per
+        seq = self.series[m[:, None], s[:, None] + self.offsets]            # (B, L+1, n)
+        return seq[:, :-1], seq[:, -1]
+
+
+@_threads_scoped
+def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200,
+              lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
+              weights: dict | None = None, latent_points: int | None = None, channels: int = 4,
+              width: int | None = None, heads: int | None = None, layers: int = 2,
+              hidden: int | None = None, residual: bool = True, val_fraction: float = 0.1,
+              seed: int = 0, threads: int | None = None, resume: bool = False,
+              progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
+              command: str | None = None, device: str = "cpu") -> dict:
+    """Train an SLT on ``data`` and save it to ``out`` (module docstring). Returns the metrics:
+    ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``paths``.
+
+    ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
+    then not saved). ``threads``: torch's thread count during training (restored after).
+    ``command``: the command line, recorded in the card."""
+    window = integer("window", window, 1)
+    epochs = integer("epochs", epochs, 1)
+    batch = integer("batch", batch, 1)
+    lr = number("lr", lr, above=0)
+    gamma = number("gamma", gamma, above=0, at_most=1)
+    members = integer("members", members, 2)
+    val_fraction = number("val_fraction", val_fraction, at_least=0, below=1)
+    seed = integer("seed", seed, 0)
+    checkpoint_every = integer("checkpoint_every", checkpoint_every, 1)
+    stop_after = integer("stop_after", stop_after, 1, allow_none=True)
+    w = dict(DEFAULT_WEIGHTS)
+    for k, v in (weights or {}).items():
+        if k not in w:
+            raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
+        w[k] = number(f"weights[{k!r}]", v, at_least=0)
+    u, desc = read_profiles(data)
+    tr, va = split_by_time(u, val_fraction)
+    stats = {"mean": float(tr.mean()), "std": float(tr.std())}
+    if not stats["std"] > 0:
+        raise ValueError("data: the training profiles are constant (std 0)")
+    train = Windows((tr - stats["mean"]) / stats["std"], window)
+    val = Windows((va - stats["mean"]) / stats["std"], window)
+    if len(train) == 0:
+        raise ValueError(f"data: {tr.shape[1]} training saves per member hold no window of "
+                         f"window + 1 = {window + 1} profiles")
+    dev = torch.device(device)
+    arch = dict(points=int(u.shape[2]), latent_points=latent_points, channels=channels,
+                window=window, width=width, heads=heads, layers=layers, hidden=hidden,
+                residual=residual)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SLT(**arch, stats=stats).to(dev)
+    training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
+                    val_fraction=val_fraction, seed=seed, optimizer="Adam",
+                    scheduler="ExponentialLR", device=str(dev), threads=threads)
+    signature = json.dumps({"arch": model.config, "stats": stats, "data": desc,
+                            "training": {k: v for k, v in training.items()
+                                         if k not in ("epochs", "device", "threads")}},
+                           sort_keys=True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
+    g_shuffle, g_noise = _gen(seed, "shuffle"), _gen(seed, "noise")
+    paths = train_paths(out)
+    start, history, elapsed = 0, [], 0.0
+    if resume:
+        ck = paths["checkpoint"]
+        if not ck.is_file():
+            raise FileNotFoundError(f"resume: checkpoint {ck} does not exist")
+        try:
+            state = torch.load(ck, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"resume: checkpoint {ck} is not readable (corrupt?): "
+                             f"{type(e).__name__}: {str(e)[:200]}") from None
+        if state.get("signature") != signature:
+            raise ValueError(f"resume: checkpoint {ck} was written with other settings or data; "
+                             f"start afresh or use the same settings")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g_shuffle.set_state(state["rng_shuffle"])
+        g_noise.set_state(state["rng_noise"])
+        start, elapsed = int(state["epoch"]), float(state["elapsed_s"])
+        history = json.loads(state["history"])
+        if start > epochs:
+            raise ValueError(f"resume: checkpoint {ck} is at epoch {start}, beyond epochs="
+                             f"{epochs}")
+    paths["log"].parent.mkdir(parents=True, exist_ok=True)
+    with open(paths["log"], "w") as f:
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+
+    def checkpoint(epoch: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "epoch": epoch,
+                 "rng_shuffle": g_shuffle.get_state(), "rng_noise": g_noise.get_state(),
+                 "signature": signature, "history": json.dumps(history), "elapsed_s": elapsed}
+        tmp = paths["checkpoint"].with_name(paths["checkpoint"].name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, paths["checkpoint"])
+
+    def run_terms(wins: Windows, idx, generator):
+        x, y = wins.batch(idx)
+        terms = model.loss_terms(x.to(dev), y.to(dev), generator, members)
+        return terms, sum(w[k] * v for k, v in terms.items())
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs, initial=start, desc="train slt", unit="epoch")
+    done_here, N = 0, len(train)
+    try:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            model.train()
+            sums: dict[str, float] = {}
+            perm = torch.randperm(N, generator=g_shuffle)
+            for i0 in range(0, N, batch):
+                idx = perm[i0:i0 + batch]
+                terms, loss = run_terms(train, idx, g_noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                sums["total"] = sums.get("total", 0.0) + float(loss.detach()) * len(idx)
+            rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
+                   "train": {k: v / N for k, v in sums.items()}}
+            sched.step()
+            if len(val):
+                model.eval()
+                g_val = _gen(seed, "val")
+                vs: dict[str, float] = {}
+                with torch.no_grad():
+                    for i0 in range(0, len(val), batch):
+                        idx = torch.arange(i0, min(i0 + batch, len(val)))
+                        terms, loss = run_terms(val, idx, g_val)
+                        for k, v in terms.items():
+                            vs[k] = vs.get(k, 0.0) + float(v) * len(idx)
+                        vs["total"] = vs.get("total", 0.0) + float(loss) * len(idx)
+                rec["val"] = {k: v / len(val) for k, v in vs.items()}
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            rec["time_s"] = dt
+            history.append(rec)
+            with open(paths["log"], "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            done_here += 1
+            last = epoch + 1 == epochs
+            stopping = stop_after is not None and done_here >= stop_after
+            if (epoch + 1) % checkpoint_every == 0 or last or stopping:
+                checkpoint(epoch + 1)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['train']['total']:.4g}",
+                                val=(f"{rec['val']['total']:.4g}" if "val" in rec else "-"))
+            if stopping and not last:
+                return {"epochs": epoch + 1, "stopped": True, "training_time_s": elapsed,
+                        "final_train": rec["train"], "final_val": rec.get("val"),
+                        "paths": {k: str(v) for k, v in paths.items()}}
+    finally:
+        if bar is not None:
+            bar.close()
+
+    last_rec = history[-1] if history else {}
+    metrics = {"epochs": epochs, "training_time_s": elapsed,
+               "final_train": last_rec.get("train"), "final_val": last_rec.get("val")}
+    desc.update(train_windows=len(train), val_windows=len(val))
+    card = {"name": paths["weights"].with_suffix("").name, "command": command, "data": desc,
+            "training": training, "training_time_s": elapsed, "metrics": metrics,
+            "torch_version": torch.__version__,
+            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    save_slt(model.cpu(), out, card)
+    with open(paths["log"], "a") as f:
+        f.write(json.dumps({"final": True, **metrics}) + "\n")
+    metrics["paths"] = {k: str(v) for k, v in paths.items()}
+    return metrics
