@@ -1,0 +1,245 @@
+"""The Stochastic Latent Transformer: noise token, seeded rollouts, shift equivariance, the energy
+score against closed forms, learning a known AR(1) map, training files and resume, model files and
+argument errors. Tiny sizes: seconds on one CPU thread."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from closures.losses import crps_ensemble, energy_score
+from closures.nn.tepc import shift_profile
+from closures.slt import (SLT, Emulator, ModelFileError, StochasticTransformer, ensemble_loss,
+                          load_emulator, load_slt, save_slt, train_slt)
+
+torch.set_num_threads(1)
+
+N, L = 16, 3
+
+
+def tiny_slt(seed=0):
+    torch.manual_seed(seed)
+    return SLT(N, window=L, width=8, heads=2, layers=2, hidden=16,
+               stats={"mean": 0.1, "std": 0.5}).eval()
+
+
+def jets(T=160, seed=0):
+    """Drifting, noisy jets U(y, t) on N points."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(N) * 2 * np.pi / N
+    t = np.arange(T)[:, None]
+    return (np.cos(2 * (y - 0.03 * t)) + 0.3 * np.cos(y + 0.5) + 0.1 * rng.standard_normal((T, N)))
+
+
+# --- the stochastic transformer ---------------------------------------------------------------
+
+@torch.no_grad()
+def test_noise_token_changes_the_output_and_seeds_reproduce_it():
+    model = tiny_slt()
+    z = torch.randn(4, L, N // 4)
+    a = model.step(z, torch.Generator().manual_seed(0), members=3)
+    b = model.step(z, torch.Generator().manual_seed(0), members=3)
+    c = model.step(z, torch.Generator().manual_seed(1), members=3)
+    assert a.shape == (3, 4, N // 4)
+    assert torch.equal(a, b)
+    assert float((a - c).abs().min()) > 0                    # every member and value differs
+    assert float((a[0] - a[1]).abs().min()) > 0              # members differ from each other
+    # the noise enters through the first block only: a fixed token gives a fixed output
+    tf = model.transformer
+    noise = torch.zeros(4, 1, tf.width)
+    assert torch.equal(tf(z, noise=noise), tf(z, noise=noise.clone()))
+    assert not torch.allclose(tf(z, noise=noise), tf(z, noise=noise + 1))
+
+
+@torch.no_grad()
+def test_the_step_is_equivariant_to_shifts_of_the_window():
+    model = tiny_slt().double()
+    u = torch.as_tensor(jets(T=L), dtype=torch.float64)[None]
+    z = model.encode(model.normalise(u))
+    for s in (1, 4, 2.5):
+        zs = model.encode(model.normalise(shift_profile(u, s)))
+        a = model.step(zs, torch.Generator().manual_seed(2), members=2)
+        b = shift_profile(model.step(z, torch.Generator().manual_seed(2), members=2), s / 4)
+        assert float((a - b).abs().max()) < 1e-12
+
+
+def test_a_stochastic_head_learns_an_ar1_map():
+    """x' = a x + σ ε: the learned conditional mean has slope ≈ a, the spread ≈ σ."""
+    a, sig = 0.8, 0.5
+    torch.manual_seed(0)
+    tf = StochasticTransformer(1, window=1, width=16, heads=4, layers=1, hidden=32, align=False)
+    g = torch.Generator().manual_seed(1)
+    opt = torch.optim.Adam(tf.parameters(), lr=3e-3)
+    for it in range(700):
+        if it == 500:
+            opt.param_groups[0]["lr"] = 1e-3
+        x = torch.randn(256, 1, 1, generator=g) * (sig / math.sqrt(1 - a * a))
+        y = a * x[:, -1] + sig * torch.randn(256, 1, generator=g)
+        loss = ensemble_loss(tf(x, g, members=4), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        xs = torch.linspace(-1.5, 1.5, 13)
+        d = tf(xs.reshape(-1, 1, 1), torch.Generator().manual_seed(5), members=4000)[..., 0]
+    mean, sd = d.mean(0), d.std(0)
+    xc = xs - xs.mean()
+    slope = float((xc * (mean - mean.mean())).sum() / (xc**2).sum())
+    assert abs(slope - a) < 0.05, slope                       # measured 0.79–0.81 (4 seeds)
+    assert abs(float(mean.mean())) < 0.06                      # intercept 0
+    assert abs(float(sd.mean()) / sig - 1) < 0.06, sd          # measured 0.97–1.01
+    assert float((sd / sig - 1).abs().max()) < 0.12, sd        # at every x
+
+
+# --- the energy score against closed forms ----------------------------------------------------
+
+def test_energy_score_of_a_gaussian_matches_its_closed_form():
+    """X ~ N(μ, σ² I_D): E‖X − X'‖ = √2 σ c_D and, at y = μ, E‖X − y‖ = σ c_D, with
+    c_D = √2 Γ((D+1)/2)/Γ(D/2) the mean of a χ_D variable; so ES = σ c_D (1 − 1/√2). In one
+    dimension CRPS(N(μ, σ²), y) = σ (z(2Φ(z) − 1) + 2φ(z) − 1/√π), z = (y − μ)/σ."""
+    g = torch.Generator().manual_seed(0)
+    D, m, B, sig = 8, 300, 200, 0.7
+    mu = torch.randn(B, D, generator=g, dtype=torch.float64)
+    X = mu + sig * torch.randn(m, B, D, generator=g, dtype=torch.float64)
+    es = energy_score(X, mu, reduction="none")
+    c_D = math.sqrt(2) * math.exp(math.lgamma((D + 1) / 2) - math.lgamma(D / 2))
+    exact = sig * c_D * (1 - 1 / math.sqrt(2))
+    assert abs(float(es.mean()) - exact) < 4 * float(es.std()) / math.sqrt(B)
+    assert abs(float(es.mean()) / exact - 1) < 0.02
+    assert math.isclose(float(ensemble_loss(X, mu)), float(es.mean()) / math.sqrt(D),
+                        rel_tol=1e-12)
+    # one dimension, targets away from the mean
+    y = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    X1 = sig * torch.randn(20000, 9, generator=g, dtype=torch.float64)
+    z = y / sig
+    Phi = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+    phi = torch.exp(-z**2 / 2) / math.sqrt(2 * math.pi)
+    exact1 = sig * (z * (2 * Phi - 1) + 2 * phi - 1 / math.sqrt(math.pi))
+    got = crps_ensemble(X1, y, reduction="none")
+    assert torch.allclose(got, exact1, rtol=0.03, atol=0.005)
+
+
+# --- rollouts ---------------------------------------------------------------------------------
+
+@torch.no_grad()
+def test_rollouts_are_seeded_batched_and_equivariant():
+    em = Emulator(tiny_slt(), threads=1)
+    h = jets(T=L)
+    a = em.rollout(h, steps=6, members=5, seed=3)
+    assert a.shape == (5, 6, N) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, em.rollout(h, steps=6, members=5, seed=3))
+    assert not np.array_equal(a, em.rollout(h, steps=6, members=5, seed=4))
+    assert np.abs(a[0] - a[1]).min() > 0
+    chunked = em.rollout(h, steps=6, members=5, seed=3, chunk=7)
+    np.testing.assert_allclose(chunked, a, rtol=0, atol=1e-5)
+    # member batches: the same seed and batch size reproduce; the first batch is the same draw
+    b = em.rollout(h, steps=6, members=5, seed=3, batch=2)
+    assert np.array_equal(b, em.rollout(h, steps=6, members=5, seed=3, batch=2))
+    # shifting the history shifts every member (same noise), to float32 round-off
+    hs = shift_profile(torch.as_tensor(h), 3.0).numpy()
+    s = em.rollout(hs, steps=3, members=2, seed=1)
+    ref = shift_profile(torch.as_tensor(em.rollout(h, steps=3, members=2, seed=1)), 3.0).numpy()
+    np.testing.assert_allclose(s, ref, rtol=0, atol=2e-4 * np.abs(ref).max())
+
+
+def test_rollout_arguments_name_the_argument():
+    em = Emulator(tiny_slt())
+    h = jets(T=L)
+    for kwargs, name in [({"steps": 0}, "steps"), ({"steps": 2, "members": 0}, "members"),
+                         ({"steps": 2, "seed": -1}, "seed"), ({"steps": 2, "batch": 0}, "batch"),
+                         ({"steps": 2, "chunk": 1.5}, "chunk")]:
+        with pytest.raises(ValueError, match=name):
+            em.rollout(h, **kwargs)
+    with pytest.raises(ValueError, match=r"history must have shape \(window, points\) = \(3, 16\)"):
+        em.rollout(h[:2], steps=2)
+    with pytest.raises(ValueError, match="history must be finite"):
+        em.rollout(np.full((L, N), np.nan), steps=2)
+    with pytest.raises(ValueError, match="model must be an SLT"):
+        Emulator(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="heads"):
+        SLT(N, width=8, heads=3)
+    with pytest.raises(ValueError, match="window"):
+        SLT(N, window=0)
+    with pytest.raises(ValueError, match="stats"):
+        SLT(N, stats={"mean": 0.0, "std": 0.0})
+
+
+# --- training and files -----------------------------------------------------------------------
+
+SMALL = dict(window=L, batch=64, width=8, heads=2, layers=1, hidden=16, progress=False,
+             threads=1, val_fraction=0.2)
+
+
+def test_train_slt_writes_a_loadable_model_log_and_resumes_bit_for_bit(tmp_path):
+    U = jets()
+    m = train_slt(U, tmp_path / "full", epochs=2, **SMALL)
+    log = [json.loads(s) for s in (tmp_path / "full.log.jsonl").read_text().splitlines()]
+    assert [r.get("epoch") for r in log[:2]] == [1, 2] and log[-1]["final"]
+    assert set(log[0]["train"]) == {"es_u", "es_latent", "rec", "spectral", "total"}
+    assert "val" in log[0] and log[1]["lr"] < log[0]["lr"]
+    card = json.loads((tmp_path / "full.json").read_text())
+    assert card["format"] == "hybrid-slt-card" and card["data"]["val_windows"] > 0
+    assert card["config"]["window"] == L and m["epochs"] == 2
+    # interrupted after one epoch, then resumed: the same weights, bit for bit
+    part = train_slt(U, tmp_path / "cut", epochs=2, stop_after=1, **SMALL)
+    assert part["stopped"] and not (tmp_path / "cut.pt").exists()
+    train_slt(U, tmp_path / "cut", epochs=2, resume=True, **SMALL)
+    a, b = load_slt(tmp_path / "full"), load_slt(tmp_path / "cut")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values()))
+    # the loaded emulator runs
+    em = load_emulator(tmp_path / "full.pt")
+    assert em.rollout(U[:L], steps=2, members=2, seed=0).shape == (2, 2, N)
+    with pytest.raises(ValueError, match="other settings"):
+        train_slt(U, tmp_path / "cut", epochs=3, resume=True, **{**SMALL, "batch": 32})
+
+
+def test_train_slt_arguments_name_the_argument(tmp_path):
+    U = jets(T=40)
+    for kwargs, name in [({"window": 0}, "window"), ({"epochs": 0}, "epochs"),
+                         ({"members": 1}, "members"), ({"val_fraction": 1.0}, "val_fraction"),
+                         ({"lr": -1}, "lr"), ({"gamma": 1.5}, "gamma"),
+                         ({"weights": {"nope": 1}}, "weights")]:
+        with pytest.raises(ValueError, match=name):
+            train_slt(U, tmp_path / "m", progress=False, **kwargs)
+    with pytest.raises(ValueError, match="data must be profiles"):
+        train_slt(np.zeros(5), tmp_path / "m", progress=False)
+    with pytest.raises(ValueError, match="no window"):
+        train_slt(U[:5], tmp_path / "m", window=10, progress=False)
+    assert not list(tmp_path.iterdir())                        # nothing written
+
+
+def test_corrupt_or_mismatched_model_files_name_the_file(tmp_path):
+    model = tiny_slt()
+    pt, js = save_slt(model, tmp_path / "m", {"metrics": {}})
+    back = load_slt(tmp_path / "m")
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(),
+                                                  back.state_dict().values()))
+    good = pt.read_bytes()
+    pt.write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(ModelFileError, match=r"m\.pt.*not a readable"):
+        load_emulator(tmp_path / "m")
+    torch.manual_seed(1)
+    save_slt(SLT(N, window=L, width=16, heads=4, layers=2, hidden=16), tmp_path / "other")
+    pt.write_bytes((tmp_path / "other.pt").read_bytes())
+    with pytest.raises(ModelFileError, match=r"m\.pt does not match its card .*m\.json"):
+        load_slt(tmp_path / "m")
+    pt.write_bytes(good)
+    card = json.loads(js.read_text())
+    js.write_text(json.dumps({**card, "config": {**card["config"], "width": 16}}))
+    with pytest.raises(ModelFileError, match=r"m\.json lists tensors"):
+        load_slt(tmp_path / "m")
+    js.write_text(json.dumps({**card, "config": {**card["config"], "heads": 3}}))
+    with pytest.raises(ModelFileError, match=r"m\.json: bad architecture config"):
+        load_slt(tmp_path / "m")
+    js.write_text(json.dumps({**card, "format": "hybrid-ldm-card"}))
+    with pytest.raises(ModelFileError, match=r"not a 'hybrid-slt-card' card"):
+        load_slt(tmp_path / "m")
+    js.write_text("{not json")
+    with pytest.raises(ModelFileError, match=r"m\.json.*not readable JSON"):
+        load_slt(tmp_path / "m")
+    with pytest.raises(ModelFileError, match=r"nothing\.json does not exist"):
+        load_emulator(tmp_path / "nothing")
