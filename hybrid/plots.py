@@ -1,6 +1,7 @@
 """Every figure of the package (matplotlib, Agg backend: no display needed): fields, Hovmöller
 diagrams and energy of runs; the figures of a comparison; the cost-vs-error figure and the snapshot
-panels of ``hybrid bench``.
+panels of ``hybrid bench``; the jet figures of ``hybrid jets`` (Hovmöller side by side, PDFs,
+spectra, jet numbers, ensemble scores).
 
 Each function draws one figure, writes it to ``path`` and returns the path (a comparison's
 function writes its four figures into a folder and returns their paths).
@@ -202,5 +203,149 @@ def plot_panels(panels, path, L: float, title: str) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ jets (hybrid.jets)
+MAX_COLUMNS = 2000          # Hovmöller panels show at most this many records (every k-th)
+
+
+def plot_jet_hovmoller(panels, path, title: str = "") -> Path:
+    """Hovmöller diagrams of U(y, t) side by side on one colour scale, each above its jet count:
+    ``panels`` is a list of (title, t (time,), y (y,), U (time, y), counts (time,)). Long records
+    are thinned to every k-th record, at most MAX_COLUMNS (said in the panel title)."""
+    lim = max(_symmetric_limit(np.asarray(p[3], float)) for p in panels)
+    top = max(int(np.max(p[4])) for p in panels) if panels else 1
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False,
+                             sharey="row", gridspec_kw=dict(height_ratios=[4, 1], hspace=0.08))
+    pm = None
+    for j, (name, t, y, U, counts) in enumerate(panels):
+        t, U, counts = np.asarray(t, float), np.asarray(U, float), np.asarray(counts)
+        k = max(1, -(-t.size // MAX_COLUMNS))
+        ax, axc = axes[0, j], axes[1, j]
+        pm = ax.pcolormesh(t[::k], np.asarray(y, float), U[::k].T, cmap="RdBu_r", vmin=-lim,
+                           vmax=lim, shading="nearest", rasterized=True)
+        ax.set_title(name + (f" (every {k}th record)" if k > 1 else ""), fontsize=9)
+        ax.tick_params(labelbottom=False)
+        axc.step(t, counts, where="post", color="k", lw=0.7)
+        axc.set_ylim(-0.5, top + 0.5)
+        axc.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axc.set_xlabel("t")
+        axc.sharex(ax)
+    axes[0, 0].set_ylabel("y")
+    axes[1, 0].set_ylabel("jets")
+    if pm is not None:
+        fig.colorbar(pm, ax=axes[0].tolist(), pad=0.015, fraction=0.03, label="U")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_jet_pdfs(pdfs: dict, path) -> Path:
+    """PDFs of U, ∂yU and ∂tU of a run and its reference on the reference's bins
+    (:func:`hybrid.jets.pdf_distances`), the Hellinger distance and floor in each title."""
+    labels = {"U": "U", "dUdy": "∂yU", "dUdt": "∂tU"}
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
+    for ax, (name, label) in zip(axes, labels.items()):
+        p = pdfs[name]
+        edges = np.asarray(p["edges"], float)
+        centres, width = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+        for prob, style, what in ((p["reference"], "-", "reference"), (p["run"], "--", "run")):
+            dens = np.asarray(prob, float) / width
+            keep = dens > 0
+            ax.semilogy(centres[keep], dens[keep], style, label=what)
+        floor = p["floor"]
+        ax.set_title(f"{label}: H = {p['hellinger']:.3g}"
+                     + ("" if floor is None else f" (floor {floor:.3g})"), fontsize=9)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("PDF")
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_jet_spectra(spectrum: dict, series: dict, path) -> Path:
+    """Time-mean spectrum ⟨|Û_m|²⟩ of U(y) against mode m, and the energy ½⟨U²⟩ over time
+    (member mean) of a run and its reference; ``series`` maps role → {'t', 'energy'}."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    m = np.asarray(spectrum["mode"], float)
+    for role, style in (("reference", "-"), ("run", "--")):
+        s = np.asarray(spectrum[role], float)
+        keep = (m > 0) & (s > 0)
+        a.loglog(m[keep], s[keep], style, marker="o", ms=3, label=role)
+        t, E = np.asarray(series[role]["t"], float), np.asarray(series[role]["energy"], float)
+        k = max(1, -(-t.size // (4 * MAX_COLUMNS)))
+        b.plot(t[::k], E[::k], style, lw=0.8, label=role)
+    a.set_xlabel("mode m (wavenumber 2πm/L)")
+    a.set_ylabel("⟨|Û_m|²⟩")
+    a.set_title("time-mean spectrum of U(y)", fontsize=9)
+    b.set_xlabel("t")
+    b.set_ylabel("½⟨U²⟩")
+    b.set_title("energy of the zonal mean (member mean)", fontsize=9)
+    for ax in (a, b):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_jet_numbers(jets: dict, path) -> Path:
+    """Fraction of time in each jet number and the mean residence time in it, run beside
+    reference, with their 95 % intervals; ``jets`` maps role → the 'fraction' and
+    'residence_time' of :func:`hybrid.jets.jet_statistics`."""
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    for ax, key, value, ci, ylabel in (
+            (axes[0], "fraction", "episodes", "episodes_interval_95", "fraction of time"),
+            (axes[1], "residence_time", "mean", "interval_95", "mean residence time")):
+        numbers = sorted({int(n) for r in jets.values() for n in r[key]})
+        roles = sorted(jets, key=lambda role: role != "reference")      # reference first
+        for i, role in enumerate(roles):
+            r = jets[role]
+            x = np.array(numbers, float) + (i - 0.5) * 0.35
+            v = [r[key].get(str(n), {}).get(value, np.nan) for n in numbers]
+            lo = [(r[key].get(str(n)) or {}).get(ci) for n in numbers]
+            err = np.array([[vv - c[0], c[1] - vv] if c else [0, 0] for vv, c in zip(v, lo)]).T
+            ax.bar(x, v, width=0.35, label=role, color=f"C{i}",
+                   yerr=err if err.size else None, capsize=3)
+        if not numbers:
+            ax.text(0.5, 0.5, "no complete episodes", ha="center", transform=ax.transAxes)
+        ax.set_xticks(numbers)
+        ax.set_xlabel("number of jets")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_jet_ensemble(scores: dict, path) -> Path:
+    """Scores of an ensemble from one state (:func:`hybrid.jets.ensemble_scores`): CRPS with its
+    error and spread parts against lead, the spread–error ratio, and the rank histogram."""
+    fig, axes = plt.subplots(1, 3, figsize=(14.0, 3.8))
+    lead = np.asarray(scores["lead_time"], float)
+    a, b, c = axes
+    a.plot(lead, scores["crps"], "-", label="CRPS")
+    a.plot(lead, scores["crps_error"], "--", label="error part")
+    a.plot(lead, scores["crps_spread"], ":", label="spread part")
+    a.set_xlabel("lead time")
+    a.set_title("fair CRPS of U (mean over y)", fontsize=9)
+    a.legend(fontsize="small")
+    ratio = np.array([np.nan if r is None else r for r in scores["spread_error_ratio"]], float)
+    b.plot(lead, ratio, "o-", ms=2)
+    b.axhline(1.0, color="0.5", lw=0.8)
+    b.set_xlabel("lead time")
+    b.set_title("spread–error ratio", fontsize=9)
+    hist = scores.get("rank_histogram")
+    if hist is not None:
+        hist = np.asarray(hist, float)
+        c.bar(np.arange(hist.size), hist / hist.sum(), width=0.9)
+        c.axhline(1.0 / hist.size, color="k", lw=0.8)
+        p = scores.get("rank_histogram_p")
+        c.set_title("rank histogram" + ("" if p is None else f" (χ² p = {p:.3g})"), fontsize=9)
+    c.set_xlabel("rank of the truth")
+    for ax in axes:
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)

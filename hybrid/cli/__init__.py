@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from . import bench, calibrate, compare, dns, generate, run, train
+from . import bench, calibrate, compare, dns, generate, jets, run, train
 from .arguments import EXIT_USAGE, UsageError, fail
 
 
@@ -39,7 +39,7 @@ def register(name: str, help: str, configure, handler) -> Command:
     return cmd
 
 
-_MODULES = (dns, run, compare, train, calibrate, generate, bench)
+_MODULES = (dns, run, compare, jets, train, calibrate, generate, bench)
 for _m in _MODULES:
     register(_m.NAME, _m.HELP, _m.configure, _m.handler)
 

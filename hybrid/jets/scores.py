@@ -1,0 +1,129 @@
+"""Scores of an ensemble of profiles started from one state against one true trajectory: the
+fair CRPS split into its error and spread parts, the spread–error ratio and the rank histogram
+with a chi-square flatness p-value. Arrays: ensemble X (member, lead, y), truth (lead, y)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["crps_parts", "spread_error", "rank_histogram", "chi2_sf", "ensemble_scores"]
+
+
+def _check(X, truth) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    if X.ndim != y.ndim + 1 or X.shape[1:] != y.shape:
+        raise ValueError(f"the ensemble must have shape (members, *truth.shape), got "
+                         f"{X.shape} for a truth of shape {y.shape}")
+    return X, y
+
+
+def crps_parts(X, truth) -> tuple[np.ndarray, np.ndarray]:
+    """The fair CRPS = error − spread at every element, as its two parts:
+    error = (1/m) Σ_i |X_i − y| and spread = 1/(2 m (m−1)) Σ_{i≠j} |X_i − X_j| (0 for m = 1),
+    the latter from the sorted members, Σ_{i<j} |X_i − X_j| = Σ_k (2k − m − 1) X_(k).
+    Returns (error, spread), each of the truth's shape."""
+    X, y = _check(X, truth)
+    m = X.shape[0]
+    error = np.mean(np.abs(X - y[None]), axis=0)
+    if m < 2:
+        return error, np.zeros_like(error)
+    k = np.arange(1, m + 1, dtype=np.float64).reshape((m,) + (1,) * y.ndim)
+    pair_sum = np.sum((2 * k - m - 1) * np.sort(X, axis=0), axis=0)
+    return error, np.maximum(pair_sum, 0.0) / (m * (m - 1))      # ≥ 0 despite round-off
+
+
+def spread_error(X, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Per lead (axis 0 of the truth): the spread sqrt(mean_y var_m X) (unbiased variance over
+    members) and the error of the ensemble mean sqrt(mean_y (⟨X⟩ − y)²)."""
+    X, y = _check(X, truth)
+    axes = tuple(range(1, y.ndim))
+    spread = (np.sqrt(np.mean(X.var(axis=0, ddof=1), axis=axes)) if X.shape[0] > 1
+              else np.zeros(y.shape[0]))
+    error = np.sqrt(np.mean((X.mean(axis=0) - y) ** 2, axis=axes))
+    return spread, error
+
+
+def rank_histogram(X, truth, rng: np.random.Generator) -> np.ndarray:
+    """Counts of the rank of the truth among the m members (m + 1 bins) over all elements;
+    ties between the truth and members are broken at random (``rng``)."""
+    X, y = _check(X, truth)
+    m = X.shape[0]
+    below = np.sum(X < y[None], axis=0).ravel()
+    ties = np.sum(X == y[None], axis=0).ravel()
+    rank = below + np.floor(rng.random(below.size) * (ties + 1)).astype(int)
+    return np.bincount(rank, minlength=m + 1)
+
+
+def _gammaincc(a: float, x: float) -> float:
+    """Regularised upper incomplete gamma Q(a, x): series for x < a + 1, continued fraction
+    (modified Lentz) otherwise."""
+    if x <= 0:
+        return 1.0
+    lg = math.lgamma(a)
+    if x < a + 1:
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(10_000):
+            ap += 1
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(-x + a * math.log(x) - lg))
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    f = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        f *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return math.exp(-x + a * math.log(x) - lg) * f
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(χ²_df > x), the chi-square survival function."""
+    return _gammaincc(0.5 * df, 0.5 * float(x))
+
+
+def ensemble_scores(X, truth, lead, seed: int = 0) -> dict:
+    """Scores of an ensemble X (member, lead, y) started from one state against the truth
+    (lead, y) at lead times ``lead``: per lead, CRPS = error − spread (:func:`crps_parts`, mean
+    over y), the spread and ensemble-mean error (:func:`spread_error`) and their ratio
+    sqrt((m+1)/m)·spread/error (1 for an ensemble drawn like the truth; None while the error is
+    round-off); over all leads after the
+    first (where the members still agree) the same ratio from the mean squares, and the rank
+    histogram of the truth with the chi-square p-value of flatness, χ² = Σ (O − E)²/E with m
+    degrees of freedom (it assumes independent ranks; neighbouring points and leads are
+    correlated, which makes p too small for real flows)."""
+    X, y = _check(X, truth)
+    m = X.shape[0]
+    error, spread = crps_parts(X, y)
+    s, e = spread_error(X, y)
+    c = math.sqrt((m + 1) / m) if m > 1 else float("nan")
+    tiny = 1e-9 * float(np.sqrt(np.mean(y ** 2)))         # members and truth still agree
+    ratio = [c * a / b if m > 1 and b > tiny else None for a, b in zip(s, e)]
+    use = np.flatnonzero(np.asarray(lead, dtype=np.float64) > 0)
+    later = X[:, use]
+    hist = rank_histogram(later, y[use], np.random.default_rng(seed)) if use.size else None
+    out = {"members": m, "lead_time": np.asarray(lead, dtype=np.float64),
+           "crps": (error - spread).mean(axis=-1), "crps_error": error.mean(axis=-1),
+           "crps_spread": spread.mean(axis=-1), "spread": s, "error_ensemble_mean": e,
+           "spread_error_ratio": ratio,
+           "spread_error_ratio_all": (c * math.sqrt(np.mean(s[use] ** 2) / np.mean(e[use] ** 2))
+                                      if m > 1 and use.size and np.mean(e[use] ** 2) > 0
+                                      else None),
+           "rank_histogram": hist, "rank_histogram_p": None}
+    if hist is not None and m > 1:
+        expected = hist.sum() / (m + 1)
+        out["rank_histogram_p"] = chi2_sf(float(np.sum((hist - expected) ** 2) / expected), m)
+    return out
