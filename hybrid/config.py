@@ -33,6 +33,11 @@ For ``BetaPlane``, ``nu = "default"`` (or leaving nu out) picks ν = (n/3)^(−2
 use, so an LES grid gets its own hyperviscosity. Files are read with :mod:`tomllib` and checked
 when loaded: unknown keys and wrong types raise :class:`PresetError` (a ValueError) naming the file
 and the key. Values are range-checked by the solver constructors in :meth:`Preset.make_solver`.
+
+``preset.with_settings({"beta": 4, "run.t_end": 100})`` (the command line's ``--set KEY=VALUE``,
+read by :func:`parse_setting`) returns a copy with values replaced: a bare KEY is a setting of
+``[dns]`` (which the LES inherits unless ``[les]`` sets it too), ``SECTION.KEY`` one of ``dns``,
+``les``, ``initial`` or ``run``; the same checks as a file's apply.
 """
 from __future__ import annotations
 
@@ -220,12 +225,50 @@ class Preset:
         return random_vorticity(solver.grid, solver.members, solver.seed,
                                 first_member=getattr(solver, "first_member", 0), **init)
 
+    def with_settings(self, settings: dict[str, Any]) -> "Preset":
+        """A copy with ``settings`` ({KEY or SECTION.KEY: value}) replaced; see the module
+        docstring. Unknown keys and wrong types raise :class:`PresetError` naming the key."""
+        data = {"name": self.name, "description": self.description, "source": self.source,
+                "dns": {"solver": self.solver, **self.dns}, "les": dict(self.les),
+                "initial": dict(self.initial), "run": dict(self.run)}
+        if not data["les"]:
+            del data["les"]
+        for key, value in settings.items():
+            section, dot, name = str(key).rpartition(".")
+            section = section if dot else "dns"
+            tables = {"dns": SOLVER_KEYS[self.solver], "les": SOLVER_KEYS[self.solver],
+                      "initial": INITIAL_KEYS[self.initial["kind"]], "run": RUN_KEYS}
+            if section not in tables:
+                raise PresetError(f"setting {key!r}: unknown section {section!r}; use KEY for a "
+                                  f"[dns] setting or SECTION.KEY with SECTION one of "
+                                  f"{', '.join(tables)}")
+            allowed = dict(tables[section])
+            if section == "dns":
+                for k in ("forcing_filter", "forcing_grid"):
+                    allowed.pop(k)
+            _check_table(section, {name: value}, allowed)
+            data.setdefault(section, {})[name] = value
+        return parse_preset(data, self.path, default_name=self.name)
+
     def to_dict(self) -> dict[str, Any]:
         """The preset as plain data (JSON-serialisable), as it would be written to TOML."""
         return {"name": self.name, "description": self.description, "source": self.source,
                 "path": None if self.path is None else str(self.path),
                 "dns": {"solver": self.solver, **self.dns}, "les": dict(self.les),
                 "initial": dict(self.initial), "run": dict(self.run)}
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as ``(KEY, value)``: VALUE read as a TOML value (4, 2e-3, true, "cfl") if it
+    is one, else kept as text (cfl, etdrk4). ValueError if there is no '=' or no KEY."""
+    key, sep, value = str(text).partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not all(part.isidentifier() for part in key.split(".")):
+        raise ValueError(f"expected KEY=VALUE (e.g. beta=4 or run.t_end=100), got {text!r}")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value
 
 
 def _resolve(name_or_path) -> Path:

@@ -12,7 +12,10 @@
 
 Every member runs on the preset's LES grid (``preset.make_solver('les', ...)`` with ``overrides``)
 with the closure attached, from the preset's initial field or from given spectral initial fields
-(e.g. :func:`coarse_initial_from_trajectory`, the coarse-grained vorticity of a DNS trajectory).
+(e.g. :func:`coarse_initial_from_trajectory`, the coarse-grained vorticity of a DNS trajectory,
+or :func:`state_from_file`, one saved state for every member). ``grid='dns'`` runs the preset's
+DNS instead (``hybrid dns``, no closure), ``spinup`` first runs the members that long without
+records, and ``run(..., record='zonal-mean')`` records only U(y), energy and enstrophy.
 
 In one process (the default) all members are one batched solver run by
 :class:`~hybrid.simulation.Simulation`. On a Dask cluster the members are split into batches of
@@ -56,8 +59,8 @@ import numpy as np
 from solvers import BlowUpError, fft
 from solvers.grid import Grid
 from solvers.files import check_output_folder, write_json
-from solvers.io import TrajectoryWriter
-from solvers.validate import integer, positive_number
+from solvers.io import TrajectoryWriter, check_record
+from solvers.validate import integer, number, positive_number
 
 from .config import Preset, load_preset
 
@@ -79,7 +82,9 @@ class BatchSpec:
     ``closure`` is a registry name (built with ``closure_kwargs``) or a closure instance (each task
     gets its own copy: tasks receive it pickled). ``initial_hat`` is None (the preset's initial
     field) or this batch's spectral initial vorticity (members, n, n//2+1) on the LES grid.
-    ``t_end`` is absolute; the run starts at ``t0``. ``wisdom`` is FFTW wisdom to import first.
+    ``t_end`` is absolute; the run starts at ``t0``, runs unrecorded to ``spinup_to`` if that is
+    later, then records. ``wisdom`` is FFTW wisdom to import first. ``grid``: the preset's 'les'
+    or 'dns' solver; ``record``: 'full' or 'zonal-mean' (what the task returns).
     """
     preset: Preset
     closure: Any = "none"
@@ -96,12 +101,15 @@ class BatchSpec:
     wisdom: tuple | None = None
     blowup_dir: str | None = None
     ensemble_members: int | None = None
+    grid: str = "les"
+    record: str = "full"
+    spinup_to: float | None = None
 
 
 def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation:
-    """The LES solver of ``spec`` (initial field set, time t0) with its closure attached."""
+    """The solver of ``spec`` (its grid; initial field set, time t0) with its closure attached."""
     p = spec.preset
-    solver = p.make_solver("les", members=spec.members, seed=spec.seed,
+    solver = p.make_solver(spec.grid, members=spec.members, seed=spec.seed,
                            first_member=spec.first_member, blowup_dir=spec.blowup_dir,
                            **spec.overrides)
     if spec.initial_hat is not None:
@@ -117,12 +125,19 @@ def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation
     return sim
 
 
+def spin_up(sim: Simulation, spec: BatchSpec, progress: bool = False) -> None:
+    """Run ``sim`` without records to ``spec.spinup_to`` (nothing if that is not later)."""
+    if spec.spinup_to is not None and spec.spinup_to > sim.solver.t:
+        sim.run(spec.spinup_to, progress=progress)
+
+
 def run_batch(spec: BatchSpec) -> dict[str, Any]:
     """Run one batch and return its records (the Dask task; pure: same spec, same arrays).
 
     Returns a dict: ``first_member``, ``members``, ``time`` (T,), ``step`` (T,), ``vorticity``
-    float32 (members, T, n, n), ``energy`` and ``enstrophy`` float64 (members, T),
-    ``zonal_mean_u`` float32 (members, T, n) on the beta-plane (else None), ``timings`` (the
+    float32 (members, T, n, n) (None for ``record='zonal-mean'``), ``energy`` and ``enstrophy``
+    float64 (members, T), ``zonal_mean_u`` float32 (members, T, n) on the beta-plane or with the
+    zonal-mean record (else None), ``timings`` (the
     :class:`~hybrid.simulation.RunResult` as a dict), ``worker`` (host, pid) and ``blowup`` (None,
     or a dict when the batch blew up: the records then stop before the failing step). A blow-up is
     returned, not raised, because :class:`~solvers.BlowUpError` does not survive pickling.
@@ -131,11 +146,13 @@ def run_batch(spec: BatchSpec) -> dict[str, Any]:
         fft.import_wisdom(spec.wisdom)
     sim = make_simulation(spec)
     s = sim.solver
-    zonal = getattr(s, "kind", "") == "betaplane"
+    full = spec.record == "full"
+    zonal = not full or getattr(s, "kind", "") == "betaplane"
     vort, energy, enstrophy, zmu, times, steps = [], [], [], [], [], []
 
     def collect(solver):
-        vort.append(np.asarray(solver.vorticity).astype(np.float32, copy=False))
+        if full:
+            vort.append(np.asarray(solver.vorticity).astype(np.float32, copy=False))
         energy.append(np.asarray(solver.energy(), dtype=np.float64))
         enstrophy.append(np.asarray(solver.enstrophy(), dtype=np.float64))
         if zonal:
@@ -145,6 +162,7 @@ def run_batch(spec: BatchSpec) -> dict[str, Any]:
 
     blowup = None
     try:
+        spin_up(sim, spec)
         sim.run(spec.t_end, output_every=spec.output_every, progress=False, callback=collect)
     except BlowUpError as e:
         blowup = blowup_info(e, spec.first_member)
@@ -155,7 +173,8 @@ def run_batch(spec: BatchSpec) -> dict[str, Any]:
         "members": M,
         "time": np.asarray(times, dtype=np.float64),
         "step": np.asarray(steps, dtype=np.int64),
-        "vorticity": (np.stack(vort, axis=1) if T else np.zeros((M, 0, n, n), np.float32)),
+        "vorticity": (np.stack(vort, axis=1) if T else np.zeros((M, 0, n, n), np.float32))
+        if full else None,
         "energy": np.stack(energy, axis=1) if T else np.zeros((M, 0)),
         "enstrophy": np.stack(enstrophy, axis=1) if T else np.zeros((M, 0)),
         "zonal_mean_u": (np.stack(zmu, axis=1) if T else np.zeros((M, 0, n), np.float32))
@@ -224,10 +243,12 @@ def _records_class(name: str) -> type:
 
 
 def write_gathered_trajectory(path, template, members: int, results: list[dict],
-                              records: int | None = None, overwrite: bool = False) -> int:
+                              records: int | None = None, overwrite: bool = False,
+                              record: str = "full") -> int:
     """Write the batch results of :func:`run_batch` (sorted by first member, covering members
-    0…members−1) as one trajectory at ``path``, with :class:`TrajectoryWriter`. ``template`` is a
-    solver of the ensemble's configuration (any member count). Returns the records written."""
+    0…members−1) as one trajectory at ``path``, with :class:`TrajectoryWriter` (``record``: what
+    the results hold, 'full' or 'zonal-mean'). ``template`` is a solver of the ensemble's
+    configuration (any member count). Returns the records written."""
     results = sorted(results, key=lambda r: r["first_member"])
     m = 0
     for r in results:
@@ -247,7 +268,7 @@ def write_gathered_trajectory(path, template, members: int, results: list[dict],
                              f"(a fixed dt)")
     config = dict(template.config(), members=members, first_member=0)
     src = _records_class(type(template).__name__)(template, members, config, results, records)
-    with TrajectoryWriter(path, src, overwrite=overwrite) as w:
+    with TrajectoryWriter(path, src, overwrite=overwrite, record=record) as w:
         for i in range(records):
             w.write(src.at(i))
     return records
@@ -293,18 +314,22 @@ class Ensemble:
     """``members`` LES runs of ``preset`` with a closure; see the module docstring.
 
     ``Ensemble(preset, closure='none', every=None, *, closure_kwargs=None, members=1, seed=0,
-    overrides=None, initial_hat=None, t0=0.0)``: ``preset`` a :class:`~hybrid.config.Preset` or a
-    preset name/path; ``closure`` a registry name or a closure instance; ``overrides`` LES solver
-    settings (e.g. ``{'n': 32, 'dt': 1e-2}``); ``initial_hat`` spectral initial vorticity of all
-    members (members, n, n//2+1) on the LES grid, or None for the preset's initial field; ``t0``
-    the start time. Everything is checked here (a one-member solver is built and the closure reset
-    on it): bad input raises ValueError/TypeError before any work.
+    overrides=None, initial_hat=None, t0=0.0, grid='les', spinup=0.0)``: ``preset`` a
+    :class:`~hybrid.config.Preset` or a preset name/path; ``closure`` a registry name, a closure
+    instance or None (no closure); ``overrides`` solver settings (e.g. ``{'n': 32, 'dt': 1e-2}``);
+    ``initial_hat`` spectral initial vorticity of all members (members, n, n//2+1), or one field
+    (n, n//2+1) for every member, on the run's grid, or None for the preset's initial field;
+    ``t0`` the start time; ``grid`` the preset's 'les' (default) or 'dns' solver; ``spinup`` time
+    run before the first record (the records then start near ``t0 + spinup``). Everything is
+    checked here (a one-member solver is built and the closure reset on it): bad input raises
+    ValueError/TypeError before any work. After an in-process :meth:`run`, ``simulation`` is the
+    :class:`~hybrid.simulation.Simulation` that ran.
     """
 
     def __init__(self, preset, closure="none", every: int | None = None, *,
                  closure_kwargs: dict | None = None, members: int = 1, seed: int | None = 0,
                  overrides: dict | None = None, initial_hat: np.ndarray | None = None,
-                 t0: float = 0.0):
+                 t0: float = 0.0, grid: str = "les", spinup: float = 0.0):
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
         self.members = integer("members", members, 1)
         try:
@@ -313,6 +338,12 @@ class Ensemble:
             raise ValueError(f"t0 must be a number, got {t0!r}") from None
         if not math.isfinite(self.t0):
             raise ValueError(f"t0 must be finite, got {t0!r}")
+        if grid not in ("les", "dns"):
+            raise ValueError(f"grid must be 'les' or 'dns', got {grid!r}")
+        self.grid_name = grid
+        self.spinup = float(positive_number("spinup", spinup, allow_none=True, allow_zero=True)
+                            or 0.0)
+        self.simulation = None
         self.closure = closure
         self.closure_kwargs = dict(closure_kwargs or {})
         self.every = every
@@ -320,9 +351,10 @@ class Ensemble:
         self.overrides = dict(overrides or {})
         if initial_hat is not None:
             initial_hat = np.asarray(initial_hat)
-            if initial_hat.ndim != 3 or initial_hat.shape[0] != self.members:
+            if not (initial_hat.ndim == 2 or (initial_hat.ndim == 3
+                                              and initial_hat.shape[0] == self.members)):
                 raise ValueError(f"initial_hat must have shape (members={self.members}, n, "
-                                 f"n//2+1), got {initial_hat.shape}")
+                                 f"n//2+1) or (n, n//2+1), got {initial_hat.shape}")
         self.initial_hat = initial_hat
         spec = self.spec(0, 1, t_end=self.t0)
         self.template = make_simulation(spec).solver     # checks preset, overrides, closure
@@ -331,17 +363,22 @@ class Ensemble:
                              else getattr(self.template.closure, "name", None))
 
     def spec(self, first_member: int, members: int, t_end: float,
-             output_every: float | None = None, wisdom=None, blowup_dir=None) -> BatchSpec:
+             output_every: float | None = None, wisdom=None, blowup_dir=None,
+             record: str = "full") -> BatchSpec:
         """The task spec of members ``first_member … first_member+members−1``."""
         init = None
-        if self.initial_hat is not None:
+        if self.initial_hat is not None and self.initial_hat.ndim == 2:
+            init = np.broadcast_to(self.initial_hat, (members, *self.initial_hat.shape)).copy()
+        elif self.initial_hat is not None:
             init = np.ascontiguousarray(self.initial_hat[first_member:first_member + members])
         return BatchSpec(preset=self.preset, closure=self.closure,
                          closure_kwargs=self.closure_kwargs, every=self.every, seed=self.seed,
                          first_member=first_member, members=members, overrides=self.overrides,
                          t0=self.t0, t_end=float(t_end), output_every=output_every,
                          initial_hat=init, wisdom=wisdom, ensemble_members=self.members,
-                         blowup_dir=None if blowup_dir is None else os.fspath(blowup_dir))
+                         blowup_dir=None if blowup_dir is None else os.fspath(blowup_dir),
+                         grid=self.grid_name, record=record,
+                         spinup_to=self.t0 + self.spinup if self.spinup > 0 else None)
 
     def batches(self, batch_size: int) -> list[tuple[int, int]]:
         """(first_member, members) of each batch of at most ``batch_size`` members."""
@@ -351,7 +388,7 @@ class Ensemble:
     def _metadata(self, metadata: dict | None, execution: dict) -> dict:
         meta = {"preset": self.preset.to_dict(), "closure_kwargs": self.closure_kwargs,
                 "initial": "given (initial_hat)" if self.initial_hat is not None else "preset",
-                "t0": self.t0}
+                "t0": self.t0, "grid": self.grid_name, "spinup": self.spinup}
         meta.update(metadata or {})
         meta["execution"] = execution
         return meta
@@ -362,9 +399,10 @@ class Ensemble:
             batch_size: int | None = None, progress: bool = True, overwrite: bool = False,
             restart_every: float | None = None, metadata: dict | None = None,
             connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-            task: Callable[[BatchSpec], dict] | None = None) -> RunResult:
-        """Run every member until time ``t_end`` (absolute) and write ``out``/trajectory.nc and
-        run.json (see :meth:`hybrid.simulation.Simulation.run`).
+            task: Callable[[BatchSpec], dict] | None = None, record: str = "full") -> RunResult:
+        """Run every member until time ``t_end`` (absolute; after the spin-up, if any) and write
+        ``out``/trajectory.nc (``record``: 'full' or 'zonal-mean') and run.json (see
+        :meth:`hybrid.simulation.Simulation.run`).
 
         With none of ``workers``, ``scheduler`` (an address) or ``client`` (a
         ``distributed.Client``), all members run batched in this process. Otherwise the batches
@@ -378,6 +416,7 @@ class Ensemble:
         if len(chosen) > 1:
             raise ValueError(f"give at most one of workers, scheduler and client; got "
                              f"{', '.join(chosen)}")
+        check_record(record)
         if not chosen:
             if batch_size is not None and batch_size < self.members:
                 raise ValueError("batch_size splits members into Dask tasks: it needs workers, "
@@ -385,16 +424,18 @@ class Ensemble:
             spec = self.spec(0, self.members, t_end, output_every, blowup_dir=out)
             sim = make_simulation(spec, self._metadata(metadata, {"mode": "in-process"}))
             sim.closure_name = self.closure_name or sim.closure_name
+            self.simulation = sim
+            spin_up(sim, spec, progress)
             return sim.run(t_end, out=out, output_every=output_every, progress=progress,
-                           restart_every=restart_every, overwrite=overwrite)
+                           restart_every=restart_every, overwrite=overwrite, record=record)
         return self._run_dask(t_end, out, output_every, workers=workers, scheduler=scheduler,
                               client=client, batch_size=batch_size, progress=progress,
                               overwrite=overwrite, restart_every=restart_every,
                               metadata=metadata, connect_timeout=connect_timeout,
-                              task=task or run_batch)
+                              task=task or run_batch, record=record)
 
     def _run_dask(self, t_end, out, output_every, *, workers, scheduler, client, batch_size,
-                  progress, overwrite, restart_every, metadata, connect_timeout, task):
+                  progress, overwrite, restart_every, metadata, connect_timeout, task, record):
         # --- everything checked before connecting, nothing written before the results are in
         if restart_every is not None:
             raise ValueError("restart_every is not supported for Dask runs (the tasks write no "
@@ -402,7 +443,7 @@ class Ensemble:
         if out is None:
             raise ValueError("a Dask run needs out, the folder for its trajectory")
         out = check_output_folder(out, overwrite, OUTPUTS)
-        t_end = end_time(t_end, self.t0, "t0 =")
+        t_end = end_time(t_end, self.t0 + self.spinup, "t0 + spinup =")
         output_every = positive_number("output_every", output_every, allow_none=True)
         if batch_size is not None:
             integer("batch_size", batch_size, 1)
@@ -428,7 +469,8 @@ class Ensemble:
                                  "run all members in one batch")
             wisdom = fft.export_wisdom()
             run_id = uuid.uuid4().hex[:10]
-            specs = [self.spec(m0, b, t_end, output_every, wisdom=wisdom, blowup_dir=out)
+            specs = [self.spec(m0, b, t_end, output_every, wisdom=wisdom, blowup_dir=out,
+                               record=record)
                      for m0, b in batches]
             futures = [client.submit(task, sp, key=f"hybrid-batch-{sp.first_member:06d}-{run_id}",
                                      pure=False) for sp in specs]
@@ -449,13 +491,14 @@ class Ensemble:
         blowups = [r["blowup"] for r in results if r["blowup"] is not None]
         traj = out / TRAJECTORY
         records = write_gathered_trajectory(traj, self.template, self.members, results,
-                                            overwrite=overwrite)
+                                            overwrite=overwrite, record=record)
         io_s = time.perf_counter() - gathered
         tim = [r["timings"] for r in results]
+        t_rec = float(results[0]["time"][0]) if records else self.t0 + self.spinup
         result = RunResult(
             status="blew up" if blowups else "ok", trajectory=traj, run_json=out / RUN_JSON,
             restart=None, members=self.members,
-            steps=max(int(t["steps"]) for t in tim), records=records, t_start=self.t0,
+            steps=max(int(t["steps"]) for t in tim), records=records, t_start=t_rec,
             t_end=min(float(t["t_end"]) for t in tim) if blowups else float(tim[0]["t_end"]),
             simulated_time=0.0, wall_s=time.perf_counter() - wall0,
             solver_s=sum(t["solver_s"] for t in tim), closure_s=sum(t["closure_s"] for t in tim),
@@ -468,7 +511,7 @@ class Ensemble:
                       "closure_s": r["timings"]["closure_s"],
                       "closure_calls": r["timings"]["closure_calls"],
                       "blowup": r["blowup"]} for r in results])
-        result.simulated_time = result.t_end - self.t0
+        result.simulated_time = result.t_end - t_rec
         address = getattr(client, "scheduler", None)
         execution = {"mode": "dask", "scheduler": scheduler,
                      "address": getattr(address, "address", None),
@@ -480,8 +523,8 @@ class Ensemble:
         info.update(members=self.members, first_member=0,
                     solver_config=dict(self.template.config(), members=self.members,
                                        first_member=0),
-                    t_start=self.t0, t_end=t_end, output_every=output_every,
-                    restart_every=None, trajectory=TRAJECTORY, restart=None,
+                    t_start=t_rec, t_end=t_end, output_every=output_every,
+                    restart_every=None, trajectory=TRAJECTORY, record=record, restart=None,
                     status=result.status, steps=result.steps, records=records,
                     t_final=result.t_end, simulated_time=result.simulated_time,
                     timings=timing_info(result))
@@ -543,7 +586,7 @@ def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
     from solvers.io import open_trajectory
 
     p = Path(os.fspath(path)).expanduser()
-    with open_trajectory(p) as ds:
+    with open_trajectory(p, need="vorticity") as ds:
         attrs = dict(ds.attrs)
         if solver is not None and attrs.get("solver") not in (None, solver):
             raise ValueError(f"{p} is a {attrs.get('solver')} trajectory; this run needs a "
@@ -577,3 +620,76 @@ def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
             "members": nm, "filter": "gaussian, delta = 2 dx_les, then truncation"}
     return np.ascontiguousarray(zh, dtype=np.complex128), float(times[i]), info
 
+
+
+# ------------------------------------------------------------------------------------ one state
+def state_from_file(path, solver, at: float | None = None, member: int = 0
+                    ) -> tuple[np.ndarray, float, dict]:
+    """One saved 2D state to start an ensemble from (``hybrid dns --init FILE --at T``): the
+    spectral vorticity of member ``member`` of ``path`` at time ``at``, for ``solver``'s grid.
+
+    ``path`` is a restart file (:func:`solvers.io.write_restart`; its exact spectral state, at its
+    one time: ``at`` None or that time) or a trajectory recorded in full (the record at time
+    ``at``, within 10⁻⁶ relative; the stored vorticity, float32 unless the run stored float64).
+    A zonal-mean trajectory holds no 2D state and is refused. The file's solver class, grid size
+    n and box L must be ``solver``'s (its other parameters may differ). Returns ``(zeta_hat, t,
+    info)``: (n, n//2+1) complex128 in the solvers' normalisation, the state's time and a dict
+    describing the source. Problems raise ValueError / FileNotFoundError naming the file."""
+    import netCDF4
+
+    from solvers.io import load_restart, open_trajectory
+    from solvers.io.schema import check_input_path
+
+    p = check_input_path(path, "initial-state file")
+    member = integer("member", member, 0)
+    at = number("at", at, allow_none=True)
+    try:
+        with netCDF4.Dataset(p, "r") as nc:
+            is_restart = "restart_format" in nc.ncattrs()
+    except OSError as e:
+        raise ValueError(f"{p} is not a readable netCDF4 file (a restart file or a trajectory "
+                         f"was expected): {e}") from None
+    want = (type(solver).__name__, int(solver.grid.n), float(solver.grid.L))
+
+    def check(kind: str, have_solver, n, L, members):
+        if have_solver != want[0]:
+            raise ValueError(f"{p} is a {kind} of a {have_solver} run; this run is a {want[0]}")
+        if int(n) != want[1] or not np.isclose(float(L), want[2], rtol=1e-10):
+            raise ValueError(f"{p} is a {kind} on a {n}² grid of side L={float(L):g}; this run "
+                             f"has n={want[1]}, L={want[2]:g} (set --n to match)")
+        if member >= members:
+            raise ValueError(f"{p} holds {members} member(s); member {member} does not exist")
+
+    if is_restart:
+        saved = load_restart(p)
+        cfg, st = saved["config"], saved["state"]
+        zh = np.asarray(st["zeta_hat"])
+        check("restart file", saved["solver"], cfg.get("n", zh.shape[-2]),
+              cfg.get("L", want[2]), zh.shape[0])
+        t = float(st["t"])
+        if at is not None and abs(at - t) > 1e-6 * max(1.0, abs(t)):
+            raise ValueError(f"{p} is a restart file of the state at t={t:.10g}, not t={at:g} "
+                             f"(leave out the time or give {t:.10g})")
+        state = np.array(zh[member], dtype=np.complex128)
+        info = {"path": str(p), "kind": "restart", "time": t, "step": int(st["step"]),
+                "member": member}
+        return state, t, info
+
+    with open_trajectory(p, need="vorticity") as ds:
+        attrs = dict(ds.attrs)
+        nt = int(ds.sizes["time"])
+        check("trajectory", attrs.get("solver"), ds.sizes["x"], attrs.get("L", want[2]),
+              int(ds.sizes["member"]))
+        times = np.asarray(ds["time"].values, dtype=np.float64)
+        span = f"its {nt} records span t={times[0]:g}…{times[-1]:g}" if nt else "it has no records"
+        if at is None:
+            raise ValueError(f"{p} is a trajectory: give the time of the record to start from "
+                             f"({span})")
+        i = int(np.argmin(np.abs(times - at))) if nt else 0
+        if not nt or abs(times[i] - at) > 1e-6 * max(1.0, abs(at)):
+            raise ValueError(f"{p} has no record at t={at:g}; {span}")
+        stored = ds["vorticity"].isel(member=member, time=i).values
+        step = int(ds["step"].values[i]) if "step" in ds.variables else None
+    info = {"path": str(p), "kind": "trajectory", "time": float(times[i]), "record": i,
+            "step": step, "member": member, "stored_dtype": str(stored.dtype)}
+    return np.fft.rfft2(np.asarray(stored, dtype=np.float64)), float(times[i]), info

@@ -19,7 +19,8 @@
 
 * ``trajectory.nc`` — :class:`solvers.io.TrajectoryWriter` records at the start, at the first step
   on or after every ``output_every`` time units and at the end (its attributes hold the solver
-  configuration, the closure's class and ``every``);
+  configuration, the closure's class and ``every``); ``record='zonal-mean'`` stores only U(y),
+  energy and enstrophy instead of the vorticity;
 * ``run.json`` — status, solver configuration, closure (name, class, every), caller's
   ``metadata`` (e.g. the preset), steps, records and timings: wall seconds in total, in the
   solver's steps (closure excluded), in the closure (``solver.timers['closure']``) and in output;
@@ -45,7 +46,7 @@ from typing import Any, Callable
 
 from solvers import BlowUpError, Every
 from solvers.files import check_output_folder, write_json
-from solvers.io import TrajectoryWriter, read_restart, write_restart
+from solvers.io import TrajectoryWriter, check_record, read_restart, write_restart
 from solvers.validate import integer, positive_number
 
 TRAJECTORY, RUN_JSON, RESTART = "trajectory.nc", "run.json", "restart.nc"
@@ -240,7 +241,8 @@ class Simulation:
     # ------------------------------------------------------------------ running
     def run(self, t_end: float, out=None, output_every: float | None = None,
             progress: bool = True, restart_every: float | None = None, overwrite: bool = False,
-            callback: Callable[[Any], None] | None = None, append: bool = False) -> RunResult:
+            callback: Callable[[Any], None] | None = None, append: bool = False,
+            record: str | None = None) -> RunResult:
         """Step the solver until its time reaches ``t_end`` (an absolute time, within dt/2).
 
         ``out``: folder for trajectory.nc, run.json and restart.nc (None: write nothing).
@@ -254,7 +256,9 @@ class Simulation:
         not recorded twice, records and restarts keep the trajectory's schedule (multiples of
         ``output_every`` and ``restart_every`` after its start), run.json and restart.nc are
         replaced. With the same ``output_every``, a run continued from a restart at time T writes
-        the file a run that never stopped writes.
+        the file a run that never stopped writes. ``record``: what the trajectory holds, 'full'
+        (the default: vorticity) or 'zonal-mean' (U(y), energy, enstrophy); appending keeps the
+        file's (a different one given is refused).
 
         On :class:`~solvers.BlowUpError` (and KeyboardInterrupt) the trajectory keeps its records,
         run.json is written with the status, and the error is re-raised.
@@ -273,6 +277,8 @@ class Simulation:
             raise ValueError("restart_every needs out, the folder for restart.nc")
         if callback is not None and not callable(callback):
             raise ValueError(f"callback must be callable, got {callback!r}")
+        if record is not None:
+            check_record(record)
 
         traj = run_json = restart_path = None
         writer = None
@@ -281,12 +287,14 @@ class Simulation:
             out = check_output_folder(out, overwrite or append, () if append else OUTPUTS)
             traj, run_json, restart_path = out / TRAJECTORY, out / RUN_JSON, out / RESTART
             if append:                          # checked (and opened) before any other work
-                writer = TrajectoryWriter(traj, s, append=True)
+                writer = TrajectoryWriter(traj, s, append=True, record=record)
                 t_origin = float(writer.t_start)
+                record = writer.record
         info = base_info(s, self.closure_name, self.metadata)
         info.update(t_start=s.t, t_end=t_end, output_every=output_every,
                     restart_every=restart_every,
                     trajectory=None if traj is None else TRAJECTORY,
+                    record=None if traj is None else (record or "full"),
                     restart=None if restart_every is None else RESTART)
 
         t_start, step0 = s.t, s.step_count
@@ -304,7 +312,7 @@ class Simulation:
             if getattr(s, "blowup_dir", "") is None:
                 s.blowup_dir = out
 
-        def record(solver):
+        def write_record(solver):
             nonlocal io_s
             t0 = time.perf_counter()
             if writer is not None:
@@ -322,12 +330,12 @@ class Simulation:
         # the solver's run loop makes the calls: records at the start (unless a continued
         # trajectory holds it already), on the trajectory's schedule and at the end; restarts on
         # theirs and at the end
-        records = Every(output_every, record, origin=t_origin, end=True)
+        records = Every(output_every, write_record, origin=t_origin, end=True)
         restarts = Every(restart_every, save, origin=t_origin, start=False, end=True)
         try:
             if traj is not None and writer is None:
                 t0 = time.perf_counter()
-                writer = TrajectoryWriter(traj, s, overwrite=overwrite)
+                writer = TrajectoryWriter(traj, s, overwrite=overwrite, record=record)
                 io_s += time.perf_counter() - t0
             records.last_step = None if writer is None else writer.last_step
             schedules = [records] if writer is not None or callback is not None else []

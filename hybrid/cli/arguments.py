@@ -132,6 +132,46 @@ def add_restart_arguments(p: argparse.ArgumentParser, span: str = "", note: str 
                         "units, appending to its trajectory in --out (default: FILE's folder)")
 
 
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE (repeatable): replace a value of the preset; see :func:`apply_settings`."""
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="replace a value of the preset, e.g. --set beta=4 --set mu=2e-3: KEY a "
+                        "[dns] setting (the LES inherits it) or SECTION.KEY (dns, les, initial, "
+                        "run, e.g. run.output_every=5); VALUE read as in TOML; repeatable, "
+                        "recorded in the run's configuration")
+
+
+def apply_settings(preset, texts: list[str]):
+    """``(preset with the --set values, {KEY: value})``; UsageError naming the --set that fails
+    (no '=', unknown key, wrong type: :meth:`hybrid.config.Preset.with_settings`)."""
+    from ..config import parse_setting
+    settings = {}
+    for text in texts:
+        try:
+            key, value = parse_setting(text)
+            preset = preset.with_settings({key: value})
+        except ValueError as e:
+            raise UsageError(f"--set {text}: {e}") from None
+        settings[key] = value
+    return preset, settings
+
+
+def add_dask_arguments(p: argparse.ArgumentParser) -> None:
+    """--workers N | --scheduler ADDRESS, --batch-size and --connect-timeout (see
+    :mod:`hybrid.ensemble`)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                       help="run batches of members on a local Dask cluster of N worker "
+                            "processes (the same file as one process, bit for bit)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run batches of members on the Dask cluster at ADDRESS "
+                            "(e.g. tcp://127.0.0.1:8786)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
+                   help="members per Dask task (default: members spread evenly over the workers)")
+    p.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="how long to try to reach --scheduler (default 10)")
+
+
 def solver_overrides(args: argparse.Namespace) -> dict:
     """The solver settings given on the command line (--n, --dt, --threads, --dtype)."""
     return {k: v for k, v in (("n", args.n), ("dt", args.dt), ("threads", args.threads),

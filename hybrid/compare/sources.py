@@ -58,7 +58,7 @@ class Source:
     def open(self):
         from solvers.io import TrajectoryFileError, open_trajectory
         try:
-            return open_trajectory(self.trajectory)
+            return open_trajectory(self.trajectory, need="vorticity")
         except (OSError, TrajectoryFileError, ValueError) as e:
             raise CompareError(f"{self.role}: cannot read trajectory {self.trajectory}: {e}") \
                 from None

@@ -190,7 +190,7 @@ def _snapshots(runs: Path, cfg: ReportConfig, dns_grid: Grid, path: Path) -> Non
     les = Grid(cfg.les_n, dns_grid.L)
 
     def last(folder: Path) -> np.ndarray:
-        with open_trajectory(folder / TRAJECTORY) as ds:
+        with open_trajectory(folder / TRAJECTORY, need="vorticity") as ds:
             return ds["vorticity"].isel(member=0, time=-1).values.astype(np.float64)
 
     w = last(runs / f"dns{cfg.dns_n[0]}")

@@ -2,17 +2,23 @@
 the checks every reader makes (input paths, opening a netCDF file of ours); output paths are
 checked by :func:`solvers.files.check_output_file`.
 
-Trajectory (netCDF4, ``format`` = :data:`TRAJECTORY_FORMAT`)::
+Trajectory (netCDF4, ``format`` = :data:`TRAJECTORY_FORMAT`), in one of two records
+(attribute ``record``, :data:`RECORDS`)::
 
     dims       member, time (unlimited), y, x
-    vorticity  (member, time, y, x)   float32 (float64 on request), physical space
+    vorticity  (member, time, y, x)   float32 (float64 on request), physical space; "full" only
     energy     (member, time)         float64, ½⟨|u|²⟩
     enstrophy  (member, time)         float64, ½⟨ζ²⟩
-    zonal_mean_u (member, time, y)    beta-plane runs only
+    zonal_mean_u (member, time, y)    float32 (float64 on request), U(y) = mean over x of u:
+                                      "full" records of beta-plane runs, every "zonal-mean" record
     time, step (time); x (x); y (y); member (member)
     attributes: config (JSON of solver.config()), solver, kind, package_version, seed, created,
                 Conventions/conventions, n, L, members, closure, closure_every, closure_config,
-                t_start, step_start, records_complete
+                t_start, step_start, record, records_complete
+
+``record = "full"`` (the default) stores the vorticity; ``record = "zonal-mean"`` stores only
+U(y), energy and enstrophy: 4·n bytes per member and record instead of 4·n², so 10⁶ profiles of
+a 64-point grid take 256 MB. Files without the attribute are "full".
 
 ``records_complete`` (:data:`COMPLETE`) counts the records written in full; it is raised after
 each record is on disk, so records beyond it (a process killed inside a write) are ignored by
@@ -38,6 +44,8 @@ RESTART_FORMAT = "solvers-restart"
 FORMAT_VERSION = 2          # 2: trajectories count their complete records; restarts hold
                             # the closure's configuration
 COMPLETE = "records_complete"
+RECORD = "record"                       # attribute: what a trajectory records, one of RECORDS
+RECORDS = ("full", "zonal-mean")
 CONVENTIONS = "CF-1.8"
 LOCK_HINT = (". If another process is still writing the file, HDF5 file locking refuses to "
              "open it: set HDF5_USE_FILE_LOCKING=FALSE in the environment to read it meanwhile")
@@ -45,6 +53,25 @@ LOCK_HINT = (". If another process is still writing the file, HDF5 file locking 
 
 class TrajectoryFileError(ValueError):
     """A file that should be a trajectory cannot be read as one (corrupt, truncated, other kind)."""
+
+
+def trajectory_record(variables, attrs: dict | None = None) -> str | None:
+    """What a trajectory records, from its variable names (and attributes): 'full' with a
+    vorticity, 'zonal-mean' with only U(y) (``zonal_mean_u``), None if neither."""
+    names = set(variables)
+    if "vorticity" in names:
+        return "full"
+    if "zonal_mean_u" in names:
+        return "zonal-mean"
+    return None
+
+
+def check_record(record, what: str = "record") -> str:
+    """``record`` if it is one of :data:`RECORDS`, else ValueError naming ``what``."""
+    if record not in RECORDS:
+        raise ValueError(f"{what} must be one of {', '.join(repr(r) for r in RECORDS)}, got "
+                         f"{record!r}")
+    return record
 
 
 class RestartFileError(ValueError):

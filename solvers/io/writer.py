@@ -13,10 +13,10 @@ import netCDF4
 import numpy as np
 
 from ..files import check_output_file, json_text
-from .schema import (COMPLETE, CONVENTIONS, FORMAT_VERSION, TRAJECTORY_FORMAT,
-                     TrajectoryFileError, check_input_path, closure_config,
+from .schema import (COMPLETE, CONVENTIONS, FORMAT_VERSION, RECORD, TRAJECTORY_FORMAT,
+                     TrajectoryFileError, check_input_path, check_record, closure_config,
                      closure_every, config_json, differing_keys, make_folder, now, open_netcdf,
-                     package_version)
+                     package_version, trajectory_record)
 
 # configuration keys that change how a run is computed, not what it computes
 _UNCOMPARED = ("threads",)
@@ -26,23 +26,30 @@ class TrajectoryWriter:
     """Append snapshots of a solver to a netCDF4 trajectory file, flushed after every record.
 
     ``TrajectoryWriter(path, solver, dtype="float32", overwrite=False, compress=False,
-    append=False)`` checks the arguments and the path before creating anything. Use as a context
-    manager, call :meth:`write` yourself or pass it as a run callback::
+    append=False, record=None)`` checks the arguments and the path before creating anything. Use
+    as a context manager, call :meth:`write` yourself or pass it as a run callback::
 
         with TrajectoryWriter("run/traj.nc", s) as w:
             s.run(t_end=10, every=0.5, callback=w.write)
 
-    ``compress`` turns on zlib compression of the field variables. ``append=True`` continues the
+    ``record``: 'full' (the default for a new file: the vorticity, and U(y) on the beta-plane)
+    or 'zonal-mean' (only U(y) = mean over x of u, energy and enstrophy; any solver). ``dtype`` is
+    the stored precision of the vorticity or U(y). ``compress`` turns on zlib compression of the
+    field variables. ``append=True`` continues the
     existing trajectory at ``path`` (a restarted run): its solver class, grid, members and
-    configuration must match ``solver``; its complete records after the solver's step are
+    configuration must match ``solver`` and its record ``record`` (None: the file's); its
+    complete records after the solver's step are
     dropped, and ``last_step`` is the step of the last record kept (None if none), so a
     continued run need not record its first state twice. ``t_start``: the time of the
     trajectory's first record.
     """
 
     def __init__(self, path, solver, dtype="float32", overwrite: bool = False,
-                 compress: bool = False, append: bool = False):
-        for attr in ("grid", "members", "vorticity", "config", "t", "step_count", "energy",
+                 compress: bool = False, append: bool = False, record: str | None = None):
+        if record is not None:
+            check_record(record)
+        field = "zonal_mean_u" if record == "zonal-mean" else "vorticity"
+        for attr in ("grid", "members", field, "config", "t", "step_count", "energy",
                      "enstrophy"):
             if not hasattr(solver, attr):
                 raise TypeError(f"solver must be a PseudoSpectralSolver (it lacks {attr!r}), got "
@@ -66,12 +73,14 @@ class TrajectoryWriter:
         self.last_step = None
         if append:
             self.path = check_input_path(path, "trajectory")
-            self._open_existing(solver, config)
+            self._open_existing(solver, config, record)
             return
+        self.record = record or "full"
         self.path = check_output_file(path, "trajectory", overwrite)
         make_folder(self.path, "trajectory")
         self.dtype = dt
-        self.zonal = self.kind == "betaplane"
+        self.full = self.record == "full"
+        self.zonal = not self.full or self.kind == "betaplane"
         self.records = 0
         self.t_start = float(solver.t)
         try:
@@ -91,7 +100,7 @@ class TrajectoryWriter:
                 pass
             raise
 
-    def _open_existing(self, solver, config: str) -> None:
+    def _open_existing(self, solver, config: str, record: str | None) -> None:
         p = self.path
         try:
             ds = netCDF4.Dataset(p, "a")
@@ -101,9 +110,15 @@ class TrajectoryWriter:
         try:
             ds.set_auto_mask(False)
             attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-            if attrs.get("format") != TRAJECTORY_FORMAT or "vorticity" not in ds.variables:
+            held = trajectory_record(ds.variables)
+            if attrs.get("format") != TRAJECTORY_FORMAT or held is None:
                 raise TrajectoryFileError(f"{p} is not a trajectory (no format="
-                                          f"{TRAJECTORY_FORMAT!r} attribute or no vorticity)")
+                                          f"{TRAJECTORY_FORMAT!r} attribute, or neither "
+                                          f"vorticity nor zonal_mean_u)")
+            if record is not None and record != held:
+                raise ValueError(f"trajectory {p} records {held!r}; cannot append {record!r} "
+                                 f"records to it")
+            self.record = held
             have = (str(attrs.get("solver")), int(attrs.get("n", -1)),
                     int(attrs.get("members", -1)))
             want = (type(solver).__name__, self.n, self.members)
@@ -116,7 +131,8 @@ class TrajectoryWriter:
             if diff:
                 raise ValueError(f"trajectory {p} was written with another solver configuration "
                                  f"(differing: {', '.join(diff)}); cannot append to it")
-            self.dtype = ds["vorticity"].dtype
+            self.full = held == "full"
+            self.dtype = ds["vorticity" if self.full else "zonal_mean_u"].dtype
             self.zonal = "zonal_mean_u" in ds.variables
             complete = int(attrs.get(COMPLETE, ds.dimensions["time"].size))
             steps = np.asarray(ds["step"][:complete], dtype=np.int64)
@@ -155,10 +171,11 @@ class TrajectoryWriter:
             v[:] = np.asarray(getattr(g, name), dtype=np.float64)
 
         kw = dict(zlib=True, complevel=4, shuffle=True) if compress else {}
-        v = ds.createVariable("vorticity", self.dtype, ("member", "time", "y", "x"),
-                              chunksizes=(1, 1, n, n), **kw)
-        v.units = "1"
-        v.long_name = "relative vorticity zeta = dv/dx - du/dy"
+        if self.full:
+            v = ds.createVariable("vorticity", self.dtype, ("member", "time", "y", "x"),
+                                  chunksizes=(1, 1, n, n), **kw)
+            v.units = "1"
+            v.long_name = "relative vorticity zeta = dv/dx - du/dy"
         tchunk = min(256, max(1, (1 << 16) // M))
         v = ds.createVariable("energy", "f8", ("member", "time"), chunksizes=(M, tchunk))
         v.units = "1"
@@ -167,8 +184,11 @@ class TrajectoryWriter:
         v.units = "1"
         v.long_name = "enstrophy 1/2 <zeta^2> (box mean)"
         if self.zonal:
+            # zonal-mean records: chunks of about 16 kB (several records each), so that long
+            # runs of small profiles do not pay an HDF5 chunk per record
+            zchunk = 1 if self.full else max(1, min(1024, 4096 // (M * n)))
             v = ds.createVariable("zonal_mean_u", self.dtype, ("member", "time", "y"),
-                                  chunksizes=(M, 1, n), **kw)
+                                  chunksizes=(M, zchunk, n), **kw)
             v.units = "1"
             v.long_name = "zonal-mean zonal velocity U(y) (mean over x of u)"
 
@@ -195,6 +215,7 @@ class TrajectoryWriter:
             "closure_config": json_text(ccfg),
             "t_start": float(solver.t),
             "step_start": np.int64(solver.step_count),
+            RECORD: self.record,
             COMPLETE: np.int64(0),
         })
 
@@ -204,7 +225,8 @@ class TrajectoryWriter:
 
     def write(self, solver=None) -> None:
         """Append the solver's current state (vorticity, time, step, energy, enstrophy and, on the
-        beta-plane, U(y)) as one time record, flush the file, then count the record complete.
+        beta-plane, U(y); with the 'zonal-mean' record U(y), time, step, energy and enstrophy) as
+        one time record, flush the file, then count the record complete.
         Default: the constructor's solver. Usable as ``solver.run(..., callback=writer.write)``."""
         if self._ds is None:
             raise ValueError(f"trajectory {self.path} is closed; cannot write to it")
@@ -213,7 +235,8 @@ class TrajectoryWriter:
             raise ValueError(f"trajectory {self.path} holds n={self.n}, members={self.members}; "
                              f"got a solver with n={s.grid.n}, members={s.members}")
         ds, i = self._ds, self.records
-        ds["vorticity"][:, i, :, :] = np.asarray(s.vorticity).astype(self.dtype, copy=False)
+        if self.full:
+            ds["vorticity"][:, i, :, :] = np.asarray(s.vorticity).astype(self.dtype, copy=False)
         ds["energy"][:, i] = np.asarray(s.energy(), dtype=np.float64)
         ds["enstrophy"][:, i] = np.asarray(s.enstrophy(), dtype=np.float64)
         if self.zonal:
@@ -252,17 +275,31 @@ class TrajectoryWriter:
         return f"TrajectoryWriter({str(self.path)!r}, {self.records} records, {state})"
 
 
-def open_trajectory(path, **kwargs):
+def open_trajectory(path, need: str | None = None, **kwargs):
     """Open a trajectory written by :class:`TrajectoryWriter` as an ``xarray.Dataset`` of its
     complete records (lazily; ``kwargs`` go to ``xarray.open_dataset``). Missing, corrupt or
     non-trajectory files raise FileNotFoundError / :class:`TrajectoryFileError` naming the file.
-    ``json.loads(ds.attrs["config"])`` gives the solver configuration."""
+    ``json.loads(ds.attrs["config"])`` gives the solver configuration; ``ds.attrs["record"]``
+    what it records ('full' or 'zonal-mean', set here for files without the attribute).
+
+    ``need='vorticity'``: a reader that needs the 2D fields; a 'zonal-mean' file then raises
+    :class:`TrajectoryFileError` saying so (``need`` may also name any other variable)."""
     p, ds = open_netcdf(path, "trajectory", TrajectoryFileError, **kwargs)
-    if "vorticity" not in ds.variables:
+    record = trajectory_record(ds.variables)
+    if record is None:
         names = sorted(ds.variables)
         ds.close()
-        raise TrajectoryFileError(f"{p} is a netCDF file but not a trajectory: it has no "
-                                  f"'vorticity' variable (it has {names})")
+        raise TrajectoryFileError(f"{p} is a netCDF file but not a trajectory: it has neither "
+                                  f"'vorticity' nor 'zonal_mean_u' (it has {names})")
+    if need is not None and need not in ds.variables:
+        ds.close()
+        if record == "zonal-mean" and need == "vorticity":
+            raise TrajectoryFileError(
+                f"{p} holds only zonal-mean profiles zonal_mean_u (a run recorded with --record "
+                f"zonal-mean), no vorticity; this needs the 2D vorticity: record the run with "
+                f"--record full (the default)")
+        raise TrajectoryFileError(f"{p} is a {record!r} trajectory without {need!r}")
+    ds.attrs.setdefault(RECORD, record)
     complete = ds.attrs.get(COMPLETE)
     if complete is not None and int(complete) < ds.sizes["time"]:
         ds = ds.isel(time=slice(0, int(complete)))
