@@ -184,3 +184,29 @@ def test_ldm_closure_in_batches_equals_the_one_process_run(tmp_path):
     unaligned = run_batch(dataclasses.replace(specs[0], ensemble_members=None))
     assert not np.array_equal(unaligned["vorticity"][:, -1],
                               _load(one.trajectory)["vorticity"].values[:2, -1])
+
+
+def test_dns_on_dask_writes_the_one_process_file(tmp_path, cluster):
+    """``hybrid dns`` of a tiny beta-plane, 4 members in 2 tasks on the 2 workers: the zonal-mean
+    record with a spin-up, the full record with --set, and members started from one state."""
+    from test_zonal_records import assert_same_file, write_tiny_preset
+
+    lc, _ = cluster
+    preset = write_tiny_preset(tmp_path)
+    base = tmp_path / "one-1" / "trajectory.nc"
+    variants = [["--record", "zonal-mean"], ["--set", "beta=4", "--spinup", "0"],
+                ["--init", str(base), "--at", "0.4", "--init-member", "2", "--t-end", "0.4"]]
+    for i, extra in enumerate(variants):
+        common = ["dns", str(preset), "--members", "4", "--seed", "6", *extra]
+        one, dask = tmp_path / f"one-{i}", tmp_path / f"dask-{i}"
+        assert main([*common, "--out", str(one)]) == 0
+        assert main([*common, "--scheduler", lc.scheduler_address, "--batch-size", "2",
+                     "--out", str(dask)]) == 0
+        assert_same_file(one / "trajectory.nc", dask / "trajectory.nc")
+        info = json.loads((dask / "run.json").read_text())
+        assert info["execution"]["mode"] == "dask" and info["status"] == "ok"
+        assert [b["first_member"] for b in info["execution"]["batches"]] == [0, 2]
+        assert info["figures"] == json.loads((one / "run.json").read_text())["figures"]
+    with xr.open_dataset(tmp_path / "dask-2" / "trajectory.nc") as ds:
+        w0 = ds["vorticity"].isel(time=0).values
+    assert all(np.array_equal(w0[m], w0[0]) for m in range(4))

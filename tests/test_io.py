@@ -146,6 +146,40 @@ def test_trajectory_betaplane_float64_has_zonal_mean(tmp_path):
         ds.close()
 
 
+def test_zonal_mean_record_any_solver_and_appending_keeps_the_record(tmp_path):
+    s = _kolmogorov(members=3)
+    path = tmp_path / "z.nc"
+    zonal, energy = [], []
+    with sio.TrajectoryWriter(path, s, record="zonal-mean") as w:
+        for _ in range(3):
+            s.step(2)
+            w.write()
+            zonal.append(s.zonal_mean_u().astype(np.float32))
+            energy.append(s.energy())
+    with netCDF4.Dataset(path) as nc:                # several records per HDF5 chunk
+        assert nc["zonal_mean_u"].chunking() == [3, 4096 // (3 * 16), 16]
+    with sio.open_trajectory(path) as ds:
+        assert "vorticity" not in ds.variables and ds.attrs["record"] == "zonal-mean"
+        assert ds["zonal_mean_u"].dtype == np.float32 and int(ds.attrs["records_complete"]) == 3
+        np.testing.assert_array_equal(ds["zonal_mean_u"].values, np.stack(zonal, axis=1))
+        np.testing.assert_array_equal(ds["energy"].values, np.stack(energy, axis=1))
+        assert ds["x"].size == 16 and ds["y"].attrs["units"] == "1"
+    with pytest.raises(sio.TrajectoryFileError, match="--record full"):
+        sio.open_trajectory(path, need="vorticity")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="records 'zonal-mean'; cannot append 'full'"):
+        sio.TrajectoryWriter(path, s, append=True, record="full")
+    with pytest.raises(ValueError, match="record must be one of 'full', 'zonal-mean'"):
+        sio.TrajectoryWriter(tmp_path / "other.nc", s, record="zonal")
+    assert path.read_bytes() == before and not (tmp_path / "other.nc").exists()
+    with sio.TrajectoryWriter(path, s, append=True) as w:     # the file's record, continued
+        assert w.record == "zonal-mean" and w.records == 3
+        s.step(2)
+        w.write()
+    with sio.open_trajectory(path) as ds:
+        assert ds["zonal_mean_u"].shape == (3, 4, 16)
+
+
 def test_writer_refuses_closed_and_mismatched(tmp_path):
     s = _kolmogorov()
     w = sio.TrajectoryWriter(tmp_path / "a.nc", s)
