@@ -139,7 +139,7 @@ class TEPC(nn.Module):
         w = torch.view_as_complex(self.weight.to(u.dtype))
         b = torch.view_as_complex(self.bias.to(u.dtype))
         vh = torch.einsum("bck,ock->bok", uh, w) + b                    # (B, C_out, K)
-        vh = shift_phase(vh, phi[:, :1].expand(-1, self.out_channels))
+        vh = shift_phase(vh, phi[:, :1])                                 # broadcast
         full = vh.new_zeros(vh.shape[:-1] + (self.out_points // 2 + 1,))
         full[..., :K] = vh
         return torch.fft.irfft(full, n=self.out_points, norm="forward")
