@@ -2,12 +2,14 @@
 """Run a small stochastically forced beta-plane (solvers.BetaPlane) and look at its zonal jets.
 
 Records the zonal-mean zonal velocity U(y, t) every ``--output-every`` time units, saves it with
-the energy, CFL number and jet count to an .npz, draws a Hovmöller diagram of U(y, t) (time on
-the x axis, y on the y axis, diverging colours centred on 0) and prints the number of jets over
-time together with the merging (count drops) and nucleation (count rises) events it detects.
+the energy, CFL number and jet count to an .npz, draws a Hovmöller diagram of U(y, t) above the
+jet count (:func:`hybrid.plots.plot_jet_hovmoller`) and prints the number of jets over time
+together with the merging (count drops) and nucleation (count rises) events it detects.
 
-A jet is a local maximum of the smoothed profile U(y) (periodic in y) where U > 0; the profile is
-smoothed with a spectral Gaussian exp(−k²/(2 k_s²)), k_s = ``--smooth-k`` (units of 2π/L).
+Jets and events are counted by :mod:`hybrid.jets` (docs/jet-diagnostics.md): a jet is a periodic
+maximum of U(y) smoothed with the spectral Gaussian exp(−k²/(2 k_s²)), k_s = ``--smooth-k`` (units
+of 2π/L), with U > 0 and a prominence of at least ``--prominence`` × the rms of the smoothed
+profile; an event is a change of the count whose new value holds at least ``--persist``.
 
 Example (the preset betaplane-small, the long run of docs/betaplane-small.md):
 
@@ -56,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "labelled spin-up (default 3/mu)")
     r.add_argument("--smooth-k", type=float, default=None,
                    help="Gaussian smoothing wavenumber of U(y) for the jet count (default kf/2)")
+    r.add_argument("--prominence", type=float, default=0.1,
+                   help="least prominence of a jet, as a fraction of the rms of the smoothed "
+                        "profile")
     r.add_argument("--persist", type=float, default=None,
                    help="a jet-count change counts as an event only if the new count holds this "
                         "long (default 1/(2 mu))")
@@ -69,82 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def smooth_profiles(U: np.ndarray, L: float, k_s: float) -> np.ndarray:
-    """Periodic spectral Gaussian smoothing of profiles U[..., y]."""
-    n = U.shape[-1]
-    k = np.fft.rfftfreq(n, 1.0 / n)                    # mode numbers (units of 2π/L)
-    return np.fft.irfft(np.fft.rfft(U, axis=-1) * np.exp(-0.5 * (k / k_s) ** 2), n=n, axis=-1)
-
-
-def count_jets(U: np.ndarray, L: float, k_s: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Number of eastward jets per profile: periodic local maxima of smoothed U with U > 0.
-
-    Returns (counts, [indices of the maxima of each profile])."""
-    Us = smooth_profiles(np.atleast_2d(U), L, k_s)
-    left, right = np.roll(Us, 1, axis=-1), np.roll(Us, -1, axis=-1)
-    peak = (Us > left) & (Us >= right) & (Us > 0)
-    return peak.sum(axis=-1), [np.flatnonzero(row) for row in peak]
-
-
-def detect_events(t: np.ndarray, counts: np.ndarray, t0: float, persist: float) -> list[dict]:
-    """Changes of the jet count after t0 whose new value holds for at least ``persist``.
-
-    The count series is first cleaned of blips shorter than ``persist`` (a blip takes the value
-    that was held before it); a drop is a merging, a rise a nucleation."""
-    keep = t >= t0
-    t, c = t[keep], counts[keep].astype(int)
-    if c.size == 0:
-        return []
-    # runs of constant count
-    edges = np.flatnonzero(np.diff(c)) + 1
-    starts = np.r_[0, edges]
-    ends = np.r_[edges, c.size]
-    runs = [[c[s], t[s], t[e - 1] if e < c.size else t[-1], s] for s, e in zip(starts, ends)]
-    # absorb short runs (not the last, which is still going) into the previous stable value
-    clean = []
-    for i, (val, ts, te, s) in enumerate(runs):
-        dur = (t[ends[i]] if ends[i] < c.size else t[-1]) - ts
-        if clean and dur < persist and i < len(runs) - 1:
-            continue
-        if clean and clean[-1][0] == val:
-            continue
-        clean.append((val, ts))
-    events = []
-    for (v0, _), (v1, ts) in zip(clean[:-1], clean[1:]):
-        events.append(dict(t=float(ts), before=int(v0), after=int(v1),
-                           kind="merging" if v1 < v0 else "nucleation"))
-    return events
-
-
-def hovmoller(path: Path, t, y, U, counts, title: str, t_spin: float | None) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, axc) = plt.subplots(2, 1, figsize=(10, 5.2), sharex=True,
-                                  gridspec_kw=dict(height_ratios=[4, 1], hspace=0.08))
-    vmax = float(np.max(np.abs(U))) or 1.0
-    mesh = ax.pcolormesh(t, y, U.T, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="nearest",
-                         rasterized=True)
-    ax.set_ylabel("y")
-    ax.set_title(title, fontsize=9)
-    cb = fig.colorbar(mesh, ax=[ax, axc], pad=0.015, fraction=0.03)
-    cb.set_label("U(y, t)")
-    axc.step(t, counts, where="post", color="k", lw=0.8)
-    axc.set_ylabel("jets")
-    axc.set_xlabel("t")
-    axc.set_ylim(-0.5, max(5, int(counts.max()) + 1) + 0.5)
-    axc.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if t_spin is not None:
-        for a in (ax, axc):
-            a.axvline(t_spin, color="0.4", lw=0.8, ls="--")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     a = parse_args(argv)
     import solvers
+    from hybrid import jets
     from solvers import diagnostics
 
     s = solvers.BetaPlane(a.n, L=a.L, beta=a.beta, mu=a.mu, nu=a.nu, hyper_order=a.hyper_order,
@@ -174,7 +107,7 @@ def main(argv=None) -> int:
         cfls.append(float(diagnostics.cfl_number(g, zh, sol.dt)[0]))
         if sol.t - last_log[0] >= log_every - 1e-9:
             last_log[0] = sol.t
-            nj = int(count_jets(Us[-1], a.L, k_s)[0][0])
+            nj = int(jets.count_jets(Us[-1], a.L, k_s, a.prominence))
             w = time.perf_counter() - wall0
             print(f"t={sol.t:9.1f}  E={Es[-1]:.4g}  max U={Us[-1].max():.3g}  CFL={cfls[-1]:.3f}  "
                   f"jets={nj}  wall={w:7.1f}s", flush=True)
@@ -195,20 +128,23 @@ def main(argv=None) -> int:
 
     t = np.asarray(ts)
     U = np.asarray(Us)
-    counts, peaks = count_jets(U, a.L, k_s)
+    counts = jets.count_jets(U, a.L, k_s, a.prominence)
     # events are looked for once the first jets have formed (t ≥ 1/(4μ)); those before t_spin are
     # spin-up transitions
     t_form = min(0.25 / a.mu, t_spin) if a.mu > 0 else 0.0
-    events = detect_events(t, counts, t_form, persist)
+    formed = t >= t_form
+    events = jets.events(counts[formed], t[formed], persist) if formed.sum() > 1 else []
     for ev in events:
         ev["spinup"] = ev["t"] < t_spin
 
     # jet count summary: first time the count settles in 2..4, and the counts over time
-    print(f"jet count (smoothing k_s={k_s:g}; events need {persist:g} t.u. persistence; "
+    print(f"jet count (smoothing k_s={k_s:g}, prominence {a.prominence:g}; events need "
+          f"{persist:g} t.u. persistence; "
           f"steady after t={t_spin:g}):")
     step = max(1, len(t) // 30)
     for i in range(0, len(t), step):
-        print(f"  t={t[i]:9.1f}  jets={counts[i]}  y_jets={np.round(g.y[peaks[i]], 2).tolist()}")
+        y_jets = jets.jet_positions(U[i], a.L, k_s, a.prominence)
+        print(f"  t={t[i]:9.1f}  jets={counts[i]}  y_jets={np.round(y_jets, 2).tolist()}")
     after = t >= t_spin
     if after.any():
         vals, freq = np.unique(counts[after], return_counts=True)
@@ -232,7 +168,9 @@ def main(argv=None) -> int:
     title = a.title or (f"beta-plane n={a.n}, β={a.beta:g}, μ={a.mu:g}, p={a.hyper_order}, "
                         f"k_f={a.kf:g}±{a.kf_width:g}, ε={a.epsilon:g}, dt={a.dt:g}, seed={a.seed}")
     if len(t):
-        hovmoller(png, t, g.y, U, counts, title, t_spin if t_spin < t[-1] else None)
+        from hybrid.plots import plot_jet_hovmoller
+        plot_jet_hovmoller([(f"U(y, t); spin-up until t = {t_spin:g}", t, g.y, U, counts)], png,
+                           title=title)
         print(f"wrote {out.with_suffix('.npz')} and {png} ({os.path.getsize(png) / 1024:.0f} KB)")
     return 0 if status == "ok" else 1
 

@@ -9,7 +9,7 @@ import pytest
 from hybrid import jets
 from hybrid.cli import main
 from hybrid.compare import hellinger_from_probabilities
-from hybrid.jets import counting, scores, statistics
+from hybrid.jets import scores, statistics
 from solvers.grid import Grid
 from solvers.io import TrajectoryWriter
 

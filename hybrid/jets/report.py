@@ -191,7 +191,8 @@ def markdown_table(r: dict) -> str:
                       f"{e['truth_member']}: spread–error ratio over all leads "
                       f"{_f(e['spread_error_ratio_all'], 3)}, rank histogram flatness "
                       f"p = {_f(e['rank_histogram_p'], 3)}.", "",
-                  "| lead | CRPS | error part | spread part | spread–error |", "|---|---|---|---|---|"]
+                  "| lead | CRPS | error part | spread part | spread–error |",
+                  "|---|---|---|---|---|"]
         for i in np.unique(np.linspace(0, lead.size - 1, min(lead.size, 6)).astype(int)):
             lines.append(f"| {_f(lead[i])} | {_f(e['crps'][i], 3)} | {_f(e['crps_error'][i], 3)}"
                          f" | {_f(e['crps_spread'][i], 3)} | {_f(e['spread_error_ratio'][i], 3)} |")
