@@ -243,3 +243,21 @@ def test_corrupt_or_mismatched_model_files_name_the_file(tmp_path):
         load_slt(tmp_path / "m")
     with pytest.raises(ModelFileError, match=r"nothing\.json does not exist"):
         load_emulator(tmp_path / "nothing")
+
+
+def test_train_slt_reads_a_zonal_mean_record(tmp_path):
+    from solvers import BetaPlane
+    from solvers.io import TrajectoryWriter
+    s = BetaPlane(n=N, members=2, seed=0, dt=0.5, epsilon=1e-3, kf=4, kf_width=1.0)
+    path = tmp_path / "u.nc"
+    with TrajectoryWriter(path, s, record="zonal-mean") as w:
+        for _ in range(16):
+            s.step(2)
+            w.write()
+    m = train_slt(path, tmp_path / "m", epochs=1, **{**SMALL, "val_fraction": 0.25})
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["data"]["members"] == 2 and card["data"]["times"] == 16
+    assert card["data"]["interval"] == pytest.approx(1.0)
+    assert card["data"]["train_windows"] == 2 * (12 - L) and m["final_val"] is not None
+    with pytest.raises(FileNotFoundError, match=r"nothing\.nc does not exist"):
+        train_slt(tmp_path / "nothing.nc", tmp_path / "x", progress=False)
