@@ -198,6 +198,7 @@ def test_readers_take_both_records_and_name_the_one_that_lacks_vorticity(tmp_pat
     (["--record", "zonal"], "--record"),
     (["--workers", "2", "--restart-every", "1"], "--restart-every works for one-process runs"),
     (["--batch-size", "2"], "--batch-size needs --workers"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0.5"], "cannot connect"),
     (["--restart", "RESTART", "--set", "beta=2"], "--set cannot be given"),
     (["--restart", "RESTART", "--init", "FULL"], "--init cannot be given"),
 ])

@@ -140,13 +140,13 @@ def _handle(args: argparse.Namespace) -> int:
     # --- the run: hybrid.ensemble, in this process or on Dask (one trajectory, run.json)
     from ..simulation import RUN_JSON, base_info, blowup_info
 
-    if not dask:
-        out.mkdir(parents=True, exist_ok=True)
-    if args.overwrite and out.is_dir():
-        for name in DNS_OUTPUTS[1:]:
-            (out / name).unlink(missing_ok=True)
-        for old in out.glob("blowup-restart-step*.nc"):
-            old.unlink()
+    if not dask:            # on Dask, nothing is touched before the results are in (a cluster
+        out.mkdir(parents=True, exist_ok=True)              # that cannot be reached: exit 2)
+        if args.overwrite:
+            for name in DNS_OUTPUTS[1:]:
+                (out / name).unlink(missing_ok=True)
+            for old in out.glob("blowup-restart-step*.nc"):
+                old.unlink()
     metadata = {"command": "dns", "argv": getattr(args, "argv", None), "spinup": spinup,
                 "record": record, "settings": settings, "init": init_info}
     execution = (f"Dask scheduler {args.scheduler}" if args.scheduler else
