@@ -1,5 +1,5 @@
-"""Attention blocks of the stochastic latent transformer: multi-head attention whose keys and values
-may be extended by extra tokens (the noise token), and pre-LayerNorm transformer blocks.
+"""Attention blocks of the stochastic latent transformer: multi-head attention whose keys and
+values may be extended by extra tokens (the noise token), and pre-LayerNorm transformer blocks.
 
 :class:`MultiHeadAttention` — queries from the data tokens x (B, T, D); keys and values from
 ``[extra; x]`` where ``extra`` (B, E, D) are tokens prepended to the keys and values only (none by

@@ -1,5 +1,5 @@
-"""The Stochastic Latent Transformer: a translation-equivariant autoencoder of U(y) and a stochastic
-transformer that draws the next latent step from a window of L latent steps.
+"""The Stochastic Latent Transformer: a translation-equivariant autoencoder of U(y) and a
+stochastic transformer that draws the next latent step from a window of L latent steps.
 
 :class:`StochasticTransformer` (latents z of width d; with ``align`` a latent is itself a periodic
 profile of d points):

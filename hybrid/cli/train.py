@@ -1,4 +1,4 @@
-"""``hybrid train``: train a closure model on a closure dataset.
+"""``hybrid train``: train a closure model on a closure dataset, or an emulator on U(y, t) data.
 
     hybrid train ldm --data FILE --out STEM [--epochs N] [--batch B] [--lr LR]
                      [--space latent|physical] [--mode joint|two-phase] [--device DEV]
@@ -7,6 +7,16 @@
                       --layers --time-dim --proj-hidden --mean-width --mean-blocks]
                      [--val-fraction F] [--ae-epochs N]
                      [--lr-halving-every N] [--checkpoint-every N] [--no-progress]
+
+    hybrid train slt --data FILE --out STEM [--epochs N] [--batch B] [--lr LR] [--gamma G]
+                     [--window L] [--members M] [--latent-points P] [--channels C] [--width W]
+                     [--heads H] [--layers K] [--hidden D] [--val-fraction F] [--device DEV]
+                     [--threads T] [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
+                     [--no-progress]
+
+``slt`` (the stochastic latent transformer, :func:`closures.slt.train_slt`) trains on the
+``zonal_mean_u`` of a beta-plane run (``hybrid dns PRESET --record zonal-mean``); its defaults
+are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2 blocks).
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
 ``STEM.log.jsonl`` (metrics per epoch); see :mod:`closures.train`. Everything is checked before
@@ -29,7 +39,12 @@ from .arguments import (EXIT_INTERRUPTED, EXIT_OK, fraction, nonnegative_int, po
 from .arguments import fail as cli_fail
 
 NAME = "train"
-HELP = "train a closure model (ldm: latent conditional diffusion) on a closure dataset"
+HELP = ("train a closure model (ldm: latent conditional diffusion) on a closure dataset, or the "
+        "jet emulator (slt: stochastic latent transformer) on U(y, t)")
+
+# defaults that differ between the models (the arguments' own default is None)
+DEFAULTS = {"ldm": {"epochs": 50, "batch": 32, "lr": 1e-3, "width": 20, "layers": 4},
+            "slt": {"epochs": 400, "batch": 200, "lr": 5e-4, "width": None, "layers": 2}}
 
 
 def _channels(text: str) -> list[int]:
@@ -46,15 +61,20 @@ def _channels(text: str) -> list[int]:
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``."""
-    p.add_argument("model", choices=("ldm",), help="what to train: ldm (latent conditional "
-                                                   "diffusion; --space physical for P-CDM)")
-    p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
+    p.add_argument("model", choices=("ldm", "slt"),
+                   help="what to train: ldm (latent conditional diffusion; --space physical for "
+                        "P-CDM) or slt (stochastic latent transformer emulator of U(y, t))")
+    p.add_argument("--data", type=Path, required=True,
+                   help="ldm: closure dataset (hybrid generate); slt: a beta-plane run with "
+                        "zonal_mean_u (hybrid dns --record zonal-mean)")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
-    p.add_argument("--epochs", type=positive_int, default=50, help="epochs (default 50)")
-    p.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate "
-                                                                   "(default 1e-3)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs (default: ldm 50, slt 400)")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="batch size (default: ldm 32, slt 200)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="Adam learning rate (default: ldm 1e-3, slt 5e-4)")
     p.add_argument("--lr-halving-every", type=positive_int, default=100,
                    help="halve the learning rate every N epochs (default 100)")
     p.add_argument("--space", choices=("latent", "physical"), default="latent",
@@ -76,9 +96,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="epochs between checkpoints (default 1)")
     p.add_argument("--latent-channels", type=positive_int, default=1)
     p.add_argument("--ae-channels", type=_channels, default=[16, 32, 32], metavar="C0,C1,C2")
-    p.add_argument("--width", type=positive_int, default=20)
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="ldm: FNO width (default 20); slt: token width (default: latent size)")
     p.add_argument("--modes", type=positive_int, default=4)
-    p.add_argument("--layers", type=positive_int, default=4)
+    p.add_argument("--layers", type=positive_int, default=None,
+                   help="ldm: Fourier layers (default 4); slt: transformer blocks (default 2)")
     p.add_argument("--time-dim", type=positive_int, default=64)
     p.add_argument("--proj-hidden", type=positive_int, default=64)
     p.add_argument("--mean-width", type=nonnegative_int, default=0,
@@ -86,17 +108,37 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "none)")
     p.add_argument("--mean-blocks", type=nonnegative_int, default=2,
                    help="residual blocks of the mean network (default 2)")
+    slt = p.add_argument_group("slt only")
+    slt.add_argument("--gamma", type=positive_float, default=0.9825,
+                     help="learning rate factor per epoch (ExponentialLR; default 0.9825)")
+    slt.add_argument("--window", type=positive_int, default=10,
+                     help="profiles per input window L (default 10)")
+    slt.add_argument("--members", type=positive_int, default=4,
+                     help="ensemble members per input in the energy score (≥ 2; default 4)")
+    slt.add_argument("--latent-points", type=positive_int, default=None,
+                     help="points of the latent profile (default: a quarter of the data's)")
+    slt.add_argument("--channels", type=positive_int, default=4,
+                     help="hidden channels of the TEPC autoencoder (default 4)")
+    slt.add_argument("--heads", type=positive_int, default=None,
+                     help="attention heads (default: heads of width 4)")
+    slt.add_argument("--hidden", type=positive_int, default=None,
+                     help="MLP width of the blocks (default: twice the token width)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
     fail = functools.partial(cli_fail, command="train")
+    for k, v in DEFAULTS[args.model].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     data = args.data.expanduser()
     if not data.exists():
         return fail(f"--data: {data} does not exist")
     if not data.is_file():
         return fail(f"--data: {data} is not a file")
+    if args.model == "slt":
+        return _train_slt(args, data, fail)
     if args.ae_epochs is not None and args.mode == "two-phase" and args.ae_epochs >= args.epochs:
         return fail(f"--ae-epochs must be below --epochs ({args.ae_epochs} ≥ {args.epochs})")
     if args.resume and args.overwrite:
@@ -154,4 +196,71 @@ def handler(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
                       "offline": off}, default=str))
+    return EXIT_OK
+
+
+def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
+    """``hybrid train slt``: checks, then :func:`closures.slt.train_slt`."""
+    if args.resume and args.overwrite:
+        return fail("--resume and --overwrite exclude each other")
+    if args.members < 2:
+        return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
+    if not 0 < args.gamma <= 1:
+        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
+    import torch
+
+    from closures.slt import SLT, read_profiles, train_slt
+    from closures.train import train_paths
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError) as e:
+        return fail(f"--device: {e}")
+    try:
+        u, _ = read_profiles(data)
+    except (OSError, ValueError) as e:
+        return fail(f"--data: {e}")
+    per = int(round((1 - args.val_fraction) * u.shape[1]))
+    if per <= args.window:
+        return fail(f"--window {args.window}: the {per} training saves per member of {data} "
+                    f"hold no window of {args.window + 1} profiles")
+    try:
+        SLT(u.shape[2], latent_points=args.latent_points, channels=args.channels,
+            window=args.window, width=args.width, heads=args.heads, layers=args.layers,
+            hidden=args.hidden)
+    except ValueError as e:
+        flag = next((f"--{a.replace('_', '-')}" for a in ("latent_points", "heads", "width",
+                                                           "points", "window")
+                     if a in str(e)), "--data")
+        return fail(f"{flag}: {e}")
+    paths = train_paths(args.out)
+    if args.resume and not paths["checkpoint"].is_file():
+        return fail(f"--resume: no checkpoint {paths['checkpoint']}")
+    try:
+        for p in paths.values():
+            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
+                              overwrite_hint="--overwrite or --resume")
+    except (TypeError, ValueError, OSError) as e:
+        return fail(str(e))
+    try:
+        metrics = train_slt(
+            data, args.out, window=args.window, epochs=args.epochs, batch=args.batch,
+            lr=args.lr, gamma=args.gamma, members=args.members,
+            latent_points=args.latent_points, channels=args.channels, width=args.width,
+            heads=args.heads, layers=args.layers, hidden=args.hidden,
+            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+            threads=args.threads, resume=args.resume, progress=not args.no_progress,
+            checkpoint_every=args.checkpoint_every, command=shlex.join(args.argv))
+    except KeyboardInterrupt:
+        print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError) as e:
+        return fail(str(e))
+    val = metrics.get("final_val") or {}
+    print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
+          f"validation energy score of U {val.get('es_u', float('nan')):.4g} → "
+          f"{paths['weights']}, {paths['card']}", file=sys.stderr)
+    print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
+                      "final_train": metrics.get("final_train"), "final_val": val},
+                     default=str))
     return EXIT_OK
