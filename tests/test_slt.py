@@ -183,6 +183,8 @@ def test_train_slt_writes_a_loadable_model_log_and_resumes_bit_for_bit(tmp_path)
     card = json.loads((tmp_path / "full.json").read_text())
     assert card["format"] == "hybrid-slt-card" and card["data"]["val_windows"] > 0
     assert card["config"]["window"] == L and m["epochs"] == 2
+    one = card["metrics"]["one_step"]
+    assert one["split"] == "val" and one["rmse"] > 0 and one["spread_to_error"] > 0
     # interrupted after one epoch, then resumed: the same weights, bit for bit
     part = train_slt(U, tmp_path / "cut", epochs=2, stop_after=1, **SMALL)
     assert part["stopped"] and not (tmp_path / "cut.pt").exists()
@@ -279,13 +281,15 @@ def test_cli_train_slt(tmp_path, zonal_file, capsys):
     assert code == 0, capsys.readouterr().err
     printed = json.loads(capsys.readouterr().out)
     assert set(printed["final_val"]) >= {"es_u", "es_latent", "rec", "spectral"}
+    assert printed["one_step"]["samples"] == 8
     em = load_emulator(out)
     assert em.card["command"].startswith(f"hybrid train slt --data {zonal_file} --out {out}")
     assert em.model.config["layers"] == 1 and em.card["training"]["epochs"] == 1
     # bad input: exit 2 naming the flag, nothing written
     for extra, flag in [(["--members", "1"], "--members"), (["--gamma", "2"], "--gamma"),
                         (["--window", "12"], "--window"), (["--heads", "3"], "--heads"),
-                        (["--latent-points", "32"], "--latent-points")]:
+                        (["--latent-points", "32"], "--latent-points"),
+                        (["--samples-eval", "1"], "--samples-eval")]:
         argv = ["train", "slt", "--data", str(zonal_file), "--out", str(tmp_path / "bad"),
                 *small, *extra]
         assert main(argv) == 2

@@ -14,6 +14,9 @@ amplitudes; weights 1), autoencoder and transformer trained jointly. Adam(``lr``
 ExponentialLR(``gamma``) stepped per epoch (the paper: 5e-4, 0.9825, batch 200, 400 epochs).
 Validation after every epoch on the held-out windows with a fixed noise seed.
 
+After training, the one-step skill on the validation windows (:func:`one_step_metrics`: error
+of the ensemble mean, spread, spread/error, CRPS, reconstruction error) goes into the card.
+
 Files next to ``out`` (the conventions of :func:`closures.train.train_ldm`):
 ``<stem>.log.jsonl`` (one JSON line per epoch, then a final line), ``<stem>.ckpt.pt`` (model,
 optimiser, scheduler, generator states, history and the run's signature; atomic;
@@ -27,6 +30,7 @@ validation noise from their own generators seeded from ``seed``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -37,9 +41,9 @@ from solvers.validate import integer, number
 
 from ..train import _gen, _threads_scoped, train_paths
 from .files import save_slt
-from .model import DEFAULT_WEIGHTS, SLT
+from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
-__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows"]
+__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics"]
 
 
 def read_profiles(data) -> tuple[np.ndarray, dict]:
@@ -98,6 +102,40 @@ class Windows:
         return seq[:, :-1], seq[:, -1]
 
 
+@torch.no_grad()
+def one_step_metrics(model: SLT, wins: Windows, samples: int = 16, batch: int = 200,
+                     max_windows: int | None = 2000,
+                     generator: torch.Generator | None = None) -> dict:
+    """One-step skill of ``model`` on (up to ``max_windows`` evenly spaced) windows, in the
+    units of the data: ``rmse`` of the ensemble mean of ``samples`` draws, ``spread`` (RMS
+    ensemble standard deviation), ``spread_to_error`` (spread/rmse; about 1 for a calibrated
+    ensemble, with the finite-ensemble factor √((k+1)/k) applied to the spread), ``crps`` (the
+    energy score per √n of the draws) and ``rec_rmse`` (the autoencoder's reconstruction error
+    of the targets)."""
+    model.eval()
+    N = len(wins)
+    if N == 0:
+        return {}
+    idx = torch.arange(N) if max_windows is None or N <= max_windows else \
+        torch.linspace(0, N - 1, int(max_windows)).round().long()
+    std = model.stats["std"]
+    se = sv = es = rec = 0.0
+    for i0 in range(0, len(idx), batch):
+        x, y = wins.batch(idx[i0:i0 + batch])
+        z = model.encode(x)
+        u = model.decode(model.step(z, generator, samples))                  # (k, B, n)
+        se += float(((u.mean(0) - y) ** 2).sum())
+        sv += float(u.var(0, unbiased=True).sum())
+        es += float(ensemble_loss(u, y)) * len(y)
+        rec += float(((model.decode(model.encode(y)) - y) ** 2).sum())
+    pts = len(idx) * model.points
+    rmse, spread = math.sqrt(se / pts) * std, math.sqrt(sv / pts) * std
+    k = samples
+    return {"windows": int(len(idx)), "samples": int(samples), "rmse": rmse, "spread": spread,
+            "spread_to_error": (spread * math.sqrt((k + 1) / k) / rmse if rmse > 0 else None),
+            "crps": es / len(idx) * std, "rec_rmse": math.sqrt(rec / pts) * std}
+
+
 @_threads_scoped
 def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200,
               lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
@@ -106,9 +144,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               hidden: int | None = None, residual: bool = True, val_fraction: float = 0.1,
               seed: int = 0, threads: int | None = None, resume: bool = False,
               progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
-              command: str | None = None, device: str = "cpu") -> dict:
+              samples_eval: int = 16, command: str | None = None,
+              device: str = "cpu") -> dict:
     """Train an SLT on ``data`` and save it to ``out`` (module docstring). Returns the metrics:
-    ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``paths``.
+    ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``one_step``
+    (:func:`one_step_metrics` with ``samples_eval`` draws on the validation windows, or the
+    training ones without a validation split), ``paths``.
 
     ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
     then not saved). ``threads``: torch's thread count during training (restored after).
@@ -122,6 +163,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     val_fraction = number("val_fraction", val_fraction, at_least=0, below=1)
     seed = integer("seed", seed, 0)
     checkpoint_every = integer("checkpoint_every", checkpoint_every, 1)
+    samples_eval = integer("samples_eval", samples_eval, 2)
     stop_after = integer("stop_after", stop_after, 1, allow_none=True)
     w = dict(DEFAULT_WEIGHTS)
     for k, v in (weights or {}).items():
@@ -257,8 +299,13 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
             bar.close()
 
     last_rec = history[-1] if history else {}
+    on = val if len(val) else train
+    offline = one_step_metrics(model, on, samples=samples_eval, batch=batch,
+                               generator=_gen(seed, "eval"))
+    offline["split"] = "val" if len(val) else "train"
     metrics = {"epochs": epochs, "training_time_s": elapsed,
-               "final_train": last_rec.get("train"), "final_val": last_rec.get("val")}
+               "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
+               "one_step": offline}
     desc.update(train_windows=len(train), val_windows=len(val))
     card = {"name": paths["weights"].with_suffix("").name, "command": command, "data": desc,
             "training": training, "training_time_s": elapsed, "metrics": metrics,

@@ -207,6 +207,9 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
         return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
     if not 0 < args.gamma <= 1:
         return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
+    if args.samples_eval < 2:
+        return fail(f"--samples-eval must be ≥ 2 for slt (an ensemble spread), got "
+                    f"{args.samples_eval}")
     import torch
 
     from closures.slt import SLT, read_profiles, train_slt
@@ -249,7 +252,8 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
             heads=args.heads, layers=args.layers, hidden=args.hidden,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device,
             threads=args.threads, resume=args.resume, progress=not args.no_progress,
-            checkpoint_every=args.checkpoint_every, command=shlex.join(args.argv))
+            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
+            command=shlex.join(args.argv))
     except KeyboardInterrupt:
         print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
               file=sys.stderr)
@@ -257,10 +261,12 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     except (OSError, ValueError) as e:
         return fail(str(e))
     val = metrics.get("final_val") or {}
+    one = metrics.get("one_step") or {}
     print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
-          f"validation energy score of U {val.get('es_u', float('nan')):.4g} → "
+          f"validation energy score of U {val.get('es_u', float('nan')):.4g}, one-step "
+          f"spread/error {one.get('spread_to_error') or float('nan'):.3g} → "
           f"{paths['weights']}, {paths['card']}", file=sys.stderr)
     print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
-                      "final_train": metrics.get("final_train"), "final_val": val},
-                     default=str))
+                      "final_train": metrics.get("final_train"), "final_val": val,
+                      "one_step": one}, default=str))
     return EXIT_OK
