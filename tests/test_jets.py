@@ -194,6 +194,24 @@ def test_residence_time_intervals_are_seeded_and_cover_the_mean():
         assert lo < v["mean"] < hi
 
 
+def test_time_to_the_first_event_of_each_member():
+    base = np.full((3, 100), 3)
+    base[0, 30:] = 2                                  # merging at t = 30
+    base[1, 50:] = 4                                  # nucleation at t = 50
+    base[2, 60:62] = 2                                # a blip: no event
+    t = 10.0 + np.arange(100)
+    assert np.array_equal(jets.first_events(base, t, 5.0), [30, 50, np.nan], equal_nan=True)
+    assert np.array_equal(jets.first_events(base, t, 5.0, "merging"), [30, np.nan, np.nan],
+                          equal_nan=True)
+    s = jets.time_to_event(jets.first_events(base, t, 5.0))
+    assert s["members"] == 3 and s["with_event"] == 2 and s["quantiles"]["0.5"] == 40
+    rng = np.random.default_rng(9)
+    a, b = rng.exponential(100, 300), rng.exponential(100, 300)
+    assert jets.ks_two_sample(a, b)[1] > 0.05
+    assert jets.ks_two_sample(a, b + 50)[1] < 1e-4
+    assert jets.ks_two_sample([0, 1], [2, 3])[0] == 1.0
+
+
 # ---------------------------------------------------------------------------------- scores
 def test_crps_of_a_gaussian_ensemble_matches_the_closed_form():
     rng = np.random.default_rng(6)
@@ -292,6 +310,7 @@ def test_hybrid_jets_scores_an_ensemble_started_from_one_state(tmp_path):
     assert e["crps_error"][-1] > e["crps_error"][1]
     assert 0.5 < e["spread_error_ratio_all"] < 2 and sum(e["rank_histogram"]) == (T - 1) * n
     assert valid_png(out / "ensemble.png")
+    assert rep["time_to_event"]["any"]["run"]["members"] == M
     assert rep["pdfs"]["floor_from"].startswith("one member")
 
 

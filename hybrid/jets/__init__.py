@@ -14,7 +14,9 @@ box of side L, so every function can be used without files:
   episodes under a persistence rule, merging and nucleation events, the fraction of time in each
   jet number and residence times with bootstrap 95 % intervals.
 * :mod:`.scores` — an ensemble from one state against the truth: fair CRPS split into its error
-  and spread parts, the spread–error ratio, the rank histogram and its chi-square p-value.
+  and spread parts, the spread–error ratio, the rank histogram and its chi-square p-value; the
+  two-sample Kolmogorov–Smirnov test of the times to a first event (:func:`first_events`) in two
+  ensembles from one state.
 * :mod:`.report` — :func:`jet_statistics` (everything above for a run and a reference),
   :func:`read_profiles` (a trajectory's ``zonal_mean_u`` through :func:`solvers.io.open_trajectory`)
   and the markdown table; :mod:`.command` — ``hybrid jets RUN REFERENCE`` (:func:`jets_files`).
@@ -22,10 +24,11 @@ box of side L, so every function can be used without files:
 The figures are drawn by :mod:`hybrid.plots`. Definitions, bins and rules: docs/jet-diagnostics.md.
 """
 from .command import DEFINITIONS, OUTPUTS, configure_parser, jets_files, run_cli
-from .counting import (count_jets, episodes, eval_points, events, fractions, jet_positions,
-                       residence_times, smooth_profiles)
+from .counting import (count_jets, episodes, eval_points, events, first_events, fractions,
+                       jet_positions, residence_times, smooth_profiles, time_to_event)
 from .report import JetsError, jet_statistics, markdown_table, read_profiles
-from .scores import chi2_sf, crps_parts, ensemble_scores, rank_histogram, spread_error
+from .scores import (chi2_sf, crps_parts, ensemble_scores, ks_two_sample, rank_histogram,
+                     spread_error)
 from .statistics import (d_dt, d_dy, fixed_bins, pdf, pdf_distances, save_interval, spectrum,
                          split_halves, zonal_energy)
 
@@ -34,4 +37,4 @@ __all__ = ["DEFINITIONS", "OUTPUTS", "configure_parser", "jets_files", "run_cli"
            "smooth_profiles", "JetsError", "jet_statistics", "markdown_table", "read_profiles",
            "chi2_sf", "crps_parts", "ensemble_scores", "rank_histogram", "spread_error", "d_dt",
            "d_dy", "fixed_bins", "pdf", "pdf_distances", "save_interval", "spectrum",
-           "split_halves", "zonal_energy"]
+           "split_halves", "zonal_energy", "first_events", "time_to_event", "ks_two_sample"]

@@ -27,7 +27,8 @@ import math
 import numpy as np
 
 __all__ = ["eval_points", "smooth_profiles", "count_jets", "jet_positions", "episodes",
-           "events", "fractions", "residence_times", "bootstrap_mean"]
+           "events", "fractions", "residence_times", "bootstrap_mean", "first_events",
+           "time_to_event"]
 
 
 def eval_points(k_s: float) -> int:
@@ -204,3 +205,29 @@ def residence_times(counts, t, persist: float, resamples: int = 2000, seed: int 
                        "interval_95": bootstrap_mean(d, resamples, rng),
                        "min": float(d.min()), "max": float(d.max())}
     return out
+
+
+def first_events(counts, t, persist: float, kind: str | None = None) -> np.ndarray:
+    """Time from the first record to each member's first event (of ``kind``, 'merging' or
+    'nucleation', or either with None) under the persistence rule; NaN for a member without
+    one. ``counts`` (member, time) at record times ``t``."""
+    if kind not in (None, "merging", "nucleation"):
+        raise ValueError(f"kind must be None, 'merging' or 'nucleation', got {kind!r}")
+    c = np.atleast_2d(np.asarray(counts))
+    t = np.asarray(t, dtype=np.float64)
+    out = np.full(c.shape[0], np.nan)
+    for e in events(c, t, persist):
+        if (kind is None or e["kind"] == kind) and np.isnan(out[e["member"]]):
+            out[e["member"]] = e["t"] - t[0]
+    return out
+
+
+def time_to_event(times, quantiles=(0.1, 0.25, 0.5, 0.75, 0.9)) -> dict:
+    """Summary of first-event times (NaN: no event within the record): members, how many saw an
+    event, and the quantiles of the times of those that did."""
+    x = np.asarray(times, dtype=np.float64)
+    seen = x[np.isfinite(x)]
+    return {"members": int(x.size), "with_event": int(seen.size),
+            "quantiles": {f"{q:g}": float(np.quantile(seen, q)) for q in quantiles}
+            if seen.size else None,
+            "mean": float(seen.mean()) if seen.size else None}

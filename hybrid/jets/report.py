@@ -96,7 +96,10 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     ``persist`` time, PDF ``bins`` and ``margin`` (hybrid.jets.statistics), bootstrap
     ``resamples`` and ``seed``. Ensemble scores against reference member ``truth_member`` at the
     common times: with ``ensemble`` True, or by default when the run has two or more members that
-    agree at the first common time (started from one state). Returns a dict of numpy values and
+    agree at the first common time (started from one state). When the run's members agree at its
+    first record, the times from it to each member's first merging, nucleation and either event
+    ('time_to_event': quantiles for run and reference, two-sample Kolmogorov–Smirnov D and p).
+    Returns a dict of numpy values and
     lists; its '_series' entry holds the jet counts and energies per record for the figures."""
     U_run, U_ref = statistics.as_profiles(U_run, "U_run"), statistics.as_profiles(U_ref, "U_ref")
     dt_run = statistics.save_interval(t_run, "t_run")
@@ -145,6 +148,16 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     elif ensemble:
         raise ValueError("ensemble scores need at least two records at the same times in the "
                          "run and the reference")
+    out["time_to_event"] = None
+    if from_one_state(U_run, 0):
+        out["time_to_event"] = tte = {}
+        for kind in ("merging", "nucleation", None):
+            first = {role: counting.first_events(series[role]["counts"], series[role]["t"],
+                                                 persist, kind)
+                     for role in ("run", "reference")}
+            D, p = scores.ks_two_sample(first["run"], first["reference"])
+            tte[kind or "any"] = {role: counting.time_to_event(v) for role, v in first.items()}
+            tte[kind or "any"]["ks"] = {"D": D, "p": p}
     out["_series"] = series
     return out
 
@@ -196,4 +209,15 @@ def markdown_table(r: dict) -> str:
         for i in np.unique(np.linspace(0, lead.size - 1, min(lead.size, 6)).astype(int)):
             lines.append(f"| {_f(lead[i])} | {_f(e['crps'][i], 3)} | {_f(e['crps_error'][i], 3)}"
                          f" | {_f(e['crps_spread'][i], 3)} | {_f(e['spread_error_ratio'][i], 3)} |")
+    tte = r.get("time_to_event")
+    if tte is not None:
+        lines += ["", "| time to the first event (from the first record) | run: events / members, "
+                      "median [10 %, 90 %] | reference: same | KS p |", "|---|---|---|---|"]
+        for kind in ("merging", "nucleation", "any"):
+            row = tte[kind]
+            cell = (lambda x: f"{x['with_event']} / {x['members']}" + (
+                "" if x["quantiles"] is None else f", {_f(x['quantiles']['0.5'])} "
+                f"[{_f(x['quantiles']['0.1'])}, {_f(x['quantiles']['0.9'])}]"))
+            lines.append(f"| {kind} | {cell(row['run'])} | {cell(row['reference'])} | "
+                         f"{_f(row['ks']['p'], 3)} |")
     return "\n".join(lines)

@@ -1,13 +1,15 @@
 """Scores of an ensemble of profiles started from one state against one true trajectory: the
 fair CRPS split into its error and spread parts, the spread–error ratio and the rank histogram
-with a chi-square flatness p-value. Arrays: ensemble X (member, lead, y), truth (lead, y)."""
+with a chi-square flatness p-value; the two-sample Kolmogorov–Smirnov test (times to an event in
+two ensembles). Arrays: ensemble X (member, lead, y), truth (lead, y)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-__all__ = ["crps_parts", "spread_error", "rank_histogram", "chi2_sf", "ensemble_scores"]
+__all__ = ["crps_parts", "spread_error", "rank_histogram", "chi2_sf", "ensemble_scores",
+           "ks_two_sample"]
 
 
 def _check(X, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -127,3 +129,24 @@ def ensemble_scores(X, truth, lead, seed: int = 0) -> dict:
         expected = hist.sum() / (m + 1)
         out["rank_histogram_p"] = chi2_sf(float(np.sum((hist - expected) ** 2) / expected), m)
     return out
+
+
+def ks_two_sample(a, b) -> tuple[float, float | None]:
+    """Two-sample Kolmogorov–Smirnov test: the largest distance D between the empirical CDFs of
+    ``a`` and ``b`` (NaNs dropped) and the asymptotic p-value Q_KS(λ), λ = (√n + 0.12 +
+    0.11/√n) D with n = n_a n_b/(n_a + n_b) and Q_KS(λ) = 2 Σ_k (−1)^(k−1) exp(−2k²λ²)
+    (None when a sample has fewer than two values)."""
+    a = np.sort(np.asarray(a, dtype=np.float64)[np.isfinite(a)])
+    b = np.sort(np.asarray(b, dtype=np.float64)[np.isfinite(b)])
+    if a.size < 2 or b.size < 2:
+        return float("nan"), None
+    x = np.concatenate([a, b])
+    D = float(np.max(np.abs(np.searchsorted(a, x, side="right") / a.size
+                            - np.searchsorted(b, x, side="right") / b.size)))
+    n = a.size * b.size / (a.size + b.size)
+    lam = (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)) * D
+    if lam < 0.2:
+        return D, 1.0
+    k = np.arange(1, 101)
+    p = float(2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k ** 2 * lam ** 2)))
+    return D, min(max(p, 0.0), 1.0)
