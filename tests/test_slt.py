@@ -301,3 +301,43 @@ def test_cli_train_slt(tmp_path, zonal_file, capsys):
     assert main(["train", "slt", "--data", str(zonal_file), "--out", str(out), *small]) == 2
     assert "--out" in capsys.readouterr().err
     assert not list(tmp_path.glob("bad*"))
+
+
+def test_cli_emulate_slt_end_to_end(tmp_path, zonal_file, capsys):
+    from hybrid.cli import main
+    from hybrid.jets import read_profiles
+    stem = tmp_path / "m"
+    train_slt(zonal_file, stem, epochs=1, **{**SMALL, "val_fraction": 0.25})
+    t_src = read_profiles(zonal_file)["t"]
+    out = tmp_path / "emu"
+    argv = ["emulate", "slt", "--model", str(stem), "--init", str(zonal_file), "--members", "3",
+            "--t-end", str(t_src[-1] + 5), "--out", str(out), "--seed", "2", "--threads", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 5 and summary["members"] == 3
+    emu = read_profiles(out)                                     # the run folder, like a DNS's
+    assert emu["U"].shape == (3, 6, N) and np.allclose(emu["t"], t_src[-1] + np.arange(6))
+    src = read_profiles(zonal_file)
+    assert np.allclose(emu["U"][:, 0], src["U"][0, -1], atol=1e-6)   # the start state, float32
+    assert np.allclose(emu["y"], src["y"]) and emu["config"]["emulator"]["seed"] == 2
+    ref = load_emulator(stem).rollout(src["U"][0, -L:], steps=5, members=3, seed=2)
+    np.testing.assert_array_equal(emu["U"][:, 1:], ref)          # the same seeded rollout
+    assert all((out / f).is_file() for f in ("hovmoller.png", "statistics.png",
+                                             "emulation.json"))
+    # from an earlier state and another member
+    assert main([*argv[:-6], "--out", str(tmp_path / "e2"), "--at", str(t_src[8]),
+                 "--member", "1"]) == 0
+    capsys.readouterr()
+    # bad input exits 2 naming the flag, and writes nothing
+    bad = tmp_path / "bad"
+    for extra, flag in [(["--at", "999"], "--at"), (["--at", str(t_src[1])], "--at"),
+                        (["--member", "5"], "--member"), (["--t-end", "0"], "--t-end")]:
+        args = ["emulate", "slt", "--model", str(stem), "--init", str(zonal_file), "--members",
+                "2", "--t-end", str(t_src[-1] + 2), "--out", str(bad), *extra]
+        assert main(args) == 2
+        assert flag in capsys.readouterr().err
+    assert main(["emulate", "slt", "--model", str(tmp_path / "none"), "--init",
+                 str(zonal_file), "--members", "2", "--t-end", "99", "--out", str(bad)]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(argv) == 2 and "--out" in capsys.readouterr().err          # outputs exist
+    assert not bad.exists()

@@ -1,0 +1,172 @@
+"""Emulator workflows: ensembles of the zonal jets U(y, t) from a trained stochastic latent
+transformer (:mod:`closures.slt`), started from a recorded state.
+
+:func:`emulate_slt` reads the L = ``window`` records of ``zonal_mean_u`` of one member of a run
+ending at time ``at`` (default: its last record; read with :func:`hybrid.jets.read_profiles`),
+runs ``members`` emulated continuations to ``t_end`` at the run's save interval (which must be
+the model's training data's), and writes to ``out``:
+
+* ``emulation.nc`` — the same format as ``hybrid dns --record zonal-mean``
+  (:class:`solvers.io.TrajectoryWriter`): ``zonal_mean_u (member, time, y)`` with the start state
+  as the first record (time ``at``, every member), then one record per save; ``step`` counts
+  saves; ``energy`` and ``enstrophy`` (of the full 2D flow, which an emulator of U(y) does not
+  know) are NaN; the configuration attribute holds the source run's configuration under
+  ``source`` and the emulator's under ``emulator``. Every diagnostic that reads U(y)
+  (``hybrid jets``) reads it like a DNS record.
+* ``hovmoller.png`` — U(y, t) of the source run and of member 0 side by side, with jet counts;
+* ``statistics.png`` — the time-mean spectrum of U(y) and the energy ½⟨U²⟩ over time, source
+  run against the emulation;
+* ``emulation.json`` — what was run, the wall time and the cost per member per time unit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from solvers.files import check_output_folder, write_json
+from solvers.grid import Grid
+from solvers.io import TrajectoryWriter
+from solvers.validate import integer, number
+
+__all__ = ["emulate_slt", "read_history", "SLTEmulation", "OUTPUTS"]
+
+OUTPUTS = ("emulation.nc", "hovmoller.png", "statistics.png", "emulation.json")
+
+
+class SLTEmulation:
+    """What :class:`solvers.io.TrajectoryWriter` records of an emulation: the grid of the source
+    run, the members, the time, the save count, the current profiles U (members, n) and the
+    configuration; energy and enstrophy are NaN (module docstring)."""
+
+    kind = "betaplane"
+
+    def __init__(self, grid: Grid, members: int, config: dict, t: float, seed: int):
+        self.grid, self.members, self._config = grid, int(members), config
+        self.t, self.step_count, self.seed = float(t), 0, int(seed)
+        self.U = np.zeros((self.members, grid.n))
+
+    def config(self) -> dict:
+        return self._config
+
+    def zonal_mean_u(self) -> np.ndarray:
+        return self.U
+
+    def energy(self) -> np.ndarray:
+        return np.full(self.members, np.nan)
+
+    enstrophy = energy
+
+
+def read_history(init, window: int, at: float | None = None, member: int = 0) -> dict:
+    """The ``window`` records of member ``member`` of ``init`` ending at the record at time
+    ``at`` (within half a save interval; default the last record): ``history`` (window, n),
+    ``t0`` (its last time), ``interval``, and the source's ``U``, ``t``, ``y``, ``L``,
+    ``config``, ``path``. ValueError naming ``--init``, ``--at`` or ``--member``."""
+    from hybrid.jets import JetsError, read_profiles
+    try:
+        src = read_profiles(init, role="--init")
+    except JetsError as e:
+        raise ValueError(str(e)) from None
+    U, t = src["U"], src["t"]
+    if not 0 <= member < U.shape[0]:
+        raise ValueError(f"--member must be in [0, {U.shape[0] - 1}] for {src['path']}, got "
+                         f"{member}")
+    dts = np.diff(t)
+    interval = float(np.median(dts))
+    if at is None:
+        i = len(t) - 1
+    else:
+        i = int(np.argmin(np.abs(t - at)))
+        if abs(t[i] - at) > 0.5 * interval:
+            raise ValueError(f"--at {at:g}: {src['path']} has no record there (records from "
+                             f"{t[0]:g} to {t[-1]:g} every {interval:g})")
+    if i + 1 < window:
+        raise ValueError(f"--at: the model needs {window} records up to the start; "
+                         f"{src['path']} has {i + 1} up to t = {t[i]:g}")
+    span = dts[i + 1 - window:i]
+    if span.size and not np.allclose(span, interval, rtol=1e-6):
+        raise ValueError(f"--init: the records of {src['path']} before t = {t[i]:g} are not "
+                         f"evenly spaced")
+    return {**src, "history": U[member, i + 1 - window:i + 1], "t0": float(t[i]),
+            "interval": interval, "member": member}
+
+
+def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | None = None,
+                member: int = 0, seed: int = 0, batch: int | None = None,
+                threads: int | None = None, overwrite: bool = False,
+                progress: bool = False) -> dict:
+    """Run an SLT ensemble from a recorded state and write :data:`OUTPUTS` to ``out`` (module
+    docstring). ``model``: a shipped model's name, a path, or a
+    :class:`closures.slt.Emulator`. Returns the summary written to ``emulation.json``.
+    Everything is checked before anything is written."""
+    from closures.slt import Emulator, load_emulator
+    members = integer("members", members, 1)
+    seed = integer("seed", seed, 0)
+    member = integer("member", member, 0)
+    t_end = number("t_end", t_end)
+    out = check_output_folder(out, overwrite, OUTPUTS, overwrite_hint="--overwrite")
+    em = model if isinstance(model, Emulator) else load_emulator(model, threads=threads)
+    src = read_history(init, em.window, at, member)
+    n = src["history"].shape[1]
+    if n != em.points:
+        raise ValueError(f"--init: {src['path']} has profiles of {n} points; the model "
+                         f"emulates {em.points}")
+    trained = (em.card.get("data") or {}).get("interval")
+    if trained and not np.isclose(trained, src["interval"], rtol=1e-6):
+        raise ValueError(f"--init: {src['path']} is saved every {src['interval']:g}; the model "
+                         f"was trained on saves every {trained:g}")
+    steps = int(round((t_end - src["t0"]) / src["interval"]))
+    if steps < 1:
+        raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "
+                         f"the start t = {src['t0']:g}, got {t_end:g}")
+    t0 = time.perf_counter()
+    U = em.rollout(src["history"], steps, members, seed, batch=batch)
+    wall = time.perf_counter() - t0
+
+    out.mkdir(parents=True, exist_ok=True)
+    name = str(model) if not isinstance(model, Emulator) else em.card.get("name", "emulator")
+    config = {"source": src["config"], "emulator": {
+        "model": "slt", "name": name, "config": em.model.config,
+        "init": os.fspath(src["path"]), "member": member, "at": src["t0"],
+        "interval": src["interval"], "members": members, "seed": seed, "steps": steps}}
+    grid = Grid(n, src["L"])
+    emu = SLTEmulation(grid, members, config, src["t0"], seed)
+    times = src["t0"] + src["interval"] * np.arange(steps + 1)
+    with TrajectoryWriter(out / "emulation.nc", emu, record="zonal-mean",
+                          overwrite=overwrite) as w:
+        emu.U = np.broadcast_to(src["history"][-1], (members, n))
+        w.write()
+        for k in range(steps):
+            emu.t, emu.step_count, emu.U = float(times[k + 1]), k + 1, U[:, k]
+            w.write()
+    full = np.concatenate([np.broadcast_to(src["history"][-1], (members, 1, n)), U], axis=1)
+    _figures(out, src, full, times)
+    summary = {"model": name, "init": os.fspath(src["path"]), "member": member,
+               "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
+               "members": members, "steps": steps, "seed": seed, "wall_s": wall,
+               "s_per_member_per_time_unit": wall / (members * steps * src["interval"]),
+               "outputs": list(OUTPUTS)}
+    write_json(out / "emulation.json", summary)
+    return summary
+
+
+def _figures(out: Path, src: dict, U: np.ndarray, t: np.ndarray) -> None:
+    from hybrid import plots
+    from hybrid.jets import count_jets, spectrum, zonal_energy
+    kf = (src["config"] or {}).get("kf")
+    k_s = float(kf) / 2 if kf else 4.0
+    L, y = src["L"], src["y"]
+    U_src, t_src = src["U"][src["member"]], src["t"]
+    plots.plot_jet_hovmoller(
+        [(f"source run, member {src['member']}", t_src, y, U_src, count_jets(U_src, L, k_s)),
+         ("SLT, member 0", t, y, U[0], count_jets(U[0], L, k_s))],
+        out / "hovmoller.png", title=f"jet count: smoothing k_s = {k_s:g}")
+    spec = {"mode": np.arange(U.shape[-1] // 2 + 1), "reference": spectrum(src["U"]),
+            "run": spectrum(U)}
+    series = {"reference": {"t": t_src, "energy": zonal_energy(src["U"]).mean(axis=0)},
+              "run": {"t": t, "energy": zonal_energy(U).mean(axis=0)}}
+    plots.plot_jet_spectra(spec, series, out / "statistics.png")
