@@ -18,8 +18,9 @@ OUTPUTS = ("jets.json", "jets.md", "hovmoller.png", "pdfs.png", "spectra.png", "
 DEFINITIONS = {
     "U": "zonal-mean zonal velocity U(y, t) (zonal_mean_u)",
     "dUdy": "∂U/∂y, spectral derivative in the periodic box (Nyquist mode dropped)",
-    "dUdt": "∂U/∂t, forward difference (U(t+Δt) − U(t))/Δt over the save interval Δt "
-            "(settings.save_interval)",
+    "dUdt": "∂U/∂t, forward difference (U(t_i+1) − U(t_i))/(t_i+1 − t_i) between consecutive "
+            "records, one save interval apart (settings.save_interval, the median interval; "
+            "every interval within 10 % of it)",
     "pdfs": "bin probabilities on settings.bins equal-width bins over the reference's range "
             "[min, max] widened by settings.margin × (max − min) on each side; values outside go "
             "to the end bins; pooled over members, records and y",
@@ -159,14 +160,14 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
     if not math.isclose(r["L"], f["L"], rel_tol=1e-9):
         raise JetsError(f"RUN {r['path']} (L={r['L']:g}) and REFERENCE {f['path']} "
                         f"(L={f['L']:g}) are not the same box")
-    from .statistics import TIME_RTOL, save_interval
+    from .statistics import SAME_RTOL, save_interval
     dts = []
     for role, d in (("RUN", r), ("REFERENCE", f)):
         try:
             dts.append(save_interval(d["t"], f"{role} {d['path']}"))
         except ValueError as e:
             raise JetsError(str(e)) from None
-    if abs(dts[0] - dts[1]) > TIME_RTOL * dts[1]:
+    if abs(dts[0] - dts[1]) > SAME_RTOL * dts[1]:
         raise JetsError(f"RUN {r['path']} saves every {dts[0]:g} time units and REFERENCE "
                         f"{f['path']} every {dts[1]:g}: ∂tU and the events need one interval")
     if truth_member >= f["U"].shape[0]:

@@ -141,7 +141,7 @@ def events(counts, t, persist: float) -> list[dict]:
     kind ('merging' for a drop, 'nucleation' for a rise)."""
     c = np.atleast_2d(np.asarray(counts))
     t = np.asarray(t, dtype=np.float64)
-    dt = float(t[1] - t[0]) if t.size > 1 else 1.0
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0      # the save interval
     out = []
     for m, row in enumerate(c):
         eps = episodes(row, dt, persist)
@@ -167,7 +167,7 @@ def fractions(counts, t, persist: float, resamples: int = 2000, seed: int = 0) -
     with replacement, ``resamples`` times, generator seeded with ``seed``)."""
     c = np.atleast_2d(np.asarray(counts)).astype(int)
     t = np.asarray(t, dtype=np.float64)
-    dt = float(t[1] - t[0]) if t.size > 1 else 1.0
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0      # the save interval
     eps = [(v, e - s) for row in c for v, s, e in episodes(row, dt, persist)]
     vals = np.array([v for v, _ in eps])
     lens = np.array([n for _, n in eps], dtype=np.float64)
@@ -192,7 +192,7 @@ def residence_times(counts, t, persist: float, resamples: int = 2000, seed: int 
     record and left out), their mean with a bootstrap 95 % interval (seeded), and their number."""
     c = np.atleast_2d(np.asarray(counts)).astype(int)
     t = np.asarray(t, dtype=np.float64)
-    dt = float(t[1] - t[0]) if t.size > 1 else 1.0
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0      # the save interval
     durations: dict[int, list[float]] = {}
     for row in c:
         for v, s, e in episodes(row, dt, persist)[1:-1]:

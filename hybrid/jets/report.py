@@ -66,15 +66,18 @@ def read_profiles(path, role: str = "RUN") -> dict:
     return {"path": p, "U": U, "t": t, "y": y, "L": L, "config": config}
 
 
+MATCH_RTOL = 1e-3       # records are at the same time when within this fraction of the interval
+
+
 def common_times(t_run, t_ref) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (i_run, i_ref) of the records at the same time (within statistics.TIME_RTOL of
-    the save interval)."""
+    """Indices (i_run, i_ref) of the records at the same time (within MATCH_RTOL of the save
+    interval)."""
     t_run, t_ref = np.asarray(t_run, float), np.asarray(t_ref, float)
     dt = float(np.min(np.diff(t_run))) if t_run.size > 1 else 1.0
     j = np.clip(np.searchsorted(t_ref, t_run), 0, t_ref.size - 1)
     j0 = np.clip(j - 1, 0, t_ref.size - 1)
     j = np.where(np.abs(t_ref[j0] - t_run) < np.abs(t_ref[j] - t_run), j0, j)
-    ok = np.abs(t_ref[j] - t_run) <= statistics.TIME_RTOL * dt
+    ok = np.abs(t_ref[j] - t_run) <= MATCH_RTOL * dt
     return np.flatnonzero(ok), j[ok]
 
 
@@ -91,7 +94,7 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
                    resamples: int = 2000, seed: int = 0, truth_member: int = 0,
                    ensemble: bool | None = None) -> dict:
     """Every jet diagnostic of a run against a reference, both (member, time, y) at record times
-    t (evenly spaced, one save interval for both), in a box of side ``L``. Settings: the jet
+    t (evenly spaced, one save interval for both: :func:`statistics.save_interval`), in a box of side ``L``. Settings: the jet
     count's smoothing wavenumber ``k_s`` and ``prominence`` (hybrid.jets.counting), the events'
     ``persist`` time, PDF ``bins`` and ``margin`` (hybrid.jets.statistics), bootstrap
     ``resamples`` and ``seed``. Ensemble scores against reference member ``truth_member`` at the
@@ -104,7 +107,7 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     U_run, U_ref = statistics.as_profiles(U_run, "U_run"), statistics.as_profiles(U_ref, "U_ref")
     dt_run = statistics.save_interval(t_run, "t_run")
     dt_ref = statistics.save_interval(t_ref, "t_ref")
-    if abs(dt_run - dt_ref) > statistics.TIME_RTOL * dt_ref:
+    if abs(dt_run - dt_ref) > statistics.SAME_RTOL * dt_ref:
         raise ValueError(f"the run saves every {dt_run:g} time units and the reference every "
                          f"{dt_ref:g}: ∂tU and the events need one save interval")
     settings = dict(L=L, smooth_k=k_s, smooth_points=counting.eval_points(k_s),

@@ -12,10 +12,12 @@ from ..compare.distances import hellinger_from_probabilities
 
 __all__ = ["VARIABLES", "as_profiles", "save_interval", "d_dy", "d_dt", "variables",
            "fixed_bins", "pdf", "split_halves", "pdf_distances", "spectrum", "zonal_energy",
-           "mean_interval", "TIME_RTOL"]
+           "mean_interval", "SPACING_RTOL", "SAME_RTOL"]
 
 VARIABLES = ("U", "dUdy", "dUdt")
-TIME_RTOL = 1e-6        # save intervals equal when they differ by at most this fraction
+SPACING_RTOL = 0.1      # a record interval may differ from the median by this fraction (a run
+                        # loop may land a record one step early or late)
+SAME_RTOL = 0.01        # two files share a save interval when their medians differ by at most this
 
 
 def as_profiles(U, name: str = "U") -> np.ndarray:
@@ -32,16 +34,18 @@ def as_profiles(U, name: str = "U") -> np.ndarray:
 
 
 def save_interval(t, name: str = "t") -> float:
-    """The constant interval between the record times ``t``; ValueError if they are not evenly
-    spaced (within TIME_RTOL) or fewer than two."""
+    """The save interval of the record times ``t``: the median interval; ValueError if fewer than
+    two, not increasing, or an interval differs from the median by more than SPACING_RTOL of it
+    (a gap, or another cadence)."""
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size < 2:
         raise ValueError(f"{name} needs at least two record times, got {t.size}")
     d = np.diff(t)
     dt = float(np.median(d))
-    if not dt > 0 or np.max(np.abs(d - dt)) > TIME_RTOL * dt:
+    if not dt > 0 or np.max(np.abs(d - dt)) > SPACING_RTOL * dt:
         raise ValueError(f"{name}: the records are not evenly spaced in time (intervals from "
-                         f"{d.min():g} to {d.max():g}); ∂tU needs one save interval")
+                         f"{d.min():g} to {d.max():g}, median {dt:g}); ∂tU needs one save "
+                         f"interval")
     return dt
 
 
@@ -57,10 +61,13 @@ def d_dy(U, L: float) -> np.ndarray:
 
 
 def d_dt(U, t) -> np.ndarray:
-    """∂U/∂t as the forward difference (U(t + Δt) − U(t))/Δt over the save interval Δt, along
-    axis 1 of (member, time, y): one record fewer."""
+    """∂U/∂t as the forward difference (U(t_{i+1}) − U(t_i))/(t_{i+1} − t_i) between consecutive
+    records (the save interval, :func:`save_interval`), along axis 1 of (member, time, y): one
+    record fewer."""
     U = as_profiles(U)
-    return np.diff(U, axis=1) / save_interval(t)
+    t = np.asarray(t, dtype=np.float64)
+    save_interval(t)
+    return np.diff(U, axis=1) / np.diff(t)[None, :, None]
 
 
 def variables(U, t, L: float) -> dict[str, np.ndarray]:
