@@ -54,6 +54,11 @@ DEFINITIONS = {
                 "error_ensemble_mean = sqrt(mean_y (⟨X⟩ − y)²), ratio = sqrt((m+1)/m) spread/"
                 "error; rank histogram of the truth at leads > 0, ties broken at random; p from "
                 "χ² with m degrees of freedom assuming independent ranks",
+    "time_to_event": "when the run's members agree at its first record: per member, the time "
+                     "from that record to its first merging, nucleation or either event within "
+                     "the run's span (the reference: its records in that span); members without "
+                     "an event are counted (with_event of members) and left out of the quantiles "
+                     "and of the two-sample Kolmogorov–Smirnov test (asymptotic p)",
 }
 
 

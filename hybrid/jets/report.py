@@ -101,7 +101,8 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     common times: with ``ensemble`` True, or by default when the run has two or more members that
     agree at the first common time (started from one state). When the run's members agree at its
     first record, the times from it to each member's first merging, nucleation and either event
-    ('time_to_event': quantiles for run and reference, two-sample Kolmogorov–Smirnov D and p).
+    within the run's time span, for the run and for the reference's records in that span
+    ('time_to_event': quantiles, two-sample Kolmogorov–Smirnov D and p).
     Returns a dict of numpy values and
     lists; its '_series' entry holds the jet counts and energies per record for the figures."""
     U_run, U_ref = statistics.as_profiles(U_run, "U_run"), statistics.as_profiles(U_ref, "U_ref")
@@ -152,12 +153,17 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
         raise ValueError("ensemble scores need at least two records at the same times in the "
                          "run and the reference")
     out["time_to_event"] = None
-    if from_one_state(U_run, 0):
-        out["time_to_event"] = tte = {}
+    t_run, t_ref = np.asarray(t_run, float), np.asarray(t_ref, float)
+    tol = MATCH_RTOL * dt_ref
+    window = (t_ref >= t_run[0] - tol) & (t_ref <= t_run[-1] + tol)   # the run's time span
+    if from_one_state(U_run, 0) and window.sum() >= 2:
+        out["time_to_event"] = tte = {"start_time": float(t_run[0]),
+                                      "end_time": float(t_run[-1])}
+        counts = {"run": (series["run"]["counts"], t_run),
+                  "reference": (series["reference"]["counts"][:, window], t_ref[window])}
         for kind in ("merging", "nucleation", None):
-            first = {role: counting.first_events(series[role]["counts"], series[role]["t"],
-                                                 persist, kind)
-                     for role in ("run", "reference")}
+            first = {role: counting.first_events(c, t, persist, kind) + (t[0] - t_run[0])
+                     for role, (c, t) in counts.items()}
             D, p = scores.ks_two_sample(first["run"], first["reference"])
             tte[kind or "any"] = {role: counting.time_to_event(v) for role, v in first.items()}
             tte[kind or "any"]["ks"] = {"D": D, "p": p}
