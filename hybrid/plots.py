@@ -226,7 +226,7 @@ def plot_jet_hovmoller(panels, path, title: str = "") -> Path:
         ax, axc = axes[0, j], axes[1, j]
         pm = ax.pcolormesh(t[::k], np.asarray(y, float), U[::k].T, cmap="RdBu_r", vmin=-lim,
                            vmax=lim, shading="nearest", rasterized=True)
-        ax.set_title(name + (f" (every {k}th record)" if k > 1 else ""), fontsize=9)
+        ax.set_title(name + (f" (one record in {k})" if k > 1 else ""), fontsize=9)
         ax.tick_params(labelbottom=False)
         axc.step(t, counts, where="post", color="k", lw=0.7)
         axc.set_ylim(-0.5, top + 0.5)
