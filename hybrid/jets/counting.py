@@ -84,12 +84,21 @@ def _peaks_of_row(row: np.ndarray, h: float) -> list[int]:
     return [int(pos[k]) for k in keep if mx[pos[k]]]
 
 
+CHUNK = 1 << 16             # profiles counted at a time
+
+
 def count_jets(U, L: float, k_s: float, prominence: float = 0.1) -> np.ndarray:
     """Number of jets in every profile of ``U`` (..., y) by the rule of this module: an integer
     array of shape ``U.shape[:-1]``."""
-    U = np.asarray(U, dtype=np.float64)
-    shape = U.shape[:-1]
-    Us = smooth_profiles(U.reshape(-1, U.shape[-1]), L, k_s)
+    U = np.asarray(U)
+    flat = U.reshape(-1, U.shape[-1])
+    counts = np.concatenate([_count_rows(flat[i:i + CHUNK], L, k_s, prominence)
+                             for i in range(0, max(flat.shape[0], 1), CHUNK)])
+    return counts.reshape(U.shape[:-1])
+
+
+def _count_rows(rows: np.ndarray, L: float, k_s: float, prominence: float) -> np.ndarray:
+    Us = smooth_profiles(np.asarray(rows, dtype=np.float64), L, k_s)
     h = prominence * np.sqrt(np.mean(Us ** 2, axis=-1))
     mx, mn = _extrema(Us)
     counts = (mx & (Us > 0)).sum(axis=-1)
@@ -104,7 +113,7 @@ def count_jets(U, L: float, k_s: float, prominence: float = 0.1) -> np.ndarray:
         close = np.abs(v - v[nxt]) < h[rows]
         for r in np.unique(rows[close]):
             counts[r] = sum(1 for j in _peaks_of_row(Us[r], h[r]) if Us[r, j] > 0)
-    return counts.reshape(shape)
+    return counts
 
 
 def jet_positions(profile, L: float, k_s: float, prominence: float = 0.1) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..compare.distances import hellinger_from_probabilities
 
-__all__ = ["VARIABLES", "as_profiles", "save_interval", "d_dy", "d_dt", "variables",
+__all__ = ["VARIABLES", "as_profiles", "save_interval", "d_dy", "d_dt", "variable", "variables",
            "fixed_bins", "pdf", "split_halves", "pdf_distances", "spectrum", "zonal_energy",
            "mean_interval", "SPACING_RTOL", "SAME_RTOL"]
 
@@ -70,10 +70,21 @@ def d_dt(U, t) -> np.ndarray:
     return np.diff(U, axis=1) / np.diff(t)[None, :, None]
 
 
+def variable(name: str, U, t, L: float) -> np.ndarray:
+    """One of the variables whose PDFs are compared: 'U', 'dUdy' (∂yU) or 'dUdt' (∂tU)."""
+    U = as_profiles(U)
+    if name == "U":
+        return U
+    if name == "dUdy":
+        return d_dy(U, L)
+    if name == "dUdt":
+        return d_dt(U, t)
+    raise ValueError(f"name must be one of {VARIABLES}, got {name!r}")
+
+
 def variables(U, t, L: float) -> dict[str, np.ndarray]:
     """The three variables whose PDFs are compared: U, ∂yU and ∂tU."""
-    U = as_profiles(U)
-    return {"U": U, "dUdy": d_dy(U, L), "dUdt": d_dt(U, t)}
+    return {name: variable(name, U, t, L) for name in VARIABLES}
 
 
 def fixed_bins(reference, bins: int = 100, margin: float = 0.1) -> np.ndarray:
@@ -118,21 +129,19 @@ def pdf_distances(U_run, t_run, U_ref, t_ref, L: float, bins: int = 100,
     """PDFs of U, ∂yU, ∂tU of a run and a reference on bins fixed from the reference
     (:func:`fixed_bins`), the Hellinger distance H (H² = ½ Σ (√p − √q)²) of each, and the floor:
     H between the two halves of the reference (:func:`split_halves`) on the same bins."""
-    run, ref = variables(U_run, t_run, L), variables(U_ref, t_ref, L)
     (Ua, ta), (Ub, tb), how = split_halves(U_ref, t_ref)
     can_floor = min(Ua.shape[1], Ub.shape[1]) >= 2
-    halves = (variables(Ua, ta, L), variables(Ub, tb, L)) if can_floor else None
     out = {"floor_from": how if can_floor else None}
-    for name in VARIABLES:
-        edges = fixed_bins(ref[name], bins, margin)
-        p, q = pdf(run[name], edges), pdf(ref[name], edges)
-        floor = (hellinger_from_probabilities(pdf(halves[0][name], edges),
-                                              pdf(halves[1][name], edges))
-                 if halves is not None else None)
+    for name in VARIABLES:                     # one variable at a time: memory for long records
+        run, ref = variable(name, U_run, t_run, L), variable(name, U_ref, t_ref, L)
+        edges = fixed_bins(ref, bins, margin)
+        p, q = pdf(run, edges), pdf(ref, edges)
+        floor = (hellinger_from_probabilities(pdf(variable(name, Ua, ta, L), edges),
+                                              pdf(variable(name, Ub, tb, L), edges))
+                 if can_floor else None)
         out[name] = {"edges": edges, "run": p, "reference": q,
                      "hellinger": hellinger_from_probabilities(p, q), "floor": floor,
-                     "outside_run": float(np.mean((run[name] < edges[0])
-                                                  | (run[name] > edges[-1])))}
+                     "outside_run": float(np.mean((run < edges[0]) | (run > edges[-1])))}
     return out
 
 
