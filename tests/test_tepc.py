@@ -35,10 +35,12 @@ def test_shift_profile_is_the_exact_translation():
     assert torch.allclose(restore(a, phi)[0], u, atol=1e-13)
 
 
+@pytest.mark.parametrize("phase", ["channel", "common"])
 @pytest.mark.parametrize("n_out", [N, 8, 12])
-def test_tepc_layer_is_equivariant_to_every_shift(n_out):
+def test_tepc_layer_is_equivariant_to_every_shift(n_out, phase):
     torch.manual_seed(0)
-    net = torch.nn.Sequential(TEPC(1, 4, N, N), TEPC(4, 3, N, n_out)).double()
+    net = torch.nn.Sequential(TEPC(1, 4, N, N, phase=phase),
+                              TEPC(4, 3, N, n_out, phase=phase)).double()
     with torch.no_grad():
         for p in net.parameters():                 # a non-zero bias too
             p.add_(0.1 * torch.randn_like(p))
@@ -56,10 +58,11 @@ def test_tepc_layer_is_equivariant_to_every_shift(n_out):
     assert float(spec[..., K // 2:K].max()) > 1e-2 * float(spec.max())
 
 
+@pytest.mark.parametrize("phase", ["channel", "common"])
 @torch.no_grad()
-def test_autoencoder_is_equivariant_to_every_shift():
+def test_autoencoder_is_equivariant_to_every_shift(phase):
     torch.manual_seed(1)
-    ae = TEPCAutoencoder(N, channels=4).double()
+    ae = TEPCAutoencoder(N, channels=4, phase=phase).double()
     u = profiles(batch=4)[:, 0]
     z, rec = ae.encode(u), ae(u)
     assert z.shape == (4, N // 4) and rec.shape == u.shape
@@ -110,3 +113,5 @@ def test_bad_arguments_name_the_argument():
         TEPCAutoencoder(16).encode(torch.zeros(2, 8))
     with pytest.raises(ValueError, match="heads"):
         MultiHeadAttention(8, 3)
+    with pytest.raises(ValueError, match="phase"):
+        TEPC(1, 1, 16, phase="own")

@@ -126,15 +126,16 @@ class SLT(nn.Module):
 
     ``latent_points`` (default n/4) and ``channels`` (4) size the autoencoder; ``window`` (L),
     ``width`` (default: the latent size), ``heads`` (default width/4: heads of width 4),
-    ``layers`` (2), ``hidden`` (default 2·width), ``residual`` size the transformer; ``stats``
-    the normalisation of U. ``config`` holds every argument (the model card's architecture)."""
+    ``layers`` (2), ``hidden`` (default 2·width), ``residual`` size the transformer; ``phase``
+    the TEPC layers' alignment ('common', or the paper's 'channel': :mod:`closures.nn.tepc`);
+    ``stats`` the normalisation of U. ``config`` holds every argument (the model card's architecture)."""
 
     def __init__(self, points: int, latent_points: int | None = None, channels: int = 4,
                  window: int = 10, width: int | None = None, heads: int | None = None,
                  layers: int = 2, hidden: int | None = None, residual: bool = True,
-                 stats: dict | None = None):
+                 phase: str = "common", stats: dict | None = None):
         super().__init__()
-        self.ae = TEPCAutoencoder(points, latent_points, channels)
+        self.ae = TEPCAutoencoder(points, latent_points, channels, phase=phase)
         m = self.ae.latent_points
         width = m if width is None else integer("width", width, 1)
         heads = max(1, width // 4) if heads is None else heads
@@ -144,7 +145,8 @@ class SLT(nn.Module):
         self.stats = check_stats(stats if stats is not None else {"mean": 0.0, "std": 1.0})
         self.config = dict(points=self.ae.points, latent_points=m, channels=self.ae.channels,
                            window=self.transformer.window, width=width, heads=int(heads),
-                           layers=int(layers), hidden=int(hidden), residual=bool(residual))
+                           layers=int(layers), hidden=int(hidden), residual=bool(residual),
+                           phase=phase)
 
     @classmethod
     def from_config(cls, config: dict, stats: dict | None = None) -> "SLT":

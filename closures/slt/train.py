@@ -141,7 +141,8 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
               weights: dict | None = None, latent_points: int | None = None, channels: int = 4,
               width: int | None = None, heads: int | None = None, layers: int = 2,
-              hidden: int | None = None, residual: bool = True, val_fraction: float = 0.1,
+              hidden: int | None = None, residual: bool = True, phase: str = "common",
+              val_fraction: float = 0.1,
               seed: int = 0, threads: int | None = None, resume: bool = False,
               progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
               samples_eval: int = 16, command: str | None = None,
@@ -183,7 +184,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     dev = torch.device(device)
     arch = dict(points=int(u.shape[2]), latent_points=latent_points, channels=channels,
                 window=window, width=width, heads=heads, layers=layers, hidden=hidden,
-                residual=residual)
+                residual=residual, phase=phase)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SLT(**arch, stats=stats).to(dev)

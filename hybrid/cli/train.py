@@ -10,7 +10,8 @@
 
     hybrid train slt --data FILE --out STEM [--epochs N] [--batch B] [--lr LR] [--gamma G]
                      [--window L] [--members M] [--latent-points P] [--channels C] [--width W]
-                     [--heads H] [--layers K] [--hidden D] [--val-fraction F] [--device DEV]
+                     [--heads H] [--layers K] [--hidden D] [--phase common|channel]
+                     [--val-fraction F] [--device DEV]
                      [--threads T] [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
                      [--no-progress]
 
@@ -119,6 +120,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="points of the latent profile (default: a quarter of the data's)")
     slt.add_argument("--channels", type=positive_int, default=4,
                      help="hidden channels of the TEPC autoencoder (default 4)")
+    slt.add_argument("--phase", choices=("common", "channel"), default="common",
+                     help="TEPC alignment: common (all channels by channel 0's mode-1 phase; "
+                          "default) or channel (each by its own, the paper's)")
     slt.add_argument("--heads", type=positive_int, default=None,
                      help="attention heads (default: heads of width 4)")
     slt.add_argument("--hidden", type=positive_int, default=None,
@@ -249,7 +253,7 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
             data, args.out, window=args.window, epochs=args.epochs, batch=args.batch,
             lr=args.lr, gamma=args.gamma, members=args.members,
             latent_points=args.latent_points, channels=args.channels, width=args.width,
-            heads=args.heads, layers=args.layers, hidden=args.hidden,
+            heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device,
             threads=args.threads, resume=args.resume, progress=not args.no_progress,
             checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
