@@ -249,6 +249,14 @@ def test_an_ensemble_drawn_like_the_truth_is_calibrated_and_its_ranks_are_flat()
     assert s["spread_error_ratio_all"] == pytest.approx(1.0, abs=0.05)
     assert s["rank_histogram"].sum() == leads * ny and s["rank_histogram"].size == m + 1
     assert s["rank_histogram_p"] > 0.01
+    starts = [jets.ensemble_scores(rng.normal(size=(m, leads, 8)), rng.normal(size=(leads, 8)),
+                                   lead, seed=k) for k in range(6)]
+    pooled = jets.pool_scores(starts)
+    assert pooled["starts"] == 6 and pooled["rank_histogram"].sum() == 6 * leads * 8
+    assert pooled["spread_error_ratio_all"] == pytest.approx(1.0, abs=0.08)
+    assert np.allclose(pooled["crps"], np.mean([r["crps"] for r in starts], axis=0))
+    with pytest.raises(ValueError, match="same members"):
+        jets.pool_scores([starts[0], jets.ensemble_scores(X[:5], truth, lead)])
     narrow = jets.ensemble_scores(0.4 * X, truth, lead)
     assert narrow["spread_error_ratio_all"] < 0.5 and narrow["rank_histogram_p"] < 1e-6
 

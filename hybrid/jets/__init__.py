@@ -14,7 +14,8 @@ box of side L, so every function can be used without files:
   episodes under a persistence rule, merging and nucleation events, the fraction of time in each
   jet number and residence times with bootstrap 95 % intervals.
 * :mod:`.scores` — an ensemble from one state against the truth: fair CRPS split into its error
-  and spread parts, the spread–error ratio, the rank histogram and its chi-square p-value; the
+  and spread parts, the spread–error ratio, the rank histogram and its chi-square p-value (and
+  the same pooled over several starts, :func:`pool_scores`); the
   two-sample Kolmogorov–Smirnov test of the times to a first event (:func:`first_events`) in two
   ensembles from one state.
 * :mod:`.report` — :func:`jet_statistics` (everything above for a run and a reference),
@@ -27,8 +28,8 @@ from .command import DEFINITIONS, OUTPUTS, configure_parser, jets_files, run_cli
 from .counting import (count_jets, episodes, eval_points, events, first_events, fractions,
                        jet_positions, residence_times, smooth_profiles, time_to_event)
 from .report import JetsError, jet_statistics, markdown_table, read_profiles
-from .scores import (chi2_sf, crps_parts, ensemble_scores, ks_two_sample, rank_histogram,
-                     spread_error)
+from .scores import (chi2_sf, crps_parts, ensemble_scores, ks_two_sample, pool_scores,
+                     rank_histogram, spread_error)
 from .statistics import (d_dt, d_dy, fixed_bins, pdf, pdf_distances, save_interval, spectrum,
                          split_halves, zonal_energy)
 
@@ -37,4 +38,5 @@ __all__ = ["DEFINITIONS", "OUTPUTS", "configure_parser", "jets_files", "run_cli"
            "smooth_profiles", "JetsError", "jet_statistics", "markdown_table", "read_profiles",
            "chi2_sf", "crps_parts", "ensemble_scores", "rank_histogram", "spread_error", "d_dt",
            "d_dy", "fixed_bins", "pdf", "pdf_distances", "save_interval", "spectrum",
-           "split_halves", "zonal_energy", "first_events", "time_to_event", "ks_two_sample"]
+           "split_halves", "zonal_energy", "first_events", "time_to_event", "ks_two_sample",
+           "pool_scores"]

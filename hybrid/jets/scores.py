@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 __all__ = ["crps_parts", "spread_error", "rank_histogram", "chi2_sf", "ensemble_scores",
-           "ks_two_sample"]
+           "pool_scores", "ks_two_sample"]
 
 
 def _check(X, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +150,41 @@ def ks_two_sample(a, b) -> tuple[float, float | None]:
     k = np.arange(1, 101)
     p = float(2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k ** 2 * lam ** 2)))
     return D, min(max(p, 0.0), 1.0)
+
+
+def pool_scores(results) -> dict:
+    """Scores of several starts pooled: ``results`` is a list of :func:`ensemble_scores` dicts
+    with the same members and lead times. Per lead, the CRPS and its parts averaged over starts,
+    the spread–error ratio from the mean squares of spread and error over starts; over all leads
+    after the first, the same ratio; the rank histograms summed, with their χ² p-value."""
+    results = list(results)
+    if not results:
+        raise ValueError("pool_scores needs at least one result")
+    m, lead = results[0]["members"], np.asarray(results[0]["lead_time"], dtype=np.float64)
+    for r in results[1:]:
+        other = np.asarray(r["lead_time"], dtype=np.float64)
+        if r["members"] != m or other.shape != lead.shape or not np.allclose(other, lead):
+            raise ValueError("pool_scores: every result needs the same members and lead times")
+
+    def stack(key):
+        return np.array([np.asarray(r[key], dtype=np.float64) for r in results])
+
+    s2, e2 = np.mean(stack("spread") ** 2, axis=0), np.mean(stack("error_ensemble_mean") ** 2,
+                                                           axis=0)
+    c = math.sqrt((m + 1) / m) if m > 1 else float("nan")
+    use = lead > 0
+    hists = [r["rank_histogram"] for r in results if r["rank_histogram"] is not None]
+    hist = np.sum(hists, axis=0) if hists else None
+    out = {"starts": len(results), "members": m, "lead_time": lead,
+           "crps": stack("crps").mean(axis=0), "crps_error": stack("crps_error").mean(axis=0),
+           "crps_spread": stack("crps_spread").mean(axis=0), "spread": np.sqrt(s2),
+           "error_ensemble_mean": np.sqrt(e2),
+           "spread_error_ratio": [c * math.sqrt(a / b) if m > 1 and b > 0 else None
+                                  for a, b in zip(s2, e2)],
+           "spread_error_ratio_all": (c * math.sqrt(s2[use].mean() / e2[use].mean())
+                                      if m > 1 and use.any() and e2[use].mean() > 0 else None),
+           "rank_histogram": hist, "rank_histogram_p": None}
+    if hist is not None and m > 1:
+        expected = hist.sum() / (m + 1)
+        out["rank_histogram_p"] = chi2_sf(float(np.sum((hist - expected) ** 2) / expected), m)
+    return out
