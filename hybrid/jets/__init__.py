@@ -15,9 +15,8 @@ box of side L, so every function can be used without files:
   jet number and residence times with bootstrap 95 % intervals.
 * :mod:`.scores` — an ensemble from one state against the truth: fair CRPS split into its error
   and spread parts, the spread–error ratio, the rank histogram and its chi-square p-value (and
-  the same pooled over several starts, :func:`pool_scores`); the
-  two-sample Kolmogorov–Smirnov test of the times to a first event (:func:`first_events`) in two
-  ensembles from one state.
+  the same pooled over several starts, :func:`pool_scores`); the two-sample Kolmogorov–Smirnov
+  test of the times to a first event (:func:`first_events`) in two ensembles from one state.
 * :mod:`.report` — :func:`jet_statistics` (everything above for a run and a reference),
   :func:`read_profiles` (a trajectory's ``zonal_mean_u`` through :func:`solvers.io.open_trajectory`)
   and the markdown table; :mod:`.command` — ``hybrid jets RUN REFERENCE`` (:func:`jets_files`).

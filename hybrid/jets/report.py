@@ -94,9 +94,10 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
                    resamples: int = 2000, seed: int = 0, truth_member: int = 0,
                    ensemble: bool | None = None) -> dict:
     """Every jet diagnostic of a run against a reference, both (member, time, y) at record times
-    t (evenly spaced, one save interval for both: :func:`statistics.save_interval`), in a box of side ``L``. Settings: the jet
-    count's smoothing wavenumber ``k_s`` and ``prominence`` (hybrid.jets.counting), the events'
-    ``persist`` time, PDF ``bins`` and ``margin`` (hybrid.jets.statistics), bootstrap
+    t (evenly spaced, one save interval for both: :func:`statistics.save_interval`), in a box of
+    side ``L``. Settings: the jet count's smoothing wavenumber ``k_s`` and ``prominence``
+    (hybrid.jets.counting), the events' ``persist`` time, PDF ``bins`` and ``margin``
+    (hybrid.jets.statistics), bootstrap
     ``resamples`` and ``seed``. Ensemble scores against reference member ``truth_member`` at the
     common times: with ``ensemble`` True, or by default when the run has two or more members that
     agree at the first common time (started from one state). When the run's members agree at its
