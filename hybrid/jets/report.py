@@ -97,15 +97,17 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     t (evenly spaced, one save interval for both: :func:`statistics.save_interval`), in a box of
     side ``L``. Settings: the jet count's smoothing wavenumber ``k_s`` and ``prominence``
     (hybrid.jets.counting), the events' ``persist`` time, PDF ``bins`` and ``margin``
-    (hybrid.jets.statistics), bootstrap
-    ``resamples`` and ``seed``. Ensemble scores against reference member ``truth_member`` at the
-    common times: with ``ensemble`` True, or by default when the run has two or more members that
-    agree at the first common time (started from one state). When the run's members agree at its
-    first record, the times from it to each member's first merging, nucleation and either event
-    within the run's time span, for the run and for the reference's records in that span
-    ('time_to_event': quantiles, two-sample Kolmogorov–Smirnov D and p).
-    Returns a dict of numpy values and
-    lists; its '_series' entry holds the jet counts and energies per record for the figures."""
+    (hybrid.jets.statistics), bootstrap ``resamples`` and ``seed``.
+
+    Ensemble scores against reference member ``truth_member`` at the common times: with
+    ``ensemble`` True, or by default (None) when the run has two or more members that agree at
+    the first common time (started from one state). Unless ``ensemble`` is False, when the run's
+    members agree at its first record: the time from it to each member's first merging,
+    nucleation and either event within the run's span, for the run and for the reference's
+    records in that span ('time_to_event': quantiles, two-sample Kolmogorov–Smirnov D and p).
+
+    Returns a dict of numpy values and lists; its '_series' entry holds the jet counts and
+    energies per record for the figures."""
     U_run, U_ref = statistics.as_profiles(U_run, "U_run"), statistics.as_profiles(U_ref, "U_ref")
     dt_run = statistics.save_interval(t_run, "t_run")
     dt_ref = statistics.save_interval(t_ref, "t_ref")
@@ -157,7 +159,7 @@ def jet_statistics(U_run, t_run, U_ref, t_ref, L: float, *, k_s: float, persist:
     t_run, t_ref = np.asarray(t_run, float), np.asarray(t_ref, float)
     tol = MATCH_RTOL * dt_ref
     window = (t_ref >= t_run[0] - tol) & (t_ref <= t_run[-1] + tol)   # the run's time span
-    if from_one_state(U_run, 0) and window.sum() >= 2:
+    if ensemble is not False and from_one_state(U_run, 0) and window.sum() >= 2:
         out["time_to_event"] = tte = {"start_time": float(t_run[0]),
                                       "end_time": float(t_run[-1])}
         counts = {"run": (series["run"]["counts"], t_run),
