@@ -10,6 +10,7 @@ closure term C (refreshed every ``closure.every`` steps, held in between) make u
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time as _time
@@ -122,15 +123,25 @@ class Every:
             while nxt <= solver.t + 1e-9 * e:
                 nxt += e
             self.next = nxt
+            self._t0, self._step0 = solver.t, solver.step_count
         if self.start and self.last_step != solver.step_count:
             self._fire(solver)
 
+    def _due(self, solver) -> bool:
+        """Is the current step the first on or after ``next``? With a fixed dt the step is counted
+        from the run's start, (next − t0)/dt steps rounded up: the sum of many steps in ``t`` drifts
+        by round-off (after 10⁵ steps enough to put a call one step late), a step count does not.
+        A CFL-chosen dt compares times."""
+        if solver.fixed_dt:
+            steps = math.ceil((self.next - self._t0) / solver.dt - 1e-6)
+            return solver.step_count - self._step0 >= steps
+        return solver.t >= self.next - 1e-9 * self.every
+
     def after_step(self, solver) -> None:
-        e = self.every
-        if e is not None and solver.t >= self.next - 1e-9 * e:
+        if self.every is not None and self._due(solver):
             self._fire(solver)
-            while self.next <= solver.t + 1e-9 * e:
-                self.next += e
+            while self._due(solver):
+                self.next += self.every
 
     def end(self, solver) -> None:
         if self.end_call and self.last_step != solver.step_count:

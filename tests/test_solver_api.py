@@ -363,3 +363,15 @@ def test_modes_outside_the_dealiased_box_are_ignored_by_rhs_and_inverse():
     noisy = zh + (~s.grid.dealias) * (1.0 + 2.0j)
     assert np.array_equal(s.rhs(noisy), s.rhs(zh))
     assert np.array_equal(s.inverse(noisy), s.inverse(zh))
+
+
+def test_every_counts_steps_so_round_off_in_t_does_not_delay_a_call():
+    """At t ≈ 2e9 each addition of dt = 0.1 to t rounds by up to 1.2e-7: summed over a period, far
+    more than a time tolerance of 1e-9·every (which put the second call at step 101). The calls
+    must still come every 100 steps."""
+    s = KolmogorovFlow(n=16, nu=1e-2, mu=0.1, dt=0.1)
+    s.t = 2e9 + 0.1
+    steps = []
+    s.run(s.t + 30.0, schedules=[Every(10.0, lambda sv: steps.append(sv.step_count))])
+    assert steps == [0, 100, 200, 300]
+    assert abs(s.t - (2e9 + 0.1 + s.step_count * 0.1)) > 1e-8     # the summed time did drift
