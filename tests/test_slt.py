@@ -294,6 +294,14 @@ def test_cli_train_slt(tmp_path, zonal_file, capsys):
                 *small, *extra]
         assert main(argv) == 2
         assert flag in capsys.readouterr().err
+    run = tmp_path / "run"                                     # a run folder, as hybrid jets
+    run.mkdir()
+    (run / "trajectory.nc").write_bytes(zonal_file.read_bytes())
+    assert main(["train", "slt", "--data", str(run), "--out", str(tmp_path / "f"), *small]) == 0
+    assert load_emulator(tmp_path / "f").card["data"]["file"] == str(run / "trajectory.nc")
+    capsys.readouterr()
+    assert main(["train", "slt", "--data", str(tmp_path), "--out", str(tmp_path / "bad")]) == 2
+    assert "holds none of" in capsys.readouterr().err
     notnc = tmp_path / "notnc.nc"
     notnc.write_text("not netCDF")
     assert main(["train", "slt", "--data", str(notnc), "--out", str(tmp_path / "bad")]) == 2

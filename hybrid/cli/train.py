@@ -66,8 +66,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
                         "P-CDM) or slt (stochastic latent transformer emulator of U(y, t))")
     p.add_argument("--data", type=Path, required=True,
-                   help="ldm: closure dataset (hybrid generate); slt: a beta-plane run with "
-                        "zonal_mean_u (hybrid dns --record zonal-mean)")
+                   help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
+                        "or file) with zonal_mean_u (hybrid dns --record zonal-mean)")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
     p.add_argument("--epochs", type=positive_int, default=None,
@@ -139,6 +139,12 @@ def handler(args: argparse.Namespace) -> int:
     data = args.data.expanduser()
     if not data.exists():
         return fail(f"--data: {data} does not exist")
+    if args.model == "slt" and data.is_dir():                # a run folder, as hybrid jets
+        from hybrid.jets.report import FILES
+        found = [data / f for f in FILES if (data / f).is_file()]
+        if not found:
+            return fail(f"--data: folder {data} holds none of {', '.join(FILES)}")
+        data = found[0]
     if not data.is_file():
         return fail(f"--data: {data} is not a file")
     if args.model == "slt":
