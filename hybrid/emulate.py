@@ -98,10 +98,10 @@ def read_history(init, window: int, at: float | None = None, member: int = 0) ->
 def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | None = None,
                 member: int = 0, seed: int = 0, batch: int | None = None,
                 threads: int | None = None, overwrite: bool = False,
-                progress: bool = False) -> dict:
+                reencode: bool = False) -> dict:
     """Run an SLT ensemble from a recorded state and write :data:`OUTPUTS` to ``out`` (module
     docstring). ``model``: a shipped model's name, a path, or a
-    :class:`closures.slt.Emulator`. Returns the summary written to ``emulation.json``.
+    :class:`closures.slt.Emulator`; ``reencode``: see :meth:`closures.slt.Emulator.rollout`. Returns the summary written to ``emulation.json``.
     Everything is checked before anything is written."""
     from closures.slt import Emulator, load_emulator
     members = integer("members", members, 1)
@@ -124,7 +124,7 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "
                          f"the start t = {src['t0']:g}, got {t_end:g}")
     t0 = time.perf_counter()
-    U = em.rollout(src["history"], steps, members, seed, batch=batch)
+    U = em.rollout(src["history"], steps, members, seed, batch=batch, reencode=reencode)
     wall = time.perf_counter() - t0
 
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     config = {"source": src["config"], "emulator": {
         "model": "slt", "name": name, "config": em.model.config,
         "init": os.fspath(src["path"]), "member": member, "at": src["t0"],
-        "interval": src["interval"], "members": members, "seed": seed, "steps": steps}}
+        "interval": src["interval"], "members": members, "seed": seed, "steps": steps,
+        "reencode": bool(reencode)}}
     grid = Grid(n, src["L"])
     emu = SLTEmulation(grid, members, config, src["t0"], seed)
     times = src["t0"] + src["interval"] * np.arange(steps + 1)
@@ -147,7 +148,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     _figures(out, src, full, times)
     summary = {"model": name, "init": os.fspath(src["path"]), "member": member,
                "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
-               "members": members, "steps": steps, "seed": seed, "wall_s": wall,
+               "members": members, "steps": steps, "seed": seed,
+               "reencode": bool(reencode), "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * steps * src["interval"]),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

@@ -138,6 +138,10 @@ def test_rollouts_are_seeded_batched_and_equivariant():
     # member batches: the same seed and batch size reproduce; the first batch is the same draw
     b = em.rollout(h, steps=6, members=5, seed=3, batch=2)
     assert np.array_equal(b, em.rollout(h, steps=6, members=5, seed=3, batch=2))
+    r = em.rollout(h, steps=6, members=5, seed=3, reencode=True)
+    np.testing.assert_allclose(r[:, 0], a[:, 0], rtol=0, atol=1e-6)   # the first draw alike
+    assert not np.allclose(r[:, 1:], a[:, 1:])
+    assert np.array_equal(r, em.rollout(h, steps=6, members=5, seed=3, reencode=True))
     # shifting the history shifts every member (same noise), to float32 round-off
     hs = shift_profile(torch.as_tensor(h), 3.0).numpy()
     s = em.rollout(hs, steps=3, members=2, seed=1)
@@ -334,7 +338,9 @@ def test_cli_emulate_slt_end_to_end(tmp_path, zonal_file, capsys):
                                              "emulation.json"))
     # from an earlier state and another member
     assert main([*argv[:-6], "--out", str(tmp_path / "e2"), "--at", str(t_src[8]),
-                 "--member", "1"]) == 0
+                 "--member", "1", "--reencode"]) == 0
+    e2 = json.loads((tmp_path / "e2" / "emulation.json").read_text())
+    assert e2["at"] == pytest.approx(t_src[8]) and e2["member"] == 1 and e2["reencode"]
     capsys.readouterr()
     # bad input exits 2 naming the flag, and writes nothing
     bad = tmp_path / "bad"

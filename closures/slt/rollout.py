@@ -56,11 +56,15 @@ class Emulator:
 
     @torch.no_grad()
     def rollout(self, history, steps: int, members: int = 1, seed: int = 0,
-                batch: int | None = None, chunk: int = 65536) -> np.ndarray:
+                batch: int | None = None, chunk: int = 65536,
+                reencode: bool = False) -> np.ndarray:
         """``members`` emulated continuations of ``history`` (L, n), ``steps`` saves each:
         float32 array (members, steps, n) in the units of the data (module docstring).
         ``batch``: members stepped together (default all); ``chunk``: profiles decoded at
-        once."""
+        once. ``reencode``: every new latent is decoded and encoded again before it joins the
+        window (the paper feeds the latents back as drawn), which keeps the window on the
+        latents of profiles the autoencoder can represent (a 2-minute training on
+        betaplane-small: energy after 2000 saves 0.35 with it, 1400 without, DNS 0.027)."""
         steps = integer("steps", steps, 1)
         members = integer("members", members, 1)
         seed = integer("seed", seed, 0)
@@ -79,6 +83,8 @@ class Emulator:
                 for t in range(steps):
                     z = m.step(win, g, 1)[0]                                # (nb, d)
                     lat[b0:b0 + nb, t] = z
+                    if reencode:
+                        z = m.encode(m.decode(z))
                     win = torch.cat([win[:, 1:], z[:, None]], dim=1)
             flat = lat.reshape(members * steps, -1)
             out = np.empty((members * steps, self.points), dtype=np.float32)

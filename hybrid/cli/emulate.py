@@ -2,7 +2,8 @@
 transformer, started from a recorded state (the work is in :mod:`hybrid.emulate`).
 
     hybrid emulate slt --model NAME|PATH --init FILE [--at T] [--member I] --members M
-                       --t-end T --out DIR [--seed S] [--batch B] [--threads N] [--overwrite]
+                       --t-end T --out DIR [--seed S] [--batch B] [--threads N] [--reencode]
+                       [--overwrite]
 
 Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``), ``hovmoller.png``,
 ``statistics.png`` and ``emulation.json``. Bad input exits 2 before anything is written.
@@ -44,6 +45,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=None,
                    help="members stepped together (default all)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    p.add_argument("--reencode", action="store_true",
+                   help="decode and encode every new latent before it joins the window")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -63,7 +66,8 @@ def handler(args: argparse.Namespace) -> int:
     try:
         summary = emulate_slt(em, args.init, out, members=args.members, t_end=args.t_end,
                               at=args.at, member=args.member, seed=args.seed,
-                              batch=args.batch, overwrite=args.overwrite)
+                              batch=args.batch, overwrite=args.overwrite,
+                              reencode=args.reencode)
     except KeyboardInterrupt:
         print("hybrid emulate: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
