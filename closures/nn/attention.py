@@ -81,9 +81,11 @@ class TransformerBlock(nn.Module):
                                  nn.Linear(hidden, dim))
 
     def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A fresh N(0, I) token (B, 1, D) for every sample of x, from ``generator``."""
-        return torch.randn((x.shape[0], 1, x.shape[2]), generator=generator, device=x.device,
-                           dtype=x.dtype)
+        """A fresh N(0, I) token (B, 1, D) for every sample of x, from ``generator`` (drawn on
+        the generator's device, then moved to x's)."""
+        dev = x.device if generator is None else generator.device
+        return torch.randn((x.shape[0], 1, x.shape[2]), generator=generator, device=dev,
+                           dtype=x.dtype).to(x.device)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
