@@ -37,14 +37,19 @@ Workers of your own cluster run faster with ``MALLOC_TRIM_THRESHOLD_`` unset (Da
 65536 by default, which makes glibc map and fault every large temporary array afresh: ~35% slower
 here); :func:`connect` does this for the local clusters it starts.
 
+The jobs around the runs live in their own modules and are re-exported here: connecting to Dask
+(:mod:`hybrid.cluster`), writing the gathered batch records as one trajectory
+(:mod:`hybrid.gathered`), and reading initial states from files for ``--init``
+(:mod:`hybrid.initial_states`).
+
 Limits of the Dask mode: a fixed dt is needed when there is more than one batch (a CFL-chosen dt
 depends on the fastest member of the batch, so batches would step differently); restart files are
 not written (tasks are short-lived and their workers may not share a file system); the client holds
 the gathered records of the whole run in memory (the size of the trajectory file) before writing.
 """
+
 from __future__ import annotations
 
-import logging
 import math
 import os
 import socket
@@ -59,19 +64,19 @@ import numpy as np
 from solvers import BlowUpError, fft
 from solvers.grid import Grid
 from solvers.files import check_output_folder, write_json
-from solvers.io import TrajectoryWriter, check_record
-from solvers.validate import integer, number, positive_number
+from solvers.io import check_record
+from solvers.validate import integer, positive_number
 
+from .cluster import DEFAULT_CONNECT_TIMEOUT, SchedulerUnreachable, connect
 from .config import Preset, load_preset
-
+from .gathered import write_gathered_trajectory
+from .initial_states import coarse_initial_from_trajectory, state_from_file
 from .simulation import (OUTPUTS, RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
                          blowup_info, end_time, timing_info)
 
-DEFAULT_CONNECT_TIMEOUT = 10.0       # seconds to reach a Dask scheduler
-
-
-class SchedulerUnreachable(ConnectionError):
-    """The Dask scheduler given could not be reached in time."""
+__all__ = ["BatchSpec", "DEFAULT_CONNECT_TIMEOUT", "Ensemble", "SchedulerUnreachable",
+           "coarse_initial_from_trajectory", "connect", "make_simulation", "run_batch", "spin_up",
+           "state_from_file", "write_gathered_trajectory"]
 
 
 # ------------------------------------------------------------------------------------ tasks
@@ -183,130 +188,6 @@ def run_batch(spec: BatchSpec) -> dict[str, Any]:
         "worker": {"host": socket.gethostname(), "pid": os.getpid()},
         "blowup": blowup,
     }
-
-
-# ------------------------------------------------------------------------------------ writing
-class _GatheredRecords:
-    """Stands in for a solver before :class:`TrajectoryWriter`: the configuration of the whole
-    ensemble and one time level (``at(i)``) of the gathered batch records, members in order.
-    Subclassed under the solver's class name (:func:`_records_class`) so that the file's
-    ``solver``/``title`` attributes read as for a one-process run."""
-
-    def __init__(self, template, members: int, config: dict, results: list[dict], records: int):
-        self.grid = template.grid
-        self.members = members
-        self.kind = getattr(template, "kind", "unknown")
-        self.seed = template.seed
-        self.closure = template.closure
-        self.closure_every = getattr(template, "closure_every", None)
-        self._config = config
-        self._results = results
-        self.records = records
-        self.at(0)
-
-    def config(self) -> dict:
-        return dict(self._config)
-
-    def at(self, i: int) -> "_GatheredRecords":
-        self._i = i
-        first = self._results[0]
-        self.t = float(first["time"][i]) if len(first["time"]) else 0.0
-        self.step_count = int(first["step"][i]) if len(first["step"]) else 0
-        return self
-
-    def _cat(self, key: str) -> np.ndarray:
-        return np.concatenate([r[key][:, self._i] for r in self._results], axis=0)
-
-    @property
-    def vorticity(self) -> np.ndarray:
-        return self._cat("vorticity")
-
-    def energy(self) -> np.ndarray:
-        return self._cat("energy")
-
-    def enstrophy(self) -> np.ndarray:
-        return self._cat("enstrophy")
-
-    def zonal_mean_u(self) -> np.ndarray:
-        return self._cat("zonal_mean_u")
-
-
-_RECORD_CLASSES: dict[str, type] = {}
-
-
-def _records_class(name: str) -> type:
-    cls = _RECORD_CLASSES.get(name)
-    if cls is None:
-        cls = type(name, (_GatheredRecords,), {"__module__": __name__})
-        _RECORD_CLASSES[name] = cls
-    return cls
-
-
-def write_gathered_trajectory(path, template, members: int, results: list[dict],
-                              records: int | None = None, overwrite: bool = False,
-                              record: str = "full") -> int:
-    """Write the batch results of :func:`run_batch` (sorted by first member, covering members
-    0…members−1) as one trajectory at ``path``, with :class:`TrajectoryWriter` (``record``: what
-    the results hold, 'full' or 'zonal-mean'). ``template`` is a solver of the ensemble's
-    configuration (any member count). Returns the records written."""
-    results = sorted(results, key=lambda r: r["first_member"])
-    m = 0
-    for r in results:
-        if r["first_member"] != m:
-            raise ValueError(f"batch results do not cover the members in order: expected member "
-                             f"{m}, got a batch starting at {r['first_member']}")
-        m += r["members"]
-    if m != members:
-        raise ValueError(f"batch results hold {m} members; expected {members}")
-    common = min(len(r["time"]) for r in results)
-    records = common if records is None else min(records, common)
-    for r in results[1:]:
-        if not (np.array_equal(r["step"][:records], results[0]["step"][:records])
-                and np.array_equal(r["time"][:records], results[0]["time"][:records])):
-            raise ValueError(f"batch starting at member {r['first_member']} recorded other times "
-                             f"than the batch starting at member 0; batches must step alike "
-                             f"(a fixed dt)")
-    config = dict(template.config(), members=members, first_member=0)
-    src = _records_class(type(template).__name__)(template, members, config, results, records)
-    with TrajectoryWriter(path, src, overwrite=overwrite, record=record) as w:
-        for i in range(records):
-            w.write(src.at(i))
-    return records
-
-
-# ------------------------------------------------------------------------------------ cluster
-def connect(scheduler: str | None = None, workers: int | None = None,
-            timeout: float = DEFAULT_CONNECT_TIMEOUT):
-    """A Dask ``(client, cluster)``: connected to ``scheduler`` (cluster None), or to a new
-    ``LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)`` on the loopback
-    interface (close both when done). An unreachable scheduler raises
-    :class:`SchedulerUnreachable` after ``timeout`` seconds."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as e:                                     # pragma: no cover
-        raise ImportError(f"Dask runs need dask.distributed (pip install 'dask[distributed]'): "
-                          f"{e}") from None
-    if scheduler is not None:
-        try:
-            return Client(scheduler, timeout=timeout, set_as_default=False), None
-        except (OSError, TimeoutError, ValueError, RuntimeError) as e:
-            raise SchedulerUnreachable(f"cannot connect to the Dask scheduler at {scheduler!r} "
-                                       f"within {timeout:g} s: {e}") from None
-    integer("workers", workers, 1)
-    import dask
-    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
-    # dynamic mmap threshold: every large temporary array is then mmapped and page-faulted
-    # afresh. Measured here it made a batch of 8 LES members at 64² ~35% slower; unset it.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.ERROR)
-    try:
-        client = Client(cluster, set_as_default=False)
-    except BaseException:
-        cluster.close()
-        raise
-    return client, cluster
 
 
 # ------------------------------------------------------------------------------------ ensemble
@@ -566,130 +447,3 @@ class Ensemble:
             if bar is not None:
                 bar.close()
         return results
-
-
-# ------------------------------------------------------------------------------------ DNS init
-def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
-                                   time: float | None = None, solver: str | None = None
-                                   ) -> tuple[np.ndarray, float, dict]:
-    """Initial LES fields from a DNS trajectory (written by ``hybrid dns``): the record at time
-    ``time`` (default the first) of every member, coarse-grained to ``grid`` with
-    :func:`solvers.filters.coarse_grain` (Gaussian filter Δ = 2·dx_LES, then truncation to the
-    LES grid's dealiased modes).
-
-    Returns ``(zeta_hat, t, info)``: spectral fields (members, n, n//2+1) in the solvers'
-    normalisation, the record's time, and a dict describing the source. ``members``, if given,
-    must equal the trajectory's member count; ``solver``, if given, its solver class. Problems
-    raise ValueError / FileNotFoundError naming the file.
-    """
-    from solvers.filters import coarse_grain
-    from solvers.io import open_trajectory
-
-    p = Path(os.fspath(path)).expanduser()
-    with open_trajectory(p, need="vorticity") as ds:
-        attrs = dict(ds.attrs)
-        if solver is not None and attrs.get("solver") not in (None, solver):
-            raise ValueError(f"{p} is a {attrs.get('solver')} trajectory; this run needs a "
-                             f"{solver} DNS")
-        nm, nt = int(ds.sizes["member"]), int(ds.sizes["time"])
-        ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
-        if members is not None and nm != members:
-            raise ValueError(f"{p} holds {nm} member(s) but the run has {members}; the DNS "
-                             f"trajectory's member count must match --members")
-        if nt == 0:
-            raise ValueError(f"{p} holds no records")
-        if nx != ny:
-            raise ValueError(f"{p} has a {ny}×{nx} grid; expected a square one")
-        L = float(attrs.get("L", grid.L))
-        if not np.isclose(L, grid.L, rtol=1e-10):
-            raise ValueError(f"{p} is on a box of side L={L:g}; the LES grid has L={grid.L:g}")
-        if grid.n > nx or nx % grid.n:
-            raise ValueError(f"the LES grid n={grid.n} must divide the DNS grid n={nx} of {p}")
-        times = np.asarray(ds["time"].values, dtype=np.float64)
-        if time is None:
-            i = 0
-        else:
-            i = int(np.argmin(np.abs(times - time)))
-            if abs(times[i] - time) > 1e-6 * max(1.0, abs(time)):
-                raise ValueError(f"{p} has no record at t={time:g}; its {nt} records span "
-                                 f"t={times[0]:g}…{times[-1]:g}")
-        zeta = np.asarray(ds["vorticity"].isel(time=i).values, dtype=np.float64)
-    fine = Grid(nx, grid.L)
-    zh = coarse_grain(fine, grid, np.fft.rfft2(zeta))
-    info = {"path": str(p), "time": float(times[i]), "record": i, "dns_n": nx,
-            "members": nm, "filter": "gaussian, delta = 2 dx_les, then truncation"}
-    return np.ascontiguousarray(zh, dtype=np.complex128), float(times[i]), info
-
-
-
-# ------------------------------------------------------------------------------------ one state
-def state_from_file(path, solver, at: float | None = None, member: int = 0
-                    ) -> tuple[np.ndarray, float, dict]:
-    """One saved 2D state to start an ensemble from (``hybrid dns --init FILE --at T``): the
-    spectral vorticity of member ``member`` of ``path`` at time ``at``, for ``solver``'s grid.
-
-    ``path`` is a restart file (:func:`solvers.io.write_restart`; its exact spectral state, at its
-    one time: ``at`` None or that time) or a trajectory recorded in full (the record at time
-    ``at``, within 10⁻⁶ relative; the stored vorticity, float32 unless the run stored float64).
-    A zonal-mean trajectory holds no 2D state and is refused. The file's solver class, grid size
-    n and box L must be ``solver``'s (its other parameters may differ). Returns ``(zeta_hat, t,
-    info)``: (n, n//2+1) complex128 in the solvers' normalisation, the state's time and a dict
-    describing the source. Problems raise ValueError / FileNotFoundError naming the file."""
-    import netCDF4
-
-    from solvers.io import load_restart, open_trajectory
-    from solvers.io.schema import check_input_path
-
-    p = check_input_path(path, "initial-state file")
-    member = integer("member", member, 0)
-    at = number("at", at, allow_none=True)
-    try:
-        with netCDF4.Dataset(p, "r") as nc:
-            is_restart = "restart_format" in nc.ncattrs()
-    except OSError as e:
-        raise ValueError(f"{p} is not a readable netCDF4 file (a restart file or a trajectory "
-                         f"was expected): {e}") from None
-    want = (type(solver).__name__, int(solver.grid.n), float(solver.grid.L))
-
-    def check(kind: str, have_solver, n, L, members):
-        if have_solver != want[0]:
-            raise ValueError(f"{p} is a {kind} of a {have_solver} run; this run is a {want[0]}")
-        if int(n) != want[1] or not np.isclose(float(L), want[2], rtol=1e-10):
-            raise ValueError(f"{p} is a {kind} on a {n}² grid of side L={float(L):g}; this run "
-                             f"has n={want[1]}, L={want[2]:g} (set --n to match)")
-        if member >= members:
-            raise ValueError(f"{p} holds {members} member(s); member {member} does not exist")
-
-    if is_restart:
-        saved = load_restart(p)
-        cfg, st = saved["config"], saved["state"]
-        zh = np.asarray(st["zeta_hat"])
-        check("restart file", saved["solver"], cfg.get("n", zh.shape[-2]),
-              cfg.get("L", want[2]), zh.shape[0])
-        t = float(st["t"])
-        if at is not None and abs(at - t) > 1e-6 * max(1.0, abs(t)):
-            raise ValueError(f"{p} is a restart file of the state at t={t:.10g}, not t={at:g} "
-                             f"(leave out the time or give {t:.10g})")
-        state = np.array(zh[member], dtype=np.complex128)
-        info = {"path": str(p), "kind": "restart", "time": t, "step": int(st["step"]),
-                "member": member}
-        return state, t, info
-
-    with open_trajectory(p, need="vorticity") as ds:
-        attrs = dict(ds.attrs)
-        nt = int(ds.sizes["time"])
-        check("trajectory", attrs.get("solver"), ds.sizes["x"], attrs.get("L", want[2]),
-              int(ds.sizes["member"]))
-        times = np.asarray(ds["time"].values, dtype=np.float64)
-        span = f"its {nt} records span t={times[0]:g}…{times[-1]:g}" if nt else "it has no records"
-        if at is None:
-            raise ValueError(f"{p} is a trajectory: give the time of the record to start from "
-                             f"({span})")
-        i = int(np.argmin(np.abs(times - at))) if nt else 0
-        if not nt or abs(times[i] - at) > 1e-6 * max(1.0, abs(at)):
-            raise ValueError(f"{p} has no record at t={at:g}; {span}")
-        stored = ds["vorticity"].isel(member=member, time=i).values
-        step = int(ds["step"].values[i]) if "step" in ds.variables else None
-    info = {"path": str(p), "kind": "trajectory", "time": float(times[i]), "record": i,
-            "step": step, "member": member, "stored_dtype": str(stored.dtype)}
-    return np.fft.rfft2(np.asarray(stored, dtype=np.float64)), float(times[i]), info
