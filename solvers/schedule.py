@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from .validate import number, positive_number
-
-if TYPE_CHECKING:                                    # pragma: no cover
-    from .base import PseudoSpectralSolver
 
 __all__ = ["Every", "ProgressBar"]
 
