@@ -27,10 +27,10 @@ import re
 import sys
 from pathlib import Path
 
-from .arguments import (EXIT_OK, UsageError, add_output_arguments, add_restart_arguments,
-                        add_solver_arguments, check_output_dir, nonnegative_float,
-                        positive_float, positive_int, restart_simulation, run_times, run_to_exit,
-                        solver_overrides)
+from .arguments import (EXIT_OK, UsageError, add_dask_arguments, add_output_arguments,
+                        add_restart_arguments, add_solver_arguments, check_output_dir,
+                        nonnegative_float, positive_int, restart_simulation, run_times,
+                        run_to_exit, solver_overrides)
 
 NAME = "run"
 HELP = "run a hybrid simulation: coarse solver plus a closure"
@@ -57,17 +57,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="time of the --init record to start from (default: its first record)")
     add_solver_arguments(p, "les")
     add_restart_arguments(p, note=" (one-process runs only)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                       help="run batches of members on a local Dask cluster of N worker "
-                            "processes")
-    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="run batches of members on the Dask cluster at ADDRESS "
-                            "(e.g. tcp://127.0.0.1:8786)")
-    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
-                   help="members per Dask task (default: members spread evenly over the workers)")
-    p.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="SECONDS",
-                   help="how long to try to reach --scheduler (default 10)")
+    add_dask_arguments(p)
 
 
 def _closure_kwargs(pairs: list[str]) -> dict:
