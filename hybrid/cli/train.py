@@ -156,7 +156,7 @@ def handler(args: argparse.Namespace) -> int:
     import torch
 
     from closures.data import ClosureDataset
-    from closures.train import train_paths, train_ldm
+    from closures.train import train_ldm
     try:
         torch.device(args.device)
     except (RuntimeError, ValueError) as e:
@@ -171,34 +171,15 @@ def handler(args: argparse.Namespace) -> int:
     if args.modes > side // 2:
         return fail(f"--modes {args.modes} is too many for {side}² {args.space} fields "
                      f"(at most {side // 2})")
-    paths = train_paths(args.out)
-    if args.resume:
-        if not paths["checkpoint"].is_file():
-            return fail(f"--resume: no checkpoint {paths['checkpoint']}")
-    try:
-        for p in paths.values():
-            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
-                              overwrite_hint="--overwrite or --resume")
-    except (TypeError, ValueError, OSError) as e:
-        return fail(str(e))
-    try:
-        metrics = train_ldm(
-            data, args.out, space=args.space, mode=args.mode, epochs=args.epochs,
-            batch=args.batch, lr=args.lr, lr_halving_every=args.lr_halving_every,
-            ae_epochs=args.ae_epochs, latent_channels=args.latent_channels,
-            ae_channels=args.ae_channels, width=args.width, modes=args.modes,
-            layers=args.layers, time_dim=args.time_dim, proj_hidden=args.proj_hidden,
-            mean_width=args.mean_width, mean_blocks=args.mean_blocks,
-            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-            threads=args.threads, resume=args.resume, progress=not args.no_progress,
-            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
-            command=shlex.join(args.argv))
-    except KeyboardInterrupt:
-        print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (OSError, ValueError) as e:
-        return fail(str(e))
+    done = _run_training(
+        train_ldm, data, args, fail, space=args.space, mode=args.mode,
+        lr_halving_every=args.lr_halving_every, ae_epochs=args.ae_epochs,
+        latent_channels=args.latent_channels, ae_channels=args.ae_channels, width=args.width,
+        modes=args.modes, layers=args.layers, time_dim=args.time_dim,
+        proj_hidden=args.proj_hidden, mean_width=args.mean_width, mean_blocks=args.mean_blocks)
+    if isinstance(done, int):
+        return done
+    paths, metrics = done
     off = metrics.get("offline", {})
     print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
           f"held-out relative error {off.get('rel_error', float('nan')):.4g} "
@@ -223,7 +204,6 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     import torch
 
     from closures.slt import SLT, read_profiles, train_slt
-    from closures.train import train_paths
     try:
         torch.device(args.device)
     except (RuntimeError, ValueError) as e:
@@ -245,31 +225,13 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
                                                            "points", "window")
                      if a in str(e)), "--data")
         return fail(f"{flag}: {e}")
-    paths = train_paths(args.out)
-    if args.resume and not paths["checkpoint"].is_file():
-        return fail(f"--resume: no checkpoint {paths['checkpoint']}")
-    try:
-        for p in paths.values():
-            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
-                              overwrite_hint="--overwrite or --resume")
-    except (TypeError, ValueError, OSError) as e:
-        return fail(str(e))
-    try:
-        metrics = train_slt(
-            data, args.out, window=args.window, epochs=args.epochs, batch=args.batch,
-            lr=args.lr, gamma=args.gamma, members=args.members,
-            latent_points=args.latent_points, channels=args.channels, width=args.width,
-            heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase,
-            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-            threads=args.threads, resume=args.resume, progress=not args.no_progress,
-            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
-            command=shlex.join(args.argv))
-    except KeyboardInterrupt:
-        print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (OSError, ValueError) as e:
-        return fail(str(e))
+    done = _run_training(
+        train_slt, data, args, fail, window=args.window, gamma=args.gamma, members=args.members,
+        latent_points=args.latent_points, channels=args.channels, width=args.width,
+        heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase)
+    if isinstance(done, int):
+        return done
+    paths, metrics = done
     val = metrics.get("final_val") or {}
     one = metrics.get("one_step") or {}
     print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
@@ -280,3 +242,33 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
                       "final_train": metrics.get("final_train"), "final_val": val,
                       "one_step": one}, default=str))
     return EXIT_OK
+
+
+def _run_training(train, data: Path, args: argparse.Namespace, fail, **model_kwargs):
+    """The outputs in ``--out`` checked (``--resume`` needs the checkpoint), then ``train(data,
+    args.out, ...)`` with the options every model shares and ``model_kwargs``. Returns ``(paths,
+    metrics)``, or the exit code of a failed check, an error or an interrupt."""
+    from closures.train import train_paths
+    paths = train_paths(args.out)
+    if args.resume and not paths["checkpoint"].is_file():
+        return fail(f"--resume: no checkpoint {paths['checkpoint']}")
+    try:
+        for p in paths.values():
+            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
+                              overwrite_hint="--overwrite or --resume")
+    except (TypeError, ValueError, OSError) as e:
+        return fail(str(e))
+    try:
+        metrics = train(
+            data, args.out, epochs=args.epochs, batch=args.batch, lr=args.lr,
+            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+            threads=args.threads, resume=args.resume, progress=not args.no_progress,
+            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
+            command=shlex.join(args.argv), **model_kwargs)
+    except KeyboardInterrupt:
+        print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError) as e:
+        return fail(str(e))
+    return paths, metrics
