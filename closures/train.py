@@ -63,6 +63,7 @@ import torch
 from solvers.validate import integer, number
 
 from .data import ClosureDataset
+from .fit import _gen, fit
 from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
                   model_paths, save_model, torch_threads)
 from .losses import SIGMA
@@ -70,7 +71,6 @@ from .losses import SIGMA
 __all__ = ["train_ldm", "offline_metrics", "train_paths", "MODES"]
 
 MODES = ("joint", "two-phase")
-_STREAMS = {"shuffle": 11, "noise": 12, "val": 13, "eval": 14}
 
 
 def train_paths(out_stem) -> dict[str, Path]:
@@ -79,13 +79,6 @@ def train_paths(out_stem) -> dict[str, Path]:
     stem = pt.with_suffix("")
     return {"weights": pt, "card": js, "checkpoint": stem.with_name(stem.name + ".ckpt.pt"),
             "log": stem.with_name(stem.name + ".log.jsonl")}
-
-
-def _gen(seed: int, stream: str) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence([int(seed), _STREAMS[stream]])
-                      .generate_state(1, np.uint64)[0]) & (2**63 - 1))
-    return g
 
 
 def _int(name, v, lo):
@@ -253,118 +246,31 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                            sort_keys=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=lr_halving_every, gamma=0.5)
-    g_shuffle, g_noise = _gen(seed, "shuffle"), _gen(seed, "noise")
-    start, history, elapsed = 0, [], 0.0
+    def begin_epoch(epoch: int) -> dict:
+        nonlocal phase
+        phase = _phase(space, mode, epoch, ae_epochs)
+        frozen = phase == "score" and space == "latent"
+        for mod in (model.ae_omega, model.ae_closure, model.mean_net):
+            if mod is not None:
+                mod.requires_grad_(not frozen)
+        model.score_net.requires_grad_(phase != "ae")
+        return {"phase": phase}
 
-    if resume:
-        ck = paths["checkpoint"]
-        if not ck.is_file():
-            raise FileNotFoundError(f"resume: checkpoint {ck} does not exist")
-        try:
-            state = torch.load(ck, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"resume: checkpoint {ck} is not readable (corrupt?): "
-                             f"{type(e).__name__}: {str(e)[:200]}") from None
-        if state.get("signature") != signature:
-            raise ValueError(f"resume: checkpoint {ck} was written with other settings "
-                             f"(architecture, data split or training options differ); start "
-                             f"afresh or use the same settings")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        g_shuffle.set_state(state["rng_shuffle"])
-        g_noise.set_state(state["rng_noise"])
-        start, elapsed = int(state["epoch"]), float(state["elapsed_s"])
-        history = json.loads(state["history"])
-        if start > epochs:
-            raise ValueError(f"resume: checkpoint {ck} is at epoch {start}, beyond epochs="
-                             f"{epochs}")
-    paths["log"].parent.mkdir(parents=True, exist_ok=True)
-    with open(paths["log"], "w") as f:                  # the log as of the checkpoint
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
+    def batch_terms(split: str, idx, generator):
+        data = train if split == "train" else val
+        terms = model.loss_terms(data.omega_bar[idx].to(dev), data.closure[idx].to(dev),
+                                 phase=phase, generator=generator, dsm_reduction=dsm_reduction)
+        return terms, _total(terms, w)
 
-    def checkpoint(epoch: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "epoch": epoch,
-                 "rng_shuffle": g_shuffle.get_state(), "rng_noise": g_noise.get_state(),
-                 "signature": signature, "history": json.dumps(history),
-                 "elapsed_s": elapsed}
-        tmp = paths["checkpoint"].with_name(paths["checkpoint"].name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, paths["checkpoint"])
-
-    N = len(train)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, initial=start, desc=f"train {space}/{training['mode']}",
-                   unit="epoch")
-    done_here = 0
-    try:
-        for epoch in range(start, epochs):
-            t0 = time.perf_counter()
-            phase = _phase(space, mode, epoch, ae_epochs)
-            frozen = phase == "score" and space == "latent"
-            for mod in (model.ae_omega, model.ae_closure, model.mean_net):
-                if mod is not None:
-                    mod.requires_grad_(not frozen)
-            model.score_net.requires_grad_(phase != "ae")
-            model.train()
-            sums: dict[str, float] = {}
-            perm = torch.randperm(N, generator=g_shuffle)
-            for i0 in range(0, N, batch):
-                idx = perm[i0:i0 + batch]
-                wb = train.omega_bar[idx].to(dev)
-                cb = train.closure[idx].to(dev)
-                terms = model.loss_terms(wb, cb, phase=phase, generator=g_noise,
-                                         dsm_reduction=dsm_reduction)
-                loss = _total(terms, w)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-                sums["total"] = sums.get("total", 0.0) + float(loss.detach()) * len(idx)
-            rec = {"epoch": epoch + 1, "phase": phase, "lr": opt.param_groups[0]["lr"],
-                   "train": {k: v / N for k, v in sums.items()}}
-            sched.step()
-            if val is not None and len(val):
-                model.eval()
-                g_val = _gen(seed, "val")
-                vs: dict[str, float] = {}
-                with torch.no_grad():
-                    for i0 in range(0, len(val), batch):
-                        wb = val.omega_bar[i0:i0 + batch].to(dev)
-                        cb = val.closure[i0:i0 + batch].to(dev)
-                        terms = model.loss_terms(wb, cb, phase=phase, generator=g_val,
-                                                 dsm_reduction=dsm_reduction)
-                        for k, v in terms.items():
-                            vs[k] = vs.get(k, 0.0) + float(v) * wb.shape[0]
-                        vs["total"] = vs.get("total", 0.0) + float(_total(terms, w)) * wb.shape[0]
-                rec["val"] = {k: v / len(val) for k, v in vs.items()}
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            rec["time_s"] = dt
-            history.append(rec)
-            with open(paths["log"], "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            done_here += 1
-            last = epoch + 1 == epochs
-            stopping = stop_after is not None and done_here >= stop_after
-            if (epoch + 1) % checkpoint_every == 0 or last or stopping:
-                checkpoint(epoch + 1)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{rec['train']['total']:.4g}",
-                                val=(f"{rec['val']['total']:.4g}" if "val" in rec else "-"))
-            if stopping and not last:
-                return {"epochs": epoch + 1, "stopped": True, "training_time_s": elapsed,
-                        "final_train": rec["train"], "final_val": rec.get("val"),
-                        "paths": {k: str(v) for k, v in paths.items()}}
-    finally:
-        if bar is not None:
-            bar.close()
+    phase = None
+    history, elapsed, stopped = fit(
+        model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
+        n_train=len(train), n_val=0 if val is None else len(val), batch_terms=batch_terms,
+        begin_epoch=begin_epoch, resume=resume, checkpoint_every=checkpoint_every,
+        stop_after=stop_after, progress=progress,
+        desc=f"train {space}/{training['mode']}")
+    if stopped is not None:
+        return stopped
 
     # offline metrics and the model card
     for p in model.parameters():

@@ -32,14 +32,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 
 import numpy as np
 import torch
 
 from solvers.validate import integer, number
 
-from ..train import _gen, _threads_scoped, train_paths
+from ..fit import _gen, fit
+from ..train import _threads_scoped, train_paths
 from .files import save_slt
 from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
@@ -197,107 +197,23 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
                            sort_keys=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
-    g_shuffle, g_noise = _gen(seed, "shuffle"), _gen(seed, "noise")
     paths = train_paths(out)
-    start, history, elapsed = 0, [], 0.0
-    if resume:
-        ck = paths["checkpoint"]
-        if not ck.is_file():
-            raise FileNotFoundError(f"resume: checkpoint {ck} does not exist")
-        try:
-            state = torch.load(ck, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"resume: checkpoint {ck} is not readable (corrupt?): "
-                             f"{type(e).__name__}: {str(e)[:200]}") from None
-        if state.get("signature") != signature:
-            raise ValueError(f"resume: checkpoint {ck} was written with other settings or data; "
-                             f"start afresh or use the same settings")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        g_shuffle.set_state(state["rng_shuffle"])
-        g_noise.set_state(state["rng_noise"])
-        start, elapsed = int(state["epoch"]), float(state["elapsed_s"])
-        history = json.loads(state["history"])
-        if start > epochs:
-            raise ValueError(f"resume: checkpoint {ck} is at epoch {start}, beyond epochs="
-                             f"{epochs}")
-    paths["log"].parent.mkdir(parents=True, exist_ok=True)
-    with open(paths["log"], "w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
 
-    def checkpoint(epoch: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "epoch": epoch,
-                 "rng_shuffle": g_shuffle.get_state(), "rng_noise": g_noise.get_state(),
-                 "signature": signature, "history": json.dumps(history), "elapsed_s": elapsed}
-        tmp = paths["checkpoint"].with_name(paths["checkpoint"].name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, paths["checkpoint"])
-
-    def run_terms(wins: Windows, idx, generator):
+    def batch_terms(split: str, idx, generator):
+        wins = train if split == "train" else val
+        if isinstance(idx, slice):
+            idx = torch.arange(idx.start, idx.stop)
         x, y = wins.batch(idx)
         terms = model.loss_terms(x.to(dev), y.to(dev), generator, members)
         return terms, sum(w[k] * v for k, v in terms.items())
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, initial=start, desc="train slt", unit="epoch")
-    done_here, N = 0, len(train)
-    try:
-        for epoch in range(start, epochs):
-            t0 = time.perf_counter()
-            model.train()
-            sums: dict[str, float] = {}
-            perm = torch.randperm(N, generator=g_shuffle)
-            for i0 in range(0, N, batch):
-                idx = perm[i0:i0 + batch]
-                terms, loss = run_terms(train, idx, g_noise)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-                sums["total"] = sums.get("total", 0.0) + float(loss.detach()) * len(idx)
-            rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
-                   "train": {k: v / N for k, v in sums.items()}}
-            sched.step()
-            if len(val):
-                model.eval()
-                g_val = _gen(seed, "val")
-                vs: dict[str, float] = {}
-                with torch.no_grad():
-                    for i0 in range(0, len(val), batch):
-                        idx = torch.arange(i0, min(i0 + batch, len(val)))
-                        terms, loss = run_terms(val, idx, g_val)
-                        for k, v in terms.items():
-                            vs[k] = vs.get(k, 0.0) + float(v) * len(idx)
-                        vs["total"] = vs.get("total", 0.0) + float(loss) * len(idx)
-                rec["val"] = {k: v / len(val) for k, v in vs.items()}
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            rec["time_s"] = dt
-            history.append(rec)
-            with open(paths["log"], "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            done_here += 1
-            last = epoch + 1 == epochs
-            stopping = stop_after is not None and done_here >= stop_after
-            if (epoch + 1) % checkpoint_every == 0 or last or stopping:
-                checkpoint(epoch + 1)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{rec['train']['total']:.4g}",
-                                val=(f"{rec['val']['total']:.4g}" if "val" in rec else "-"))
-            if stopping and not last:
-                return {"epochs": epoch + 1, "stopped": True, "training_time_s": elapsed,
-                        "final_train": rec["train"], "final_val": rec.get("val"),
-                        "paths": {k: str(v) for k, v in paths.items()}}
-    finally:
-        if bar is not None:
-            bar.close()
+    history, elapsed, stopped = fit(
+        model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
+        n_train=len(train), n_val=len(val), batch_terms=batch_terms, resume=resume,
+        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
+        desc="train slt")
+    if stopped is not None:
+        return stopped
 
     last_rec = history[-1] if history else {}
     on = val if len(val) else train
