@@ -23,8 +23,8 @@ from solvers.files import write_json
 from .model import LatentDiffusionModel, check_stats
 
 __all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
-           "read_card", "load_model", "write_model_files", "read_json_card", "load_state_dict",
-           "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
+           "read_card", "load_model", "build_model", "write_model_files", "read_json_card",
+           "load_state_dict", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
@@ -188,14 +188,22 @@ def load_model(path_stem, device="cpu") -> LatentDiffusionModel:
     """The model saved by :func:`save_model` at ``path_stem`` (or either file's path), in eval
     mode, with ``model.card`` set. Raises :class:`ModelFileError` (naming the file) for a missing,
     unreadable or corrupt card or weights file, or weights that do not match the card."""
-    pt, js = model_paths(path_stem)
-    card = read_card(path_stem)
+    return build_model(LatentDiffusionModel, path_stem, read_card(path_stem), device)
+
+
+def build_model(cls, path_stem, card: dict, device="cpu"):
+    """``cls.from_config(card['config'], stats=card['stats'])`` with the weights of
+    ``<stem>.pt`` (:func:`load_state_dict`), on ``device``, in eval mode, with ``model.card``
+    set: the common builder of every model file from its checked card. A config that does not
+    build raises :class:`ModelFileError` naming the card."""
+    js = model_paths(path_stem)[1]
     try:
-        model = LatentDiffusionModel.from_config(card["config"], stats=card["stats"])
+        if not isinstance(card["config"], dict):
+            raise TypeError("config is not a dict")
+        model = cls.from_config(card["config"], stats=card["stats"])
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
     sd = load_state_dict(path_stem, card, {k: v.shape for k, v in model.state_dict().items()})
     model.load_state_dict(sd)
     model.card = card
     return model.to(device).eval()
-

@@ -4,7 +4,7 @@ normalisation ``stats``, data, training, metrics, and the name and shape of ever
 
 Written and read with the package's common model-file helpers
 (:func:`closures.ldm.files.write_model_files`, :func:`~closures.ldm.files.read_json_card`,
-:func:`~closures.ldm.files.load_state_dict`: weights loaded with ``weights_only=True``, every
+:func:`~closures.ldm.files.build_model`: weights loaded with ``weights_only=True``, every
 problem a :class:`~closures.ldm.files.ModelFileError` naming the file). A bare name that is not
 a file is looked up among the shipped models (``closures/weights``).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..ldm.files import (ModelFileError, load_state_dict, model_paths, read_json_card,
+from ..ldm.files import (ModelFileError, build_model, model_paths, read_json_card,
                          resolve_model_path, write_model_files)
 from .model import SLT, check_stats
 
@@ -48,15 +48,4 @@ def load_slt(path_or_name, device="cpu") -> SLT:
     model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError` naming the
     file for a missing, corrupt or mismatched card or weights file."""
     stem = resolve_model_path(path_or_name)
-    card = read_slt_card(stem)
-    js = model_paths(stem)[1]
-    try:
-        if not isinstance(card["config"], dict):
-            raise TypeError("config is not a dict")
-        model = SLT.from_config(card["config"], stats=card["stats"])
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"model card {js}: bad architecture config: {e}") from None
-    sd = load_state_dict(stem, card, {k: v.shape for k, v in model.state_dict().items()})
-    model.load_state_dict(sd)
-    model.card = card
-    return model.to(device).eval()
+    return build_model(SLT, stem, read_slt_card(stem), device)
