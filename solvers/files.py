@@ -2,10 +2,11 @@
 :func:`check_output_folder`, both touching nothing) and the atomic JSON writer
 (:func:`write_json`: a temporary file in the same folder, then ``os.replace``, so a reader sees the
 old file or the new one, never half of one), and the JSON of numpy values and paths
-(:func:`json_value`, :func:`json_default`, :func:`json_text`)."""
+(:func:`json_value`, :func:`json_default`, :func:`json_text`, :func:`json_finite`)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -33,6 +34,29 @@ def json_default(o):
         return json_value(o)
     except TypeError:
         return str(o)
+
+
+def json_finite(o):
+    """A plain-JSON copy of a report: dicts (keys as strings), lists and tuples as lists, numpy
+    arrays and scalars as Python values, paths as strings, and NaN or ±inf as None (so that
+    ``allow_nan=False`` holds)."""
+    if isinstance(o, dict):
+        return {str(k): json_finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return json_finite(o.tolist())
+    if isinstance(o, (bool, np.bool_)):
+        return bool(o)
+    if isinstance(o, (int, np.integer)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    return o
 
 
 def json_text(data) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solvers.files import write_json
+from solvers.files import json_finite, write_json
 
 from .cost import run_cost
 from .distances import hellinger_from_probabilities, histogram_pair, wasserstein1
@@ -279,7 +279,7 @@ def compare_runs(run, reference, out=None, delta=None, *, steady_from=None, bins
         metrics["figures"] = [p.name for p in made]
         metrics["out"] = str(out)
         _write_json(out / "metrics.json", metrics)
-    return _clean(metrics)
+    return json_finite(metrics)
 
 
 def _headline(m: dict) -> dict:
@@ -309,23 +309,6 @@ def _headline(m: dict) -> dict:
     }
 
 
-def _clean(o):
-    """Plain JSON values: arrays as lists, numpy scalars as Python numbers, NaN/inf as None."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, (bool, np.bool_)):
-        return bool(o)
-    if isinstance(o, (int, np.integer)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(o) else None
-    return o
-
-
 def _write_json(path: Path, data: dict) -> None:
-    write_json(path, _clean(data), indent=1, allow_nan=False)
+    write_json(path, json_finite(data), indent=1, allow_nan=False)
 

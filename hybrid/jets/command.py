@@ -102,23 +102,6 @@ def configure_parser(p) -> None:
                    help="replace the outputs of an earlier call in --out")
 
 
-def _clean(o):
-    """JSON-able copy: arrays as lists, non-finite floats as None."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, Path):
-        return str(o)
-    return o
-
-
 def _since(d: dict, t_min, role: str) -> dict:
     if t_min is None:
         return d
@@ -147,7 +130,7 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
     input and the output folder (JetsError naming the argument, nothing written), computes
     :func:`jet_statistics` and writes :data:`OUTPUTS` into ``out``. Returns the report."""
     from solvers import validate
-    from solvers.files import check_output_folder, write_json
+    from solvers.files import check_output_folder, json_finite, write_json
 
     from .. import plots
     for name, v, kw in (("bins", bins, dict(at_least=1)), ("bootstrap", bootstrap,
@@ -211,7 +194,7 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
     if rep["ensemble"] is not None:
         plots.plot_jet_ensemble(rep["ensemble"], out / "ensemble.png")
     table = markdown_table(rep)
-    rep = _clean(rep)
+    rep = json_finite(rep)
     write_json(out / "jets.json", rep, allow_nan=False)
     (out / "jets.md").write_text(f"# Jets: {r['path']} against {f['path']}\n\n"
                                  f"Command: `{command}`  \nDate: {rep['date']}  \n"
