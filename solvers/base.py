@@ -88,10 +88,6 @@ class ClosureProtocol(Protocol):
     def __call__(self, state: ClosureState) -> np.ndarray: ...
 
 
-def _count(name, v, minimum=1):
-    return integer(name, v, minimum)
-
-
 class PseudoSpectralSolver:
     """Batched pseudo-spectral solver; see the module docstring for the equation.
 
@@ -132,10 +128,10 @@ class PseudoSpectralSolver:
         self.grid = Grid(n, L)
         self.mu = positive_number("mu", mu, allow_zero=True)
         self.nu = positive_number("nu", nu, allow_zero=True)
-        self.hyper_order = _count("hyper_order", hyper_order)
+        self.hyper_order = integer("hyper_order", hyper_order)
         self.beta = number("beta", beta)
-        self.members = _count("members", members)
-        self.first_member = _count("first_member", first_member, minimum=0)
+        self.members = integer("members", members)
+        self.first_member = integer("first_member", first_member, 0)
         self.rdtype = real_dtype(dtype)
         self.cdtype = complex_dtype(dtype)
         if stepper not in STEPPERS:
@@ -159,7 +155,7 @@ class PseudoSpectralSolver:
         self._config = dict(config or {})
         self.forcing_filter = positive_number("forcing_filter", forcing_filter, allow_zero=True)
         if forcing_grid is not None:
-            forcing_grid = _count("forcing_grid", forcing_grid, minimum=8)
+            forcing_grid = integer("forcing_grid", forcing_grid, 8)
         self.forcing_grid = forcing_grid
 
         g = self.grid
@@ -388,9 +384,9 @@ class PseudoSpectralSolver:
             self._closure_hat = np.zeros((1, self.grid.n, self.grid.nk), self.cdtype)
             return
         if every is not None:
-            every = _count("every", every)
+            every = integer("every", every)
         else:
-            every = _count(f"every of closure {type(closure).__name__}",
+            every = integer(f"every of closure {type(closure).__name__}",
                            getattr(closure, "every", None))
         if not callable(closure):
             raise ValueError(f"closure {closure!r} is not callable")
@@ -475,7 +471,7 @@ class PseudoSpectralSolver:
 
     def step(self, nsteps: int = 1) -> None:
         """Advance ``nsteps`` steps."""
-        nsteps = _count("nsteps", nsteps, minimum=0)
+        nsteps = integer("nsteps", nsteps, 0)
         t0 = _time.perf_counter()
         try:
             for _ in range(nsteps):

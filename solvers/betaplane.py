@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PseudoSpectralSolver, _count, positive_number
+from .base import PseudoSpectralSolver, positive_number
+from .validate import integer
 from .grid import Grid
 from .registry import register_solver
 
@@ -40,7 +41,7 @@ class BetaPlane(PseudoSpectralSolver):
                  dt_max: float | None = None, blowup_dir=None, forcing_filter: float = 0.0,
                  forcing_grid: int | None = None):
         grid = Grid(n, L)
-        hyper_order = _count("hyper_order", hyper_order)
+        hyper_order = integer("hyper_order", hyper_order)
         mu = positive_number("mu", mu, allow_zero=True)
         if nu is None:
             nu = default_hyperviscosity(grid.n, grid.L, hyper_order)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from solvers.validate import integer
+
 from ..base import Closure
 from ..calibration import apply_shell_gains
 from ..losses import EPS
@@ -52,15 +54,6 @@ def torch_threads(threads: int | None):
             torch.set_num_threads(before)
 
 
-def _count(name: str, v, allow_none: bool = False) -> int | None:
-    if allow_none and v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be an integer ≥ 1{' or None' if allow_none else ''}, "
-                         f"got {v!r}")
-    return int(v)
-
-
 class _ModelClosure(Closure):
     """What the model-backed closures share: the model (object, saved stem or shipped name),
     device, torch threads of a refresh, members per network call, the card's shell gains."""
@@ -73,8 +66,8 @@ class _ModelClosure(Closure):
         super().__init__(every)
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
-        self.chunk = _count("chunk", chunk, allow_none=True)
-        self.threads = _count("threads", threads, allow_none=True)
+        self.chunk = integer("chunk", chunk, allow_none=True)
+        self.threads = integer("threads", threads, allow_none=True)
         if not isinstance(calibrate, bool):
             raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
         src = model if model is not None else path
@@ -159,7 +152,7 @@ class LatentDiffusionClosure(_ModelClosure):
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None, precision: str = "float32", chunk: int | None = 16,
                  calibrate: bool = True):
-        self.steps, self.samples = _count("steps", steps), _count("samples", samples)
+        self.steps, self.samples = integer("steps", steps), integer("samples", samples)
         conv_precision(precision, "cpu")             # validates the name
         try:
             ts = float(t_start)
