@@ -257,12 +257,13 @@ class Closure:
 def _bound_arguments(cls, args, kwargs) -> dict | None:
     """The constructor arguments of ``cls(*args, **kwargs)`` by name, defaults filled in and
     ``**kwargs`` flattened; None if they do not fit (``__init__`` then raises its own error)."""
+    sig = inspect.signature(cls.__init__)
     try:
-        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        bound = sig.bind(None, *args, **kwargs)
     except TypeError:
         return None
     bound.apply_defaults()
-    params = inspect.signature(cls.__init__).parameters
+    params = sig.parameters
     out = {}
     for i, (name, value) in enumerate(bound.arguments.items()):
         if i == 0:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from solvers.files import json_text
+from solvers.validate import integer
 
 __all__ = ["DATASET_FORMAT", "FORMAT_VERSION", "VARIABLES", "DEFAULT_SPLIT", "SPLIT_ATTRS",
            "DatasetFileError", "open_dataset", "closure_sign", "read_samples", "time_split",
@@ -153,8 +154,7 @@ def time_split(fractions, times: int, gap: int = 0) -> tuple[int, int, int]:
             not math.isclose(sum(f), 1.0, abs_tol=1e-9):
         raise ValueError(f"split fractions must be three numbers ≥ 0 (training, validation, "
                          f"test) summing to 1, got {fractions!r}")
-    if isinstance(times, bool) or not isinstance(times, (int, np.integer)) or times < 1:
-        raise ValueError(f"times must be an integer ≥ 1, got {times!r}")
+    times = integer("times", times, 1)
     n_test = math.ceil(f[2] * times - 1e-9) if f[2] > 0 else 0
     n_val = math.ceil(f[1] * times - 1e-9) if f[1] > 0 else 0
     n_train = times - n_val - n_test - gap * ((n_val > 0) + (n_test > 0))

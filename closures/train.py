@@ -81,14 +81,6 @@ def train_paths(out_stem) -> dict[str, Path]:
             "log": stem.with_name(stem.name + ".log.jsonl")}
 
 
-def _int(name, v, lo):
-    return integer(name, v, lo)
-
-
-def _pos(name, v):
-    return number(name, v, above=0)
-
-
 def _phase(space: str, mode: str, epoch: int, ae_epochs: int) -> str:
     if space == "physical":
         return "score"
@@ -165,7 +157,7 @@ def _threads_scoped(train):
     @functools.wraps(train)
     def scoped(*args, threads: int | None = None, **kwargs):
         if threads is not None:
-            threads = _int("threads", threads, 1)
+            threads = integer("threads", threads, 1)
         with torch_threads(threads):
             return train(*args, threads=threads, **kwargs)
     return scoped
@@ -198,16 +190,16 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
         raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    epochs = _int("epochs", epochs, 1)
-    batch = _int("batch", batch, 1)
-    lr = _pos("lr", lr)
-    lr_halving_every = _int("lr_halving_every", lr_halving_every, 1)
-    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
-    samples_eval = _int("samples_eval", samples_eval, 1)
-    eval_steps = _int("eval_steps", eval_steps, 1)
-    seed = _int("seed", seed, 0)
+    epochs = integer("epochs", epochs, 1)
+    batch = integer("batch", batch, 1)
+    lr = number("lr", lr, above=0)
+    lr_halving_every = integer("lr_halving_every", lr_halving_every, 1)
+    checkpoint_every = integer("checkpoint_every", checkpoint_every, 1)
+    samples_eval = integer("samples_eval", samples_eval, 1)
+    eval_steps = integer("eval_steps", eval_steps, 1)
+    seed = integer("seed", seed, 0)
     if stop_after is not None:
-        stop_after = _int("stop_after", stop_after, 1)
+        stop_after = integer("stop_after", stop_after, 1)
     w = dict(DEFAULT_WEIGHTS)
     for k, v in (weights or {}).items():
         if k not in w:
@@ -218,7 +210,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
         w[k] = x
     if ae_epochs is None:
         ae_epochs = max(1, epochs // 2) if epochs > 1 else 0
-    ae_epochs = _int("ae_epochs", ae_epochs, 0)
+    ae_epochs = integer("ae_epochs", ae_epochs, 0)
     if mode == "two-phase" and space == "latent" and not ae_epochs < epochs:
         raise ValueError(f"two-phase training needs ae_epochs < epochs, got {ae_epochs} and "
                          f"{epochs}")
@@ -246,6 +238,8 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                            sort_keys=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=lr_halving_every, gamma=0.5)
+    phase = None
+
     def begin_epoch(epoch: int) -> dict:
         nonlocal phase
         phase = _phase(space, mode, epoch, ae_epochs)
@@ -262,7 +256,6 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                                  phase=phase, generator=generator, dsm_reduction=dsm_reduction)
         return terms, _total(terms, w)
 
-    phase = None
     history, elapsed, stopped = fit(
         model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
         n_train=len(train), n_val=0 if val is None else len(val), batch_terms=batch_terms,
