@@ -13,6 +13,20 @@ from solvers.grid import Grid
 from solvers.validate import integer, number
 
 
+
+def _span(times) -> str:
+    return (f"its {len(times)} records span t={times[0]:g}…{times[-1]:g}" if len(times)
+            else "it has no records")
+
+
+def record_index(times, t: float, path) -> int:
+    """The index of the record of ``times`` at ``t`` (within 1e-6·max(1, |t|)); ValueError naming
+    ``path`` and the records' span if there is none."""
+    i = int(np.argmin(np.abs(times - t))) if len(times) else 0
+    if not len(times) or abs(times[i] - t) > 1e-6 * max(1.0, abs(t)):
+        raise ValueError(f"{path} has no record at t={t:g}; {_span(times)}")
+    return i
+
 def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
                                    time: float | None = None, solver: str | None = None
                                    ) -> tuple[np.ndarray, float, dict]:
@@ -50,13 +64,7 @@ def coarse_initial_from_trajectory(path, grid: Grid, members: int | None = None,
         if grid.n > nx or nx % grid.n:
             raise ValueError(f"the LES grid n={grid.n} must divide the DNS grid n={nx} of {p}")
         times = np.asarray(ds["time"].values, dtype=np.float64)
-        if time is None:
-            i = 0
-        else:
-            i = int(np.argmin(np.abs(times - time)))
-            if abs(times[i] - time) > 1e-6 * max(1.0, abs(time)):
-                raise ValueError(f"{p} has no record at t={time:g}; its {nt} records span "
-                                 f"t={times[0]:g}…{times[-1]:g}")
+        i = 0 if time is None else record_index(times, time, p)
         zeta = np.asarray(ds["vorticity"].isel(time=i).values, dtype=np.float64)
     fine = Grid(nx, grid.L)
     zh = coarse_grain(fine, grid, np.fft.rfft2(zeta))
@@ -120,17 +128,13 @@ def state_from_file(path, solver, at: float | None = None, member: int = 0
 
     with open_trajectory(p, need="vorticity") as ds:
         attrs = dict(ds.attrs)
-        nt = int(ds.sizes["time"])
         check("trajectory", attrs.get("solver"), ds.sizes["x"], attrs.get("L", want[2]),
               int(ds.sizes["member"]))
         times = np.asarray(ds["time"].values, dtype=np.float64)
-        span = f"its {nt} records span t={times[0]:g}…{times[-1]:g}" if nt else "it has no records"
         if at is None:
             raise ValueError(f"{p} is a trajectory: give the time of the record to start from "
-                             f"({span})")
-        i = int(np.argmin(np.abs(times - at))) if nt else 0
-        if not nt or abs(times[i] - at) > 1e-6 * max(1.0, abs(at)):
-            raise ValueError(f"{p} has no record at t={at:g}; {span}")
+                             f"({_span(times)})")
+        i = record_index(times, at, p)
         stored = ds["vorticity"].isel(member=member, time=i).values
         step = int(ds["step"].values[i]) if "step" in ds.variables else None
     info = {"path": str(p), "kind": "trajectory", "time": float(times[i]), "record": i,

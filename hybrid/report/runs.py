@@ -3,7 +3,6 @@ the DNS reference with the recorder of the oracle's data, the cost-only DNS, eve
 comparisons and the one-start ensembles; the report files written at the end."""
 from __future__ import annotations
 
-import json
 import math
 import platform
 import re
@@ -17,6 +16,7 @@ import numpy as np
 from closures import OracleClosure
 from closures.base import Closure
 from solvers import filters
+from solvers.files import write_json
 from solvers.grid import Grid
 from solvers.io import open_trajectory
 
@@ -151,7 +151,7 @@ def build_report(cfg: ReportConfig, out: Path, progress: bool = True) -> dict:
         "wall_seconds": time.perf_counter() - wall0,
         "dns": [asdict(r) for r in dns_rows], "les": [asdict(r) for r in rows],
         "ensembles": [asdict(r) for r in ensembles]}
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    write_json(out / "report.json", report, indent=1, default=float)
     text = format_report(report)
     (out / "report.md").write_text(text)
     plot_cost_vs_error(report, out / "cost_vs_error.png")
