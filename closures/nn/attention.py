@@ -14,7 +14,10 @@ same generator state gives the same output, bit for bit).
 
 The attention and the norms are separate attributes (``attn``, ``norm1``, ``norm2``) so that a
 local (windowed) attention or an adaptive LayerNorm (AdaLN: scale and shift from a conditioning
-vector) can replace them without changing the block's interface.
+vector) can replace them (:mod:`closures.nn.conditioning`). The pieces they share:
+:func:`attend` (softmax(q·kᵀ/√w + bias) v), :func:`softmax_last`, and the head splitting and
+output projection of :class:`MultiHeadAttention` (``split_heads``, ``kv_heads``,
+``merge_heads``, ``combine``).
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from torch import nn
 
 from solvers.validate import integer
 
-__all__ = ["MultiHeadAttention", "TransformerBlock", "sinusoidal_positions"]
+__all__ = ["MultiHeadAttention", "TransformerBlock", "attend", "softmax_last",
+           "sinusoidal_positions"]
 
 
 def sinusoidal_positions(steps: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -39,6 +43,24 @@ def sinusoidal_positions(steps: int, dim: int, device=None, dtype=torch.float32)
     out[:, 0::2] = torch.sin(ang)
     out[:, 1::2] = torch.cos(ang[:, :dim // 2])
     return out.to(dtype)
+
+
+def softmax_last(s: torch.Tensor) -> torch.Tensor:
+    """softmax over the last axis, exp(s − max s) / Σ exp(s − max s), written out: about 4× faster
+    on the CPU than ``torch.softmax`` for short rows. Entries −inf get weight 0."""
+    e = torch.exp(s - s.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention of queries q (…, T, w) on keys k and values v (…, S, w):
+    softmax_S(q·kᵀ/√w + bias) v, shape (…, T, w). ``bias`` (broadcast to (…, T, S)) is added to
+    the scores, −inf masking a key out."""
+    s = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(q.shape[-1]))
+    if bias is not None:
+        s = s + bias
+    return softmax_last(s) @ v
 
 
 class MultiHeadAttention(nn.Module):
@@ -56,15 +78,33 @@ class MultiHeadAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        B, T, D = x.shape
-        h, w = self.heads, D // self.heads
         src = x if extra is None else torch.cat([extra.to(x.dtype), x], dim=1)
-        q = self.q(x).reshape(B, T, h, w).transpose(1, 2)                    # (B, h, T, w)
-        k, v = self.kv(src).reshape(B, src.shape[1], 2, h, w).permute(2, 0, 3, 1, 4)
-        s = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(w))                  # (B, h, T, S)
-        e = torch.exp(s - s.amax(dim=-1, keepdim=True))   # softmax written out: ~4× faster on
-        att = e / e.sum(dim=-1, keepdim=True)              # CPU than torch.softmax for short S
-        return self.out((att @ v).transpose(1, 2).reshape(B, T, D))
+        return self.combine(self.q(x), self.kv(src))
+
+    def split_heads(self, q: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Projected queries (B, T, D) and keys|values (B, S, 2D) → q, k, v per head:
+        (B, h, T, w), (B, h, S, w), (B, h, S, w)."""
+        B, T, D = q.shape
+        return (q.reshape(B, T, self.heads, D // self.heads).transpose(1, 2),
+                *self.kv_heads(kv))
+
+    def kv_heads(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys|values (B, S, 2D) → k, v per head, each (B, h, S, w)."""
+        B, S, D2 = kv.shape
+        h = self.heads
+        k, v = kv.reshape(B, S, 2, h, D2 // (2 * h)).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def merge_heads(self, o: torch.Tensor) -> torch.Tensor:
+        """Per-head outputs (B, h, T, w) → the output projection of their concatenation
+        (B, T, D)."""
+        B, h, T, w = o.shape
+        return self.out(o.transpose(1, 2).reshape(B, T, h * w))
+
+    def combine(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """The attention of projected queries (B, T, D) on projected keys|values (B, S, 2D)
+        (:func:`attend` per head), through the output projection: (B, T, D)."""
+        return self.merge_heads(attend(*self.split_heads(q, kv)))
 
 
 class TransformerBlock(nn.Module):
