@@ -182,13 +182,39 @@ class SLT(nn.Module):
     def loss_terms(self, window: torch.Tensor, target: torch.Tensor,
                    generator: torch.Generator | None = None, members: int = 4) -> dict:
         """The training objective's terms (module docstring) for normalised windows (B, L, n) and
-        targets (B, n), ``members`` draws per input."""
+        targets (B, n), ``members`` draws per input.
+
+        Targets (B, K, n) unroll the model K steps: each member continues from its own draws
+        (fed back as drawn, as in a rollout), gradients flow through all K steps, and the energy
+        scores are the means over the K steps of the one-step terms; ``rec`` covers the window
+        and all targets, ``spectral`` all members and steps."""
         members = integer("members", members, 2)
+        if target.ndim == 3:
+            return self._unrolled_terms(window, target, generator, members)
         seq = torch.cat([window, target[:, None]], dim=1)                     # (B, L+1, n)
         z = self.encode(seq)
         draws = self.step(z[:, :-1], generator, members)                     # (k, B, m)
         u = self.decode(draws)                                                # (k, B, n)
         return {"es_u": ensemble_loss(u, target),
                 "es_latent": ensemble_loss(draws, z[:, -1].detach()),
+                "rec": ((self.decode(z) - seq) ** 2).mean(),
+                "spectral": spectral_amplitude_loss(u, target.expand_as(u), dims=1)}
+
+    def _unrolled_terms(self, window: torch.Tensor, target: torch.Tensor,
+                        generator: torch.Generator | None, members: int) -> dict:
+        B, L, K = window.shape[0], window.shape[1], target.shape[1]
+        seq = torch.cat([window, target], dim=1)                              # (B, L+K, n)
+        z = self.encode(seq)
+        d = z.shape[-1]
+        draws = [self.step(z[:, :L], generator, members)]                     # (k, B, m)
+        win = z[:, :L].repeat(members, 1, 1)                                  # member-major
+        for _ in range(1, K):
+            win = torch.cat([win[:, 1:], draws[-1].reshape(members * B, 1, d)], dim=1)
+            draws.append(self.step(win, generator, 1)[0].reshape(members, B, d))
+        lat = torch.stack(draws, dim=2)                                       # (k, B, K, m)
+        u = self.decode(lat)                                                  # (k, B, K, n)
+        zt = z[:, L:].detach()
+        return {"es_u": sum(ensemble_loss(u[:, :, j], target[:, j]) for j in range(K)) / K,
+                "es_latent": sum(ensemble_loss(lat[:, :, j], zt[:, j]) for j in range(K)) / K,
                 "rec": ((self.decode(z) - seq) ** 2).mean(),
                 "spectral": spectral_amplitude_loss(u, target.expand_as(u), dims=1)}

@@ -43,7 +43,8 @@ from ..train import _threads_scoped, train_paths
 from .files import save_slt
 from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
-__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics"]
+__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics",
+           "pretrained_slt"]
 
 
 def read_profiles(data) -> tuple[np.ndarray, dict]:
@@ -82,24 +83,27 @@ def split_by_time(u: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.nd
 
 
 class Windows:
-    """The sliding windows (L + 1 consecutive profiles) of normalised series (members, times, n):
-    ``len``, and ``batch(idx)`` → (windows (B, L, n), targets (B, n)) as float32 tensors."""
+    """The sliding windows (L + K consecutive profiles) of normalised series (members, times, n):
+    ``len``, and ``batch(idx)`` → (windows (B, L, n), targets (B, n) for ``horizon`` K = 1, else
+    (B, K, n)) as float32 tensors."""
 
-    def __init__(self, series: np.ndarray, window: int):
+    def __init__(self, series: np.ndarray, window: int, horizon: int = 1):
         self.series = torch.as_tensor(series, dtype=torch.float32)
         M, T, _ = series.shape
-        per = max(0, T - window)
-        self.window, self.per = window, per
+        per = max(0, T - window - horizon + 1)
+        self.window, self.horizon, self.per = window, horizon, per
         self.count = M * per
-        self.offsets = torch.arange(window + 1)
+        self.offsets = torch.arange(window + horizon)
 
     def __len__(self) -> int:
         return self.count
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m, s = idx // self.per, idx % self.per
-        seq = self.series[m[:, None], s[:, None] + self.offsets]            # (B, L+1, n)
-        return seq[:, :-1], seq[:, -1]
+        seq = self.series[m[:, None], s[:, None] + self.offsets]            # (B, L+K, n)
+        if self.horizon == 1:
+            return seq[:, :-1], seq[:, -1]
+        return seq[:, :self.window], seq[:, self.window:]
 
 
 @torch.no_grad()
@@ -142,7 +146,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               weights: dict | None = None, latent_points: int | None = None, channels: int = 4,
               width: int | None = None, heads: int | None = None, layers: int = 2,
               hidden: int | None = None, residual: bool = True, phase: str = "common",
-              val_fraction: float = 0.1,
+              val_fraction: float = 0.1, unroll: int = 1, init_from=None,
               seed: int = 0, threads: int | None = None, resume: bool = False,
               progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
               samples_eval: int = 16, command: str | None = None,
@@ -151,6 +155,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``one_step``
     (:func:`one_step_metrics` with ``samples_eval`` draws on the validation windows, or the
     training ones without a validation split), ``paths``.
+
+    ``unroll``: K > 1 trains on K-step free rollouts (targets K consecutive saves; the terms of
+    :meth:`closures.slt.model.SLT.loss_terms`), the remedy for rollouts that leave the data's
+    manifold when the model only ever saw one step. ``init_from``: start from the weights of a
+    saved SLT (a path or a shipped model's name; fine-tuning): its architecture and
+    normalisation are kept, and architecture arguments must be left at their defaults.
 
     ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
     then not saved). ``threads``: torch's thread count during training (restored after).
@@ -171,26 +181,37 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         if k not in w:
             raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
         w[k] = number(f"weights[{k!r}]", v, at_least=0)
+    unroll = integer("unroll", unroll, 1)
     u, desc = read_profiles(data)
     tr, va = split_by_time(u, val_fraction)
-    stats = {"mean": float(tr.mean()), "std": float(tr.std())}
-    if not stats["std"] > 0:
-        raise ValueError("data: the training profiles are constant (std 0)")
-    train = Windows((tr - stats["mean"]) / stats["std"], window)
-    val = Windows((va - stats["mean"]) / stats["std"], window)
-    if len(train) == 0:
-        raise ValueError(f"data: {tr.shape[1]} training saves per member hold no window of "
-                         f"window + 1 = {window + 1} profiles")
     dev = torch.device(device)
     arch = dict(points=int(u.shape[2]), latent_points=latent_points, channels=channels,
                 window=window, width=width, heads=heads, layers=layers, hidden=hidden,
                 residual=residual, phase=phase)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SLT(**arch, stats=stats).to(dev)
+    pretrained = None
+    if init_from is not None:
+        pretrained = pretrained_slt(init_from, arch)
+        stats, window = dict(pretrained.stats), pretrained.window
+    else:
+        stats = {"mean": float(tr.mean()), "std": float(tr.std())}
+    if not stats["std"] > 0:
+        raise ValueError("data: the training profiles are constant (std 0)")
+    train = Windows((tr - stats["mean"]) / stats["std"], window, unroll)
+    val = Windows((va - stats["mean"]) / stats["std"], window, unroll)
+    if len(train) == 0:
+        raise ValueError(f"data: {tr.shape[1]} training saves per member hold no window of "
+                         f"window + unroll = {window + unroll} profiles")
+    if pretrained is not None:
+        model = pretrained.to(dev).train()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = SLT(**arch, stats=stats).to(dev)
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
-                    val_fraction=val_fraction, seed=seed, optimizer="Adam",
-                    scheduler="ExponentialLR", device=str(dev), threads=threads)
+                    val_fraction=val_fraction, unroll=unroll,
+                    init_from=None if init_from is None else str(init_from), seed=seed,
+                    optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
+                    threads=threads)
     signature = json.dumps({"arch": model.config, "stats": stats, "data": desc,
                             "training": {k: v for k, v in training.items()
                                          if k not in ("epochs", "device", "threads")}},
@@ -216,7 +237,8 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         return stopped
 
     last_rec = history[-1] if history else {}
-    on = val if len(val) else train
+    on = Windows(val.series.numpy(), window) if len(val) else \
+        Windows(train.series.numpy(), window)
     offline = one_step_metrics(model, on, samples=samples_eval, batch=batch,
                                generator=_gen(seed, "eval"))
     offline["split"] = "val" if len(val) else "train"
@@ -233,3 +255,21 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         f.write(json.dumps({"final": True, **metrics}) + "\n")
     metrics["paths"] = {k: str(v) for k, v in paths.items()}
     return metrics
+
+
+def pretrained_slt(init_from, arch: dict) -> SLT:
+    """The saved SLT to fine-tune; ValueError if ``arch`` (the data's points and the
+    architecture arguments) disagrees with it."""
+    from .files import load_slt
+    model = load_slt(init_from)
+    cfg = model.config
+    if arch["points"] != cfg["points"]:
+        raise ValueError(f"init_from: {init_from} models profiles of {cfg['points']} points, "
+                         f"the data has {arch['points']}")
+    defaults = dict(latent_points=None, channels=4, window=10, width=None, heads=None,
+                    layers=2, hidden=None, residual=True, phase="common")
+    changed = [k for k, v in defaults.items() if arch[k] != v and arch[k] != cfg[k]]
+    if changed:
+        raise ValueError(f"init_from: the architecture comes from {init_from}; "
+                         f"{', '.join(changed)} differ from it")
+    return model

@@ -127,6 +127,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="attention heads (default: heads of width 4)")
     slt.add_argument("--hidden", type=positive_int, default=None,
                      help="MLP width of the blocks (default: twice the token width)")
+    slt.add_argument("--unroll", type=positive_int, default=1,
+                     help="train on K-step free rollouts, each member fed its own draws "
+                          "(default 1: one-step targets)")
+    slt.add_argument("--init-from", default=None, metavar="MODEL",
+                     help="fine-tune a saved SLT (path or shipped name): its architecture and "
+                          "normalisation are kept")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -204,6 +210,7 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     import torch
 
     from closures.slt import SLT, read_profiles, train_slt
+    from closures.slt.train import pretrained_slt
     try:
         torch.device(args.device)
     except (RuntimeError, ValueError) as e:
@@ -212,14 +219,24 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
         u, _ = read_profiles(data)
     except (OSError, ValueError) as e:
         return fail(f"--data: {e}")
+    if args.init_from is not None:
+        try:
+            args.window = pretrained_slt(args.init_from, dict(
+                points=u.shape[2], latent_points=args.latent_points, channels=args.channels,
+                window=args.window, width=args.width, heads=args.heads, layers=args.layers,
+                hidden=args.hidden, residual=True, phase=args.phase)).window
+        except ValueError as e:
+            return fail(f"--init-from: {e}")
     per = int(round((1 - args.val_fraction) * u.shape[1]))
-    if per <= args.window:
-        return fail(f"--window {args.window}: the {per} training saves per member of {data} "
-                    f"hold no window of {args.window + 1} profiles")
+    if per < args.window + args.unroll:
+        return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
+                    f"per member of {data} hold no window of {args.window + args.unroll} "
+                    f"profiles")
     try:
-        SLT(u.shape[2], latent_points=args.latent_points, channels=args.channels,
-            window=args.window, width=args.width, heads=args.heads, layers=args.layers,
-            hidden=args.hidden)
+        if args.init_from is None:
+            SLT(u.shape[2], latent_points=args.latent_points, channels=args.channels,
+                window=args.window, width=args.width, heads=args.heads, layers=args.layers,
+                hidden=args.hidden)
     except ValueError as e:
         flag = next((f"--{a.replace('_', '-')}" for a in ("latent_points", "heads", "width",
                                                            "points", "window")
@@ -228,7 +245,8 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     done = _run_training(
         train_slt, data, args, fail, window=args.window, gamma=args.gamma, members=args.members,
         latent_points=args.latent_points, channels=args.channels, width=args.width,
-        heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase)
+        heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase,
+        unroll=args.unroll, init_from=args.init_from)
     if isinstance(done, int):
         return done
     paths, metrics = done
