@@ -2,17 +2,24 @@
 
 Modules: :mod:`~closures.slt.model` (the autoencoder + stochastic transformer and its training
 objective), :mod:`~closures.slt.train` (:func:`train_slt`), :mod:`~closures.slt.rollout`
-(:class:`Emulator`, :func:`load_emulator`), :mod:`~closures.slt.files` (weights and model cards).
+(:class:`Emulator`, :func:`load_emulator`), :mod:`~closures.slt.files` (weights and model cards),
+:mod:`~closures.slt.conditioned` (:class:`ConditionedSLT`, conditioned on PDE parameters) and
+:mod:`~closures.slt.train_conditioned` (:func:`train_conditioned_slt`).
 
 >>> from closures.slt import load_emulator
 >>> em = load_emulator("path/to/model")                    # or a shipped model's name
 >>> U = em.rollout(history, steps=1000, members=100, seed=0)   # (L, n) -> (members, steps, n)
+>>> U = load_emulator("path/to/conditioned").rollout(history, 1000, params={"beta": 8.0})
 """
+from .conditioned import ConditionedSLT, ConditionedTransformer, parameter_normalisation
 from .files import CARD_FORMAT, ModelFileError, load_slt, read_slt_card, save_slt
 from .model import DEFAULT_WEIGHTS, SLT, StochasticTransformer, ensemble_loss
 from .rollout import Emulator, load_emulator
 from .train import read_profiles, train_slt
+from .train_conditioned import read_parameters, train_conditioned_slt
 
 __all__ = ["SLT", "StochasticTransformer", "Emulator", "load_emulator", "train_slt",
            "save_slt", "load_slt", "read_slt_card", "read_profiles", "ensemble_loss",
-           "ModelFileError", "CARD_FORMAT", "DEFAULT_WEIGHTS"]
+           "ModelFileError", "CARD_FORMAT", "DEFAULT_WEIGHTS", "ConditionedSLT",
+           "ConditionedTransformer", "train_conditioned_slt", "read_parameters",
+           "parameter_normalisation"]

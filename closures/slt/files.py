@@ -1,6 +1,11 @@
 """Model files of the stochastic latent transformer: ``<stem>.pt`` (the state_dict) and
 ``<stem>.json`` (the model card: format ``hybrid-slt-card``, architecture ``config``,
 normalisation ``stats``, data, training, metrics, and the name and shape of every tensor).
+Card version 1 is the SLT; version 2 adds the parameter-conditioned SLT
+(:class:`~closures.slt.conditioned.ConditionedSLT`), whose ``config`` names its ``parameters``
+(and ``conditioning``, ``cond_hidden``, ``frozen``) and whose ``stats`` hold ``parameters``, the
+normalisation (name → ``centre``, ``scale``). An SLT is still written as version 1, so a model
+that an older reader can use still reads there.
 
 Written and read with the package's common model-file helpers
 (:func:`closures.ldm.files.write_model_files`, :func:`~closures.ldm.files.read_json_card`,
@@ -14,20 +19,22 @@ from pathlib import Path
 
 from ..ldm.files import (ModelFileError, build_model, model_paths, read_json_card,
                          resolve_model_path, write_model_files)
+from .conditioned import ConditionedSLT, check_conditioned_stats, is_conditioned_config
 from .model import SLT, check_stats
 
 __all__ = ["save_slt", "load_slt", "read_slt_card", "CARD_FORMAT", "CARD_VERSION",
            "ModelFileError"]
 
 CARD_FORMAT = "hybrid-slt-card"
-CARD_VERSION = 1
+CARD_VERSION = 2           # the newest card read here: 1 an SLT, 2 also a ConditionedSLT
 
 
 def save_slt(model: SLT, path_stem, card: dict | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.pt`` and ``<stem>.json`` (``card`` plus format, version, config, stats,
-    state_dict shapes), each atomically. Returns the two paths."""
+    state_dict shapes), each atomically; an SLT or a ConditionedSLT. Returns the two paths."""
     full = dict(card or {})
-    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
+    conditioned = isinstance(model, ConditionedSLT)
+    full.update(format=CARD_FORMAT, version=2 if conditioned else 1, config=dict(model.config),
                 stats=dict(model.stats))
     return write_model_files(model.state_dict(), path_stem, full)
 
@@ -37,15 +44,20 @@ def read_slt_card(path_or_name) -> dict:
     stem = resolve_model_path(path_or_name)
     card = read_json_card(stem, CARD_FORMAT, CARD_VERSION, ("config", "stats", "state_dict"))
     try:
-        card["stats"] = check_stats(card["stats"])
+        if is_conditioned_config(card["config"]):
+            card["stats"] = check_conditioned_stats(card["stats"], card["config"]["parameters"])
+        else:
+            card["stats"] = check_stats(card["stats"])
     except ValueError as e:
         raise ModelFileError(f"model card {model_paths(stem)[1]}: {e}") from None
     return card
 
 
 def load_slt(path_or_name, device="cpu") -> SLT:
-    """The SLT saved by :func:`save_slt` (a path to its stem or either file, or a shipped
-    model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError` naming the
-    file for a missing, corrupt or mismatched card or weights file."""
+    """The SLT or ConditionedSLT saved by :func:`save_slt` (a path to its stem or either file,
+    or a shipped model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError`
+    naming the file for a missing, corrupt or mismatched card or weights file."""
     stem = resolve_model_path(path_or_name)
-    return build_model(SLT, stem, read_slt_card(stem), device)
+    card = read_slt_card(stem)
+    cls = ConditionedSLT if is_conditioned_config(card["config"]) else SLT
+    return build_model(cls, stem, card, device)
