@@ -32,7 +32,8 @@ from solvers.grid import Grid
 from solvers.io import TrajectoryWriter
 from solvers.validate import integer, number
 
-__all__ = ["emulate_slt", "read_history", "SLTEmulation", "OUTPUTS"]
+__all__ = ["emulate_slt", "read_history", "write_emulation", "emulation_figures",
+           "SLTEmulation", "OUTPUTS"]
 
 OUTPUTS = ("emulation.nc", "hovmoller.png", "statistics.png", "emulation.json")
 
@@ -134,18 +135,11 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
         "init": os.fspath(src["path"]), "member": member, "at": src["t0"],
         "interval": src["interval"], "members": members, "seed": seed, "steps": steps,
         "reencode": bool(reencode)}}
-    grid = Grid(n, src["L"])
-    emu = SLTEmulation(grid, members, config, src["t0"], seed)
     times = src["t0"] + src["interval"] * np.arange(steps + 1)
-    with TrajectoryWriter(out / "emulation.nc", emu, record="zonal-mean",
-                          overwrite=overwrite) as w:
-        emu.U = np.broadcast_to(src["history"][-1], (members, n))
-        w.write()
-        for k in range(steps):
-            emu.t, emu.step_count, emu.U = float(times[k + 1]), k + 1, U[:, k]
-            w.write()
     full = np.concatenate([np.broadcast_to(src["history"][-1], (members, 1, n)), U], axis=1)
-    _figures(out, src, full, times)
+    write_emulation(out / "emulation.nc", full, times, src["L"], config, seed,
+                    overwrite=overwrite)
+    emulation_figures(out, src, full, times)
     summary = {"model": name, "init": os.fspath(src["path"]), "member": member,
                "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
                "members": members, "steps": steps, "seed": seed,
@@ -156,7 +150,28 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     return summary
 
 
-def _figures(out: Path, src: dict, U: np.ndarray, t: np.ndarray) -> None:
+def write_emulation(path, U: np.ndarray, times, L: float, config: dict, seed: int,
+                    overwrite: bool = False) -> Path:
+    """Profiles U (members, records, n) at ``times`` (records,) written to ``path`` in the format
+    of ``hybrid dns --record zonal-mean`` (:class:`solvers.io.TrajectoryWriter` recording
+    :class:`SLTEmulation`: ``step`` counts records from 0, energy and enstrophy NaN), box side
+    ``L``, ``config`` as the configuration attribute. Every emulator's members go through it."""
+    members, records, n = U.shape
+    if len(times) != records:
+        raise ValueError(f"{records} records of U for {len(times)} times")
+    emu = SLTEmulation(Grid(n, L), members, config, times[0], seed)
+    with TrajectoryWriter(path, emu, record="zonal-mean", overwrite=overwrite) as w:
+        for k in range(records):
+            emu.t, emu.step_count, emu.U = float(times[k]), k, U[:, k]
+            w.write()
+    return Path(path)
+
+
+def emulation_figures(out: Path, src: dict, U: np.ndarray, t: np.ndarray,
+                      label: str = "SLT") -> None:
+    """``hovmoller.png`` (member ``src['member']`` of the source run and member 0 of the
+    emulation, ``label``) and ``statistics.png`` (spectrum and energy, source against emulation)
+    in ``out``, for an emulation U (members, records, n) at times t."""
     from hybrid import plots
     from hybrid.jets import count_jets, spectrum, zonal_energy
     kf = (src["config"] or {}).get("kf")
@@ -165,7 +180,7 @@ def _figures(out: Path, src: dict, U: np.ndarray, t: np.ndarray) -> None:
     U_src, t_src = src["U"][src["member"]], src["t"]
     plots.plot_jet_hovmoller(
         [(f"source run, member {src['member']}", t_src, y, U_src, count_jets(U_src, L, k_s)),
-         ("SLT, member 0", t, y, U[0], count_jets(U[0], L, k_s))],
+         (f"{label}, member 0", t, y, U[0], count_jets(U[0], L, k_s))],
         out / "hovmoller.png", title=f"jet count: smoothing k_s = {k_s:g}")
     spec = {"mode": np.arange(U.shape[-1] // 2 + 1), "reference": spectrum(src["U"]),
             "run": spectrum(U)}

@@ -1,0 +1,140 @@
+"""Ensembles around one run with a trained generator: :class:`EnsembleGenerator`,
+:func:`load_generator`.
+
+``generate(conditioning_U, members, seed)``: the conditioning run's profiles U_c (T, n) (physical
+units, records at the training data's save interval, record 0 the state the ensemble starts
+from) are normalised and encoded once, z_c = μ(u_c). The residuals r(t) of all members are then
+made together, block after block of H steps (:mod:`closures.ensemble_ldm.model`): r(0) = 0, and
+each block is drawn by the DDPM given the K residuals before it and z_c over the block (steps
+past the end hold z_c(T − 1); their draws are discarded). The members are
+x̂(t) = denormalise(D(z_c(t) + r(t))) for t ≥ 1 and U_c(0) at t = 0: array (members, T, n),
+float32, in the data's units.
+
+Noise and seeds. Member k draws all its noise from its own ``torch.Generator``, seeded from
+(``seed``, k) through ``numpy.random.SeedSequence``, one call per block; so the same seed gives
+the same ensemble bit for bit (same batch size, device and thread count), and member k's draws do
+not depend on ``members`` or ``batch`` (its values then agree to round-off).
+
+Sampler: deterministic DDIM with ``steps`` steps (default: the card's sampler steps, else
+:data:`SAMPLE_STEPS`), or ``method='ancestral'`` (all T diffusion steps).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from solvers.validate import integer
+
+from ..ldm.closure import torch_threads
+from ..nn.diffusion import METHODS
+from .files import load_ensemble_ldm
+from .model import EnsembleLDM
+
+__all__ = ["EnsembleGenerator", "load_generator", "member_generators", "SAMPLE_STEPS"]
+
+SAMPLE_STEPS = 50               # default DDIM steps
+
+
+def member_generators(seed: int, first: int, count: int, device="cpu") -> list[torch.Generator]:
+    """The torch generators of members ``first`` … ``first + count − 1`` of the ensemble of
+    ``seed``: member k's seeded with SeedSequence([seed, k])."""
+    gens = []
+    for k in range(first, first + count):
+        g = torch.Generator(device=device)
+        g.manual_seed(int(np.random.SeedSequence([int(seed), int(k)])
+                          .generate_state(1, np.uint64)[0]) & (2**63 - 1))
+        gens.append(g)
+    return gens
+
+
+class EnsembleGenerator:
+    """A trained :class:`~closures.ensemble_ldm.model.EnsembleLDM` as a generator of ensembles
+    around one run (module docstring). ``threads``: torch's thread count while generating
+    (None: torch's setting)."""
+
+    def __init__(self, model: EnsembleLDM, device="cpu", threads: int | None = None):
+        if not isinstance(model, EnsembleLDM):
+            raise ValueError(f"model must be an EnsembleLDM, got {type(model).__name__}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.threads = integer("threads", threads, 1, allow_none=True)
+
+    @property
+    def points(self) -> int:
+        return self.model.points
+
+    @property
+    def mode(self) -> str:
+        return self.model.mode
+
+    @property
+    def card(self) -> dict:
+        return getattr(self.model, "card", {})
+
+    @property
+    def interval(self) -> float | None:
+        """The save interval of the training data (None if unknown)."""
+        return (self.card.get("data") or {}).get("interval")
+
+    def _conditioning(self, U) -> torch.Tensor:
+        u = np.asarray(U, dtype=np.float64)
+        if u.ndim != 2 or u.shape[1] != self.points or u.shape[0] < 2:
+            raise ValueError(f"conditioning_U must have shape (times ≥ 2, {self.points}), got "
+                             f"{u.shape}")
+        if not np.isfinite(u).all():
+            raise ValueError("conditioning_U must be finite")
+        return torch.as_tensor(u, dtype=torch.float32, device=self.device)
+
+    def sample_steps(self, steps: int | None = None, method: str = "ddim") -> int:
+        """The diffusion steps a sample takes: ``steps`` (default the card's sampler steps, else
+        :data:`SAMPLE_STEPS`), at most T, for 'ddim'; T for 'ancestral'."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        T = self.model.ddpm.steps
+        if method == "ancestral":
+            return T
+        if steps is None:
+            steps = min((self.card.get("sampler") or {}).get("steps") or SAMPLE_STEPS, T)
+        return integer("steps", steps, 1, T)
+
+    @torch.no_grad()
+    def generate(self, conditioning_U, members: int, seed: int = 0, *, batch: int | None = None,
+                 method: str = "ddim", steps: int | None = None) -> np.ndarray:
+        """``members`` members around the conditioning run U_c (T, n): float32 (members, T, n)
+        in the data's units (module docstring). ``batch``: members generated together (default
+        all); ``method``: 'ddim' (``steps`` steps) or 'ancestral'."""
+        members = integer("members", members, 1)
+        seed = integer("seed", seed, 0)
+        batch = integer("batch", members if batch is None else batch, 1)
+        m = self.model
+        steps = self.sample_steps(steps, method)
+        uc = self._conditioning(conditioning_U)
+        T, K, H = uc.shape[0], m.context, m.horizon
+        with torch_threads(self.threads):
+            zc = m.encode(m.normalise(uc))                                   # (T, m)
+            out = np.empty((members, T, self.points), dtype=np.float32)
+            out[:, 0] = uc[0].cpu().numpy()
+            for b0 in range(0, members, batch):
+                nb = min(batch, members - b0)
+                gens = member_generators(seed, b0, nb, self.device)
+                r = torch.zeros(nb, T, zc.shape[-1], device=self.device)
+                t = 1
+                while t < T:
+                    steps_ = torch.arange(t - K, t + H, device=self.device).clamp(0, T - 1)
+                    ctx = r[:, steps_[:K]]
+                    cond = zc[steps_].expand(nb, -1, -1)
+                    x = m.sample_residuals(ctx, cond, gens, method=method, sample_steps=steps)
+                    h = min(H, T - t)
+                    r[:, t:t + h] = x[:, :h]
+                    t += h
+                u = m.denormalise(m.decode(zc[None, 1:] + r[:, 1:]))          # (nb, T−1, n)
+                out[b0:b0 + nb, 1:] = u.cpu().numpy()
+        return out
+
+
+def load_generator(name_or_path, device="cpu", threads: int | None = None) -> EnsembleGenerator:
+    """The :class:`EnsembleGenerator` of a saved model: a shipped model's name
+    (``closures/weights``) or the path of a model saved by ``train_ensemble_ldm``."""
+    return EnsembleGenerator(load_ensemble_ldm(name_or_path, device=device), device=device,
+                             threads=threads)
+

@@ -1,0 +1,215 @@
+"""Denoising diffusion probabilistic model (DDPM) with noise prediction: the cosine schedule,
+the training loss, ancestral sampling and deterministic DDIM sampling with fewer steps
+(:class:`DDPM`). Dimensionless: x is whatever the caller diffuses (here normalised latents).
+
+Forward process, t = 1 … T (T = ``steps``)::
+
+    q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I),   ᾱ_t = Π_{s ≤ t} (1 − β_s),   ᾱ_0 = 1.
+
+Cosine schedule (Nichol & Dhariwal 2021): f(t) = cos²(((t/T + s)/(1 + s))·π/2), s = 0.008,
+β_t = min(1 − f(t)/f(t − 1), β_max) with β_max = 0.999, so ᾱ_t = f(t)/f(0) wherever the cap is
+not reached (every t < T at T = 1000) and ᾱ_T ≈ 2·10⁻⁹.
+
+Training (:meth:`DDPM.loss`): t ~ U{1, …, T}, ε ~ N(0, I), x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and
+the loss is the mean of (ε̂(x_t, t) − ε)² over the batch and every value.
+
+Ancestral sampling (:meth:`DDPM.ancestral`): x_T ~ N(0, I), then for t = T … 1::
+
+    x_{t−1} = (x_t − β_t/√(1 − ᾱ_t) · ε̂(x_t, t))/√α_t + σ_t z,   α_t = 1 − β_t,
+    σ_t² = β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t),                    no noise at t = 1.
+
+DDIM (Song, Meng & Ermon 2021; :meth:`DDPM.ddim`) on S of the T steps τ_S > … > τ_1, spaced
+'leading': τ_i = 1 + ⌊(i − 1)·T/S⌋ (so S = T visits every step), from x ~ N(0, I) at τ_S::
+
+    x̂_0 = (x − √(1 − ᾱ_τ) ε̂)/√ᾱ_τ,
+    x ← √ᾱ_p x̂_0 + √(1 − ᾱ_p − σ²) ε̂ + σ z,   σ = η √((1 − ᾱ_p)/(1 − ᾱ_τ)) √(1 − ᾱ_τ/ᾱ_p),
+
+with ᾱ_p that of the next (smaller) step and ᾱ_p = 1 after τ_1. η = 0 (default) is
+deterministic given the start; η = 1 with S = T is the ancestral sampler, step for step. Why
+'leading' and not a sub-sequence ending at τ_S = T: at T the cosine schedule has √ᾱ_T ≈ 5·10⁻⁵,
+and a DDIM step from T to T − T/S multiplies an error δ of ε̂ by √(ᾱ_p/ᾱ_T) ≈ 600 (S = 50);
+from τ_S = T − T/S + 1 the factor is about 2, and starting there from N(0, I) neglects a signal
+of √ᾱ_{τ_S} ≈ 0.01–0.03 of the data's scale. ``clip`` (optional) bounds x̂_0 to [−clip, clip].
+
+Noise. The samplers take their start and their noise as tensors; :meth:`DDPM.sample` draws them
+from a ``torch.Generator`` — or from one generator per batch row (a list), each row's draws in
+one call, so that a row's sample does not depend on the other rows or on the batch size.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from solvers.validate import integer, number
+
+__all__ = ["DDPM", "cosine_alpha_bar", "ddim_timesteps", "draw_noise", "METHODS"]
+
+METHODS = ("ddim", "ancestral")
+COSINE_OFFSET = 0.008
+MAX_BETA = 0.999
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cosine_alpha_bar(t, steps: int, s: float = COSINE_OFFSET) -> torch.Tensor:
+    """f(t)/f(0) of the cosine schedule, f(t) = cos²(((t/T + s)/(1 + s))·π/2), float64."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+
+    def f(x):
+        return torch.cos((x / steps + s) / (1 + s) * (math.pi / 2)) ** 2
+    return f(t) / f(torch.zeros((), dtype=torch.float64))
+
+
+def ddim_timesteps(steps: int, sample_steps: int) -> list[int]:
+    """The 'leading' DDIM sub-sequence τ_i = 1 + ⌊(i − 1)·T/S⌋, i = S … 1 (descending); every
+    step 1 … T when S = T."""
+    T = integer("steps", steps, 1)
+    S = integer("sample_steps", sample_steps, 1, T)
+    return [1 + (i * T) // S for i in range(S - 1, -1, -1)]
+
+
+def draw_noise(shape: Sequence[int], generator, device=None,
+               dtype=torch.float32) -> torch.Tensor:
+    """N(0, I) of ``shape`` (B, …): from one ``torch.Generator`` (or None: torch's global one),
+    or from a list of B generators, row b in one call to generator b. Drawn on the generator's
+    device, then moved to ``device``."""
+    shape = tuple(int(s) for s in shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        dev = device if generator is None else generator.device
+        return torch.randn(shape, generator=generator, device=dev, dtype=dtype).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise ValueError(f"{len(gens)} generators for a batch of {shape[0]}")
+    return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype)
+                        .to(device) for g in gens])
+
+
+class DDPM(nn.Module):
+    """The diffusion process of ``steps`` steps on the cosine schedule (module docstring); no
+    trainable weights. Buffers (float64, not saved): ``betas``, ``alphas`` and ``alpha_bar``
+    indexed by t = 0 … T (entry 0: β = 0, ᾱ = 1)."""
+
+    def __init__(self, steps: int = 1000, offset: float = COSINE_OFFSET,
+                 max_beta: float = MAX_BETA):
+        super().__init__()
+        self.steps = integer("steps", steps, 1)
+        self.offset = number("offset", offset, above=0)
+        self.max_beta = number("max_beta", max_beta, above=0, below=1)
+        t = torch.arange(self.steps + 1, dtype=torch.float64)
+        f = cosine_alpha_bar(t, self.steps, self.offset)
+        betas = torch.zeros(self.steps + 1, dtype=torch.float64)
+        betas[1:] = (1 - f[1:] / f[:-1]).clamp(max=self.max_beta)
+        alphas = 1 - betas
+        self.register_buffer("betas", betas, persistent=False)
+        self.register_buffer("alphas", alphas, persistent=False)
+        self.register_buffer("alpha_bar", torch.cumprod(alphas, 0), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"steps={self.steps}, cosine offset {self.offset:g}, max beta {self.max_beta:g}"
+
+    def _at(self, table: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """table[t] as x's dtype and device, shaped to broadcast against x (B, …)."""
+        v = table.to(x.device)[t.to(x.device)].to(x.dtype)
+        return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
+
+    def posterior_variance(self, t) -> torch.Tensor:
+        """β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t), float64, for t ≥ 1."""
+        t = torch.as_tensor(t, dtype=torch.long)
+        ab = self.alpha_bar
+        return self.betas[t] * (1 - ab[t - 1]) / (1 - ab[t])
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for steps t (B,) of x_0 (B, …)."""
+        ab = self._at(self.alpha_bar, t, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    def loss(self, eps_fn: EpsFn, x0: torch.Tensor, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """mean (ε̂(x_t, t) − ε)² with t ~ U{1 … T} and ε ~ N(0, I) drawn from ``generator`` in
+        that order (or given), x_t from :meth:`q_sample`; ``eps_fn(x_t, t)`` → ε̂ of x_0's
+        shape, t a long tensor (B,)."""
+        B = x0.shape[0]
+        dev = x0.device if generator is None else generator.device
+        if t is None:
+            t = torch.randint(1, self.steps + 1, (B,), generator=generator, device=dev)
+        t = t.to(x0.device)
+        if noise is None:
+            noise = draw_noise(x0.shape, generator, x0.device, x0.dtype)
+        return ((eps_fn(self.q_sample(x0, t, noise), t) - noise) ** 2).mean()
+
+    def _x0(self, x, eps, ab, clip):
+        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        return x0 if clip is None else x0.clamp(-clip, clip)
+
+    def ancestral(self, eps_fn: EpsFn, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Ancestral sampling from x = x_T (B, …) with ``noise`` (T − 1, B, …): the z of the
+        steps t = T … 2, in that order (module docstring)."""
+        T = self.steps
+        if noise.shape[0] != T - 1:
+            raise ValueError(f"ancestral sampling needs {T - 1} noise draws, got "
+                             f"{noise.shape[0]}")
+        for i, t in enumerate(range(T, 0, -1)):
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            eps = eps_fn(x, tt)
+            beta, alpha = self._at(self.betas, tt, x), self._at(self.alphas, tt, x)
+            ab = self._at(self.alpha_bar, tt, x)
+            x = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+            if t > 1:
+                sigma = self.posterior_variance(t).sqrt().to(x.dtype)
+                x = x + sigma * noise[i]
+        return x
+
+    def ddim(self, eps_fn: EpsFn, x: torch.Tensor, sample_steps: int, eta: float = 0.0,
+             noise: torch.Tensor | None = None, clip: float | None = None) -> torch.Tensor:
+        """DDIM from x (B, …) at τ_S over :func:`ddim_timesteps` (module docstring); with
+        ``eta`` > 0, ``noise`` (S − 1, B, …) holds the z of every step but the last."""
+        eta = number("eta", eta, at_least=0)
+        taus = ddim_timesteps(self.steps, sample_steps)
+        if eta > 0 and (noise is None or noise.shape[0] != len(taus) - 1):
+            raise ValueError(f"DDIM with eta > 0 needs {len(taus) - 1} noise draws")
+        ab_all = self.alpha_bar
+        for i, tau in enumerate(taus):
+            tt = torch.full((x.shape[0],), tau, dtype=torch.long, device=x.device)
+            eps = eps_fn(x, tt)
+            ab = self._at(ab_all, tt, x)
+            prev = taus[i + 1] if i + 1 < len(taus) else 0
+            ab_p = float(ab_all[prev])
+            x0 = self._x0(x, eps, ab, clip)
+            if clip is not None:                      # ε consistent with the clipped x̂_0
+                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            sigma = 0.0
+            if eta > 0 and prev > 0:
+                a_t = float(ab_all[tau])
+                sigma = eta * math.sqrt((1 - ab_p) / (1 - a_t) * (1 - a_t / ab_p))
+            x = math.sqrt(ab_p) * x0 + math.sqrt(max(1 - ab_p - sigma ** 2, 0.0)) * eps
+            if sigma > 0:
+                x = x + sigma * noise[i]
+        return x
+
+    def noise_draws(self, method: str, sample_steps: int | None = None,
+                    eta: float = 0.0) -> int:
+        """How many N(0, I) draws of the sample's shape a sampler uses, the start included."""
+        if method == "ancestral":
+            return self.steps
+        if method != "ddim":
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        S = self.steps if sample_steps is None else sample_steps
+        return 1 + (S - 1 if eta > 0 else 0)
+
+    def sample(self, eps_fn: EpsFn, shape: Sequence[int], generator=None, *,
+               method: str = "ddim", sample_steps: int | None = None, eta: float = 0.0,
+               clip: float | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+        """Samples of ``shape`` (B, …) by ``method`` ('ddim': ``sample_steps`` steps, default T;
+        'ancestral': T steps), every draw from ``generator`` (one, or a list of B generators:
+        :func:`draw_noise`), the start first."""
+        shape = tuple(int(s) for s in shape)
+        count = self.noise_draws(method, sample_steps, eta)
+        z = draw_noise((shape[0], count) + shape[1:], generator, device, dtype)
+        z = z.transpose(0, 1)                                          # (count, B, …)
+        if method == "ancestral":
+            return self.ancestral(eps_fn, z[0], z[1:])
+        S = self.steps if sample_steps is None else sample_steps
+        return self.ddim(eps_fn, z[0], S, eta, z[1:] if eta > 0 else None, clip)

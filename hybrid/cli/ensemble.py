@@ -1,0 +1,90 @@
+"""``hybrid ensemble``: many members of the zonal jets around one run, from a trained latent
+diffusion ensemble generator (the work is in :mod:`hybrid.ldm_ensemble`).
+
+    hybrid ensemble RUN --model NAME|PATH --members M --out DIR [--member I] [--at T]
+                    [--t-end T] [--seed S] [--batch B] [--steps N] [--sampler ddim|ancestral]
+                    [--threads N] [--overwrite]
+
+RUN is a run with ``zonal_mean_u`` (``hybrid dns PRESET --record zonal-mean``, a file or its
+folder); member ``--member`` of it, from ``--at`` to ``--t-end``, is the conditioning run.
+Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``, read by ``hybrid
+jets DIR REFERENCE``), ``hovmoller.png``, ``statistics.png`` and ``emulation.json``. Bad input
+exits 2 before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+from .arguments import EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir, nonnegative_int
+from .arguments import fail as cli_fail
+from .arguments import number, positive_int
+
+NAME = "ensemble"
+HELP = ("generate an ensemble of the zonal jets U(y, t) around one run with a trained latent "
+        "diffusion ensemble generator (hybrid train ensemble-ldm)")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``hybrid ensemble``."""
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="the conditioning run: a run folder or a file with zonal_mean_u "
+                        "(hybrid dns --record zonal-mean); its first record used is the state "
+                        "the ensemble starts from")
+    p.add_argument("--model", required=True, metavar="NAME|PATH",
+                   help="a shipped model's name or the stem of a trained model (hybrid train "
+                        "ensemble-ldm)")
+    p.add_argument("--members", type=positive_int, required=True, help="ensemble members")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--member", type=nonnegative_int, default=0,
+                   help="the member of RUN that conditions the ensemble (default 0)")
+    p.add_argument("--at", type=number, default=None, metavar="T",
+                   help="start at RUN's record at time T (default: its first record)")
+    p.add_argument("--t-end", type=number, default=None, metavar="T",
+                   help="end at RUN's record at time T (default: its last record)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="members generated together (default all)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="DDIM steps per sample (default: the model card's)")
+    p.add_argument("--sampler", choices=("ddim", "ancestral"), default="ddim",
+                   help="ddim (deterministic, --steps steps; default) or ancestral (every "
+                        "diffusion step)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Validate, then generate; exit code 0, 2 (bad input) or 130 (interrupted)."""
+    fail = functools.partial(cli_fail, command="ensemble")
+    from hybrid.ldm_ensemble import OUTPUTS, generate_ensemble
+    try:
+        out = check_output_dir(args.out, args.overwrite, OUTPUTS)
+    except UsageError as e:
+        return fail(str(e))
+    from closures.ensemble_ldm import ModelFileError, load_generator
+    try:
+        gen = load_generator(args.model, threads=args.threads)
+    except (ModelFileError, OSError) as e:
+        return fail(f"--model: {e}")
+    T = gen.model.ddpm.steps
+    if args.steps is not None and args.steps > T:
+        return fail(f"--steps must be at most the model's {T} diffusion steps, got {args.steps}")
+    try:
+        summary = generate_ensemble(gen, args.run, out, members=args.members,
+                                    member=args.member, at=args.at, t_end=args.t_end,
+                                    seed=args.seed, batch=args.batch, steps=args.steps,
+                                    method=args.sampler, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print("hybrid ensemble: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as e:
+        return fail(str(e))
+    print(f"hybrid ensemble: {summary['members']} members × {summary['records']} records in "
+          f"{summary['wall_s']:.2f} s ({summary['s_per_member_per_time_unit']:.3g} s per member "
+          f"per time unit) → {out}", file=sys.stderr)
+    print(json.dumps(summary, default=str))
+    return EXIT_OK
