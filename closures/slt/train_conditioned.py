@@ -145,11 +145,13 @@ def _load_dataset(i: int, entry, names: tuple[str, ...]) -> tuple[np.ndarray, di
             values[n] = v
         elif n in recorded:
             values[n] = recorded[n]
+        elif is_path:
+            raise ValueError(f"{where}: {_trajectory_path(entry)} records no parameter {n!r} "
+                             f"(its numeric settings: {', '.join(sorted(recorded))}); give "
+                             f"(path, {{{n!r}: value}})")
         else:
-            raise ValueError(f"{where}: no value of the parameter {n!r} ("
-                             + (f"{_trajectory_path(entry)} does not record it; give "
-                                f"({entry!r}, {{{n!r}: …}})" if is_path else
-                                f"give ({'data'}, {{{n!r}: …}})") + ")")
+            raise ValueError(f"{where}: no value of the parameter {n!r}; give (data, "
+                             f"{{{n!r}: value}})")
     try:
         u, desc = read_profiles(_trajectory_path(entry) if is_path else entry)
     except ValueError as e:
