@@ -393,6 +393,11 @@ def test_train_conditioned_slt_pretrains_fine_tunes_and_resumes(tmp_path, runs):
                                                   b.state_dict().values()))
     assert json.loads((tmp_path / "full.json").read_text())["training"]["pretrained"][
         "kind"] == "SLT"
+    # two-step unrolled targets (the multi-step loss) run through the conditioned objective
+    m = train_conditioned_slt(data, tmp_path / "k2", "beta", epochs=1, unroll=2, **SMALL,
+                              **ARCH)
+    assert json.loads((tmp_path / "k2.json").read_text())["training"]["unroll"] == 2
+    assert math.isfinite(m["final_train"]["total"]) and len(m["one_step"]) == 2
 
 
 def test_train_conditioned_slt_names_what_is_wrong(tmp_path, runs):
@@ -410,7 +415,9 @@ def test_train_conditioned_slt_names_what_is_wrong(tmp_path, runs):
             ([], "beta", {}, "datasets must be a non-empty list"),
             ([b2], "beta", {"lr_factor": 0}, "lr_factor must be"),
             ([b2], "beta", {"conditioning": "film"}, "conditioning must be one of"),
-            ([b2], "beta", {"window": 0}, "window must be")]:
+            ([b2], "beta", {"window": 0}, "window must be"),
+            ([b2], "beta", {"unroll": 0}, "unroll must be"),
+            ([b2], "beta", {"unroll": 10, "window": 3}, r"window \+ unroll = 13 profiles")]:
         with pytest.raises(ValueError, match=words):
             train_conditioned_slt(datasets, out / "m", params, epochs=1, **kwargs, **SMALL)
     with pytest.raises(FileNotFoundError, match=r"nothing\.nc does not exist"):

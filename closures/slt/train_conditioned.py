@@ -13,8 +13,9 @@ Data: several runs, each at its own parameter values. An entry of ``datasets`` i
 Every run has the same number of points n and, where the files record it, the same save
 interval (the emulator steps one save). Each run is split by time as in
 :func:`closures.slt.train.train_slt` (the first 1 − ``val_fraction`` of every member's saves
-train, the rest validate); a sample is a window of L profiles, the next profile and the run's
-parameter vector p (raw values, in the run's units), normalised inside the model.
+train, the rest validate); a sample is a window of L profiles, the next profile (the next K
+with ``unroll`` = K > 1: a K-step free rollout, as in ``train_slt``) and the run's parameter
+vector p (raw values, in the run's units), normalised inside the model.
 
 Two stages, after the parameter-conditioning paper:
 
@@ -164,7 +165,8 @@ def _load_dataset(i: int, entry, names: tuple[str, ...]) -> tuple[np.ndarray, di
 
 class ConditionedWindows:
     """The sliding windows of several runs, each with its parameter vector: ``len``, and
-    ``batch(idx)`` → (windows (B, L, n), targets (B, n), raw parameters (B, P) float64)."""
+    ``batch(idx)`` → (windows (B, L, n), targets (B, n), or (B, K, n) for windows of horizon
+    K > 1, raw parameters (B, P) float64)."""
 
     def __init__(self, parts: list[tuple[Windows, Sequence[float]]]):
         self.parts = [w for w, _ in parts]
@@ -181,9 +183,9 @@ class ConditionedWindows:
         d = torch.searchsorted(self.ends, idx, right=True)
         local = idx - self.starts[d]
         first = self.parts[0]
-        n = first.series.shape[-1]
+        n, K = first.series.shape[-1], getattr(first, "horizon", 1)
         x = torch.empty(len(idx), first.window, n, dtype=first.series.dtype)
-        y = torch.empty(len(idx), n, dtype=first.series.dtype)
+        y = torch.empty((len(idx), n) if K == 1 else (len(idx), K, n), dtype=first.series.dtype)
         for k in torch.unique(d).tolist():
             sel = d == k
             x[sel], y[sel] = self.parts[k].batch(local[sel])
@@ -250,7 +252,8 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
                           channels: int | None = None, width: int | None = None,
                           heads: int | None = None, layers: int | None = None,
                           hidden: int | None = None, residual: bool | None = None,
-                          phase: str | None = None, val_fraction: float = 0.1, seed: int = 0,
+                          phase: str | None = None, val_fraction: float = 0.1,
+                          unroll: int = 1, seed: int = 0,
                           threads: int | None = None, resume: bool = False,
                           progress: bool = True, checkpoint_every: int = 1,
                           stop_after: int | None = None, samples_eval: int = 16,
@@ -264,8 +267,9 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     ``pretrained``: fine-tune that saved model (a path or a shipped name) at ``lr · lr_factor``;
     its architecture is kept, so the architecture arguments (``window`` … ``phase``; defaults
     those of ``train_slt``) must stay unset. ``conditioning``: 'adaln' (default) or 'concat'.
-    ``freeze``: train with the conditioning fixed at the identity (pre-training). The other
-    arguments are :func:`~closures.slt.train.train_slt`'s."""
+    ``freeze``: train with the conditioning fixed at the identity (pre-training). ``unroll``:
+    K-step free-rollout targets (:func:`~closures.slt.train.train_slt`). The other arguments
+    are ``train_slt``'s."""
     names = check_parameter_names(params)
     if conditioning is not None and conditioning not in CONDITIONINGS:
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
@@ -283,6 +287,7 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     samples_eval = integer("samples_eval", samples_eval, 2)
     stop_after = integer("stop_after", stop_after, 1, allow_none=True)
     window = integer("window", window, 1, allow_none=True)
+    unroll = integer("unroll", unroll, 1)
     w = dict(DEFAULT_WEIGHTS)
     for k, v in (weights or {}).items():
         if k not in w:
@@ -320,16 +325,19 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     stats = model.stats
     L = model.window
     mean, std = stats["mean"], stats["std"]
-    parts_tr, parts_va = [], []
+    parts_tr, parts_va, one_step_on = [], [], []
     for i, ((tr, va), (_, desc, vals)) in enumerate(zip(splits, runs)):
-        wt, wv = Windows((tr - mean) / std, L), Windows((va - mean) / std, L)
+        ntr, nva = (tr - mean) / std, (va - mean) / std
+        wt, wv = Windows(ntr, L, unroll), Windows(nva, L, unroll)
         if len(wt) == 0:
             raise ValueError(f"datasets[{i}]: {tr.shape[1]} training saves per member hold no "
-                             f"window of window + 1 = {L + 1} profiles")
+                             f"window of window + unroll = {L + unroll} profiles")
         desc.update(train_windows=len(wt), val_windows=len(wv))
         vec = [vals[n] for n in names]
         parts_tr.append((wt, vec))
         parts_va.append((wv, vec))
+        one = Windows(nva, L)                              # one-step skill: one-step windows
+        one_step_on.append((one, "val", vec) if len(one) else (Windows(ntr, L), "train", vec))
     train = ConditionedWindows(parts_tr)
     val = ConditionedWindows([p for p in parts_va if len(p[0])]) if any(
         len(p[0]) for p in parts_va) else None
@@ -338,7 +346,8 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     lr_used = lr * lr_factor if pre is not None else lr
     training = dict(epochs=epochs, batch=batch, lr=lr_used, lr_base=lr,
                     lr_factor=lr_factor if pre is not None else None, gamma=gamma,
-                    members=members, weights=w, val_fraction=val_fraction, seed=seed,
+                    members=members, weights=w, val_fraction=val_fraction, unroll=unroll,
+                    seed=seed,
                     conditioning=model.config["conditioning"], frozen=model.frozen,
                     pretrained=pre, optimizer="Adam", scheduler="ExponentialLR",
                     device=str(dev), threads=threads)
@@ -369,13 +378,11 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
 
     last_rec = history[-1] if history else {}
     one_step = []
-    for (wt, vec), (wv, _) in zip(parts_tr, parts_va):
-        on = wv if len(wv) else wt
+    for on, split, vec in one_step_on:
         with model.conditioned_on(dict(zip(names, vec))):
             m = one_step_metrics(model, on, samples=samples_eval, batch=batch,
                                  generator=_gen(seed, "eval"))
-        one_step.append({"parameters": dict(zip(names, vec)),
-                         "split": "val" if len(wv) else "train", **m})
+        one_step.append({"parameters": dict(zip(names, vec)), "split": split, **m})
     metrics = {"epochs": epochs, "training_time_s": elapsed,
                "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
                "one_step": one_step}
