@@ -180,17 +180,19 @@ class SLT(nn.Module):
         return self.transformer(z, generator, members)
 
     def loss_terms(self, window: torch.Tensor, target: torch.Tensor,
-                   generator: torch.Generator | None = None, members: int = 4) -> dict:
+                   generator: torch.Generator | None = None, members: int = 4,
+                   reencode: bool = False) -> dict:
         """The training objective's terms (module docstring) for normalised windows (B, L, n) and
         targets (B, n), ``members`` draws per input.
 
         Targets (B, K, n) unroll the model K steps: each member continues from its own draws
-        (fed back as drawn, as in a rollout), gradients flow through all K steps, and the energy
-        scores are the means over the K steps of the one-step terms; ``rec`` covers the window
-        and all targets, ``spectral`` all members and steps."""
+        (fed back as drawn, or decoded and encoded again with ``reencode``, as in a rollout),
+        gradients flow through all K steps, and the energy scores are the means over the K
+        steps of the one-step terms; ``rec`` covers the window and all targets, ``spectral`` all
+        members and steps."""
         members = integer("members", members, 2)
         if target.ndim == 3:
-            return self._unrolled_terms(window, target, generator, members)
+            return self._unrolled_terms(window, target, generator, members, bool(reencode))
         seq = torch.cat([window, target[:, None]], dim=1)                     # (B, L+1, n)
         z = self.encode(seq)
         draws = self.step(z[:, :-1], generator, members)                     # (k, B, m)
@@ -201,7 +203,8 @@ class SLT(nn.Module):
                 "spectral": spectral_amplitude_loss(u, target.expand_as(u), dims=1)}
 
     def _unrolled_terms(self, window: torch.Tensor, target: torch.Tensor,
-                        generator: torch.Generator | None, members: int) -> dict:
+                        generator: torch.Generator | None, members: int,
+                        reencode: bool) -> dict:
         B, L, K = window.shape[0], window.shape[1], target.shape[1]
         seq = torch.cat([window, target], dim=1)                              # (B, L+K, n)
         z = self.encode(seq)
@@ -209,7 +212,8 @@ class SLT(nn.Module):
         draws = [self.step(z[:, :L], generator, members)]                     # (k, B, m)
         win = z[:, :L].repeat(members, 1, 1)                                  # member-major
         for _ in range(1, K):
-            win = torch.cat([win[:, 1:], draws[-1].reshape(members * B, 1, d)], dim=1)
+            fed = self.encode(self.decode(draws[-1])) if reencode else draws[-1]
+            win = torch.cat([win[:, 1:], fed.reshape(members * B, 1, d)], dim=1)
             draws.append(self.step(win, generator, 1)[0].reshape(members, B, d))
         lat = torch.stack(draws, dim=2)                                       # (k, B, K, m)
         u = self.decode(lat)                                                  # (k, B, K, n)

@@ -146,7 +146,8 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               weights: dict | None = None, latent_points: int | None = None, channels: int = 4,
               width: int | None = None, heads: int | None = None, layers: int = 2,
               hidden: int | None = None, residual: bool = True, phase: str = "common",
-              val_fraction: float = 0.1, unroll: int = 1, init_from=None,
+              val_fraction: float = 0.1, unroll: int = 1, reencode: bool = False,
+              init_from=None,
               seed: int = 0, threads: int | None = None, resume: bool = False,
               progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
               samples_eval: int = 16, command: str | None = None,
@@ -158,7 +159,9 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
 
     ``unroll``: K > 1 trains on K-step free rollouts (targets K consecutive saves; the terms of
     :meth:`closures.slt.model.SLT.loss_terms`), the remedy for rollouts that leave the data's
-    manifold when the model only ever saw one step. ``init_from``: start from the weights of a
+    manifold when the model only ever saw one step; ``reencode``: the unrolled steps feed each
+    draw back decoded and encoded again (as ``Emulator.rollout(reencode=True)``; recorded in the
+    card, and the emulator's default then). ``init_from``: start from the weights of a
     saved SLT (a path or a shipped model's name; fine-tuning): its architecture and
     normalisation are kept, and architecture arguments must be left at their defaults.
 
@@ -208,7 +211,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
             torch.manual_seed(seed)
             model = SLT(**arch, stats=stats).to(dev)
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
-                    val_fraction=val_fraction, unroll=unroll,
+                    val_fraction=val_fraction, unroll=unroll, reencode=bool(reencode),
                     init_from=None if init_from is None else str(init_from), seed=seed,
                     optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
                     threads=threads)
@@ -225,7 +228,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         if isinstance(idx, slice):
             idx = torch.arange(idx.start, idx.stop)
         x, y = wins.batch(idx)
-        terms = model.loss_terms(x.to(dev), y.to(dev), generator, members)
+        terms = model.loss_terms(x.to(dev), y.to(dev), generator, members, reencode)
         return terms, sum(w[k] * v for k, v in terms.items())
 
     history, elapsed, stopped = fit(

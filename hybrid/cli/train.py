@@ -130,6 +130,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     slt.add_argument("--unroll", type=positive_int, default=1,
                      help="train on K-step free rollouts, each member fed its own draws "
                           "(default 1: one-step targets)")
+    slt.add_argument("--reencode", action="store_true",
+                     help="with --unroll: feed each draw back decoded and encoded again, as "
+                          "hybrid emulate --reencode (then the model's default)")
     slt.add_argument("--init-from", default=None, metavar="MODEL",
                      help="fine-tune a saved SLT (path or shipped name): its architecture and "
                           "normalisation are kept")
@@ -246,7 +249,7 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
         train_slt, data, args, fail, window=args.window, gamma=args.gamma, members=args.members,
         latent_points=args.latent_points, channels=args.channels, width=args.width,
         heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase,
-        unroll=args.unroll, init_from=args.init_from)
+        unroll=args.unroll, reencode=args.reencode, init_from=args.init_from)
     if isinstance(done, int):
         return done
     paths, metrics = done
