@@ -16,8 +16,8 @@ Two phases, as the paper's pre-trained VAE (one optimiser, one checkpoint, one l
    ``noise``.
 
 Adam(``lr``); the rate times ``gamma``^e after e epochs of the current phase (LambdaLR stepped per
-epoch; ``gamma = 1``: constant; default 0.9825, as the SLT). Validation after every epoch on the held-out starts with a fixed
-noise seed.
+epoch; default 0.9825 as the SLT's, 1 for a constant rate). Validation after every epoch on the
+held-out starts with a fixed noise seed.
 
 After training, :func:`offline_metrics` on the validation starts (or the training ones): the
 VAE's reconstruction error, and for up to ``eval_starts`` starts an ensemble of ``samples_eval``

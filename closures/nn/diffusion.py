@@ -29,7 +29,11 @@ deterministic given the start; η = 1 with S = T is the ancestral sampler, step 
 'leading' and not a sub-sequence ending at τ_S = T: at T the cosine schedule has √ᾱ_T ≈ 5·10⁻⁵,
 and a DDIM step from T to T − T/S multiplies an error δ of ε̂ by √(ᾱ_p/ᾱ_T) ≈ 600 (S = 50);
 from τ_S = T − T/S + 1 the factor is about 2, and starting there from N(0, I) neglects a signal
-of √ᾱ_{τ_S} ≈ 0.01–0.03 of the data's scale. ``clip`` (optional) bounds x̂_0 to [−clip, clip].
+of √ᾱ_{τ_S} ≈ 0.01–0.03 of the data's scale.
+
+``clip`` (optional, both samplers) bounds x̂_0 to [−clip, clip]; the ancestral step is then the
+posterior mean of q(x_{t−1} | x_t, x̂_0) (equal to the ε form above without the bound), DDIM uses
+the ε consistent with the bounded x̂_0.
 
 Noise. The samplers take their start and their noise as tensors; :meth:`DDPM.sample` draws them
 from a ``torch.Generator`` — or from one generator per batch row (a list), each row's draws in
@@ -140,23 +144,28 @@ class DDPM(nn.Module):
             noise = draw_noise(x0.shape, generator, x0.device, x0.dtype)
         return ((eps_fn(self.q_sample(x0, t, noise), t) - noise) ** 2).mean()
 
-    def _x0(self, x, eps, ab, clip):
-        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
-        return x0 if clip is None else x0.clamp(-clip, clip)
-
-    def ancestral(self, eps_fn: EpsFn, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def ancestral(self, eps_fn: EpsFn, x: torch.Tensor, noise: torch.Tensor,
+                  clip: float | None = None) -> torch.Tensor:
         """Ancestral sampling from x = x_T (B, …) with ``noise`` (T − 1, B, …): the z of the
-        steps t = T … 2, in that order (module docstring)."""
+        steps t = T … 2, in that order (module docstring). The mean is computed as the
+        posterior mean of q(x_{t−1} | x_t, x̂_0), c₀ x̂_0 + c_t x_t with c₀ = √ᾱ_{t−1} β_t/(1 − ᾱ_t)
+        and c_t = √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) — the same as the ε form — so that ``clip`` can
+        bound x̂_0."""
         T = self.steps
         if noise.shape[0] != T - 1:
             raise ValueError(f"ancestral sampling needs {T - 1} noise draws, got "
                              f"{noise.shape[0]}")
+        ab_all = self.alpha_bar
         for i, t in enumerate(range(T, 0, -1)):
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             eps = eps_fn(x, tt)
-            beta, alpha = self._at(self.betas, tt, x), self._at(self.alphas, tt, x)
-            ab = self._at(self.alpha_bar, tt, x)
-            x = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+            ab, ab_p = float(ab_all[t]), float(ab_all[t - 1])
+            beta, alpha = float(self.betas[t]), float(self.alphas[t])
+            x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+            if clip is not None:
+                x0 = x0.clamp(-clip, clip)
+            x = (math.sqrt(ab_p) * beta / (1 - ab)) * x0 \
+                + (math.sqrt(alpha) * (1 - ab_p) / (1 - ab)) * x
             if t > 1:
                 sigma = self.posterior_variance(t).sqrt().to(x.dtype)
                 x = x + sigma * noise[i]
@@ -174,16 +183,15 @@ class DDPM(nn.Module):
         for i, tau in enumerate(taus):
             tt = torch.full((x.shape[0],), tau, dtype=torch.long, device=x.device)
             eps = eps_fn(x, tt)
-            ab = self._at(ab_all, tt, x)
             prev = taus[i + 1] if i + 1 < len(taus) else 0
-            ab_p = float(ab_all[prev])
-            x0 = self._x0(x, eps, ab, clip)
+            ab, ab_p = float(ab_all[tau]), float(ab_all[prev])
+            x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
             if clip is not None:                      # ε consistent with the clipped x̂_0
-                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+                x0 = x0.clamp(-clip, clip)
+                eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
             sigma = 0.0
             if eta > 0 and prev > 0:
-                a_t = float(ab_all[tau])
-                sigma = eta * math.sqrt((1 - ab_p) / (1 - a_t) * (1 - a_t / ab_p))
+                sigma = eta * math.sqrt((1 - ab_p) / (1 - ab) * (1 - ab / ab_p))
             x = math.sqrt(ab_p) * x0 + math.sqrt(max(1 - ab_p - sigma ** 2, 0.0)) * eps
             if sigma > 0:
                 x = x + sigma * noise[i]
@@ -210,6 +218,6 @@ class DDPM(nn.Module):
         z = draw_noise((shape[0], count) + shape[1:], generator, device, dtype)
         z = z.transpose(0, 1)                                          # (count, B, …)
         if method == "ancestral":
-            return self.ancestral(eps_fn, z[0], z[1:])
+            return self.ancestral(eps_fn, z[0], z[1:], clip)
         S = self.steps if sample_steps is None else sample_steps
         return self.ddim(eps_fn, z[0], S, eta, z[1:] if eta > 0 else None, clip)

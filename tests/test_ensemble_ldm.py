@@ -1,0 +1,345 @@
+"""The latent diffusion ensemble generator: the VAE's KL term and reparameterisation against
+closed forms, the DDPM's cosine schedule and one training step against closed forms, DDIM with
+every step against ancestral sampling on a Gaussian toy, a tiny generator learning Gaussian
+residuals of known spread, seeded ensembles, and both modes end to end through ``hybrid train
+ensemble-ldm``, ``hybrid ensemble`` and ``hybrid jets``. Tiny sizes, one CPU thread."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from closures.ensemble_ldm import (EnsembleGenerator, EnsembleLDM, ModelFileError,
+                                   load_generator)
+from closures.ensemble_ldm.data import ResidualWindows
+from closures.nn.diffusion import DDPM, cosine_alpha_bar, ddim_timesteps
+from closures.nn.vae import TEPCVAE, gaussian_kl, reparameterise
+
+torch.set_num_threads(1)
+
+N = 16                    # points of the tiny profiles; latents of N/4 = 4 points
+
+
+# --- the VAE: KL term and reparameterisation ----------------------------------------------
+
+def test_vae_kl_of_a_known_gaussian_posterior_and_reparameterisation_statistics():
+    """KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − 1 − ln σ²) per value; z = μ + σ ε has mean μ,
+    variance σ², and E[(z − μ)²] has the derivative σ² with respect to ln σ²."""
+    mu = torch.tensor([0.0, 1.0, -2.0], dtype=torch.float64)
+    var = torch.tensor([1.0, 0.25, 4.0], dtype=torch.float64)
+    exact = [0.0, 0.5 * (1 + 0.25 - 1 - math.log(0.25)), 0.5 * (4 + 4 - 1 - math.log(4))]
+    kl = gaussian_kl(mu, var.log(), reduction="none")
+    np.testing.assert_allclose(kl.numpy(), exact, rtol=1e-14, atol=1e-15)
+    assert float(gaussian_kl(mu, var.log())) == pytest.approx(np.mean(exact), rel=1e-14)
+    assert float(gaussian_kl(mu, var.log(), "sum")) == pytest.approx(np.sum(exact), rel=1e-14)
+    # reparameterised samples: their statistics and a Monte Carlo KL = E_q[ln q(z) − ln p(z)]
+    B = 200_000
+    g = torch.Generator().manual_seed(0)
+    logvar = var.log().clone().requires_grad_(True)
+    m = mu.clone().requires_grad_(True)
+    z = reparameterise(m.expand(B, 3), logvar.expand(B, 3), g)
+    se = (var / B).sqrt()
+    assert torch.all((z.mean(0) - mu).abs() < 4 * se)
+    assert torch.all((z.var(0) / var - 1).abs() < 4 * math.sqrt(2 / B))
+    d = z.detach()
+    log_q = -0.5 * ((d - mu) ** 2 / var + var.log() + math.log(2 * math.pi))
+    log_p = -0.5 * (d ** 2 + math.log(2 * math.pi))
+    mc = log_q - log_p
+    assert torch.all((mc.mean(0) - kl).abs() <= 4 * mc.std(0) / math.sqrt(B) + 1e-12)
+    gm, glv = torch.autograd.grad(((z - m) ** 2).mean(0).sum() + z.mean(0).sum(), (m, logvar))
+    np.testing.assert_allclose(gm.numpy(), 1.0, atol=1e-12)           # ∂E[z]/∂μ = 1
+    assert torch.all((glv / var - 1).abs() < 4 * math.sqrt(2 / B))     # ∂E[(z−μ)²]/∂ln σ² = σ²
+    # the VAE with a known posterior: weights zero, the mode-0 biases give μ = 0.7, ln σ² = −1
+    torch.manual_seed(0)
+    vae = TEPCVAE(N).double()
+    with torch.no_grad():
+        vae.enc2.weight.zero_()
+        vae.enc2.bias.zero_()
+        vae.enc2.bias[0, 0, 0], vae.enc2.bias[1, 0, 0] = 0.7, -1.0
+    u = torch.randn(64, N, dtype=torch.float64)
+    post_mu, post_lv = vae.posterior(u)
+    np.testing.assert_allclose(post_mu.detach().numpy(), 0.7, atol=1e-13)
+    np.testing.assert_allclose(post_lv.detach().numpy(), -1.0, atol=1e-13)
+    terms = vae.loss_terms(u, torch.Generator().manual_seed(1))
+    assert terms["kl"].item() == pytest.approx(0.5 * (0.49 + math.exp(-1) - 1 + 1), rel=1e-12)
+    assert terms["rec"].item() > 0
+
+
+# --- the DDPM: schedule and one training step ---------------------------------------------
+
+def test_ddpm_cosine_schedule_and_one_training_step_match_closed_forms():
+    T = 1000
+    d = DDPM(T).double()
+    t = torch.arange(T + 1)
+    f = torch.cos((t.double() / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    ab = d.alpha_bar
+    np.testing.assert_allclose(ab[:T].numpy(), (f / f[0])[:T].numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ab[:T].numpy(), cosine_alpha_bar(t[:T], T).numpy(), rtol=1e-10)
+    assert float(d.betas[T]) == 0.999 and float(d.betas[:T].max()) < 0.999
+    assert ab[0] == 1 and torch.all(ab[1:] < ab[:-1]) and 0 < float(ab[T]) < 1e-8
+    beta_tilde = d.betas[1:] * (1 - ab[:-1]) / (1 - ab[1:])
+    np.testing.assert_allclose(d.posterior_variance(t[1:]).numpy(), beta_tilde.numpy())
+    assert ddim_timesteps(T, T) == list(range(T, 0, -1))
+    assert ddim_timesteps(T, 4) == [751, 501, 251, 1]
+    # q(x_t | x_0) = N(√ᾱ x_0, 1 − ᾱ)
+    x0 = torch.full((100_000, 1), 0.8, dtype=torch.float64)
+    tt = torch.full((100_000,), 300)
+    xt = d.q_sample(x0, tt, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0),
+                                        dtype=torch.float64))
+    a = float(ab[300])
+    assert abs(float(xt.mean()) - math.sqrt(a) * 0.8) < 4 * math.sqrt((1 - a) / 1e5)
+    assert abs(float(xt.var()) / (1 - a) - 1) < 4 * math.sqrt(2 / 1e5)
+    # one SGD step of the scalar denoiser ε̂ = w·x_t: the loss, its gradient and the update
+    s, B, lr = 1.5, 4096, 0.1
+    x0 = s * torch.randn(B, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w = torch.nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+    opt = torch.optim.SGD([w], lr=lr)
+    loss = d.loss(lambda x, t: w * x, x0, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)                    # the same draws, in the same order
+    t_ = torch.randint(1, T + 1, (B,), generator=g)
+    eps = torch.randn(B, 3, generator=g, dtype=torch.float64)
+    ab_t = ab[t_][:, None]
+    x_t = ab_t.sqrt() * x0 + (1 - ab_t).sqrt() * eps
+    w0 = 0.3
+    assert loss.item() == pytest.approx(float(((w0 * x_t - eps) ** 2).mean()), rel=1e-12)
+    opt.zero_grad()
+    loss.backward()
+    grad = float((2 * (w0 * x_t - eps) * x_t).mean())
+    assert float(w.grad) == pytest.approx(grad, rel=1e-10)
+    opt.step()
+    assert w.item() == pytest.approx(w0 - lr * grad, rel=1e-12)
+    # at a fixed t the expected loss is w²(ᾱ s² + 1 − ᾱ) − 2w√(1 − ᾱ) + 1
+    x0 = s * torch.randn(200_000, 1, generator=torch.Generator().manual_seed(3),
+                         dtype=torch.float64)
+    for t_fix in (50, 500, 950):
+        a = float(ab[t_fix])
+        per = d.loss(lambda x, t: w0 * x, x0, torch.Generator().manual_seed(4),
+                     t=torch.full((len(x0),), t_fix))
+        exact = w0 ** 2 * (a * s * s + 1 - a) - 2 * w0 * math.sqrt(1 - a) + 1
+        assert per.item() == pytest.approx(exact, rel=0.02)
+
+
+# --- DDIM against ancestral sampling on a Gaussian toy ------------------------------------
+
+def test_ddim_with_every_step_reproduces_the_ancestral_mean_on_a_gaussian_toy():
+    """Data N(μ, s²) per value, the exact noise predictor
+    E[ε | x_t] = √(1 − ᾱ)(x_t − √ᾱ μ)/(ᾱ s² + 1 − ᾱ)."""
+    T, B = 200, 20_000
+    d = DDPM(T).double()
+    mu = torch.tensor([1.0, -0.5, 0.0], dtype=torch.float64)
+    s = torch.tensor([0.5, 1.0, 1.2], dtype=torch.float64)
+
+    def eps_fn(x, t):
+        a = d.alpha_bar[t][:, None]
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s * s + 1 - a)
+
+    anc = d.sample(eps_fn, (B, 3), torch.Generator().manual_seed(0), method="ancestral",
+                   dtype=torch.float64)
+    ddim = d.sample(eps_fn, (B, 3), torch.Generator().manual_seed(1), method="ddim",
+                    sample_steps=T, dtype=torch.float64)
+    se = s / math.sqrt(B)
+    assert torch.all((anc.mean(0) - ddim.mean(0)).abs() < 4 * math.sqrt(2) * se)
+    for x in (anc, ddim):
+        assert torch.all((x.mean(0) - mu).abs() < 4 * se)
+        assert torch.all((x.std(0) / s - 1).abs() < 0.03)
+    # fewer steps: DDIM starts from N(0, I) at τ_S = 196 (√ᾱ ≈ 0.03) and integrates coarsely;
+    # with 50 steps the mean is within 0.05 s and the spread 2-4 % low (measured), 10 steps
+    # about 10 % low
+    few = d.sample(eps_fn, (B, 3), torch.Generator().manual_seed(2), method="ddim",
+                   sample_steps=50, dtype=torch.float64)
+    assert torch.all((few.mean(0) - mu).abs() < 0.05 * s)
+    assert torch.all((few.std(0) / s - 1).abs() < 0.05)
+    # DDIM is deterministic given its start; with η = 1 and every step it is the ancestral
+    # sampler, step for step, on the same noise
+    z = torch.randn(T, 64, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.equal(d.ddim(eps_fn, z[0], T), d.ddim(eps_fn, z[0].clone(), T))
+    np.testing.assert_allclose(d.ddim(eps_fn, z[0], T, eta=1.0, noise=z[1:]).numpy(),
+                               d.ancestral(eps_fn, z[0], z[1:]).numpy(), rtol=0, atol=1e-10)
+    assert not torch.allclose(d.ddim(eps_fn, z[0], T), d.ancestral(eps_fn, z[0], z[1:]))
+
+
+# --- a tiny generator learns residuals of known spread ------------------------------------
+
+def test_a_tiny_generator_learns_gaussian_residuals_of_known_spread():
+    """Members z = z_c + σ ε around a conditioning signal z_c(t) = A cos(2πj/m + 0.3t + φ) with
+    amplitude A ∈ {1, 2} and σ = 0.3 A: the learned residuals have the right spread for both
+    amplitudes (so the spread follows the conditioning) and zero mean."""
+    torch.manual_seed(0)
+    model = EnsembleLDM(N, mode="autoregressive", context=1, width=32, heads=4, layers=1,
+                        hidden=64, time_dim=16, diffusion_steps=100)
+    S, M, T, m = 8, 9, 24, model.latent_points
+    g = torch.Generator().manual_seed(1)
+    A = torch.tensor([1.0, 2.0]).repeat(S // 2)
+    j, t = torch.arange(m), torch.arange(T)
+    phase = 2 * math.pi * torch.rand(S, generator=g)
+    zc = A[:, None, None] * torch.cos(2 * math.pi * j / m + 0.3 * t[:, None]
+                                      + phase[:, None, None])
+    eps = 0.3 * A[:, None, None, None] * torch.randn(S, M, T, m, generator=g)
+    eps[:, 0], eps[:, :, 0] = 0, 0                      # the conditioning run; the common start
+    z = zc[:, None] + eps
+    w = ResidualWindows(z, model.context, model.horizon)
+    model.set_scales(z, w.residuals())
+    opt = torch.optim.Adam(model.denoiser.parameters(), lr=3e-3)
+    gn = torch.Generator().manual_seed(2)
+    for it in range(1200):
+        if it == 840:
+            opt.param_groups[0]["lr"] = 1e-3
+        ctx, tgt, cond = w.batch(torch.randint(0, len(w), (256,), generator=gn))
+        loss = model.diffusion_terms(ctx, tgt, cond, gn)["noise"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        for start, amplitude in ((0, 1.0), (1, 2.0)):
+            idx = torch.tensor([start * (M - 1) * (T - 1) + 5])
+            ctx, _, cond = (v.expand(4000, -1, -1) for v in w.batch(idx))
+            x = model.sample_residuals(ctx, cond, torch.Generator().manual_seed(3),
+                                       sample_steps=20)
+            assert abs(float(x.std()) / (0.3 * amplitude) - 1) < 0.15, x.std()   # 0.99–1.05
+            assert abs(float(x.mean())) < 0.1 * 0.3 * amplitude
+            # ancestral sampling (every step) learns the same spread
+            if amplitude == 2.0:
+                x = model.sample_residuals(ctx[:1000], cond[:1000],
+                                           torch.Generator().manual_seed(4), method="ancestral")
+                assert abs(float(x.std()) / (0.3 * amplitude) - 1) < 0.15, x.std()
+
+
+# --- seeded ensembles ---------------------------------------------------------------------
+
+def tiny_model(mode: str, seed: int = 0) -> EnsembleLDM:
+    torch.manual_seed(seed)
+    model = EnsembleLDM(N, mode=mode, context=2, horizon=None if mode == "autoregressive"
+                        else 4, width=16, heads=2, layers=1, hidden=16, time_dim=8,
+                        diffusion_steps=50, stats={"mean": 0.1, "std": 0.5})
+    model.latent_scale.fill_(0.8)
+    model.residual_scale.fill_(0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("mode", ["autoregressive", "window"])
+def test_same_seed_same_ensemble(mode):
+    gen = EnsembleGenerator(tiny_model(mode))
+    y = np.arange(N) * 2 * np.pi / N
+    Uc = np.cos(2 * y)[None] + 0.1 * np.sin(0.2 * np.arange(11))[:, None]       # (T = 11, n)
+    a = gen.generate(Uc, 5, seed=3, steps=10)
+    b = gen.generate(Uc, 5, seed=3, steps=10)
+    assert a.shape == (5, 11, N) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)                                  # bit for bit
+    c = gen.generate(Uc, 5, seed=4, steps=10)
+    assert float(np.abs(a[:, 1:] - c[:, 1:]).min()) > 0                   # another seed
+    assert float(np.abs(a[0, 1:] - a[1, 1:]).min()) > 0                   # members differ
+    np.testing.assert_array_equal(a[:, 0], np.broadcast_to(Uc[0].astype(np.float32), (5, N)))
+    # member k's draws are its own: batches of 2 and a smaller ensemble give the same members
+    np.testing.assert_allclose(gen.generate(Uc, 5, seed=3, steps=10, batch=2), a, atol=1e-5)
+    np.testing.assert_allclose(gen.generate(Uc, 3, seed=3, steps=10), a[:3], atol=1e-5)
+    anc = gen.generate(Uc, 2, seed=3, method="ancestral")
+    np.testing.assert_array_equal(anc, gen.generate(Uc, 2, seed=3, method="ancestral"))
+    with pytest.raises(ValueError, match="conditioning_U must have shape"):
+        gen.generate(Uc[:, :8], 2)
+    with pytest.raises(ValueError, match="steps must be an integer in"):
+        gen.generate(Uc, 2, steps=51)
+
+
+# --- both modes end to end ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def starts(tmp_path_factory):
+    """Three ensembles of a tiny beta-plane run from common states: 3 members each, 12 saves
+    of 16 points, every member from the start state with its own forcing noise."""
+    from solvers import BetaPlane
+    from solvers.io import TrajectoryWriter
+    kw = dict(n=N, dt=0.5, epsilon=1e-3, kf=4, kf_width=1.0)
+    spin = BetaPlane(members=1, seed=0, **kw)
+    folder = tmp_path_factory.mktemp("starts")
+    paths = []
+    for k in range(3):
+        spin.step(20)
+        s = BetaPlane(members=3, seed=10 + k, **kw)
+        s.set_vorticity(spin.vorticity[0])
+        s.t = spin.t
+        path = folder / f"start{k}.nc"
+        with TrajectoryWriter(path, s, record="zonal-mean") as w:
+            w.write()
+            for _ in range(11):
+                s.step(2)
+                w.write()
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("mode", ["autoregressive", "window"])
+def test_both_modes_end_to_end_through_hybrid_ensemble_and_hybrid_jets(tmp_path, starts, mode,
+                                                                      capsys):
+    from hybrid.cli import main
+    from hybrid.jets import read_profiles
+    stem = tmp_path / "m"
+    small = ["--mode", mode, "--epochs", "2", "--batch", "64", "--width", "16", "--heads", "2",
+             "--layers", "1", "--hidden", "16", "--time-dim", "8", "--context", "2",
+             "--diffusion-steps", "50", "--eval-steps", "10", "--samples-eval", "4",
+             "--val-fraction", "0.34", "--threads", "1", "--no-progress"]
+    if mode == "window":
+        small += ["--horizon", "4"]
+    argv = ["train", "ensemble-ldm", "--data", *map(str, starts[:2]), "--out", str(stem), *small]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["offline"]["split"] == "val" and printed["offline"]["spread_dns"] > 0
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["format"] == "hybrid-ensemble-ldm-card" and card["config"]["mode"] == mode
+    assert card["data"]["train_starts"] == 1 and card["data"]["val_starts"] == 1
+    assert card["command"].startswith("hybrid train ensemble-ldm --data")
+    log = [json.loads(s) for s in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    assert [r.get("phase") for r in log[:2]] == ["vae", "diffusion"] and log[-1]["final"]
+    # generate around member 0 of the held-out start and score it with hybrid jets
+    test = starts[2]
+    out = tmp_path / "ens"
+    args = ["ensemble", str(test), "--model", str(stem), "--members", "4", "--out", str(out),
+            "--seed", "2", "--steps", "10", "--threads", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["members"] == 4 and summary["records"] == 12 and summary["mode"] == mode
+    src, emu = read_profiles(test), read_profiles(out)                  # the run folder
+    assert emu["U"].shape == (4, 12, N) and np.allclose(emu["t"], src["t"])
+    np.testing.assert_array_equal(emu["U"][:, 0], np.broadcast_to(src["U"][0, 0], (4, N)))
+    ref = load_generator(stem).generate(src["U"][0], 4, seed=2, steps=10)
+    np.testing.assert_array_equal(emu["U"], ref)                          # the seeded ensemble
+    assert emu["config"]["emulator"]["model"] == "ensemble-ldm"
+    assert all((out / f).is_file() for f in ("hovmoller.png", "statistics.png",
+                                             "emulation.json"))
+    jets = tmp_path / "jets"
+    assert main(["jets", str(out), str(test), "--truth-member", "1", "--out", str(jets),
+                 "--bootstrap", "50"]) == 0, capsys.readouterr().err
+    rep = json.loads((jets / "jets.json").read_text())
+    assert rep["ensemble"] is not None and rep["ensemble"]["truth_member"] == 1
+    assert rep["pdfs"]["U"]["hellinger"] is not None
+    capsys.readouterr()
+    # bad input exits 2 naming the flag, and writes nothing
+    bad = tmp_path / "bad"
+    gen_bad = ["ensemble", str(test), "--model", str(stem), "--members", "2", "--out", str(bad)]
+    for extra, flag in [(["--member", "7"], "--member"), (["--at", "999"], "--at"),
+                        (["--steps", "51"], "--steps"),
+                        (["--t-end", str(src["t"][0])], "--t-end")]:
+        assert main([*gen_bad, *extra]) == 2
+        assert flag in capsys.readouterr().err
+    gen_bad[3] = str(tmp_path / "none")
+    assert main(gen_bad) == 2 and "--model" in capsys.readouterr().err
+    assert main(args) == 2 and "--out" in capsys.readouterr().err          # outputs exist
+    train_bad = ["train", "ensemble-ldm", "--data", *map(str, starts[:2]), "--out",
+                 str(bad / "m"), *small]
+    for extra, flag in [(["--vae-epochs", "2"], "--vae-epochs"), (["--horizon", "12"],
+                                                                  "--horizon"),
+                        (["--heads", "3"], "--heads"), (["--mode", "joint"], "--mode"),
+                        (["--eval-steps", "60"], "--eval-steps")]:
+        assert main([*train_bad, *extra]) == 2
+        assert flag in capsys.readouterr().err
+    assert main(["train", "ensemble-ldm", "--data", str(tmp_path / "no.nc"), "--out",
+                 str(bad / "m"), *small]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert not bad.exists()
+    # a corrupt weights file is refused, naming it
+    (tmp_path / "m.pt").write_bytes(b"not a state dict")
+    with pytest.raises(ModelFileError, match=r"m\.pt.*not a readable"):
+        load_generator(stem)
