@@ -50,8 +50,7 @@ from torch import nn
 from solvers.validate import integer, number
 
 from ..nn.conditioning import CONDITIONINGS, AdaptiveLayerNorm, ConditionedBlock
-from ..nn.tepc import mode1_phase, shift_phase
-from .model import SLT, StochasticTransformer, _spectrum, check_stats
+from .model import SLT, StochasticTransformer, check_stats
 
 __all__ = ["ConditionedSLT", "ConditionedTransformer", "check_parameter_names",
            "check_parameter_stats", "check_conditioned_stats", "parameter_normalisation",
@@ -170,11 +169,8 @@ class ConditionedTransformer(StochasticTransformer):
                 members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, L, d), cond (B or 1, P) → (members, B, d). ``noise`` (members·B, 1, width),
         member-major, replaces the draws from ``generator``."""
-        if z.ndim != 3 or z.shape[1] != self.window or z.shape[2] != self.latent_dim:
-            raise ValueError(f"the transformer expects latents (batch, {self.window}, "
-                             f"{self.latent_dim}), got {tuple(z.shape)}")
         members = integer("members", members, 1)
-        B, L, d = z.shape
+        B = z.shape[0] if z.ndim else 0                     # z itself is checked by the base
         if not torch.is_tensor(cond) or cond.ndim != 2 or cond.shape[0] not in (1, B) \
                 or cond.shape[1] != self.cond_dim:
             shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
@@ -185,22 +181,15 @@ class ConditionedTransformer(StochasticTransformer):
             cond = torch.zeros_like(cond[:1])
         elif cond.shape[0] > 1:
             cond = cond.repeat(members, 1)                                     # member-major
-        if self.align:
-            zh = _spectrum(z)
-            phi = mode1_phase(zh[:, -1])                                      # (B,)
-            z = torch.fft.irfft(shift_phase(zh, -phi[:, None].expand(B, L)), n=d)
-        x = self.embed(z) + self.positions.to(z.dtype)
-        x = x.repeat(members, 1, 1)                                           # (m·B, L, D)
+        return super().forward(z, generator, members, noise, context=cond)
+
+    def trunk(self, x: torch.Tensor, generator: torch.Generator | None,
+              noise: torch.Tensor | None, context=None) -> torch.Tensor:
+        """The conditioned blocks and final norm, ĉ = ``context`` (m·B or 1, P)."""
         for i, block in enumerate(self.blocks):
-            x = block(x, cond, generator, noise=noise if i == 0 else None)
+            x = block(x, context, generator, noise=noise if i == 0 else None)
         last = x[:, -1]
-        h = self.norm(last, cond) if self.conditioning == "adaln" else self.norm(last)
-        out = self.head(h)                                                    # (m·B, d)
-        if self.residual:
-            out = out + z[:, -1].repeat(members, 1)
-        if self.align:
-            out = torch.fft.irfft(shift_phase(_spectrum(out), phi.repeat(members)), n=d)
-        return out.reshape(members, B, d)
+        return self.norm(last, context) if self.conditioning == "adaln" else self.norm(last)
 
 
 # ------------------------------------------------------------------------------------ the model

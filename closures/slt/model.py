@@ -97,9 +97,10 @@ class StochasticTransformer(nn.Module):
                                   nn.Linear(hidden, latent_dim))
 
     def forward(self, z: torch.Tensor, generator: torch.Generator | None = None,
-                members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
+                members: int = 1, noise: torch.Tensor | None = None,
+                context=None) -> torch.Tensor:
         """z (B, L, d) → (members, B, d). ``noise`` (members·B, 1, width), member-major, replaces
-        the draws from ``generator`` (for tests)."""
+        the draws from ``generator`` (for tests); ``context`` is passed to :meth:`trunk`."""
         if z.ndim != 3 or z.shape[1] != self.window or z.shape[2] != self.latent_dim:
             raise ValueError(f"the transformer expects latents (batch, {self.window}, "
                              f"{self.latent_dim}), got {tuple(z.shape)}")
@@ -111,14 +112,20 @@ class StochasticTransformer(nn.Module):
             z = torch.fft.irfft(shift_phase(zh, -phi[:, None].expand(B, L)), n=d)
         x = self.embed(z) + self.positions.to(z.dtype)
         x = x.repeat(members, 1, 1)                                           # (m·B, L, D)
-        for i, block in enumerate(self.blocks):
-            x = block(x, generator, noise=noise if i == 0 else None)
-        out = self.head(self.norm(x[:, -1]))                                  # (m·B, d)
+        out = self.head(self.trunk(x, generator, noise, context))             # (m·B, d)
         if self.residual:
             out = out + z[:, -1].repeat(members, 1)
         if self.align:
             out = torch.fft.irfft(shift_phase(_spectrum(out), phi.repeat(members)), n=d)
         return out.reshape(members, B, d)
+
+    def trunk(self, x: torch.Tensor, generator: torch.Generator | None,
+              noise: torch.Tensor | None, context=None) -> torch.Tensor:
+        """Tokens (m·B, L, D) → the normalised last token (m·B, D): the blocks (noise token in
+        the first), then the final LayerNorm. Subclasses override it to use ``context``."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, generator, noise=noise if i == 0 else None)
+        return self.norm(x[:, -1])
 
 
 class SLT(nn.Module):
