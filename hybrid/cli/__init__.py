@@ -1,5 +1,5 @@
 """The ``hybrid`` command line: ``hybrid dns | run | generate | train | calibrate | compare |
-jets | emulate | bench``.
+jets | emulate | ensemble | bench``.
 
 This module is the command registry: each command is a module of this package with ``NAME``,
 ``HELP``, ``configure(parser)`` (adds its arguments) and ``handler(args) -> exit code``; the
@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from . import bench, calibrate, compare, dns, emulate, generate, jets, run, train
+from . import bench, calibrate, compare, dns, emulate, ensemble, generate, jets, run, train
 from .arguments import EXIT_USAGE, UsageError, fail
 
 
@@ -39,7 +39,7 @@ def register(name: str, help: str, configure, handler) -> Command:
     return cmd
 
 
-_MODULES = (dns, run, compare, jets, train, emulate, calibrate, generate, bench)
+_MODULES = (dns, run, compare, jets, train, emulate, ensemble, calibrate, generate, bench)
 for _m in _MODULES:
     register(_m.NAME, _m.HELP, _m.configure, _m.handler)
 

@@ -18,6 +18,7 @@
 ``slt`` (the stochastic latent transformer, :func:`closures.slt.train_slt`) trains on the
 ``zonal_mean_u`` of a beta-plane run (``hybrid dns PRESET --record zonal-mean``); its defaults
 are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2 blocks).
+``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`.
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
 ``STEM.log.jsonl`` (metrics per epoch); see :mod:`closures.train`. Everything is checked before
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from solvers.files import check_output_file
 
+from . import train_ensemble
 from .arguments import (EXIT_INTERRUPTED, EXIT_OK, fraction, nonnegative_int, positive_float,
                         positive_int)
 from .arguments import fail as cli_fail
@@ -62,12 +64,15 @@ def _channels(text: str) -> list[int]:
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``."""
-    p.add_argument("model", choices=("ldm", "slt"),
+    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
-                        "P-CDM) or slt (stochastic latent transformer emulator of U(y, t))")
-    p.add_argument("--data", type=Path, required=True,
+                        "P-CDM), slt (stochastic latent transformer emulator of U(y, t)) or "
+                        "ensemble-ldm (latent diffusion ensemble generator: hybrid.cli."
+                        "train_ensemble)")
+    p.add_argument("--data", type=Path, required=True, nargs="+",
                    help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
-                        "or file) with zonal_mean_u (hybrid dns --record zonal-mean)")
+                        "or file) with zonal_mean_u (hybrid dns --record zonal-mean); "
+                        "ensemble-ldm: one such run per start")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
     p.add_argument("--epochs", type=positive_int, default=None,
@@ -80,8 +85,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="halve the learning rate every N epochs (default 100)")
     p.add_argument("--space", choices=("latent", "physical"), default="latent",
                    help="latent (L-CDM, default) or physical (P-CDM)")
-    p.add_argument("--mode", choices=("joint", "two-phase"), default="joint",
-                   help="joint AE+score training (default) or two-phase (AE first, then score)")
+    p.add_argument("--mode", choices=("joint", "two-phase", "autoregressive", "window"),
+                   default=None,
+                   help="ldm: joint AE+score training (default) or two-phase (AE first, then "
+                        "score); ensemble-ldm: autoregressive (default) or window")
     p.add_argument("--ae-epochs", type=nonnegative_int, default=None,
                    help="two-phase: epochs of the autoencoder phase (default half)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -137,15 +144,21 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="fine-tune a saved SLT (path or shipped name): its architecture and "
                           "normalisation are kept")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train_ensemble.add_arguments(p)
 
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
     fail = functools.partial(cli_fail, command="train")
+    if args.model == "ensemble-ldm":
+        return train_ensemble.handler(args, _run_training)
+    if len(args.data) > 1 or args.mode in train_ensemble.MODES:
+        return fail(f"--data takes one file and --mode joint or two-phase for {args.model}")
+    args.mode = args.mode or "joint"
     for k, v in DEFAULTS[args.model].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    data = args.data.expanduser()
+    data = args.data[0].expanduser()
     if not data.exists():
         return fail(f"--data: {data} does not exist")
     if args.model == "slt" and data.is_dir():                # a run folder, as hybrid jets
