@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from closures.ensemble_ldm import (EnsembleGenerator, EnsembleLDM, ModelFileError,
-                                   load_generator)
+                                   load_ensemble_ldm, load_generator, train_ensemble_ldm)
 from closures.ensemble_ldm.data import ResidualWindows
 from closures.nn.diffusion import DDPM, cosine_alpha_bar, ddim_timesteps
 from closures.nn.vae import TEPCVAE, gaussian_kl, reparameterise
@@ -293,6 +293,17 @@ def test_both_modes_end_to_end_through_hybrid_ensemble_and_hybrid_jets(tmp_path,
     assert card["command"].startswith("hybrid train ensemble-ldm --data")
     log = [json.loads(s) for s in (tmp_path / "m.log.jsonl").read_text().splitlines()]
     assert [r.get("phase") for r in log[:2]] == ["vae", "diffusion"] and log[-1]["final"]
+    # stopped after the VAE phase and resumed: the same weights as the command's, bit for bit
+    kw = dict(mode=mode, epochs=2, batch=64, width=16, heads=2, layers=1, hidden=16,
+              time_dim=8, context=2, horizon=4 if mode == "window" else None,
+              diffusion_steps=50, eval_steps=10, samples_eval=4, val_fraction=0.34, threads=1,
+              progress=False)
+    assert train_ensemble_ldm(starts[:2], tmp_path / "cut", stop_after=1, **kw)["stopped"]
+    assert not (tmp_path / "cut.pt").exists()
+    train_ensemble_ldm(starts[:2], tmp_path / "cut", resume=True, **kw)
+    a, b = load_ensemble_ldm(stem), load_ensemble_ldm(tmp_path / "cut")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values()))
     # generate around member 0 of the held-out start and score it with hybrid jets
     test = starts[2]
     out = tmp_path / "ens"

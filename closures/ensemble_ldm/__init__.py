@@ -3,9 +3,10 @@ conditioning run. A translation-equivariant VAE compresses each profile; a DDPM 
 space learns the residual z − z_c between an ensemble member and the conditioning run, either
 step by step ('autoregressive') or over a whole window at once ('window').
 
-Modules: :mod:`~closures.ensemble_ldm.model` (:class:`EnsembleLDM`), :mod:`~closures.ensemble_ldm.data`
-(DNS ensembles from common states), :mod:`~closures.ensemble_ldm.train`
-(:func:`train_ensemble_ldm`), :mod:`~closures.ensemble_ldm.files` (weights and model cards),
+Modules: :mod:`~closures.ensemble_ldm.model` (:class:`EnsembleLDM`),
+:mod:`~closures.ensemble_ldm.data` (DNS ensembles from common states),
+:mod:`~closures.ensemble_ldm.train` (:func:`train_ensemble_ldm`),
+:mod:`~closures.ensemble_ldm.files` (weights and model cards),
 :mod:`~closures.ensemble_ldm.generate` (:class:`EnsembleGenerator`, :func:`load_generator`).
 
 >>> from closures.ensemble_ldm import load_generator
