@@ -26,7 +26,7 @@ Sampling bound. The samplers bound their estimate x̂_0 of the scaled residual t
 (10 RMS of the training residuals). The cosine schedule's last step has α_T = 1 − β_T = 10⁻³,
 so the first ancestral step multiplies an error δ of ε̂ by up to 1/√α_T ≈ 32; an under-trained
 denoiser then starts from far outside its training range (measured on a toy with a known
-residual spread after 600 Adam steps: spread ×100 without the bound, right to 5 % with it;
+residual spread after 600 Adam steps: spread ×100 without the bound, within 7 % with it;
 DDIM, which starts one block of steps lower, was right either way).
 
 Training terms. VAE phase (:meth:`EnsembleLDM.vae_terms`): ``rec`` and ``kl`` of
