@@ -1,8 +1,12 @@
 """The epoch loop that every training function shares (:func:`closures.train.train_ldm`,
-:func:`closures.slt.train_slt`): resuming from the checkpoint, the metrics log, the epochs of
-shuffled training batches and the validation after each, checkpoints, the progress bar.
+:func:`closures.slt.train_slt`, :func:`closures.slt.train_conditioned_slt`,
+:func:`closures.ensemble_ldm.train_ensemble_ldm`): resuming from the checkpoint, the metrics log,
+the epochs of shuffled training batches and the validation after each, checkpoints, the progress
+bar; and the two ends they share around it: the run's signature (:func:`run_signature`), and
+the metrics, card, model file and final log line (:func:`training_metrics`,
+:func:`save_trained`).
 
-The model, its loss, the optimiser, the scheduler and the run's signature come from the caller;
+The model, its loss, the optimiser, the scheduler and the run's settings come from the caller;
 :func:`fit` owns the rest. Files (:func:`closures.train.train_paths`): ``<stem>.log.jsonl``, one
 JSON line per epoch, cut back to the checkpoint's epoch on resume; ``<stem>.ckpt.pt``, written
 atomically every ``checkpoint_every`` epochs, at the last and when stopping, loaded with
@@ -19,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["fit"]
+__all__ = ["fit", "run_signature", "training_metrics", "save_trained"]
 
 _STREAMS = {"shuffle": 11, "noise": 12, "val": 13, "eval": 14}
 
@@ -30,6 +34,40 @@ def _gen(seed: int, stream: str) -> torch.Generator:
     g.manual_seed(int(np.random.SeedSequence([int(seed), _STREAMS[stream]])
                       .generate_state(1, np.uint64)[0]) & (2**63 - 1))
     return g
+
+
+def run_signature(config: dict, training: dict, **more) -> str:
+    """The settings a checkpoint must match (:func:`fit`'s ``signature``): the architecture
+    ``config``, ``more`` (e.g. ``stats``, ``data``) and the ``training`` options less the epoch
+    count, device and thread count (a run may resume with more epochs, or elsewhere)."""
+    return json.dumps({"arch": config, **more,
+                       "training": {k: v for k, v in training.items()
+                                    if k not in ("epochs", "device", "threads")}},
+                      sort_keys=True)
+
+
+def training_metrics(epochs: int, elapsed: float, history: list[dict], **evaluation) -> dict:
+    """The metrics of a finished run: ``epochs``, ``training_time_s``, the last epoch's
+    ``final_train`` and ``final_val`` terms, then ``evaluation`` (the model's offline skill)."""
+    last = history[-1] if history else {}
+    return {"epochs": epochs, "training_time_s": elapsed, "final_train": last.get("train"),
+            "final_val": last.get("val"), **evaluation}
+
+
+def save_trained(model: torch.nn.Module, save: Callable, out, paths: dict, metrics: dict,
+                 card: dict) -> dict:
+    """The end of every training function: ``save(model.cpu(), out, card)`` with the card's
+    ``name`` (the stem) first and ``torch_version`` and ``parameters`` (the count) last, the
+    final line of the log (``final``: true and ``metrics``). Returns ``metrics`` with the
+    run's ``paths`` added."""
+    card = {"name": paths["weights"].with_suffix("").name, **card,
+            "torch_version": torch.__version__,
+            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    save(model.cpu(), out, card)
+    with open(paths["log"], "a") as f:
+        f.write(json.dumps({"final": True, **metrics}, default=str) + "\n")
+    metrics["paths"] = {k: str(v) for k, v in paths.items()}
+    return metrics
 
 
 def fit(model: torch.nn.Module, opt, sched, paths: dict, signature: str, *, epochs: int,

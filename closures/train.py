@@ -51,7 +51,6 @@ thread count → the same weights and metrics.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -63,7 +62,7 @@ import torch
 from solvers.validate import integer, number
 
 from .data import ClosureDataset
-from .fit import _gen, fit
+from .fit import _gen, fit, run_signature, save_trained, training_metrics
 from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
                   model_paths, save_model, torch_threads)
 from .losses import SIGMA
@@ -232,10 +231,7 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                     dsm_reduction=dsm_reduction, val_fraction=float(val_fraction), gap=gap,
                     seed=seed, device=str(dev), threads=threads, optimizer="Adam",
                     scheduler="StepLR(gamma=0.5)")
-    signature = json.dumps({"arch": model.config, "training": {k: v for k, v in training.items()
-                                                              if k not in ("epochs", "device",
-                                                                           "threads")}},
-                           sort_keys=True)
+    signature = run_signature(model.config, training)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=lr_halving_every, gamma=0.5)
     phase = None
@@ -275,22 +271,13 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
                               generator=_gen(seed, "eval"), max_pairs=eval_pairs)
     offline["split"] = on.split
     offline["eval_time_s"] = time.perf_counter() - t0
-    last_rec = history[-1] if history else {}
-    metrics = {"epochs": epochs, "training_time_s": elapsed,
-               "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
-               "offline": offline}
+    metrics = training_metrics(epochs, elapsed, history, offline=offline)
     data_cfg = train.describe()
     data_cfg.update(dataset=os.fspath(dataset_path),               # as given: no machine paths
                     train_samples=len(train), val_samples=0 if val is None else len(val),
                     samples=train.samples_complete)
-    card = {"name": paths["weights"].with_suffix("").name, "space": space, "command": command,
-            "data": data_cfg, "training": training, "training_time_s": elapsed,
-            "metrics": metrics, "sampler": {"steps": eval_steps, "t_start": t_start, "rho": RHO,
-                                            "start": "sqrt(1 + std(t_start)^2) z"},
-            "torch_version": torch.__version__,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
-    save_model(model.cpu(), out_stem, card)
-    with open(paths["log"], "a") as f:
-        f.write(json.dumps({"final": True, **metrics}, default=str) + "\n")
-    metrics["paths"] = {k: str(v) for k, v in paths.items()}
-    return metrics
+    return save_trained(model, save_model, out_stem, paths, metrics, {
+        "space": space, "command": command, "data": data_cfg, "training": training,
+        "training_time_s": elapsed, "metrics": metrics,
+        "sampler": {"steps": eval_steps, "t_start": t_start, "rho": RHO,
+                    "start": "sqrt(1 + std(t_start)^2) z"}})

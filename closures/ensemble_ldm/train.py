@@ -37,7 +37,6 @@ validation noise and evaluation each from their own generators seeded from ``see
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -46,7 +45,7 @@ import torch
 
 from solvers.validate import integer, number
 
-from ..fit import fit
+from ..fit import fit, run_signature, save_trained, training_metrics
 from ..train import _threads_scoped, train_paths
 from .data import CONDITIONING, Profiles, ResidualWindows, read_starts, split_starts
 from .files import save_ensemble_ldm
@@ -167,10 +166,7 @@ def train_ensemble_ldm(data, out, *, mode: str = "autoregressive", epochs: int =
                     kl_weight=kl_weight, val_fraction=val_fraction, seed=seed,
                     optimizer="Adam", scheduler="LambdaLR(gamma^(epochs into the phase))",
                     device=str(dev), threads=threads)
-    signature = json.dumps({"arch": model.config, "stats": stats, "data": desc,
-                            "training": {k: v for k, v in training.items()
-                                         if k not in ("epochs", "device", "threads")}},
-                           sort_keys=True)
+    signature = run_signature(model.config, training, stats=stats, data=desc)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: gamma ** (e if e < vae_epochs else e - vae_epochs))
@@ -239,18 +235,10 @@ def train_ensemble_ldm(data, out, *, mode: str = "autoregressive", epochs: int =
     offline = offline_metrics(model, on, samples=samples_eval, steps=eval_steps,
                               max_starts=eval_starts, seed=seed, device=dev)
     offline.update(split=split, eval_time_s=time.perf_counter() - t0)
-    last = history[-1] if history else {}
-    metrics = {"epochs": epochs, "training_time_s": elapsed, "final_train": last.get("train"),
-               "final_val": last.get("val"), "offline": offline}
+    metrics = training_metrics(epochs, elapsed, history, offline=offline)
     desc.update(train_starts=int(tr.shape[0]), val_starts=int(va.shape[0]),
                 train_windows=n_windows["train"], val_windows=n_windows["val"])
-    card = {"name": paths["weights"].with_suffix("").name, "mode": mode, "command": command,
-            "data": desc, "training": training, "training_time_s": elapsed, "metrics": metrics,
-            "sampler": {"method": "ddim", "steps": eval_steps, "eta": 0.0},
-            "torch_version": torch.__version__,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
-    save_ensemble_ldm(model.cpu(), out, card)
-    with open(paths["log"], "a") as f:
-        f.write(json.dumps({"final": True, **metrics}, default=str) + "\n")
-    metrics["paths"] = {k: str(v) for k, v in paths.items()}
-    return metrics
+    return save_trained(model, save_ensemble_ldm, out, paths, metrics, {
+        "mode": mode, "command": command, "data": desc, "training": training,
+        "training_time_s": elapsed, "metrics": metrics,
+        "sampler": {"method": "ddim", "steps": eval_steps, "eta": 0.0}})

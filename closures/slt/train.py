@@ -29,7 +29,6 @@ validation noise from their own generators seeded from ``seed``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -38,13 +37,17 @@ import torch
 
 from solvers.validate import integer, number
 
-from ..fit import _gen, fit
+from ..fit import _gen, fit, run_signature, save_trained, training_metrics
 from ..train import _threads_scoped, train_paths
 from .files import save_slt
 from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
 __all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics",
            "pretrained_slt"]
+
+# the architecture arguments of train_slt and their defaults (fine-tuning leaves them there)
+ARCH_DEFAULTS = dict(latent_points=None, channels=4, window=10, width=None, heads=None,
+                     layers=2, hidden=None, residual=True, phase="common")
 
 
 def read_profiles(data) -> tuple[np.ndarray, dict]:
@@ -140,6 +143,30 @@ def one_step_metrics(model: SLT, wins: Windows, samples: int = 16, batch: int = 
             "crps": es / len(idx) * std, "rec_rmse": math.sqrt(rec / pts) * std}
 
 
+def check_options(epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every,
+                  samples_eval, stop_after) -> tuple:
+    """The training options of :func:`train_slt` and
+    :func:`~closures.slt.train_conditioned.train_conditioned_slt`, checked in this order
+    (ValueError naming the first that is out of range) and returned in it."""
+    return (integer("epochs", epochs, 1), integer("batch", batch, 1), number("lr", lr, above=0),
+            number("gamma", gamma, above=0, at_most=1), integer("members", members, 2),
+            number("val_fraction", val_fraction, at_least=0, below=1),
+            integer("seed", seed, 0), integer("checkpoint_every", checkpoint_every, 1),
+            integer("samples_eval", samples_eval, 2),
+            integer("stop_after", stop_after, 1, allow_none=True))
+
+
+def loss_weights(weights: dict | None) -> dict:
+    """The weights of the loss terms: :data:`~closures.slt.model.DEFAULT_WEIGHTS` with those of
+    ``weights`` (term → weight ≥ 0) replaced; ValueError for an unknown term or a bad weight."""
+    w = dict(DEFAULT_WEIGHTS)
+    for k, v in (weights or {}).items():
+        if k not in w:
+            raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
+        w[k] = number(f"weights[{k!r}]", v, at_least=0)
+    return w
+
+
 @_threads_scoped
 def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200,
               lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
@@ -169,21 +196,10 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     then not saved). ``threads``: torch's thread count during training (restored after).
     ``command``: the command line, recorded in the card."""
     window = integer("window", window, 1)
-    epochs = integer("epochs", epochs, 1)
-    batch = integer("batch", batch, 1)
-    lr = number("lr", lr, above=0)
-    gamma = number("gamma", gamma, above=0, at_most=1)
-    members = integer("members", members, 2)
-    val_fraction = number("val_fraction", val_fraction, at_least=0, below=1)
-    seed = integer("seed", seed, 0)
-    checkpoint_every = integer("checkpoint_every", checkpoint_every, 1)
-    samples_eval = integer("samples_eval", samples_eval, 2)
-    stop_after = integer("stop_after", stop_after, 1, allow_none=True)
-    w = dict(DEFAULT_WEIGHTS)
-    for k, v in (weights or {}).items():
-        if k not in w:
-            raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
-        w[k] = number(f"weights[{k!r}]", v, at_least=0)
+    (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
+     stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
+                                 checkpoint_every, samples_eval, stop_after)
+    w = loss_weights(weights)
     unroll = integer("unroll", unroll, 1)
     u, desc = read_profiles(data)
     tr, va = split_by_time(u, val_fraction)
@@ -215,10 +231,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
                     init_from=None if init_from is None else str(init_from), seed=seed,
                     optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
                     threads=threads)
-    signature = json.dumps({"arch": model.config, "stats": stats, "data": desc,
-                            "training": {k: v for k, v in training.items()
-                                         if k not in ("epochs", "device", "threads")}},
-                           sort_keys=True)
+    signature = run_signature(model.config, training, stats=stats, data=desc)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     paths = train_paths(out)
@@ -239,25 +252,16 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     if stopped is not None:
         return stopped
 
-    last_rec = history[-1] if history else {}
     on = Windows(val.series.numpy(), window) if len(val) else \
         Windows(train.series.numpy(), window)
     offline = one_step_metrics(model, on, samples=samples_eval, batch=batch,
                                generator=_gen(seed, "eval"))
     offline["split"] = "val" if len(val) else "train"
-    metrics = {"epochs": epochs, "training_time_s": elapsed,
-               "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
-               "one_step": offline}
+    metrics = training_metrics(epochs, elapsed, history, one_step=offline)
     desc.update(train_windows=len(train), val_windows=len(val))
-    card = {"name": paths["weights"].with_suffix("").name, "command": command, "data": desc,
-            "training": training, "training_time_s": elapsed, "metrics": metrics,
-            "torch_version": torch.__version__,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
-    save_slt(model.cpu(), out, card)
-    with open(paths["log"], "a") as f:
-        f.write(json.dumps({"final": True, **metrics}) + "\n")
-    metrics["paths"] = {k: str(v) for k, v in paths.items()}
-    return metrics
+    return save_trained(model, save_slt, out, paths, metrics, {
+        "command": command, "data": desc, "training": training, "training_time_s": elapsed,
+        "metrics": metrics})
 
 
 def pretrained_slt(init_from, arch: dict) -> SLT:
@@ -269,9 +273,7 @@ def pretrained_slt(init_from, arch: dict) -> SLT:
     if arch["points"] != cfg["points"]:
         raise ValueError(f"init_from: {init_from} models profiles of {cfg['points']} points, "
                          f"the data has {arch['points']}")
-    defaults = dict(latent_points=None, channels=4, window=10, width=None, heads=None,
-                    layers=2, hidden=None, residual=True, phase="common")
-    changed = [k for k, v in defaults.items() if arch[k] != v and arch[k] != cfg[k]]
+    changed = [k for k, v in ARCH_DEFAULTS.items() if arch[k] != v and arch[k] != cfg[k]]
     if changed:
         raise ValueError(f"init_from: the architecture comes from {init_from}; "
                          f"{', '.join(changed)} differ from it")

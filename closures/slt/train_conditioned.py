@@ -53,19 +53,16 @@ import torch
 
 from solvers.validate import integer, number
 
-from ..fit import _gen, fit
+from ..fit import _gen, fit, run_signature, save_trained, training_metrics
 from ..ldm.files import model_paths, resolve_model_path
 from ..train import _threads_scoped, train_paths
 from ..nn.conditioning import CONDITIONINGS
 from .conditioned import ConditionedSLT, check_parameter_names, parameter_normalisation
 from .files import load_slt, save_slt
-from .model import DEFAULT_WEIGHTS
-from .train import Windows, one_step_metrics, read_profiles, split_by_time
+from .train import (ARCH_DEFAULTS, Windows, check_options, loss_weights, one_step_metrics,
+                    read_profiles, split_by_time)
 
 __all__ = ["train_conditioned_slt", "read_parameters", "ConditionedWindows"]
-
-_ARCH_DEFAULTS = dict(window=10, latent_points=None, channels=4, width=None, heads=None,
-                      layers=2, hidden=None, residual=True, phase="common")
 
 
 def _trajectory_path(path) -> Path:
@@ -204,7 +201,7 @@ def _start_model(pretrained, names, arch_given: dict, points: int, conditioning,
                  freeze: bool, pstats_data: dict, u_stats_data: dict | None, seed: int):
     """(the model to train, the description of the pre-trained model or None)."""
     if pretrained is None:
-        arch = {**_ARCH_DEFAULTS, **{k: v for k, v in arch_given.items() if v is not None}}
+        arch = {**ARCH_DEFAULTS, **{k: v for k, v in arch_given.items() if v is not None}}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = ConditionedSLT(points, **arch, parameters=names,
@@ -275,24 +272,13 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
                          f"{conditioning!r}")
     cond_hidden = integer("cond_hidden", cond_hidden, 1)
-    epochs = integer("epochs", epochs, 1)
-    batch = integer("batch", batch, 1)
-    lr = number("lr", lr, above=0)
+    (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
+     stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
+                                 checkpoint_every, samples_eval, stop_after)
     lr_factor = number("lr_factor", lr_factor, above=0, at_most=1)
-    gamma = number("gamma", gamma, above=0, at_most=1)
-    members = integer("members", members, 2)
-    val_fraction = number("val_fraction", val_fraction, at_least=0, below=1)
-    seed = integer("seed", seed, 0)
-    checkpoint_every = integer("checkpoint_every", checkpoint_every, 1)
-    samples_eval = integer("samples_eval", samples_eval, 2)
-    stop_after = integer("stop_after", stop_after, 1, allow_none=True)
     window = integer("window", window, 1, allow_none=True)
     unroll = integer("unroll", unroll, 1)
-    w = dict(DEFAULT_WEIGHTS)
-    for k, v in (weights or {}).items():
-        if k not in w:
-            raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
-        w[k] = number(f"weights[{k!r}]", v, at_least=0)
+    w = loss_weights(weights)
 
     # --- the runs
     runs = [_load_dataset(i, e, names) for i, e in enumerate(_entries(datasets))]
@@ -352,10 +338,7 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
                     pretrained=pre, optimizer="Adam", scheduler="ExponentialLR",
                     device=str(dev), threads=threads)
     data = [d for _, d, _ in runs]
-    signature = json.dumps({"arch": model.config, "stats": stats, "data": data,
-                            "training": {k: v for k, v in training.items()
-                                         if k not in ("epochs", "device", "threads")}},
-                           sort_keys=True)
+    signature = run_signature(model.config, training, stats=stats, data=data)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr_used)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     paths = train_paths(out)
@@ -376,26 +359,17 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     if stopped is not None:
         return stopped
 
-    last_rec = history[-1] if history else {}
     one_step = []
     for on, split, vec in one_step_on:
         with model.conditioned_on(dict(zip(names, vec))):
             m = one_step_metrics(model, on, samples=samples_eval, batch=batch,
                                  generator=_gen(seed, "eval"))
         one_step.append({"parameters": dict(zip(names, vec)), "split": split, **m})
-    metrics = {"epochs": epochs, "training_time_s": elapsed,
-               "final_train": last_rec.get("train"), "final_val": last_rec.get("val"),
-               "one_step": one_step}
+    metrics = training_metrics(epochs, elapsed, history, one_step=one_step)
     seen = {n: sorted({v[n] for _, _, v in runs}) for n in names}
-    card = {"name": paths["weights"].with_suffix("").name, "command": command, "data": data,
-            "conditioning": {"parameters": list(names), "kind": model.config["conditioning"],
-                             "frozen": model.frozen, "training_values": seen,
-                             "range": {n: [v[0], v[-1]] for n, v in seen.items()}},
-            "training": training, "training_time_s": elapsed, "metrics": metrics,
-            "torch_version": torch.__version__,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
-    save_slt(model.cpu(), out, card)
-    with open(paths["log"], "a") as f:
-        f.write(json.dumps({"final": True, **metrics}) + "\n")
-    metrics["paths"] = {k: str(v) for k, v in paths.items()}
-    return metrics
+    return save_trained(model, save_slt, out, paths, metrics, {
+        "command": command, "data": data,
+        "conditioning": {"parameters": list(names), "kind": model.config["conditioning"],
+                         "frozen": model.frozen, "training_values": seen,
+                         "range": {n: [v[0], v[-1]] for n, v in seen.items()}},
+        "training": training, "training_time_s": elapsed, "metrics": metrics})
