@@ -99,7 +99,7 @@ def read_history(init, window: int, at: float | None = None, member: int = 0) ->
 def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | None = None,
                 member: int = 0, seed: int = 0, batch: int | None = None,
                 threads: int | None = None, overwrite: bool = False,
-                reencode: bool = False) -> dict:
+                reencode: bool | None = None) -> dict:
     """Run an SLT ensemble from a recorded state and write :data:`OUTPUTS` to ``out`` (module
     docstring). ``model``: a shipped model's name, a path, or a
     :class:`closures.slt.Emulator`; ``reencode``: see :meth:`closures.slt.Emulator.rollout`. Returns the summary written to ``emulation.json``.
@@ -125,6 +125,7 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "
                          f"the start t = {src['t0']:g}, got {t_end:g}")
     t0 = time.perf_counter()
+    reencode = em.reencode if reencode is None else bool(reencode)
     U = em.rollout(src["history"], steps, members, seed, batch=batch, reencode=reencode)
     wall = time.perf_counter() - t0
 

@@ -223,11 +223,18 @@ def test_fine_tuning_keeps_architecture_and_normalisation(tmp_path):
     U = jets()
     train_slt(U, tmp_path / "base", epochs=1, **SMALL)
     base = load_slt(tmp_path / "base")
-    m = train_slt(U * 1.5, tmp_path / "tuned", epochs=1, unroll=3, init_from=tmp_path / "base",
-                  **SMALL)
+    m = train_slt(U * 1.5, tmp_path / "tuned", epochs=1, unroll=3, reencode=True,
+                  init_from=tmp_path / "base", **SMALL)
     tuned = load_slt(tmp_path / "tuned")
     assert tuned.config == base.config and tuned.stats == base.stats     # not U·1.5's stats
     assert tuned.card["training"]["unroll"] == 3 and m["one_step"]["samples"] == 16
+    # the emulator rolls out the way the model was trained: re-encoded here, as drawn for base
+    em, em0 = load_emulator(tmp_path / "tuned"), load_emulator(tmp_path / "base")
+    assert em.reencode and not em0.reencode
+    args = (U[:L], 5, 3, 2)
+    assert np.array_equal(em.rollout(*args), em.rollout(*args, reencode=True))
+    assert not np.array_equal(em.rollout(*args), em.rollout(*args, reencode=False))
+    assert np.array_equal(em0.rollout(*args), em0.rollout(*args, reencode=False))
     assert any(not torch.equal(a, b) for a, b in zip(base.state_dict().values(),
                                                       tuned.state_dict().values()))
     with pytest.raises(ValueError, match="init_from.*hidden"):

@@ -79,6 +79,13 @@ class Emulator:
     def card(self) -> dict:
         return getattr(self.model, "card", {})
 
+    @property
+    def reencode(self) -> bool:
+        """The rollout feed the model was trained for: True (draws decoded and encoded again)
+        when its card's training unrolled steps that way, else False (draws fed back as drawn,
+        the paper's rollout)."""
+        return bool((self.card.get("training") or {}).get("reencode", False))
+
     def _history(self, history) -> torch.Tensor:
         h = np.asarray(history, dtype=np.float64)
         L, n = self.window, self.points
@@ -92,19 +99,20 @@ class Emulator:
     @torch.no_grad()
     def rollout(self, history, steps: int, members: int = 1, seed: int = 0,
                 batch: int | None = None, chunk: int = 65536,
-                reencode: bool = False, params: dict | None = None) -> np.ndarray:
+                reencode: bool | None = None, params: dict | None = None) -> np.ndarray:
         """``members`` emulated continuations of ``history`` (L, n), ``steps`` saves each:
         float32 array (members, steps, n) in the units of the data (module docstring).
         ``batch``: members stepped together (default all); ``chunk``: profiles decoded at
         once. ``reencode``: every new latent is decoded and encoded again before it joins the
         window (the paper feeds the latents back as drawn), which keeps the window on the
-        latents of profiles the autoencoder can represent (a 2-minute training on
-        betaplane-small: energy after 2000 saves 0.35 with it, 1400 without, DNS 0.027).
+        latents of profiles the autoencoder can represent; default (None) :attr:`reencode`,
+        the way the model was trained to be rolled out.
         ``params``: the parameters of a conditioned model for this rollout (default: the
         emulator's)."""
         steps = integer("steps", steps, 1)
         members = integer("members", members, 1)
         seed = integer("seed", seed, 0)
+        reencode = self.reencode if reencode is None else bool(reencode)
         batch = integer("batch", members if batch is None else batch, 1)
         chunk = integer("chunk", chunk, 1)
         h = self._history(history)

@@ -2,7 +2,7 @@
 transformer, started from a recorded state (the work is in :mod:`hybrid.emulate`).
 
     hybrid emulate slt --model NAME|PATH --init FILE [--at T] [--member I] --members M
-                       --t-end T --out DIR [--seed S] [--batch B] [--threads N] [--reencode]
+                       --t-end T --out DIR [--seed S] [--batch B] [--threads N] [--[no-]reencode]
                        [--overwrite]
 
 Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``), ``hovmoller.png``,
@@ -45,8 +45,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=None,
                    help="members stepped together (default all)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
-    p.add_argument("--reencode", action="store_true",
-                   help="decode and encode every new latent before it joins the window")
+    p.add_argument("--reencode", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode and encode every new latent before it joins the window, or "
+                        "not (default: as the model was trained to be rolled out, its card's "
+                        "training.reencode)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
