@@ -3,18 +3,14 @@ residual scales) and ``<stem>.json`` (the model card: format ``hybrid-ensemble-l
 architecture ``config``, normalisation ``stats``, data, training, sampler defaults, metrics, and
 the name and shape of every tensor).
 
-Written and read with the package's common model-file helpers
-(:func:`closures.ldm.files.write_model_files`, :func:`~closures.ldm.files.read_json_card`,
-:func:`~closures.ldm.files.build_model`: weights loaded with ``weights_only=True``, every
-problem a :class:`~closures.ldm.files.ModelFileError` naming the file). A bare name that is not
-a file is looked up among the shipped models (``closures/weights``).
+Written and read with the model-file helpers every model shares (:mod:`closures.ldm.files`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..ldm.files import (ModelFileError, build_model, model_paths, read_json_card,
-                         resolve_model_path, write_model_files)
+from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
+                         save_model_files)
 from ..slt.model import check_stats
 from .model import EnsembleLDM
 
@@ -29,21 +25,13 @@ def save_ensemble_ldm(model: EnsembleLDM, path_stem, card: dict | None = None) -
                                                                                         Path]:
     """Write ``<stem>.pt`` and ``<stem>.json`` (``card`` plus format, version, config, stats and
     the state_dict's shapes), each atomically. Returns the two paths."""
-    full = dict(card or {})
-    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
-                stats=dict(model.stats))
-    return write_model_files(model.state_dict(), path_stem, full)
+    return save_model_files(model, path_stem, card, CARD_FORMAT, CARD_VERSION)
 
 
 def read_ensemble_ldm_card(path_or_name) -> dict:
     """The checked card of a saved generator (a path, or a shipped model's name)."""
-    stem = resolve_model_path(path_or_name)
-    card = read_json_card(stem, CARD_FORMAT, CARD_VERSION, ("config", "stats", "state_dict"))
-    try:
-        card["stats"] = check_stats(card["stats"])
-    except ValueError as e:
-        raise ModelFileError(f"model card {model_paths(stem)[1]}: {e}") from None
-    return card
+    return read_model_card(resolve_model_path(path_or_name), CARD_FORMAT, CARD_VERSION,
+                           lambda card: check_stats(card["stats"]))
 
 
 def load_ensemble_ldm(path_or_name, device="cpu") -> EnsembleLDM:

@@ -6,9 +6,13 @@ offline metrics, and the name and shape of every tensor of the state_dict).
 :func:`load_model` loads the weights with ``torch.load(..., weights_only=True)`` and checks them
 against the card; any problem raises :class:`ModelFileError` naming the file.
 
-The model-file helpers shared by every model of the package (the stochastic latent transformer's
-files call them too): :func:`model_paths`, :func:`resolve_model_path` (shipped names),
-:func:`write_model_files`, :func:`read_json_card` and :func:`load_state_dict`.
+The model-file helpers shared by every model of the package (the stochastic latent
+transformer's and the ensemble generator's files call them too): :func:`model_paths`,
+:func:`resolve_model_path` (a bare name that is not a file is looked up among the shipped models,
+``closures/weights``), :func:`save_model_files` (the card's format, version, config and stats
+set, then :func:`write_model_files`), :func:`read_model_card` (:func:`read_json_card` and the
+model's own check of its stats), :func:`build_model` and :func:`load_state_dict`: weights loaded
+with ``weights_only=True``, every problem a :class:`ModelFileError` naming the file.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from .model import LatentDiffusionModel, check_stats
 
 __all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
            "read_card", "load_model", "build_model", "write_model_files", "read_json_card",
-           "load_state_dict", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
+           "save_model_files", "read_model_card", "load_state_dict", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
@@ -66,9 +70,18 @@ def save_model(model: LatentDiffusionModel, path_stem, card: dict | None = None)
     which this function sets: ``format``, ``version``, ``config``, ``stats``, ``grid`` and
     ``state_dict`` (name → shape of every tensor). Returns the two paths.
     """
+    return save_model_files(model, path_stem, card, CARD_FORMAT, CARD_VERSION,
+                            grid={"n": model.n, "L": model.L})
+
+
+def save_model_files(model, path_stem, card: dict | None, card_format: str, version: int,
+                     **more) -> tuple[Path, Path]:
+    """Write ``model`` to ``<stem>.pt`` and ``<stem>.json`` (:func:`write_model_files`), the card
+    being ``card`` plus ``format`` = ``card_format``, ``version``, the model's ``config`` and
+    ``stats``, and ``more``: the common save of every model. Returns the two paths."""
     full = dict(card or {})
-    full.update(format=CARD_FORMAT, version=CARD_VERSION, config=dict(model.config),
-                stats=model.stats, grid={"n": model.n, "L": model.L})
+    full.update(format=card_format, version=version, config=dict(model.config),
+                stats=dict(model.stats), **more)
     return write_model_files(model.state_dict(), path_stem, full)
 
 
@@ -103,13 +116,20 @@ def update_card(path_stem, **entries) -> Path:
 
 def read_card(path_stem) -> dict:
     """The model card of ``path_stem`` (checked: format, config, stats, state_dict shapes)."""
-    card = read_json_card(path_stem, CARD_FORMAT, CARD_VERSION,
-                          ("config", "stats", "state_dict"))
-    _, js = model_paths(path_stem)
+    return read_model_card(path_stem, CARD_FORMAT, CARD_VERSION,
+                           lambda card: check_stats(card["stats"]))
+
+
+def read_model_card(path_stem, card_format: str, version: int, check_stats) -> dict:
+    """The card of the model at ``path_stem``: :func:`read_json_card` (``config``, ``stats`` and
+    ``state_dict`` required), its ``stats`` replaced by ``check_stats(card)`` (a ValueError
+    becomes a :class:`ModelFileError` naming the card). The common reader of every model's
+    card."""
+    card = read_json_card(path_stem, card_format, version, ("config", "stats", "state_dict"))
     try:
-        card["stats"] = check_stats(card["stats"])
+        card["stats"] = check_stats(card)
     except ValueError as e:
-        raise ModelFileError(f"model card {js}: {e}") from None
+        raise ModelFileError(f"model card {model_paths(path_stem)[1]}: {e}") from None
     return card
 
 

@@ -7,18 +7,14 @@ Card version 1 is the SLT; version 2 adds the parameter-conditioned SLT
 normalisation (name → ``centre``, ``scale``). An SLT is still written as version 1, so a model
 that an older reader can use still reads there.
 
-Written and read with the package's common model-file helpers
-(:func:`closures.ldm.files.write_model_files`, :func:`~closures.ldm.files.read_json_card`,
-:func:`~closures.ldm.files.build_model`: weights loaded with ``weights_only=True``, every
-problem a :class:`~closures.ldm.files.ModelFileError` naming the file). A bare name that is not
-a file is looked up among the shipped models (``closures/weights``).
+Written and read with the model-file helpers every model shares (:mod:`closures.ldm.files`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..ldm.files import (ModelFileError, build_model, model_paths, read_json_card,
-                         resolve_model_path, write_model_files)
+from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
+                         save_model_files)
 from .conditioned import ConditionedSLT, check_conditioned_stats, is_conditioned_config
 from .model import SLT, check_stats
 
@@ -32,25 +28,20 @@ CARD_VERSION = 2           # the newest card read here: 1 an SLT, 2 also a Condi
 def save_slt(model: SLT, path_stem, card: dict | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.pt`` and ``<stem>.json`` (``card`` plus format, version, config, stats,
     state_dict shapes), each atomically; an SLT or a ConditionedSLT. Returns the two paths."""
-    full = dict(card or {})
-    conditioned = isinstance(model, ConditionedSLT)
-    full.update(format=CARD_FORMAT, version=2 if conditioned else 1, config=dict(model.config),
-                stats=dict(model.stats))
-    return write_model_files(model.state_dict(), path_stem, full)
+    return save_model_files(model, path_stem, card, CARD_FORMAT,
+                            2 if isinstance(model, ConditionedSLT) else 1)
 
 
 def read_slt_card(path_or_name) -> dict:
     """The checked card of a saved SLT (a path, or a shipped model's name)."""
-    stem = resolve_model_path(path_or_name)
-    card = read_json_card(stem, CARD_FORMAT, CARD_VERSION, ("config", "stats", "state_dict"))
-    try:
-        if is_conditioned_config(card["config"]):
-            card["stats"] = check_conditioned_stats(card["stats"], card["config"]["parameters"])
-        else:
-            card["stats"] = check_stats(card["stats"])
-    except ValueError as e:
-        raise ModelFileError(f"model card {model_paths(stem)[1]}: {e}") from None
-    return card
+    return read_model_card(resolve_model_path(path_or_name), CARD_FORMAT, CARD_VERSION,
+                           _check_card_stats)
+
+
+def _check_card_stats(card: dict) -> dict:
+    if is_conditioned_config(card["config"]):
+        return check_conditioned_stats(card["stats"], card["config"]["parameters"])
+    return check_stats(card["stats"])
 
 
 def load_slt(path_or_name, device="cpu") -> SLT:
