@@ -32,8 +32,8 @@ from solvers.grid import Grid
 from solvers.io import TrajectoryWriter
 from solvers.validate import integer, number
 
-__all__ = ["emulate_slt", "read_history", "write_emulation", "emulation_figures",
-           "SLTEmulation", "OUTPUTS"]
+__all__ = ["emulate_slt", "read_history", "read_source", "record_at", "check_source",
+           "write_emulation", "emulation_figures", "SLTEmulation", "OUTPUTS"]
 
 OUTPUTS = ("emulation.nc", "hovmoller.png", "statistics.png", "emulation.json")
 
@@ -62,33 +62,57 @@ class SLTEmulation:
     enstrophy = energy
 
 
+def read_source(path, role: str, member: int) -> tuple[dict, float]:
+    """The run ``path`` (:func:`hybrid.jets.read_profiles` as ``role``) and its save interval
+    (the median spacing of its records), ``member`` checked against its members: what every
+    emulator reads its start from. ValueError naming ``role`` or ``--member``."""
+    from hybrid.jets import JetsError, read_profiles
+    try:
+        src = read_profiles(path, role=role)
+    except JetsError as e:
+        raise ValueError(str(e)) from None
+    members = src["U"].shape[0]
+    if not 0 <= member < members:
+        raise ValueError(f"--member must be in [0, {members - 1}] for {src['path']}, got "
+                         f"{member}")
+    return src, float(np.median(np.diff(src["t"])))
+
+
+def record_at(t: np.ndarray, at: float, interval: float, flag: str, path) -> int:
+    """The index of the record of ``t`` at time ``at`` (within half the save ``interval``);
+    ValueError naming ``flag`` and ``path`` if there is none."""
+    i = int(np.argmin(np.abs(t - at)))
+    if abs(t[i] - at) > 0.5 * interval:
+        raise ValueError(f"{flag} {at:g}: {path} has no record there (records from {t[0]:g} to "
+                         f"{t[-1]:g} every {interval:g})")
+    return i
+
+
+def check_source(src: dict, points: int, trained, role: str, verb: str) -> None:
+    """ValueError naming ``role`` unless the source run ``src`` (with its save ``interval``) has
+    the model's ``points`` per profile (the model ``verb`` that many) and, where the model
+    records it, its ``trained`` save interval."""
+    n, interval = src["U"].shape[-1], src["interval"]
+    if n != points:
+        raise ValueError(f"{role}: {src['path']} has profiles of {n} points; the model {verb} "
+                         f"{points}")
+    if trained and not np.isclose(trained, interval, rtol=1e-6):
+        raise ValueError(f"{role}: {src['path']} is saved every {interval:g}; the model was "
+                         f"trained on saves every {trained:g}")
+
+
 def read_history(init, window: int, at: float | None = None, member: int = 0) -> dict:
     """The ``window`` records of member ``member`` of ``init`` ending at the record at time
     ``at`` (within half a save interval; default the last record): ``history`` (window, n),
     ``t0`` (its last time), ``interval``, and the source's ``U``, ``t``, ``y``, ``L``,
     ``config``, ``path``. ValueError naming ``--init``, ``--at`` or ``--member``."""
-    from hybrid.jets import JetsError, read_profiles
-    try:
-        src = read_profiles(init, role="--init")
-    except JetsError as e:
-        raise ValueError(str(e)) from None
+    src, interval = read_source(init, "--init", member)
     U, t = src["U"], src["t"]
-    if not 0 <= member < U.shape[0]:
-        raise ValueError(f"--member must be in [0, {U.shape[0] - 1}] for {src['path']}, got "
-                         f"{member}")
-    dts = np.diff(t)
-    interval = float(np.median(dts))
-    if at is None:
-        i = len(t) - 1
-    else:
-        i = int(np.argmin(np.abs(t - at)))
-        if abs(t[i] - at) > 0.5 * interval:
-            raise ValueError(f"--at {at:g}: {src['path']} has no record there (records from "
-                             f"{t[0]:g} to {t[-1]:g} every {interval:g})")
+    i = len(t) - 1 if at is None else record_at(t, at, interval, "--at", src["path"])
     if i + 1 < window:
         raise ValueError(f"--at: the model needs {window} records up to the start; "
                          f"{src['path']} has {i + 1} up to t = {t[i]:g}")
-    span = dts[i + 1 - window:i]
+    span = np.diff(t)[i + 1 - window:i]
     if span.size and not np.allclose(span, interval, rtol=1e-6):
         raise ValueError(f"--init: the records of {src['path']} before t = {t[i]:g} are not "
                          f"evenly spaced")
@@ -113,13 +137,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     em = model if isinstance(model, Emulator) else load_emulator(model, threads=threads)
     src = read_history(init, em.window, at, member)
     n = src["history"].shape[1]
-    if n != em.points:
-        raise ValueError(f"--init: {src['path']} has profiles of {n} points; the model "
-                         f"emulates {em.points}")
-    trained = (em.card.get("data") or {}).get("interval")
-    if trained and not np.isclose(trained, src["interval"], rtol=1e-6):
-        raise ValueError(f"--init: {src['path']} is saved every {src['interval']:g}; the model "
-                         f"was trained on saves every {trained:g}")
+    check_source(src, em.points, (em.card.get("data") or {}).get("interval"), "--init",
+                 "emulates")
     steps = int(round((t_end - src["t0"]) / src["interval"]))
     if steps < 1:
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "

@@ -27,17 +27,10 @@ import numpy as np
 from solvers.files import check_output_folder, write_json
 from solvers.validate import integer, number
 
-from .emulate import OUTPUTS, emulation_figures, write_emulation
+from .emulate import (OUTPUTS, check_source, emulation_figures, read_source, record_at,
+                      write_emulation)
 
 __all__ = ["generate_ensemble", "read_conditioning", "OUTPUTS"]
-
-
-def _record(t: np.ndarray, at: float, interval: float, flag: str, path) -> int:
-    i = int(np.argmin(np.abs(t - at)))
-    if abs(t[i] - at) > 0.5 * interval:
-        raise ValueError(f"{flag} {at:g}: {path} has no record there (records from {t[0]:g} to "
-                         f"{t[-1]:g} every {interval:g})")
-    return i
 
 
 def read_conditioning(run, member: int = 0, at: float | None = None,
@@ -46,18 +39,10 @@ def read_conditioning(run, member: int = 0, at: float | None = None,
     the record at ``at`` to the one at ``t_end`` (within half a save interval; defaults the first
     and the last), their ``times`` and ``interval``. ValueError naming RUN, ``--member``,
     ``--at`` or ``--t-end``."""
-    from .jets import JetsError, read_profiles
-    try:
-        src = read_profiles(run, role="RUN")
-    except JetsError as e:
-        raise ValueError(str(e)) from None
+    src, interval = read_source(run, "RUN", member)
     U, t = src["U"], src["t"]
-    if not 0 <= member < U.shape[0]:
-        raise ValueError(f"--member must be in [0, {U.shape[0] - 1}] for {src['path']}, got "
-                         f"{member}")
-    interval = float(np.median(np.diff(t)))
-    i0 = 0 if at is None else _record(t, at, interval, "--at", src["path"])
-    i1 = len(t) - 1 if t_end is None else _record(t, t_end, interval, "--t-end", src["path"])
+    i0 = 0 if at is None else record_at(t, at, interval, "--at", src["path"])
+    i1 = len(t) - 1 if t_end is None else record_at(t, t_end, interval, "--t-end", src["path"])
     if i1 <= i0:
         raise ValueError(f"--t-end must lie at least one save interval ({interval:g}) after the "
                          f"start t = {t[i0]:g}, got {t[i1]:g}")
@@ -88,14 +73,7 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
     gen = model if isinstance(model, EnsembleGenerator) else load_generator(model,
                                                                             threads=threads)
     src = read_conditioning(run, member, at, t_end)
-    n = src["U_c"].shape[1]
-    if n != gen.points:
-        raise ValueError(f"RUN: {src['path']} has profiles of {n} points; the model generates "
-                         f"{gen.points}")
-    trained = gen.interval
-    if trained and not np.isclose(trained, src["interval"], rtol=1e-6):
-        raise ValueError(f"RUN: {src['path']} is saved every {src['interval']:g}; the model was "
-                         f"trained on saves every {trained:g}")
+    check_source(src, gen.points, gen.interval, "RUN", "generates")
     steps = gen.sample_steps(steps, method)
     t0 = time.perf_counter()
     X = gen.generate(src["U_c"], members, seed, batch=batch, method=method, steps=steps)

@@ -354,3 +354,26 @@ def test_both_modes_end_to_end_through_hybrid_ensemble_and_hybrid_jets(tmp_path,
     (tmp_path / "m.pt").write_bytes(b"not a state dict")
     with pytest.raises(ModelFileError, match=r"m\.pt.*not a readable"):
         load_generator(stem)
+
+
+def test_both_emulators_read_their_start_through_one_reader(starts):
+    """hybrid emulate (read_history) and hybrid ensemble (read_conditioning) read the run, check
+    --member and find the --at record with the same helpers of hybrid.emulate: the same
+    messages; the model checks name each command's own argument."""
+    from hybrid.emulate import check_source, read_history, read_source
+    from hybrid.ldm_ensemble import read_conditioning
+    for flag, bad in [("--at", dict(at=999.0)), ("--member", dict(member=5))]:
+        messages = []
+        for read in (lambda **kw: read_history(starts[0], 2, **kw),
+                     lambda **kw: read_conditioning(starts[0], **kw)):
+            with pytest.raises(ValueError) as e:
+                read(**bad)
+            messages.append(str(e.value))
+        assert messages[0] == messages[1] and messages[0].startswith(flag)
+    src, interval = read_source(starts[0], "RUN", 0)
+    assert interval == pytest.approx(1.0) and src["U"].shape == (3, 12, N)
+    check_source({**src, "interval": interval}, N, interval, "RUN", "generates")
+    with pytest.raises(ValueError, match=r"^RUN: .* 16 points; the model generates 32$"):
+        check_source({**src, "interval": interval}, 32, None, "RUN", "generates")
+    with pytest.raises(ValueError, match=r"^--init: .* saved every 1; .* every 2$"):
+        check_source({**src, "interval": interval}, N, 2.0, "--init", "emulates")
