@@ -29,17 +29,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import shlex
-import sys
 from pathlib import Path
 
-from solvers.files import check_output_file
-
 from . import train_ensemble
-from .arguments import (EXIT_INTERRUPTED, EXIT_OK, fraction, nonnegative_int, positive_float,
-                        positive_int)
+from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
+from .training import data_files, error_flag, fill_defaults, read_data, run_training
 
 NAME = "train"
 HELP = ("train a closure model (ldm: latent conditional diffusion) on a closure dataset, or the "
@@ -151,65 +146,45 @@ def handler(args: argparse.Namespace) -> int:
     """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
     fail = functools.partial(cli_fail, command="train")
     if args.model == "ensemble-ldm":
-        return train_ensemble.handler(args, _run_training)
+        return train_ensemble.handler(args)
     if len(args.data) > 1 or args.mode in train_ensemble.MODES:
         return fail(f"--data takes one file and --mode joint or two-phase for {args.model}")
     args.mode = args.mode or "joint"
-    for k, v in DEFAULTS[args.model].items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    data = args.data[0].expanduser()
-    if not data.exists():
-        return fail(f"--data: {data} does not exist")
-    if args.model == "slt" and data.is_dir():                # a run folder, as hybrid jets
-        from hybrid.jets.report import FILES
-        found = [data / f for f in FILES if (data / f).is_file()]
-        if not found:
-            return fail(f"--data: folder {data} holds none of {', '.join(FILES)}")
-        data = found[0]
-    if not data.is_file():
-        return fail(f"--data: {data} is not a file")
+    fill_defaults(args, DEFAULTS[args.model])
+    files = data_files(args.data, fail, folders=args.model == "slt")   # slt: a run folder too
+    if isinstance(files, int):
+        return files
+    data = files[0]
     if args.model == "slt":
         return _train_slt(args, data, fail)
     if args.ae_epochs is not None and args.mode == "two-phase" and args.ae_epochs >= args.epochs:
         return fail(f"--ae-epochs must be below --epochs ({args.ae_epochs} ≥ {args.epochs})")
     if args.resume and args.overwrite:
         return fail("--resume and --overwrite exclude each other")
-    import torch
-
     from closures.data import ClosureDataset
     from closures.train import train_ldm
-    try:
-        torch.device(args.device)
-    except (RuntimeError, ValueError) as e:
-        return fail(f"--device: {e}")
-    try:
-        ds = ClosureDataset(data, "train", val_fraction=args.val_fraction)
-    except (OSError, ValueError) as e:
-        return fail(f"--data: {e}")
+    ds = read_data(args.device, fail,
+                   lambda: ClosureDataset(data, "train", val_fraction=args.val_fraction))
+    if isinstance(ds, int):
+        return ds
     side = ds.n // 4 if args.space == "latent" else ds.n
     if args.space == "latent" and ds.n % 4:
         return fail(f"--space latent needs a grid divisible by 4; {data} is {ds.n}²")
     if args.modes > side // 2:
         return fail(f"--modes {args.modes} is too many for {side}² {args.space} fields "
                      f"(at most {side // 2})")
-    done = _run_training(
-        train_ldm, data, args, fail, space=args.space, mode=args.mode,
+    return run_training(
+        train_ldm, data, args, fail, _ldm_summary, space=args.space, mode=args.mode,
         lr_halving_every=args.lr_halving_every, ae_epochs=args.ae_epochs,
         latent_channels=args.latent_channels, ae_channels=args.ae_channels, width=args.width,
         modes=args.modes, layers=args.layers, time_dim=args.time_dim,
         proj_hidden=args.proj_hidden, mean_width=args.mean_width, mean_blocks=args.mean_blocks)
-    if isinstance(done, int):
-        return done
-    paths, metrics = done
+
+
+def _ldm_summary(metrics: dict) -> tuple[str, dict]:
     off = metrics.get("offline", {})
-    print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
-          f"held-out relative error {off.get('rel_error', float('nan')):.4g} "
-          f"(mean of {off.get('samples')} samples) → {paths['weights']}, {paths['card']}",
-          file=sys.stderr)
-    print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
-                      "offline": off}, default=str))
-    return EXIT_OK
+    return (f"held-out relative error {off.get('rel_error', float('nan')):.4g} (mean of "
+            f"{off.get('samples')} samples)", {"offline": off})
 
 
 def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
@@ -223,18 +198,12 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     if args.samples_eval < 2:
         return fail(f"--samples-eval must be ≥ 2 for slt (an ensemble spread), got "
                     f"{args.samples_eval}")
-    import torch
-
     from closures.slt import SLT, read_profiles, train_slt
     from closures.slt.train import pretrained_slt
-    try:
-        torch.device(args.device)
-    except (RuntimeError, ValueError) as e:
-        return fail(f"--device: {e}")
-    try:
-        u, _ = read_profiles(data)
-    except (OSError, ValueError) as e:
-        return fail(f"--data: {e}")
+    read = read_data(args.device, fail, lambda: read_profiles(data))
+    if isinstance(read, int):
+        return read
+    u, _ = read
     if args.init_from is not None:
         try:
             args.window = pretrained_slt(args.init_from, dict(
@@ -254,55 +223,19 @@ def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
                 window=args.window, width=args.width, heads=args.heads, layers=args.layers,
                 hidden=args.hidden)
     except ValueError as e:
-        flag = next((f"--{a.replace('_', '-')}" for a in ("latent_points", "heads", "width",
-                                                           "points", "window")
-                     if a in str(e)), "--data")
+        flag = error_flag(str(e), ("latent_points", "heads", "width", "points", "window"))
         return fail(f"{flag}: {e}")
-    done = _run_training(
-        train_slt, data, args, fail, window=args.window, gamma=args.gamma, members=args.members,
-        latent_points=args.latent_points, channels=args.channels, width=args.width,
-        heads=args.heads, layers=args.layers, hidden=args.hidden, phase=args.phase,
-        unroll=args.unroll, reencode=args.reencode, init_from=args.init_from)
-    if isinstance(done, int):
-        return done
-    paths, metrics = done
+    return run_training(
+        train_slt, data, args, fail, _slt_summary, window=args.window, gamma=args.gamma,
+        members=args.members, latent_points=args.latent_points, channels=args.channels,
+        width=args.width, heads=args.heads, layers=args.layers, hidden=args.hidden,
+        phase=args.phase, unroll=args.unroll, reencode=args.reencode, init_from=args.init_from)
+
+
+def _slt_summary(metrics: dict) -> tuple[str, dict]:
     val = metrics.get("final_val") or {}
     one = metrics.get("one_step") or {}
-    print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
-          f"validation energy score of U {val.get('es_u', float('nan')):.4g}, one-step "
-          f"spread/error {one.get('spread_to_error') or float('nan'):.3g} → "
-          f"{paths['weights']}, {paths['card']}", file=sys.stderr)
-    print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
-                      "final_train": metrics.get("final_train"), "final_val": val,
-                      "one_step": one}, default=str))
-    return EXIT_OK
+    return (f"validation energy score of U {val.get('es_u', float('nan')):.4g}, one-step "
+            f"spread/error {one.get('spread_to_error') or float('nan'):.3g}",
+            {"final_train": metrics.get("final_train"), "final_val": val, "one_step": one})
 
-
-def _run_training(train, data: Path, args: argparse.Namespace, fail, **model_kwargs):
-    """The outputs in ``--out`` checked (``--resume`` needs the checkpoint), then ``train(data,
-    args.out, ...)`` with the options every model shares and ``model_kwargs``. Returns ``(paths,
-    metrics)``, or the exit code of a failed check, an error or an interrupt."""
-    from closures.train import train_paths
-    paths = train_paths(args.out)
-    if args.resume and not paths["checkpoint"].is_file():
-        return fail(f"--resume: no checkpoint {paths['checkpoint']}")
-    try:
-        for p in paths.values():
-            check_output_file(p, "--out", overwrite=args.overwrite or args.resume,
-                              overwrite_hint="--overwrite or --resume")
-    except (TypeError, ValueError, OSError) as e:
-        return fail(str(e))
-    try:
-        metrics = train(
-            data, args.out, epochs=args.epochs, batch=args.batch, lr=args.lr,
-            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-            threads=args.threads, resume=args.resume, progress=not args.no_progress,
-            checkpoint_every=args.checkpoint_every, samples_eval=args.samples_eval,
-            command=shlex.join(args.argv), **model_kwargs)
-    except KeyboardInterrupt:
-        print(f"hybrid train: interrupted; continue with --resume from {paths['checkpoint']}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (OSError, ValueError) as e:
-        return fail(str(e))
-    return paths, metrics

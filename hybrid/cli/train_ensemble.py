@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import sys
-from pathlib import Path
 
-from .arguments import EXIT_OK, nonnegative_float, positive_int
+from .arguments import nonnegative_float, positive_int
 from .arguments import fail as cli_fail
+from .training import data_files, error_flag, fill_defaults, read_data, run_training
 
 __all__ = ["add_arguments", "handler", "MODES", "DEFAULTS"]
 
@@ -61,42 +59,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out starts of the offline ensemble evaluation (default 2)")
 
 
-def _data_files(paths: list[Path], fail):
-    """The run files of ``--data`` (a folder: its trajectory.nc or emulation.nc), or the exit
-    code of a failed check."""
-    from hybrid.jets.report import FILES
-    files = []
-    for data in (p.expanduser() for p in paths):
-        if not data.exists():
-            return fail(f"--data: {data} does not exist")
-        if data.is_dir():
-            found = [data / f for f in FILES if (data / f).is_file()]
-            if not found:
-                return fail(f"--data: folder {data} holds none of {', '.join(FILES)}")
-            data = found[0]
-        if not data.is_file():
-            return fail(f"--data: {data} is not a file")
-        files.append(data)
-    return files
+# the arguments an architecture error may name, in the order they are looked for
+ARCHITECTURE = ("latent_points", "heads", "width", "context", "horizon", "hidden", "time_dim",
+                "channels", "layers", "steps")
 
 
-def _flag(message: str) -> str:
-    """The flag an architecture error is about."""
-    for arg in ("latent_points", "heads", "width", "context", "horizon", "hidden", "time_dim",
-                "channels", "layers", "steps"):
-        if arg in message:
-            return "--diffusion-steps" if arg == "steps" else f"--{arg.replace('_', '-')}"
-    return "--data"
-
-
-def handler(args: argparse.Namespace, run_training) -> int:
-    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted).
-    ``run_training``: ``hybrid train``'s output checks and training call (its
-    ``_run_training``), shared by every model."""
+def handler(args: argparse.Namespace) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
+    model shares are :mod:`hybrid.cli.training`'s."""
     fail = functools.partial(cli_fail, command="train")
-    for k, v in DEFAULTS.items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
+    fill_defaults(args, DEFAULTS)
     if args.mode not in MODES:
         return fail(f"--mode must be one of {', '.join(MODES)} for ensemble-ldm, got "
                     f"{args.mode!r}")
@@ -115,20 +87,14 @@ def handler(args: argparse.Namespace, run_training) -> int:
     if args.eval_steps > args.diffusion_steps:
         return fail(f"--eval-steps must be at most --diffusion-steps ({args.diffusion_steps}), "
                     f"got {args.eval_steps}")
-    files = _data_files(args.data, fail)
+    files = data_files(args.data, fail)
     if isinstance(files, int):
         return files
-    import torch
-
     from closures.ensemble_ldm import EnsembleLDM, read_starts, train_ensemble_ldm
-    try:
-        torch.device(args.device)
-    except (RuntimeError, ValueError) as e:
-        return fail(f"--device: {e}")
-    try:
-        U, _ = read_starts(files)
-    except (OSError, ValueError) as e:
-        return fail(f"--data: {e}")
+    read = read_data(args.device, fail, lambda: read_starts(files))
+    if isinstance(read, int):
+        return read
+    U, _ = read
     arch = dict(mode=args.mode, latent_points=args.latent_points, channels=args.channels,
                 phase=args.phase, context=args.context, horizon=args.horizon, width=args.width,
                 heads=args.heads, layers=args.layers, hidden=args.hidden,
@@ -136,24 +102,21 @@ def handler(args: argparse.Namespace, run_training) -> int:
     try:
         model = EnsembleLDM(U.shape[3], **arch)
     except ValueError as e:
-        return fail(f"{_flag(str(e))}: {e}")
+        flag = error_flag(str(e), ARCHITECTURE, {"steps": "--diffusion-steps"})
+        return fail(f"{flag}: {e}")
     if U.shape[2] - model.horizon < 1:
         return fail(f"--horizon {model.horizon}: the {U.shape[2]} records per start of --data "
                     f"hold no window of the start and {model.horizon} steps after it")
-    done = run_training(
-        train_ensemble_ldm, files, args, fail, vae_epochs=vae_epochs, gamma=args.gamma,
-        kl_weight=args.kl_weight, eval_steps=args.eval_steps, eval_starts=args.eval_starts,
-        **arch)
-    if isinstance(done, int):
-        return done
-    paths, metrics = done
+    return run_training(
+        train_ensemble_ldm, files, args, fail, _summary, vae_epochs=vae_epochs,
+        gamma=args.gamma, kl_weight=args.kl_weight, eval_steps=args.eval_steps,
+        eval_starts=args.eval_starts, **arch)
+
+
+def _summary(metrics: dict) -> tuple[str, dict]:
     off = metrics.get("offline") or {}
     ratio = off.get("spread_ratio")
-    print(f"hybrid train: {metrics['epochs']} epochs in {metrics['training_time_s']:.1f} s; "
-          f"offline spread generated/DNS {ratio if ratio is not None else float('nan'):.3g}, "
-          f"reconstruction error {off.get('rec_rmse', float('nan')):.3g} → {paths['weights']}, "
-          f"{paths['card']}", file=sys.stderr)
-    print(json.dumps({"weights": str(paths["weights"]), "card": str(paths["card"]),
-                      "final_train": metrics.get("final_train"),
-                      "final_val": metrics.get("final_val"), "offline": off}, default=str))
-    return EXIT_OK
+    return (f"offline spread generated/DNS {ratio if ratio is not None else float('nan'):.3g}, "
+            f"reconstruction error {off.get('rec_rmse', float('nan')):.3g}",
+            {"final_train": metrics.get("final_train"), "final_val": metrics.get("final_val"),
+             "offline": off})
