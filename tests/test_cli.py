@@ -156,3 +156,42 @@ def test_no_command_and_help(capsys):
     assert main([]) == 2
     assert main(["--help"]) == 0
     assert "dns" in capsys.readouterr().out
+
+
+def test_run_emulator_checks_loads_runs_and_reports(tmp_path, capsys):
+    """The handler an emulating command shares (hybrid ensemble): exit 2 naming --out or
+    --model, or with the run's ValueError, 130 on an interrupt, else the summary line and
+    JSON."""
+    import argparse
+
+    from closures.ldm.files import ModelFileError
+    from hybrid.cli.arguments import run_emulator
+
+    args = argparse.Namespace(out=tmp_path / "out", overwrite=False)
+    summary = {"members": 3, "records": 5, "wall_s": 1.5, "s_per_member_per_time_unit": 0.25}
+    size = lambda s: f"{s['records']} records"                            # noqa: E731
+
+    def fails(error):
+        def raise_it(*_):
+            raise error
+        return raise_it
+
+    assert run_emulator("x", args, ("a.nc",), lambda: "m",
+                        lambda model, out: {**summary, "out": str(out), "model": model},
+                        size) == 0
+    cap = capsys.readouterr()
+    assert cap.err == (f"hybrid x: 3 members × 5 records in 1.50 s (0.25 s per member per time "
+                       f"unit) → {tmp_path / 'out'}\n")
+    assert json.loads(cap.out)["model"] == "m"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.nc").write_text("")
+    for overwrite, load, run, code, words in [
+            (False, lambda: "m", None, 2, "hybrid x: error: --out: "),
+            (True, fails(ModelFileError("bad card")), None, 2,
+             "hybrid x: error: --model: bad card"),
+            (True, lambda: "m", fails(ValueError("--at 9: no record")), 2,
+             "hybrid x: error: --at 9: no record"),
+            (True, lambda: "m", fails(KeyboardInterrupt()), 130, "hybrid x: interrupted")]:
+        args.overwrite = overwrite
+        assert run_emulator("x", args, ("a.nc",), load, run, size) == code
+        assert capsys.readouterr().err.startswith(words)

@@ -1,11 +1,13 @@
 """Shared helpers of the ``hybrid`` commands: exit codes, usage errors, argument types, the
 arguments every simulating command takes (:func:`add_solver_arguments`,
 :func:`add_restart_arguments`), the output-folder check, continuing a run from its restart file
-(:func:`restart_simulation`) and running with the exit codes of a blow-up or an interrupt
-(:func:`run_to_exit`). Every command module imports these; nothing here imports a command."""
+(:func:`restart_simulation`), running with the exit codes of a blow-up or an interrupt
+(:func:`run_to_exit`) and the handler of an emulating command (:func:`run_emulator`). Every
+command module imports these; nothing here imports a command."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -243,3 +245,33 @@ def run_to_exit(command: str, run, on_stop=None):
         if on_stop is not None:
             on_stop(e)
         return None, EXIT_BLOWUP if blew_up else EXIT_INTERRUPTED
+
+
+def run_emulator(command: str, args: argparse.Namespace, outputs, load, run, size) -> int:
+    """The handler of a command that writes an emulated ensemble (``hybrid ensemble``):
+    ``--out`` checked against ``outputs``; the model ``load()``-ed (a bad model file or path
+    exits 2 naming ``--model``); ``run(model, out)`` → the summary it wrote (a ValueError exits 2
+    with its message, an interrupt 130); then ``hybrid COMMAND: M members × SIZE in W s (C s per
+    member per time unit) → OUT`` on stderr, ``SIZE = size(summary)``, and the summary's JSON on
+    stdout. Returns the exit code."""
+    try:
+        out = check_output_dir(args.out, args.overwrite, outputs)
+    except UsageError as e:
+        return fail(str(e), command)
+    from closures.ldm.files import ModelFileError
+    try:
+        model = load()
+    except (ModelFileError, OSError) as e:
+        return fail(f"--model: {e}", command)
+    try:
+        summary = run(model, out)
+    except KeyboardInterrupt:
+        print(f"hybrid {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as e:
+        return fail(str(e), command)
+    print(f"hybrid {command}: {summary['members']} members × {size(summary)} in "
+          f"{summary['wall_s']:.2f} s ({summary['s_per_member_per_time_unit']:.3g} s per member "
+          f"per time unit) → {out}", file=sys.stderr)
+    print(json.dumps(summary, default=str))
+    return EXIT_OK

@@ -14,14 +14,9 @@ exits 2 before anything is written.
 from __future__ import annotations
 
 import argparse
-import functools
-import json
-import sys
 from pathlib import Path
 
-from .arguments import EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir, nonnegative_int
-from .arguments import fail as cli_fail
-from .arguments import number, positive_int
+from .arguments import nonnegative_int, number, positive_int, run_emulator
 
 NAME = "ensemble"
 HELP = ("generate an ensemble of the zonal jets U(y, t) around one run with a trained latent "
@@ -59,32 +54,21 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then generate; exit code 0, 2 (bad input) or 130 (interrupted)."""
-    fail = functools.partial(cli_fail, command="ensemble")
     from hybrid.ldm_ensemble import OUTPUTS, generate_ensemble
-    try:
-        out = check_output_dir(args.out, args.overwrite, OUTPUTS)
-    except UsageError as e:
-        return fail(str(e))
-    from closures.ensemble_ldm import ModelFileError, load_generator
-    try:
-        gen = load_generator(args.model, threads=args.threads)
-    except (ModelFileError, OSError) as e:
-        return fail(f"--model: {e}")
-    T = gen.model.ddpm.steps
-    if args.steps is not None and args.steps > T:
-        return fail(f"--steps must be at most the model's {T} diffusion steps, got {args.steps}")
-    try:
-        summary = generate_ensemble(gen, args.run, out, members=args.members,
-                                    member=args.member, at=args.at, t_end=args.t_end,
-                                    seed=args.seed, batch=args.batch, steps=args.steps,
-                                    method=args.sampler, overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        print("hybrid ensemble: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ValueError as e:
-        return fail(str(e))
-    print(f"hybrid ensemble: {summary['members']} members × {summary['records']} records in "
-          f"{summary['wall_s']:.2f} s ({summary['s_per_member_per_time_unit']:.3g} s per member "
-          f"per time unit) → {out}", file=sys.stderr)
-    print(json.dumps(summary, default=str))
-    return EXIT_OK
+
+    def load():
+        from closures.ensemble_ldm import load_generator
+        return load_generator(args.model, threads=args.threads)
+
+    def generate(gen, out: Path) -> dict:
+        T = gen.model.ddpm.steps
+        if args.steps is not None and args.steps > T:
+            raise ValueError(f"--steps must be at most the model's {T} diffusion steps, got "
+                             f"{args.steps}")
+        return generate_ensemble(gen, args.run, out, members=args.members, member=args.member,
+                                 at=args.at, t_end=args.t_end, seed=args.seed, batch=args.batch,
+                                 steps=args.steps, method=args.sampler,
+                                 overwrite=args.overwrite)
+
+    return run_emulator("ensemble", args, OUTPUTS, load, generate,
+                        lambda summary: f"{summary['records']} records")
