@@ -167,6 +167,24 @@ def loss_weights(weights: dict | None) -> dict:
     return w
 
 
+def window_terms(model: SLT, train, val, device, members: int, weights: dict,
+                 reencode: bool = False):
+    """:func:`closures.fit.fit`'s ``batch_terms`` for an SLT on the windows ``train`` and ``val``
+    (:class:`Windows`, or :class:`~closures.slt.train_conditioned.ConditionedWindows`, whose
+    batches add the parameters of each window): the terms of
+    :meth:`~closures.slt.model.SLT.loss_terms` (``members`` draws, ``reencode``) and their sum
+    weighted by ``weights``."""
+    def batch_terms(split: str, idx, generator):
+        wins = train if split == "train" else val
+        if isinstance(idx, slice):
+            idx = torch.arange(idx.start, idx.stop)
+        x, y, *params = wins.batch(idx)
+        terms = model.loss_terms(x.to(device), y.to(device), generator, members, reencode,
+                                 **({"params": params[0]} if params else {}))
+        return terms, sum(weights[k] * v for k, v in terms.items())
+    return batch_terms
+
+
 @_threads_scoped
 def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200,
               lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
@@ -235,18 +253,10 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     paths = train_paths(out)
-
-    def batch_terms(split: str, idx, generator):
-        wins = train if split == "train" else val
-        if isinstance(idx, slice):
-            idx = torch.arange(idx.start, idx.stop)
-        x, y = wins.batch(idx)
-        terms = model.loss_terms(x.to(dev), y.to(dev), generator, members, reencode)
-        return terms, sum(w[k] * v for k, v in terms.items())
-
     history, elapsed, stopped = fit(
         model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
-        n_train=len(train), n_val=len(val), batch_terms=batch_terms, resume=resume,
+        n_train=len(train), n_val=len(val),
+        batch_terms=window_terms(model, train, val, dev, members, w, reencode), resume=resume,
         checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
         desc="train slt")
     if stopped is not None:

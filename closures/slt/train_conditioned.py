@@ -60,7 +60,7 @@ from ..nn.conditioning import CONDITIONINGS
 from .conditioned import ConditionedSLT, check_parameter_names, parameter_normalisation
 from .files import load_slt, save_slt
 from .train import (ARCH_DEFAULTS, Windows, check_options, loss_weights, one_step_metrics,
-                    read_profiles, split_by_time)
+                    read_profiles, split_by_time, window_terms)
 
 __all__ = ["train_conditioned_slt", "read_parameters", "ConditionedWindows"]
 
@@ -342,18 +342,10 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr_used)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     paths = train_paths(out)
-
-    def batch_terms(split: str, idx, generator):
-        wins = train if split == "train" else val
-        if isinstance(idx, slice):
-            idx = torch.arange(idx.start, idx.stop)
-        x, y, p = wins.batch(idx)
-        terms = model.loss_terms(x.to(dev), y.to(dev), generator, members, params=p)
-        return terms, sum(w[k] * v for k, v in terms.items())
-
     history, elapsed, stopped = fit(
         model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
-        n_train=len(train), n_val=n_val, batch_terms=batch_terms, resume=resume,
+        n_train=len(train), n_val=n_val,
+        batch_terms=window_terms(model, train, val, dev, members, w), resume=resume,
         checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
         desc="train conditioned slt")
     if stopped is not None:
