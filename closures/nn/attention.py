@@ -29,7 +29,17 @@ from torch import nn
 from solvers.validate import integer
 
 __all__ = ["MultiHeadAttention", "TransformerBlock", "attend", "softmax_last",
-           "sinusoidal_positions"]
+           "sinusoidal_positions", "check_heads"]
+
+
+def check_heads(heads: int, width: int) -> int:
+    """``heads`` for tokens of ``width``, checked when a model is built (so the error names the
+    model's arguments): an integer in [1, width] that divides ``width``; ValueError naming
+    heads."""
+    integer("heads", heads, 1, width)
+    if width % heads:
+        raise ValueError(f"heads must divide width ({width}), got {heads}")
+    return heads
 
 
 def sinusoidal_positions(steps: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:

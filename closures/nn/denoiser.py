@@ -34,7 +34,7 @@ from torch import nn
 
 from solvers.validate import integer
 
-from .attention import TransformerBlock, sinusoidal_positions
+from .attention import TransformerBlock, check_heads, sinusoidal_positions
 from .embedding import SinusoidalEmbedding, as_time
 from .tepc import mode1_phase
 
@@ -69,9 +69,7 @@ class SequenceDenoiser(nn.Module):
         self.context = integer("context", context, 1)
         self.horizon = integer("horizon", horizon, 1)
         self.width = integer("width", width, 1)
-        integer("heads", heads, 1, width)
-        if width % heads:
-            raise ValueError(f"heads must divide width ({width}), got {heads}")
+        check_heads(heads, width)
         integer("layers", layers, 1)
         integer("hidden", hidden, 1)
         self.align = bool(align)
