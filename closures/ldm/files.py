@@ -28,7 +28,8 @@ from .model import LatentDiffusionModel, check_stats
 
 __all__ = ["ModelFileError", "model_paths", "resolve_model_path", "save_model", "update_card",
            "read_card", "load_model", "build_model", "write_model_files", "read_json_card",
-           "save_model_files", "read_model_card", "load_state_dict", "CARD_FORMAT", "CARD_VERSION", "WEIGHTS_DIR"]
+           "save_model_files", "read_model_card", "load_state_dict", "CARD_FORMAT",
+           "CARD_VERSION", "WEIGHTS_DIR"]
 
 CARD_FORMAT = "hybrid-ldm-card"
 CARD_VERSION = 1
