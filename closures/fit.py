@@ -3,8 +3,8 @@
 :func:`closures.ensemble_ldm.train_ensemble_ldm`): resuming from the checkpoint, the metrics log,
 the epochs of shuffled training batches and the validation after each, checkpoints, the progress
 bar; and the two ends they share around it: the run's signature (:func:`run_signature`), and
-the metrics, card, model file and final log line (:func:`training_metrics`,
-:func:`save_trained`).
+the offline evaluation, metrics, card, model file and final log line
+(:func:`offline_evaluation`, :func:`training_metrics`, :func:`save_trained`).
 
 The model, its loss, the optimiser, the scheduler and the run's settings come from the caller;
 :func:`fit` owns the rest. Files (:func:`closures.train.train_paths`): ``<stem>.log.jsonl``, one
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["fit", "run_signature", "training_metrics", "save_trained"]
+__all__ = ["fit", "run_signature", "offline_evaluation", "training_metrics", "save_trained"]
 
 _STREAMS = {"shuffle": 11, "noise": 12, "val": 13, "eval": 14}
 
@@ -52,6 +52,18 @@ def training_metrics(epochs: int, elapsed: float, history: list[dict], **evaluat
     last = history[-1] if history else {}
     return {"epochs": epochs, "training_time_s": elapsed, "final_train": last.get("train"),
             "final_val": last.get("val"), **evaluation}
+
+
+def offline_evaluation(model: torch.nn.Module, evaluate: Callable[[], dict], split: str) -> dict:
+    """The offline metrics of a trained model: ``evaluate()`` with every parameter trainable
+    again (a phase may have frozen some), then the ``split`` evaluated on and the evaluation's
+    wall time ``eval_time_s``."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    t0 = time.perf_counter()
+    offline = evaluate()
+    offline.update(split=split, eval_time_s=time.perf_counter() - t0)
+    return offline
 
 
 def save_trained(model: torch.nn.Module, save: Callable, out, paths: dict, metrics: dict,

@@ -53,7 +53,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,8 @@ import torch
 from solvers.validate import integer, number
 
 from .data import ClosureDataset
-from .fit import _gen, fit, run_signature, save_trained, training_metrics
+from .fit import (_gen, fit, offline_evaluation, run_signature, save_trained,
+                  training_metrics)
 from .ldm import (DEFAULT_WEIGHTS, RHO, SPACES, STEPS, T_START, LatentDiffusionModel,
                   model_paths, save_model, torch_threads)
 from .losses import SIGMA
@@ -262,15 +262,10 @@ def train_ldm(dataset_path, out_stem, *, space: str = "latent", mode: str = "joi
         return stopped
 
     # offline metrics and the model card
-    for p in model.parameters():
-        p.requires_grad_(True)
-    t0 = time.perf_counter()
     on = val if val is not None and len(val) else train
-    offline = offline_metrics(model, on, samples=samples_eval, steps=eval_steps,
-                              t_start=t_start, batch=max(batch, 16),
-                              generator=_gen(seed, "eval"), max_pairs=eval_pairs)
-    offline["split"] = on.split
-    offline["eval_time_s"] = time.perf_counter() - t0
+    offline = offline_evaluation(model, lambda: offline_metrics(
+        model, on, samples=samples_eval, steps=eval_steps, t_start=t_start,
+        batch=max(batch, 16), generator=_gen(seed, "eval"), max_pairs=eval_pairs), on.split)
     metrics = training_metrics(epochs, elapsed, history, offline=offline)
     data_cfg = train.describe()
     data_cfg.update(dataset=os.fspath(dataset_path),               # as given: no machine paths

@@ -38,14 +38,13 @@ validation noise and evaluation each from their own generators seeded from ``see
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
 
 from solvers.validate import integer, number
 
-from ..fit import fit, run_signature, save_trained, training_metrics
+from ..fit import fit, offline_evaluation, run_signature, save_trained, training_metrics
 from ..train import _threads_scoped, train_paths
 from .data import CONDITIONING, Profiles, ResidualWindows, read_starts, split_starts
 from .files import save_ensemble_ldm
@@ -228,13 +227,10 @@ def train_ensemble_ldm(data, out, *, mode: str = "autoregressive", epochs: int =
     if stopped is not None:
         return stopped
 
-    for p in model.parameters():
-        p.requires_grad_(True)
-    t0 = time.perf_counter()
     on, split = (va, "val") if va.shape[0] else (tr, "train")
-    offline = offline_metrics(model, on, samples=samples_eval, steps=eval_steps,
-                              max_starts=eval_starts, seed=seed, device=dev)
-    offline.update(split=split, eval_time_s=time.perf_counter() - t0)
+    offline = offline_evaluation(model, lambda: offline_metrics(
+        model, on, samples=samples_eval, steps=eval_steps, max_starts=eval_starts, seed=seed,
+        device=dev), split)
     metrics = training_metrics(epochs, elapsed, history, offline=offline)
     desc.update(train_starts=int(tr.shape[0]), val_starts=int(va.shape[0]),
                 train_windows=n_windows["train"], val_windows=n_windows["val"])
