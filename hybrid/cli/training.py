@@ -33,16 +33,16 @@ def fill_defaults(args: argparse.Namespace, defaults: dict) -> None:
 def data_files(paths: list[Path], fail, folders: bool = True):
     """The files of ``--data`` (with ``folders``, a run folder stands for its trajectory.nc or
     emulation.nc, as ``hybrid jets`` reads it), or the exit code of a failed check."""
-    from hybrid.jets.report import FILES
+    from hybrid.jets.report import FILES, run_file
     files = []
     for data in (p.expanduser() for p in paths):
         if not data.exists():
             return fail(f"--data: {data} does not exist")
         if folders and data.is_dir():
-            found = [data / f for f in FILES if (data / f).is_file()]
-            if not found:
+            found = run_file(data)
+            if found is None:
                 return fail(f"--data: folder {data} holds none of {', '.join(FILES)}")
-            data = found[0]
+            data = found
         if not data.is_file():
             return fail(f"--data: {data} is not a file")
         files.append(data)

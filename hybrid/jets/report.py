@@ -12,7 +12,7 @@ import numpy as np
 from . import counting, scores, statistics
 
 __all__ = ["JetsError", "read_profiles", "jet_statistics", "markdown_table", "common_times",
-           "from_one_state", "FILES"]
+           "from_one_state", "run_file", "FILES"]
 
 FILES = ("trajectory.nc", "emulation.nc")      # what a run folder may hold, looked for in order
 ONE_STATE_RTOL = 1e-6
@@ -20,6 +20,11 @@ ONE_STATE_RTOL = 1e-6
 
 class JetsError(ValueError):
     """Bad input to the jet diagnostics; the message names the argument and the file."""
+
+
+def run_file(folder: Path) -> Path | None:
+    """The file a run folder stands for: the first of :data:`FILES` it holds, or None."""
+    return next((folder / f for f in FILES if (folder / f).is_file()), None)
 
 
 def read_profiles(path, role: str = "RUN") -> dict:
@@ -32,10 +37,10 @@ def read_profiles(path, role: str = "RUN") -> dict:
     except TypeError:
         raise JetsError(f"{role} must be a path, got {path!r}") from None
     if p.is_dir():
-        found = [p / f for f in FILES if (p / f).is_file()]
-        if not found:
+        found = run_file(p)
+        if found is None:
             raise JetsError(f"{role} folder {p} holds none of {', '.join(FILES)}")
-        p = found[0]
+        p = found
     elif not p.exists():
         raise JetsError(f"{role} {p} does not exist (expected a run folder or a trajectory file "
                         f"with zonal_mean_u)")
