@@ -41,7 +41,7 @@ from torch import nn
 from solvers.validate import integer, number
 
 from ..losses import energy_score, spectral_amplitude_loss
-from ..nn.attention import TransformerBlock, sinusoidal_positions
+from ..nn.attention import TransformerBlock, check_heads, sinusoidal_positions
 from ..nn.tepc import TEPCAutoencoder, mode1_phase, shift_phase
 
 __all__ = ["SLT", "StochasticTransformer", "DEFAULT_WEIGHTS", "ensemble_loss", "check_stats"]
@@ -80,9 +80,7 @@ class StochasticTransformer(nn.Module):
         self.latent_dim = integer("latent_dim", latent_dim, 1)
         self.window = integer("window", window, 1)
         self.width = integer("width", width, 1)
-        integer("heads", heads, 1, width)
-        if width % heads:
-            raise ValueError(f"heads must divide width ({width}), got {heads}")
+        check_heads(heads, width)
         self.layers = integer("layers", layers, 1)
         self.align, self.residual = bool(align), bool(residual)
         if self.align and latent_dim < 4:

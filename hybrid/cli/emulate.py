@@ -11,14 +11,9 @@ Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``), 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
-import sys
 from pathlib import Path
 
-from .arguments import EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_dir, nonnegative_int
-from .arguments import fail as cli_fail
-from .arguments import number, positive_int
+from .arguments import nonnegative_int, number, positive_int, run_emulator
 
 NAME = "emulate"
 HELP = "emulate the zonal jets U(y, t) with a trained stochastic latent transformer (slt)"
@@ -54,29 +49,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then emulate; exit code 0, 2 (bad input) or 130 (interrupted)."""
-    fail = functools.partial(cli_fail, command="emulate")
     from hybrid.emulate import OUTPUTS, emulate_slt
-    try:
-        out = check_output_dir(args.out, args.overwrite, OUTPUTS)
-    except UsageError as e:
-        return fail(str(e))
-    from closures.slt import ModelFileError, load_emulator
-    try:
-        em = load_emulator(args.model, threads=args.threads)
-    except (ModelFileError, OSError) as e:
-        return fail(f"--model: {e}")
-    try:
-        summary = emulate_slt(em, args.init, out, members=args.members, t_end=args.t_end,
-                              at=args.at, member=args.member, seed=args.seed,
-                              batch=args.batch, overwrite=args.overwrite,
-                              reencode=args.reencode)
-    except KeyboardInterrupt:
-        print("hybrid emulate: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ValueError as e:
-        return fail(str(e))
-    print(f"hybrid emulate: {summary['members']} members × {summary['steps']} saves in "
-          f"{summary['wall_s']:.2f} s ({summary['s_per_member_per_time_unit']:.3g} s per member "
-          f"per time unit) → {out}", file=sys.stderr)
-    print(json.dumps(summary, default=str))
-    return EXIT_OK
+
+    def load():
+        from closures.slt import load_emulator
+        return load_emulator(args.model, threads=args.threads)
+
+    def emulate(em, out: Path) -> dict:
+        return emulate_slt(em, args.init, out, members=args.members, t_end=args.t_end,
+                           at=args.at, member=args.member, seed=args.seed, batch=args.batch,
+                           overwrite=args.overwrite, reencode=args.reencode)
+
+    return run_emulator("emulate", args, OUTPUTS, load, emulate,
+                        lambda summary: f"{summary['steps']} saves")
