@@ -207,25 +207,35 @@ class Closure:
         return calls
 
     def batched(self, fn, x, chunk: int | None, generators=None):
-        """``fn(inputs, generators)`` over :meth:`network_calls`: ``x`` (members, …) torch inputs
-        and the members' ``generators`` (or None) padded to each call's size (zeros, and
-        generators seeded 0), outputs of this closure's members concatenated."""
+        """``fn(inputs, generators)`` over :meth:`network_calls`: ``x`` (members, …) torch inputs,
+        or a tuple of such tensors (``fn`` then gets the tuple), and the members' ``generators``
+        (or None) padded to each call's size (zeros, and generators seeded 0); the outputs of
+        this closure's members concatenated (a tuple of tensors where ``fn`` returns one)."""
         import torch
+        single = torch.is_tensor(x)
+        xs = (x,) if single else tuple(x)
         outs = []
         for members, size, offset in self.network_calls(chunk):
-            xb = x[members]
+            parts = [t[members] for t in xs]
+            count = members.stop - members.start
             gb = None if generators is None else list(generators[members])
-            if xb.shape[0] != size:
-                pad = xb.new_zeros((size,) + tuple(xb.shape[1:]))
-                pad[offset:offset + xb.shape[0]] = xb
-                xb = pad
+            if count != size:
+                padded = []
+                for t in parts:
+                    pad = t.new_zeros((size,) + tuple(t.shape[1:]))
+                    pad[offset:offset + count] = t
+                    padded.append(pad)
+                parts = padded
                 if gb is not None:
-                    filler = [torch.Generator(device=x.device).manual_seed(0)
+                    filler = [torch.Generator(device=xs[0].device).manual_seed(0)
                               for _ in range(size - len(gb))]
                     gb = filler[:offset] + gb + filler[offset:]
-            out = fn(xb, gb)
-            outs.append(out[offset:offset + (members.stop - members.start)])
-        return torch.cat(outs)
+            out = fn(parts[0] if single else tuple(parts), gb)
+            keep = slice(offset, offset + count)
+            outs.append(out[keep] if torch.is_tensor(out) else tuple(o[keep] for o in out))
+        if torch.is_tensor(outs[0]):
+            return torch.cat(outs)
+        return tuple(torch.cat(o) for o in zip(*outs))
 
     # ------------------------------------------------------------------ restarts
     def get_state(self) -> dict[str, Any]:

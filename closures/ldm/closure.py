@@ -56,9 +56,15 @@ def torch_threads(threads: int | None):
 
 class _ModelClosure(Closure):
     """What the model-backed closures share: the model (object, saved stem or shipped name),
-    device, torch threads of a refresh, members per network call, the card's shell gains."""
+    device, torch threads of a refresh, members per network call, the card's shell gains.
+    Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
+    ``(path, device) -> model`` raising :class:`ModelFileError`); the model normalises with
+    ``normalise(x, field)`` / ``denormalise(x, field)`` (fields 'omega_bar' and 'closure'), has
+    ``grid`` = (n, L) and ``conv_channels_last()``."""
 
     default_model = "ldm-kolmogorov"
+    model_class: type = LatentDiffusionModel
+    loader = staticmethod(load_model)
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
@@ -73,16 +79,17 @@ class _ModelClosure(Closure):
         src = model if model is not None else path
         if src is None:
             src = self.default_model
-        if not isinstance(src, (LatentDiffusionModel, str, os.PathLike)):
-            raise ValueError(f"model must be a LatentDiffusionModel or a path, got "
+        kind = self.model_class
+        if not isinstance(src, (kind, str, os.PathLike)):
+            raise ValueError(f"model must be a {kind.__name__} or a path, got "
                              f"{type(src).__name__}")
         self.device = torch.device(device)
-        if isinstance(src, LatentDiffusionModel):
+        if isinstance(src, kind):
             self.model = src.to(self.device).eval()
             self.path = None
         else:
             self.path = str(resolve_model_path(src))
-            self.model = load_model(self.path, device=self.device)
+            self.model = self.loader(self.path, device=self.device)
         self.model.conv_channels_last()
         cal = (getattr(self.model, "card", None) or {}).get("calibration") or {}
         self.shell_gains = list(cal.get("shell_gains", [])) if calibrate else []
@@ -112,8 +119,10 @@ class _ModelClosure(Closure):
         self.calls = int(state.get("calls", self.calls))
 
     def describe(self) -> str:
-        where = f", path={self.path!r}" if self.path else ""
-        return f"{type(self).__name__}(space={self.model.space!r}{where})"
+        space = getattr(self.model, "space", None)
+        parts = ([] if space is None else [f"space={space!r}"]) + \
+            ([f"path={self.path!r}"] if self.path else [])
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
 
