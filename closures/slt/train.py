@@ -156,10 +156,11 @@ def check_options(epochs, batch, lr, gamma, members, val_fraction, seed, checkpo
             integer("stop_after", stop_after, 1, allow_none=True))
 
 
-def loss_weights(weights: dict | None) -> dict:
-    """The weights of the loss terms: :data:`~closures.slt.model.DEFAULT_WEIGHTS` with those of
-    ``weights`` (term → weight ≥ 0) replaced; ValueError for an unknown term or a bad weight."""
-    w = dict(DEFAULT_WEIGHTS)
+def loss_weights(weights: dict | None, defaults: dict | None = None) -> dict:
+    """The weights of the loss terms: ``defaults`` (default
+    :data:`~closures.slt.model.DEFAULT_WEIGHTS`) with those of ``weights`` (term → weight ≥ 0)
+    replaced; ValueError for an unknown term or a bad weight."""
+    w = dict(DEFAULT_WEIGHTS if defaults is None else defaults)
     for k, v in (weights or {}).items():
         if k not in w:
             raise ValueError(f"weights: unknown loss term {k!r}; known: {', '.join(w)}")
