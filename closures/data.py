@@ -25,6 +25,12 @@ samples and points, computed in float64; both splits use the training statistics
 the object (``stats``) and in ``describe()`` for the model card. ``normalise=False`` returns the
 physical fields. Pass ``stats=`` (e.g. a model card's) to use given statistics instead.
 
+Histories: a file of consecutive samples (``hybrid generate --consecutive K``) marks each
+member's K samples of a sampling time as one sequence (``sequence``, ``position``; a file without
+them holds sequences of one); :meth:`ClosureDataset.windows` serves windows of L consecutive
+pairs of one member, oldest first. A sequence falls in one block of the split (its samples lie
+between two sampling times), so no window crosses blocks.
+
 The split's samples are read into memory (2 × 4 bytes × n² per sample), in chunks.
 """
 from __future__ import annotations
@@ -40,8 +46,8 @@ from torch.utils.data import Dataset
 
 from solvers.validate import integer
 
-from .dataset_file import DEFAULT_SPLIT, DatasetFileError, closure_sign, open_dataset, \
-    read_samples, split_blocks, time_split
+from .dataset_file import DEFAULT_SPLIT, SEQUENCE_VARIABLES, DatasetFileError, closure_sign, \
+    open_dataset, read_samples, split_blocks, time_split
 
 __all__ = ["ClosureDataset", "ClosureDataError", "FIELDS", "SPLITS", "time_split",
            "DEFAULT_SPLIT"]
@@ -93,7 +99,9 @@ class ClosureDataset(Dataset):
     ``preset``, ``attrs`` (global attributes), ``samples_complete``, ``sample_index`` (file
     indices of this split's samples), ``times``/``members`` (per sample), ``train_times`` and
     ``val_times``, ``test_times`` (the distinct sampling times of each block), ``split_source``
-    ('file' or 'fractions'), ``stats``, ``omega_bar`` and
+    ('file' or 'fractions'), ``sequences`` and ``positions`` (per sample: the sequence of
+    consecutive samples and the place in it; see :meth:`windows`), ``consecutive`` (samples per
+    sequence, 1 for a file without sequences), ``stats``, ``omega_bar`` and
     ``closure`` (N, 1, n, n) tensors (normalised if ``normalise``).
 
     Raises FileNotFoundError / IsADirectoryError for a missing path, :class:`ClosureDataError`
@@ -146,6 +154,11 @@ class ClosureDataset(Dataset):
         self.preset = self.attrs.get("preset")
         all_times = read_samples(ds, "time", dtype=np.float64)
         all_members = read_samples(ds, "member", dtype=np.int64)
+        if SEQUENCE_VARIABLES[0] in ds.variables:
+            all_seq, all_pos = (read_samples(ds, v, dtype=np.int64) for v in SEQUENCE_VARIABLES)
+        else:                                       # sequences of one sample each
+            all_seq, all_pos = np.arange(c, dtype=np.int64), np.zeros(c, dtype=np.int64)
+        self.consecutive = int(self.attrs.get("consecutive", 1))
 
         # split into blocks of sampling times
         distinct = np.unique(all_times)
@@ -166,6 +179,8 @@ class ClosureDataset(Dataset):
         self.sample_index = np.flatnonzero(in_split)
         self.times = all_times[self.sample_index]
         self.members = all_members[self.sample_index]
+        self.sequences = all_seq[self.sample_index]
+        self.positions = all_pos[self.sample_index]
 
         N = self.sample_index.size
         omega = np.empty((N, nx, nx), dtype=np.float32)
@@ -276,7 +291,8 @@ class ClosureDataset(Dataset):
         """How ``hybrid generate`` made the file (its attributes; empty for other files)."""
         out = {}
         for k in ("n_dns", "n_les", "members", "interval", "spinup", "seed", "target",
-                  "filter", "filter_width", "run_id", "created", "package_version"):
+                  "filter", "filter_width", "consecutive", "refresh_every", "refresh_interval",
+                  "les_dt", "run_id", "created", "package_version"):
             v = self.attrs.get(k)
             if v is not None:
                 out[k] = v.item() if hasattr(v, "item") else v
@@ -285,6 +301,26 @@ class ClosureDataset(Dataset):
         except (KeyError, TypeError, ValueError):
             pass
         return out
+
+    # ------------------------------------------------------------------ histories
+    def windows(self, length: int, pad: bool = False) -> np.ndarray:
+        """Indices (W, ``length``) into this split's samples (``omega_bar[idx]``) of the windows
+        of ``length`` consecutive pairs of one member and one sequence, oldest first: one window
+        per sample that ends one, in sample order. ``pad``: also the windows ending at the first
+        ``length`` − 1 positions of a sequence, padded at the front by repeating the sequence's
+        first pair (the cold start of :class:`closures.slt.SLTClosure`); with ``length`` 1 every
+        sample is a window."""
+        length = integer("length", length, 1)
+        keys = list(zip(self.members.tolist(), self.sequences.tolist(),
+                        self.positions.tolist()))
+        where = {k: i for i, k in enumerate(keys)}
+        rows = []
+        for m, s, p in keys:
+            back = [where.get((m, s, q)) for q in range(max(p - length + 1, 0), p + 1)]
+            if None in back or (p + 1 < length and not pad):
+                continue
+            rows.append([back[0]] * (length - len(back)) + back)
+        return np.asarray(rows, dtype=np.int64).reshape(-1, length)
 
     # ------------------------------------------------------------------ Dataset protocol
     def __len__(self) -> int:

@@ -11,9 +11,18 @@ Layout (the full list of attributes is in :mod:`hybrid.datasets`)::
     member     (sample)        int32     ensemble member of the sample
     time       (sample)        float64   DNS time of the sample
     step       (sample)        int64     DNS step count of the sample
+    sequence   (sample)        int64     only with consecutive > 1: the sampling time index k
+    position   (sample)        int32     only with consecutive > 1: j = 0 … consecutive − 1
     attributes dataset_format, format_version, closure_sign (or on ``subgrid``),
                samples_complete, n_les, L, preset, split_fractions, split_validation_from,
-               split_test_from, …
+               split_test_from, …; with consecutive > 1 also consecutive, refresh_every,
+               refresh_interval, les_dt
+
+Consecutive samples (``hybrid generate --consecutive K``, K > 1): every sampling time t_k holds,
+per member, K samples at t_k + j·refresh_interval (j = 0 … K − 1, refresh_interval =
+refresh_every · les_dt, the LES closure's refresh period), marked by ``sequence`` = k and
+``position`` = j; a member's samples of one sequence are a history of the LES's refreshes. A
+file without these variables (K = 1, the format before them) is read as sequences of one.
 
 ``samples_complete`` counts the samples written in full (a file without it: all records);
 records beyond it are the debris of a killed writer and no reader shows them.
@@ -35,13 +44,15 @@ import numpy as np
 from solvers.files import json_text
 from solvers.validate import integer
 
-__all__ = ["DATASET_FORMAT", "FORMAT_VERSION", "VARIABLES", "DEFAULT_SPLIT", "SPLIT_ATTRS",
+__all__ = ["DATASET_FORMAT", "FORMAT_VERSION", "VARIABLES", "SEQUENCE_VARIABLES",
+           "DEFAULT_SPLIT", "SPLIT_ATTRS",
            "DatasetFileError", "open_dataset", "closure_sign", "read_samples", "time_split",
            "check_split", "split_attributes", "split_blocks"]
 
 DATASET_FORMAT = "hybrid-closure-dataset"
 FORMAT_VERSION = 1
 VARIABLES = ("omega_bar", "subgrid", "member", "time", "step")   # the first four are required
+SEQUENCE_VARIABLES = ("sequence", "position")        # files of consecutive samples only
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)      # training, validation, test fractions of hybrid generate
 SPLIT_ATTRS = ("split_fractions", "split_validation_from", "split_test_from")
 _FILL = {"f4": 9.969209968386869e36, "f8": 9.969209968386869e36, "i4": -2147483647,
@@ -71,7 +82,11 @@ def _problem(ds) -> str | None:
     length, ny, nx = w.shape
     if ny != nx:
         return f"fields must be square, got {ny}×{nx}"
-    for v in ("member", "time"):
+    sequence = [v for v in SEQUENCE_VARIABLES if v in ds.variables]
+    if sequence and len(sequence) != len(SEQUENCE_VARIABLES):
+        lacking = [v for v in SEQUENCE_VARIABLES if v not in sequence]
+        return f"it has {sequence[0]} but not {lacking[0]} (consecutive samples need both)"
+    for v in ("member", "time", *sequence):
         if ds[v].dims != w.dims[:1]:
             return f"{v} must be one value per sample ({length}), got shape {tuple(ds[v].shape)}"
     if "n_les" in a and int(a["n_les"]) != nx:
