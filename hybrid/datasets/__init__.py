@@ -51,6 +51,14 @@ rounded up (``hybrid generate`` says so). ``les_config`` is the LES solver's ``c
 the per-run keys (members, seed, first_member), i.e. what ``Preset.make_solver('les', n=n_les)``
 rebuilds.
 
+Consecutive samples (``consecutive`` K > 1, ``hybrid generate --consecutive K``): at every
+sampling time the DNS also runs on to t_k + j·Δ, j = 1 … K − 1, Δ = ``refresh_every``·dt_LES (the
+LES closure's refresh interval, a whole number of DNS steps), and stores the pairs there too,
+marked ``sequence`` = k and ``position`` = j (variables added only when K > 1, with the attributes
+``consecutive``, ``refresh_every``, ``refresh_interval`` and ``les_dt``): each member's K samples
+are a history of the LES's refreshes (:meth:`closures.data.ClosureDataset.windows`). K = 1 writes
+exactly the file without them. Samples are then ordered sample i = (k·K + j)·members + m.
+
 Modules, one job each: :mod:`.schema` (names, errors, the file's attributes), :mod:`.plan`
 (arguments and an existing file checked, solvers built, before anything is written),
 :mod:`.files` (the new file, the restart beside it), :mod:`.generation` (the DNS run and the

@@ -56,6 +56,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", type=_split_arg, default=None, metavar="TRAIN,VAL,TEST",
                    help="fractions of the sampling times in the training, validation and test "
                         "blocks, in time order (default 0.7,0.15,0.15; 0,0,1: all test)")
+    p.add_argument("--consecutive", type=positive_int, default=None, metavar="K",
+                   help="K consecutive samples per member and sampling time, one LES refresh "
+                        "interval apart (histories for the SLT closure; default 1)")
+    p.add_argument("--refresh-every", type=positive_int, default=None, metavar="STEPS",
+                   help="with --consecutive: LES steps between consecutive samples, the "
+                        "closure's refresh period (default 5)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted FILE (or extend it to more --samples); settings "
                         "left out are taken from FILE, given ones must match it")
@@ -72,16 +78,19 @@ def handler(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(args.preset, args.out, args.samples, args.members, args.interval,
                      args.spinup, args.seed, args.n_dns, args.n_les, args.delta, args.target,
-                     args.resume, args.overwrite, args.dt_dns, args.split)
+                     args.resume, args.overwrite, args.dt_dns, args.split, args.consecutive,
+                     args.refresh_every)
     except (ValueError, OSError) as e:
         print(f"hybrid: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     for note in plan.notes:
         print(f"hybrid generate: {note}", file=sys.stderr)
     s = plan.solver
+    runs = (f" ({plan.consecutive} consecutive, {plan.refresh_interval:g} apart)"
+            if plan.consecutive > 1 else "")
     print(f"hybrid generate: {plan.preset.name} DNS {plan.n_dns}² → LES {plan.n_les}², "
-          f"{plan.members} member(s), target {plan.target}, every {plan.interval:g} after a "
-          f"spin-up of {plan.spinup:g}, dt={s.dt:g} → {plan.out}"
+          f"{plan.members} member(s), target {plan.target}, every {plan.interval:g}{runs} after "
+          f"a spin-up of {plan.spinup:g}, dt={s.dt:g} → {plan.out}"
           + (f" (resuming after {plan.start} sampling time(s))" if plan.resume else ""),
           file=sys.stderr)
     try:

@@ -59,6 +59,13 @@ def create_file(plan: Plan) -> None:
             t.units = "solver time units"
             st = ds.createVariable("step", "i8", ("sample",))
             st.long_name = "DNS step count of the sample"
+            if plan.consecutive > 1:
+                q = ds.createVariable("sequence", "i8", ("sample",))
+                q.long_name = ("sequence of consecutive samples: the sampling time index k "
+                               "(one member's samples of a sequence are a history)")
+                j = ds.createVariable("position", "i4", ("sample",))
+                j.long_name = ("place j in the sequence: time t_k + j * refresh_interval "
+                               "(0 ... consecutive - 1)")
             ds.setncatts({**plan.attrs, "samples_requested": np.int64(plan.samples_requested),
                           "sampling_times_requested": np.int64(plan.times),
                           "samples_complete": np.int64(0),

@@ -52,6 +52,22 @@ def pairs(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     return filters.missing_physics_target(plan.fine, plan.coarse, zh)
 
 
+def write_pairs(plan: Plan, ds, i0: int, k: int, j: int) -> None:
+    """Write the pairs of every member now at samples i0 … i0 + members − 1 of the open file
+    ``ds``: the fields, member, time and step, and with consecutive samples their sequence k and
+    position j."""
+    M = plan.members
+    w, s = pairs(plan)
+    ds["omega_bar"][i0:i0 + M] = w.astype(np.float32)
+    ds["subgrid"][i0:i0 + M] = s.astype(np.float32)
+    ds["member"][i0:i0 + M] = np.arange(M, dtype=np.int32)
+    ds["time"][i0:i0 + M] = np.full(M, plan.solver.t)
+    ds["step"][i0:i0 + M] = np.full(M, plan.solver.step_count, dtype=np.int64)
+    if plan.consecutive > 1:
+        ds["sequence"][i0:i0 + M] = np.full(M, k, dtype=np.int64)
+        ds["position"][i0:i0 + M] = np.full(M, j, dtype=np.int32)
+
+
 def spin_up(plan: Plan, progress: bool, hook: Callable[[str, int], None]) -> None:
     """Run the DNS to the end of the spin-up, in the one run loop: every ``interval`` of time
     from t = 0 and at the end, ``hook('spinup', 0)`` and, once ``SPINUP_CHECKPOINT_S`` seconds of
@@ -103,25 +119,23 @@ def execute(plan: Plan, progress: bool, hook: Callable[[str, int], None] | None 
         if plan.start == 0:
             write_restart(plan, 0)
 
-        bar = tqdm(total=plan.samples, initial=plan.start * M, unit="sample",
+        K, P = plan.consecutive, plan.per_time
+        bar = tqdm(total=plan.samples, initial=plan.start * P, unit="sample",
                    desc=f"generate {plan.preset.name}", disable=not progress, dynamic_ncols=True)
         wall0, steps0 = _time.perf_counter(), solver.step_count
         for k in range(plan.start, plan.times):
             t_k = plan.spinup + k * plan.interval
-            if t_k > solver.t:
-                solver.run(t_k)
-            hook("stepped", k)
-            w, s = pairs(plan)
-            i0 = k * M
-            ds["omega_bar"][i0:i0 + M] = w.astype(np.float32)
-            ds["subgrid"][i0:i0 + M] = s.astype(np.float32)
-            ds["member"][i0:i0 + M] = np.arange(M, dtype=np.int32)
-            ds["time"][i0:i0 + M] = np.full(M, solver.t)
-            ds["step"][i0:i0 + M] = np.full(M, solver.step_count, dtype=np.int64)
+            for j in range(K):
+                t = t_k + j * plan.refresh_interval if j else t_k
+                if t > solver.t:
+                    solver.run(t)
+                if j == 0:
+                    hook("stepped", k)
+                write_pairs(plan, ds, (k * K + j) * M, k, j)
             ds.sync()
             fsync_path(out)
             hook("samples_written", k)
-            ds.setncatts({"samples_complete": np.int64((k + 1) * M),
+            ds.setncatts({"samples_complete": np.int64((k + 1) * P),
                           "sampling_times_complete": np.int64(k + 1), "updated": now()})
             ds.sync()
             fsync_path(out)
@@ -130,7 +144,7 @@ def execute(plan: Plan, progress: bool, hook: Callable[[str, int], None] | None 
             hook("restart_written", k)
             rate = (solver.step_count - steps0) / max(_time.perf_counter() - wall0, 1e-9)
             bar.set_postfix_str(f"t={solver.t:.4g}, {rate:.1f} steps/s", refresh=False)
-            bar.update(M)
+            bar.update(P)
     finally:
         if bar is not None:
             bar.close()
@@ -142,7 +156,9 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
                      seed: int | None = None, n_dns: int | None = None, n_les: int | None = None,
                      delta: float | None = None, target: str | None = None, resume: bool = False,
                      overwrite: bool = False, dt_dns: float | None = None, progress: bool = True,
-                     split=None, _hook: Callable[[str, int], None] | None = None) -> Path:
+                     split=None, consecutive: int | None = None,
+                     refresh_every: int | None = None,
+                     _hook: Callable[[str, int], None] | None = None) -> Path:
     """Generate (or, with ``resume``, continue) a closure dataset and return its path.
 
     ``preset``: a preset name, TOML path or :class:`~hybrid.config.Preset`. ``samples``: the total
@@ -155,7 +171,11 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     "gaussian"; target 'subgrid' only; the LES of the file is forced with the same); ``target``
     'subgrid' (default; ``subgrid`` = Π, closure C = −Π) or 'missing-physics' (``subgrid`` = H,
     closure C = +H); ``split`` (training, validation, test) fractions of the sampling times
-    (default 0.7, 0.15, 0.15; module docstring). See the module docstring for the file layout.
+    (default 0.7, 0.15, 0.15; module docstring); ``consecutive`` K (default 1): K samples per
+    member and sampling time, ``refresh_every`` LES steps apart (default 5, the closures' refresh
+    period; the LES and DNS steps must be fixed, the interval a whole number of DNS steps and
+    (K − 1) intervals shorter than ``interval``), so that the data hold histories of the LES's
+    refreshes. See the module docstring for the file layout.
 
     ``resume=True`` continues an interrupted (or extends a finished) file: settings left as None
     are taken from the file, given ones must match it, and so must the preset's configuration.
@@ -165,7 +185,7 @@ def generate_dataset(preset, out, samples: int, members: int | None = None,
     argument or file. ``progress`` shows tqdm bars on stderr.
     """
     plan = make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta,
-                 target, resume, overwrite, dt_dns, split)
+                 target, resume, overwrite, dt_dns, split, consecutive, refresh_every)
     execute(plan, progress, _hook)
     return plan.out
 

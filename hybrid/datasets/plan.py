@@ -54,7 +54,7 @@ class Plan:
     n_les: int
     delta: float
     target: str
-    times: int                      # sampling times requested (samples = times · members)
+    times: int                      # sampling times requested (samples = times·members·K)
     samples_requested: int
     solver: Any                     # the DNS, at t = 0 or at the restart's state
     fine: Any
@@ -65,14 +65,22 @@ class Plan:
     overwrite: bool = False
     fresh_restart: bool = True      # resume without a restart: start again from t = 0
     notes: list = field(default_factory=list)
+    consecutive: int = 1            # K samples per member and sampling time, refresh apart
+    refresh_interval: float | None = None     # time between them (K > 1)
+
+    @property
+    def per_time(self) -> int:
+        """Samples per sampling time: members · K."""
+        return self.members * self.consecutive
 
     @property
     def samples(self) -> int:
-        return self.times * self.members
+        return self.times * self.per_time
 
 
 def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_les, delta, target,
-          resume, overwrite, dt_dns=None, split=None) -> Plan:
+          resume, overwrite, dt_dns=None, split=None, consecutive=None,
+          refresh_every=None) -> Plan:
     from closures.dataset_file import DEFAULT_SPLIT, SPLIT_ATTRS, check_split, split_attributes
     from solvers import fft
     from solvers import io as sio
@@ -125,6 +133,7 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
     members = _int_arg("members", "--members", 1 if members is None else members, 1)
     seed = stored("seed", seed, int)
     seed = _int_arg("seed", "--seed", 0 if seed is None else seed, 0)
+    consecutive, refresh_every = _consecutive(header, out, consecutive, refresh_every)
     target = stored("target", target, str)
     target = "subgrid" if target is None else target
     if target not in TARGETS:
@@ -228,8 +237,10 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
 
     dns_config = solver.config()
     les_config = {k: v for k, v in les.config().items() if k not in RUNTIME_KEYS}
+    refresh = (_refresh_interval(consecutive, refresh_every, interval, les, solver)
+               if consecutive > 1 else None)
     del les
-    times = -(-samples // members)
+    times = -(-samples // (members * consecutive))
     sign = -1 if target == "subgrid" else 1
     if header is not None and "split_fractions" in header:       # resume: the file's split
         have = [float(x) for x in json.loads(header["split_fractions"])]
@@ -282,8 +293,15 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
         "interval": float(interval),
         "spinup": float(spinup),
         **split_attrs,
-        "sample_order": "sample = k * members + member, k the sampling time index; "
-                        "sampling times t_k = spinup + k * interval",
+        "sample_order": ("sample = k * members + member, k the sampling time index; "
+                         "sampling times t_k = spinup + k * interval" if consecutive == 1 else
+                         "sample = (k * consecutive + j) * members + member, k the sampling time "
+                         "index (variable sequence), j = 0 ... consecutive - 1 (variable "
+                         "position); sample times t_k + j * refresh_interval, t_k = spinup + k "
+                         "* interval"),
+        **({} if consecutive == 1 else {
+            "consecutive": np.int32(consecutive), "refresh_every": np.int32(refresh_every),
+            "refresh_interval": float(refresh), "les_dt": float(refresh / refresh_every)}),
         "restart_file": rpath.name,
         "package_version": package_version(),
     }
@@ -292,13 +310,16 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
                  spinup=spinup, seed=seed, n_dns=fine.n, n_les=coarse.n, delta=float(delta),
                  target=target, times=times, samples_requested=samples, solver=solver, fine=fine,
                  coarse=coarse, attrs=attrs, resume=resume, overwrite=overwrite,
-                 fresh_restart=fresh_restart, start=start)
+                 fresh_restart=fresh_restart, start=start, consecutive=consecutive,
+                 refresh_interval=refresh)
     if header is None and split_note:
         plan.notes.append(split_note)
-    if times * members != samples:
-        plan.notes.append(f"--samples {samples} is not a multiple of --members {members}: "
-                          f"writing {times * members} samples ({times} sampling times × "
-                          f"{members} members)")
+    if plan.samples != samples:
+        per = f"--members {members}" + (f" × --consecutive {consecutive}" if consecutive > 1
+                                         else "")
+        plan.notes.append(f"--samples {samples} is not a multiple of {per}: "
+                          f"writing {plan.samples} samples ({times} sampling times × "
+                          f"{plan.per_time} samples)")
 
     if header is not None:                              # the file must describe this very run
         for key in ("dns_config", "les_config", "initial_json", "filter", "dns_solver"):
@@ -333,10 +354,59 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
                 raise DatasetFileError(f"--resume: the restart file {rpath} does not fit the "
                                        f"DNS: {e}") from None
         if start >= times:
-            plan.notes.append(f"{out} already holds {times_done * members} samples "
-                              f"(≥ {times * members} requested): nothing to do")
+            plan.notes.append(f"{out} already holds {times_done * plan.per_time} samples "
+                              f"(≥ {plan.samples} requested): nothing to do")
     else:
         attrs["run_id"] = uuid.uuid4().hex
         attrs["created"] = now()
     return plan
 
+
+
+def _consecutive(header: dict | None, out: Path, consecutive, refresh_every) -> tuple[int, int]:
+    """(K, refresh_every): the given ones checked, or on resume the file's (a file without the
+    attributes has K = 1), which given ones must equal. ``refresh_every`` (default
+    :attr:`closures.base.Closure.every`) needs K > 1."""
+    from closures.base import Closure
+    from solvers.validate import integer
+    if header is not None:
+        have = (int(header.get("consecutive", 1)), int(header.get("refresh_every", 0)) or None)
+        for key, flag, given, saved in (("consecutive", "--consecutive", consecutive, have[0]),
+                                        ("refresh_every", "--refresh-every", refresh_every,
+                                         have[1])):
+            if given is not None and int(given) != saved:
+                raise DatasetMismatchError(f"--resume: {out} was generated with {key}={saved!r}, "
+                                           f"got {flag} {given!r} (leave it out to use the "
+                                           f"file's)")
+        consecutive, refresh_every = have
+    consecutive = integer("consecutive (--consecutive)", 1 if consecutive is None
+                          else consecutive, 1)
+    if consecutive == 1:
+        if refresh_every is not None:
+            raise ValueError("refresh_every (--refresh-every) sets the time between consecutive "
+                             "samples: it needs --consecutive K > 1")
+        return 1, 0
+    return consecutive, integer("refresh_every (--refresh-every)", Closure.every
+                                if refresh_every is None else refresh_every, 1)
+
+
+def _refresh_interval(consecutive: int, refresh_every: int, interval: float, les,
+                      dns) -> float:
+    """The LES refresh interval Δ = refresh_every · dt_LES between consecutive samples, checked:
+    fixed LES and DNS steps, Δ a whole number of DNS steps (so the samples lie exactly Δ apart)
+    and (K − 1)·Δ shorter than the sampling interval (sequences do not overlap)."""
+    if not les.fixed_dt or not dns.fixed_dt:
+        which = "LES" if not les.fixed_dt else "DNS (--dt-dns)"
+        raise ValueError(f"consecutive (--consecutive) samples lie refresh_every LES steps apart: "
+                         f"the {which} needs a fixed time step, not a CFL-chosen one")
+    refresh = refresh_every * float(les.dt)
+    steps = refresh / float(dns.dt)
+    if abs(steps - round(steps)) > 1e-9 * max(steps, 1.0) or round(steps) < 1:
+        raise ValueError(f"refresh_every (--refresh-every) {refresh_every} LES steps of "
+                         f"dt={les.dt:g} make {refresh:g} time units, not a whole number of DNS "
+                         f"steps of dt={dns.dt:g} (--dt-dns)")
+    if (consecutive - 1) * refresh >= interval * (1 - 1e-9):
+        raise ValueError(f"consecutive (--consecutive) {consecutive} samples {refresh:g} apart "
+                         f"span {(consecutive - 1) * refresh:g} time units, not shorter than the "
+                         f"sampling interval {interval:g} (--interval)")
+    return refresh
