@@ -4,8 +4,9 @@ Built-in names: 'none' (:class:`~closures.base.NoClosure`), 'smagorinsky', 'leit
 'dynamic-smagorinsky'
 (:mod:`closures.classical`) and 'oracle' (:class:`~closures.oracle.OracleClosure`, which needs
 ``times`` and ``terms``), 'ldm' and 'pcdm' (:mod:`closures.ldm`; by default the shipped
-models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``) and 'ldm-mean' (the L-CDM's
-deterministic mean network μ(ω̄) alone, same weights). Other modules add theirs with
+models 'ldm-kolmogorov' and 'pcdm-kolmogorov', else ``path=``), 'ldm-mean' (the L-CDM's
+deterministic mean network μ(ω̄) alone, same weights) and 'slt-closure' (the SLT closure,
+:mod:`closures.slt.closure`; ``path=`` a trained model). Other modules add theirs with
 ``@register_closure('name')``. A name of the form ``'package.module:ClassName'`` imports the
 module and instantiates the class, so user closures need no registration (the module must be
 importable, i.e. on ``sys.path``).
@@ -100,11 +101,12 @@ register_closure("dynamic-smagorinsky")(DynamicSmagorinsky)
 register_closure("oracle")(OracleClosure)
 
 
-def _lazy(attr: str) -> Callable:
-    """A factory importing closures.ldm on first use (torch is heavy)."""
-    return lambda **kw: getattr(importlib.import_module(".ldm", __package__), attr)(**kw)
+def _lazy(attr: str, module: str = ".ldm") -> Callable:
+    """A factory importing ``module`` (closures.ldm) on first use (torch is heavy)."""
+    return lambda **kw: getattr(importlib.import_module(module, __package__), attr)(**kw)
 
 
 register_closure("ldm")(_lazy("LatentDiffusionClosure"))
 register_closure("pcdm")(_lazy("PhysicalDiffusionClosure"))
 register_closure("ldm-mean")(_lazy("MeanNetworkClosure"))
+register_closure("slt-closure")(_lazy("SLTClosure", ".slt.closure"))

@@ -1,0 +1,138 @@
+"""The SLT closure ('slt-closure'): a history-dependent stochastic closure of the solver's hook.
+
+At every refresh (every ``every`` steps, t_k = k·every·dt) the closure
+
+1. encodes the LES vorticity ω̄ of every member into a latent z_k ∈ R^d
+   (:class:`~closures.slt.closure_model.SLTClosureModel`);
+2. shifts its history, the latents of the last L refreshes (z_{k−L+1}, …, z_k), oldest first;
+3. draws the term from one pass of the stochastic transformer over the history, one fresh noise
+   token per member: C_k = std_C·[μ(ω̂_k) + D_R(T(z_{k−L+1}, …, z_k; ξ_k))] + mean_C, in
+   physical units (1/time², a vorticity tendency), shape (members, n, n), float64; the solver
+   holds it over the next ``every`` steps.
+
+One network pass per refresh for all members (in member-aligned chunks of ``chunk`` members;
+default None: all in one call).
+
+Cold start. Before L refreshes have happened the history is shorter: it is padded at the front
+by repeating the first latent, i.e. the first refresh sees (z_0, …, z_0), the second
+(z_0, …, z_0, z_1), and from the L-th refresh on the history is all real. Training windows that
+start a sequence of the data are padded the same way (:meth:`closures.data.ClosureDataset.windows`
+with ``pad=True``), so the model has seen cold starts. ``filled`` counts the real latents (≤ L).
+
+State. The history (members, L, d) float32 and ``filled`` are closure state:
+:meth:`get_state` / :meth:`set_state` hold them with the member generators, so a run written to a
+restart file mid-history continues bit for bit (the restart file stores arrays exactly).
+
+Noise and seeds. Member m's noise token ξ ∈ R^D at a refresh is D standard normal draws of its
+own numpy generator (``self.rng[m]``, :class:`closures.base.Closure`), cast to float32: a member's
+noise depends only on the seed and its index in the whole ensemble, so members run as a part of
+the ensemble (``first_member``, ``ensemble_members``) get the terms of the whole batch bit for
+bit (:meth:`~closures.base.Closure.network_calls`).
+
+The refresh period. ``every=None`` takes the period of the training data's consecutive samples
+(the card's ``refresh.every``, ``hybrid generate --refresh-every``), else 5: the history only
+means what it meant in training when the closure is refreshed at the data's interval
+(``refresh.interval`` time units = every·dt of the LES).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..ldm.closure import _ModelClosure, torch_threads
+from .closure_files import load_slt_closure
+from .closure_model import SLTClosureModel
+
+__all__ = ["SLTClosure", "DEFAULT_EVERY"]
+
+DEFAULT_EVERY = 5          # refresh period without one on the card (the Closure default)
+
+
+class SLTClosure(_ModelClosure):
+    """The SLT closure (module docstring).
+
+    ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
+    calibrate=True)``: ``model`` an :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json``
+    path) of one saved by :func:`closures.slt.train_slt_closure`, or a shipped model's name;
+    ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
+    ``threads``: torch threads of a refresh (restored after it); ``chunk``: members per network
+    call (None: all); ``calibrate``: apply the card's shell gains if it has any
+    (:mod:`closures.calibration`).
+    Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
+    ``filled``, ``calls`` (refreshes so far).
+    """
+
+    name = "slt-closure"
+    default_model = "slt-closure-kolmogorov"
+    model_class = SLTClosureModel
+    loader = staticmethod(load_slt_closure)
+
+    def __init__(self, model=None, every: int | None = None, threads: int | None = 1,
+                 device: str = "cpu", path=None, chunk: int | None = None,
+                 calibrate: bool = True):
+        super().__init__(model, every=every, threads=threads, device=device, path=path,
+                         chunk=chunk, calibrate=calibrate)
+        if every is None:
+            refresh = (getattr(self.model, "card", None) or {}).get("refresh") or {}
+            self.every = int(refresh.get("every") or DEFAULT_EVERY)
+        self.history: torch.Tensor | None = None
+        self.filled = 0
+
+    @property
+    def window(self) -> int:
+        """L, the refreshes of history."""
+        return self.model.window
+
+    def reset(self, grid, members: int, params: dict, seed: int | None) -> None:
+        """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start)."""
+        super().reset(grid, members, params, seed)
+        self.history, self.filled = None, 0
+
+    def compute(self, state) -> np.ndarray:
+        m = self.model
+        x = self._inputs(state)                                       # (M, 1, n, n)
+        noise = torch.from_numpy(self.normal(m.width).astype(np.float32)).to(self.device)
+        cold = self.history is None
+        hist = x.new_zeros((x.shape[0], m.window, m.latent_dim)) if cold else self.history
+
+        def refresh(inputs, _):
+            xb, hb, eb = inputs
+            z = m.encode(xb.contiguous(memory_format=torch.channels_last))[:, None]
+            hb = z.expand(-1, m.window, -1) if cold else torch.cat([hb[:, 1:], z], dim=1)
+            return m.draw(hb, xb, noise=eb[:, None])[0, :, 0], hb
+
+        with torch_threads(self.threads), torch.inference_mode():
+            c, self.history = self.batched(refresh, (x, hist, noise), self.chunk)
+        self.filled = min(self.filled + 1, m.window)
+        return self._outputs(c)
+
+    # ------------------------------------------------------------------ restarts
+    def get_state(self) -> dict[str, Any]:
+        """The base state (generators, ``calls``) plus ``history`` (float32 array (members, L,
+        d), None before the first refresh) and ``filled``."""
+        st = super().get_state()
+        st["history"] = None if self.history is None else self.history.cpu().numpy().copy()
+        st["filled"] = int(self.filled)
+        return st
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`get_state` (after ``reset``); ValueError for a history of another
+        shape than (members, L, d)."""
+        super().set_state(state)
+        h = state.get("history")
+        if h is None:
+            self.history = None
+        else:
+            h = np.asarray(h, dtype=np.float32)
+            want = (self.members, self.model.window, self.model.latent_dim)
+            if h.shape != want:
+                raise ValueError(f"closure state holds a history of shape {h.shape}; closure "
+                                 f"{self.describe()} needs {want} (members, window, latent)")
+            self.history = torch.from_numpy(h.copy()).to(self.device)
+        self.filled = int(state.get("filled", 0 if h is None else self.model.window))
+
+    def __repr__(self) -> str:
+        return (f"SLTClosure(every={self.every}, window={self.model.window}, chunk={self.chunk}, "
+                f"shell_gains={[round(g, 4) for g in self.shell_gains]})")
