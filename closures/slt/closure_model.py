@@ -71,7 +71,7 @@ class SLTClosureModel(nn.Module):
     ``mean_blocks`` the mean network (0: none), ``stats`` the normalisation. ``config`` holds
     every argument but the stats (the model card's architecture)."""
 
-    def __init__(self, n: int, L: float | None = None, window: int = 4, latent_channels: int = 1,
+    def __init__(self, n: int, L: float | None = None, window: int = 10, latent_channels: int = 1,
                  ae_channels=(16, 32, 32), width: int = 64, heads: int | None = None,
                  layers: int = 2, hidden: int | None = None, mean_width: int = 16,
                  mean_blocks: int = 2, stats: dict | None = None):

@@ -118,8 +118,8 @@ def closure_metrics(model: SLTClosureModel, data: ClosureDataset, windows: np.nd
 
 
 @_threads_scoped
-def train_slt_closure(data, out, *, window: int = 4, epochs: int = 50, batch: int = 32,
-                      lr: float = 1e-3, gamma: float = 0.98, members: int = 4,
+def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: int = 32,
+                      lr: float = 1e-3, gamma: float = 0.9825, members: int = 4,
                       weights: dict | None = None, latent_channels: int = 1,
                       ae_channels=(16, 32, 32), width: int = 64, heads: int | None = None,
                       layers: int = 2, hidden: int | None = None, mean_width: int = 16,

@@ -18,7 +18,8 @@
 ``slt`` (the stochastic latent transformer, :func:`closures.slt.train_slt`) trains on the
 ``zonal_mean_u`` of a beta-plane run (``hybrid dns PRESET --record zonal-mean``); its defaults
 are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2 blocks).
-``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`.
+``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`,
+``slt-closure`` (the SLT closure) :mod:`hybrid.cli.train_slt_closure`.
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
 ``STEM.log.jsonl`` (metrics per epoch); see :mod:`closures.train`. Everything is checked before
@@ -31,7 +32,7 @@ import argparse
 import functools
 from pathlib import Path
 
-from . import train_ensemble
+from . import train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
 from .training import data_files, error_flag, fill_defaults, read_data, run_training
@@ -59,11 +60,12 @@ def _channels(text: str) -> list[int]:
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``."""
-    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm"),
+    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
-                        "P-CDM), slt (stochastic latent transformer emulator of U(y, t)) or "
+                        "P-CDM), slt (stochastic latent transformer emulator of U(y, t)), "
                         "ensemble-ldm (latent diffusion ensemble generator: hybrid.cli."
-                        "train_ensemble)")
+                        "train_ensemble) or slt-closure (the SLT closure, on a closure dataset: "
+                        "hybrid.cli.train_slt_closure)")
     p.add_argument("--data", type=Path, required=True, nargs="+",
                    help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
                         "or file) with zonal_mean_u (hybrid dns --record zonal-mean); "
@@ -140,6 +142,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                           "normalisation are kept")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_ensemble.add_arguments(p)
+    train_slt_closure.add_arguments(p)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -147,6 +150,8 @@ def handler(args: argparse.Namespace) -> int:
     fail = functools.partial(cli_fail, command="train")
     if args.model == "ensemble-ldm":
         return train_ensemble.handler(args)
+    if args.model == "slt-closure":
+        return train_slt_closure.handler(args)
     if len(args.data) > 1 or args.mode in train_ensemble.MODES:
         return fail(f"--data takes one file and --mode joint or two-phase for {args.model}")
     args.mode = args.mode or "joint"

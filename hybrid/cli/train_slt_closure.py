@@ -1,0 +1,111 @@
+"""``hybrid train slt-closure``: train the SLT closure (:func:`closures.slt.train_slt_closure`)
+on a closure dataset.
+
+    hybrid train slt-closure --data FILE --out STEM [--window L] [--epochs N] [--batch B]
+                             [--lr LR] [--gamma G] [--members M] [--latent-channels C]
+                             [--ae-channels C0,C1,C2] [--width W] [--heads H] [--layers K]
+                             [--hidden D] [--mean-width W | --no-mean-network]
+                             [--mean-blocks B] [--no-cold-start] [--samples-eval K]
+                             [--eval-windows N] [--val-fraction F] [--device DEV] [--threads T]
+                             [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
+                             [--no-progress]
+
+``--data``: a closure dataset of ``hybrid generate``, best with ``--consecutive K`` (K ≥ L) so
+that it holds histories at the LES refresh interval. Defaults: 50 epochs, batch 32, lr 1e-3,
+γ 0.9825, L = 10, 4 members, token width 64, 2 blocks, a mean network of 16 channels.
+
+The flags shared with the other models are the ``hybrid train`` parser's; :func:`add_arguments`
+adds the ones of this model, and :func:`handler` runs when the model is ``slt-closure``. Every
+argument is checked before any work: a missing or unusable data file, a window the data cannot
+fill, bad numbers or an output that exists (without ``--overwrite`` or ``--resume``) exit with
+code 2 and a message naming the flag, with nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+
+from .arguments import positive_int
+from .arguments import fail as cli_fail
+from .training import data_files, error_flag, fill_defaults, read_data, run_training
+
+__all__ = ["add_arguments", "handler", "DEFAULTS", "MEAN_WIDTH"]
+
+# the defaults of the shared flags whose parser default is None
+DEFAULTS = {"epochs": 50, "batch": 32, "lr": 1e-3, "width": 64, "layers": 2}
+MEAN_WIDTH = 16           # channels of the mean network when --mean-width is left at 0
+# the arguments an architecture error may name, in the order they are looked for
+ARCHITECTURE = ("heads", "hidden", "width", "window", "latent_channels", "mean_blocks",
+                "mean_width")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``hybrid train slt-closure`` that the other models do not have."""
+    g = p.add_argument_group("slt-closure only")
+    g.add_argument("--no-mean-network", action="store_true",
+                   help="no mean network μ(ω̄): the transformer draws the whole term (default: "
+                        f"a mean network of --mean-width channels, {MEAN_WIDTH} when left at 0)")
+    g.add_argument("--no-cold-start", action="store_true",
+                   help="train on complete windows only, not also on the padded windows at the "
+                        "start of each sequence (the closure's cold start)")
+    g.add_argument("--eval-windows", type=positive_int, default=512,
+                   help="validation windows of the offline metrics (default 512)")
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
+    model shares are :mod:`hybrid.cli.training`'s."""
+    fail = functools.partial(cli_fail, command="train")
+    fill_defaults(args, DEFAULTS)
+    if len(args.data) > 1:
+        return fail("--data takes one closure dataset for slt-closure")
+    if args.mode is not None:
+        return fail("--mode is not an option of slt-closure")
+    if args.resume and args.overwrite:
+        return fail("--resume and --overwrite exclude each other")
+    if args.members < 2:
+        return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
+    if not 0 < args.gamma <= 1:
+        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
+    if args.samples_eval < 2:
+        return fail(f"--samples-eval must be ≥ 2 (an ensemble spread), got {args.samples_eval}")
+    files = data_files(args.data, fail, folders=False)
+    if isinstance(files, int):
+        return files
+    data = files[0]
+    from closures.data import ClosureDataset
+    from closures.slt import SLTClosureModel, train_slt_closure
+    ds = read_data(args.device, fail,
+                   lambda: ClosureDataset(data, "train", val_fraction=args.val_fraction))
+    if isinstance(ds, int):
+        return ds
+    if ds.n % 4:
+        return fail(f"--data: the SLT closure's autoencoders need a grid divisible by 4; {data} "
+                    f"is {ds.n}²")
+    cold_start = not args.no_cold_start
+    if not len(ds.windows(args.window, pad=cold_start)):
+        return fail(f"--window {args.window}: the training block of {data} holds no window of "
+                    f"{args.window} consecutive pairs (sequences of {ds.consecutive}); generate "
+                    f"it with --consecutive K ≥ {args.window}, or leave out --no-cold-start")
+    arch = dict(window=args.window, latent_channels=args.latent_channels,
+                ae_channels=args.ae_channels, width=args.width, heads=args.heads,
+                layers=args.layers, hidden=args.hidden,
+                mean_width=0 if args.no_mean_network else (args.mean_width or MEAN_WIDTH),
+                mean_blocks=args.mean_blocks)
+    try:
+        SLTClosureModel(ds.n, ds.L, **arch)
+    except ValueError as e:
+        return fail(f"{error_flag(str(e), ARCHITECTURE)}: {e}")
+    return run_training(train_slt_closure, data, args, fail, _summary, gamma=args.gamma,
+                        members=args.members, cold_start=cold_start,
+                        eval_windows=args.eval_windows, **arch)
+
+
+def _summary(metrics: dict) -> tuple[str, dict]:
+    off = metrics.get("offline") or {}
+    ratio = off.get("spread_to_error")
+    return (f"held-out relative error {off.get('rel_error', float('nan')):.4g} (mean of "
+            f"{off.get('samples')} draws; μ alone {off.get('rel_error_mean', float('nan')):.4g}),"
+            f" spread/error {ratio if ratio is not None else float('nan'):.3g}",
+            {"final_train": metrics.get("final_train"), "final_val": metrics.get("final_val"),
+             "offline": off})
