@@ -1,0 +1,310 @@
+"""The SLT closure (closures.slt.closure): the noise token and seeds, one network pass per refresh,
+members run in parts, the cold start and the history, bit-exact restarts mid-history, a known
+stochastic map learned, consecutive closure datasets, training and a hybrid run end to end, and
+bad arguments. Tiny sizes, one torch thread."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from closures import get_closure
+from closures.base import closure_state
+from closures.data import ClosureDataset
+from closures.slt import (ModelFileError, SLTClosure, SLTClosureModel, load_slt_closure,
+                          train_slt_closure)
+from closures.slt.closure_model import DEFAULT_WEIGHTS
+from hybrid import datasets as hd
+from hybrid.cli import main
+from solvers import KolmogorovFlow
+from solvers import io as sio
+from solvers.grid import Grid
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+N, LBOX, W = 16, 2 * math.pi, 3
+STATS = {"omega_bar": {"mean": 0.1, "std": 2.0}, "closure": {"mean": -0.2, "std": 0.5}}
+TINY = dict(ae_channels=(4, 4, 4), width=8, heads=2, hidden=16, layers=1, mean_width=4,
+            mean_blocks=1)
+GEN = dict(n_dns=32, n_les=16, interval=0.1, spinup=0.05, seed=1, progress=False)
+TRAIN_FLAGS = ["--window", "2", "--epochs", "2", "--batch", "8", "--ae-channels", "4,4,4",
+               "--width", "8", "--heads", "2", "--hidden", "16", "--mean-width", "4",
+               "--mean-blocks", "1", "--threads", "1", "--samples-eval", "4", "--no-progress"]
+
+
+def tiny_model(window=W, seed=0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SLTClosureModel(N, LBOX, window=window, stats=STATS, **TINY).eval()
+
+
+def fields(members=3, seed=1):
+    return np.random.default_rng(seed).standard_normal((members, N, N))
+
+
+def state_of(w, step=0):
+    return closure_state(Grid(N, LBOX), np.fft.rfft2(w), step=step)
+
+
+def ready(closure, members=3, seed=7, **params):
+    closure.reset(Grid(N, LBOX), members, params, seed)
+    return closure
+
+
+@pytest.fixture(scope="module")
+def consecutive_data(tmp_path_factory):
+    """A tiny Kolmogorov closure dataset: 6 sampling times × 2 members × 3 consecutive."""
+    path = tmp_path_factory.mktemp("data") / "k3.nc"
+    hd.generate_dataset("kolmogorov", path, samples=36, members=2, consecutive=3, **GEN)
+    return path
+
+
+# ------------------------------------------------------------------ noise, seeds, batching
+def test_noise_token_changes_the_term_and_the_same_seed_reproduces_it():
+    model = tiny_model()
+    calls = []
+    model.transformer.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    w = fields(5)
+    a = ready(SLTClosure(model, every=2), 5, seed=11)(state_of(w))
+    assert a.shape == (5, N, N) and a.dtype == np.float64 and np.isfinite(a).all()
+    assert calls == [(5, W, model.latent_dim)]                 # one pass for all members
+    b = ready(SLTClosure(model, every=2), 5, seed=11)(state_of(w))
+    c = ready(SLTClosure(model, every=2), 5, seed=12)(state_of(w))
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    same = np.repeat(w[:1], 5, axis=0)                         # identical inputs, own noise
+    d = ready(SLTClosure(model), 5, seed=11)(state_of(same))
+    assert np.abs(d[0] - d[1]).max() > 1e-3 * np.abs(d).max()
+    # the noise token is the only randomness: a fixed token gives a fixed term, another token
+    # another term
+    x = torch.as_tensor(model.normalise(w[:2], "omega_bar"), dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        hist = model.encode(x)[:, None].expand(-1, W, -1)
+        e = torch.zeros(2, 1, model.width)
+        t0 = model.draw(hist, x, noise=e)
+        assert torch.equal(t0, model.draw(hist, x, noise=e.clone()))
+        assert not torch.allclose(t0, model.draw(hist, x, noise=e + 1))
+
+
+def test_members_run_in_parts_get_the_terms_of_the_whole_batch():
+    model = tiny_model()
+    ws = [fields(4, seed=s) for s in (1, 2, 3, 4)]          # four refreshes: past the window
+    full = ready(SLTClosure(model), 4, seed=5)
+    part = ready(SLTClosure(model), 2, seed=5, first_member=2)
+    part.ensemble_members = 4
+    for w in ws:
+        whole = full(state_of(w))
+        assert np.array_equal(part(state_of(w[2:])), whole[2:])
+    assert torch.equal(part.history, full.history[2:])
+
+
+# ------------------------------------------------------------------ history and cold start
+def test_cold_start_repeats_the_first_latent_then_the_history_shifts():
+    model = tiny_model()
+    clo = ready(SLTClosure(model), 2, seed=3)
+    assert clo.history is None and clo.filled == 0
+    ws = [fields(2, seed=s) for s in range(W + 2)]
+    with torch.no_grad():
+        z = [model.encode(torch.as_tensor(model.normalise(w, "omega_bar"),
+                                          dtype=torch.float32)[:, None]) for w in ws]
+    for k, w in enumerate(ws):
+        gens = [r.bit_generator.state for r in clo.rng]
+        term = clo(state_of(w))
+        # the history: the first latent repeated in front of the real ones, oldest first
+        want = [z[max(j, 0)] for j in range(k - W + 1, k + 1)]
+        assert torch.allclose(clo.history, torch.stack(want, dim=1), atol=1e-6, rtol=0)
+        assert clo.filled == min(k + 1, W)
+        # the term is the model's draw on that history with the members' own noise
+        for r, s in zip(clo.rng, gens):
+            r.bit_generator.state = s
+        noise = torch.as_tensor(clo.normal(model.width), dtype=torch.float32)[:, None]
+        x = torch.as_tensor(model.normalise(w, "omega_bar"), dtype=torch.float32)[:, None]
+        with torch.no_grad():
+            ref = model.denormalise(model.draw(clo.history, x, noise=noise)[0, :, 0].double(),
+                                    "closure").numpy()
+        np.testing.assert_allclose(term, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_restart_mid_history_continues_bit_for_bit(tmp_path):
+    model = tiny_model()
+
+    def make():
+        s = KolmogorovFlow(n=N, L=LBOX, members=2, seed=4, dt=0.01)
+        s.set_vorticity(fields(2, seed=9))
+        s.set_closure(SLTClosure(model, every=2))
+        return s
+
+    ref = make()
+    ref.step(14)
+    s = make()
+    s.step(3)                                  # refreshes at steps 0 and 2: 2 of W = 3 latents
+    assert s.closure.filled == 2 < W
+    path = sio.write_restart(s, tmp_path / "restart.nc")
+    back = sio.read_restart(path, closure=SLTClosure(model, every=2))
+    assert back.closure.filled == 2 and torch.equal(back.closure.history, s.closure.history)
+    back.step(11)
+    assert np.array_equal(back.vorticity_hat, ref.vorticity_hat)
+    assert torch.equal(back.closure.history, ref.closure.history)
+    st = s.closure.get_state()
+    st["history"] = st["history"][:, 1:]
+    with pytest.raises(ValueError, match=r"history of shape \(2, 2, 16\).*\(2, 3, 16\)"):
+        ready(SLTClosure(model), 2).set_state(st)
+
+
+# ------------------------------------------------------------------ learning a known map
+def test_a_tiny_slt_closure_learns_a_known_stochastic_map():
+    """C = a ω̄ + σ ε φ(x), ε ~ N(0, 1) per sample, φ = √2 cos x: the ensemble mean has slope a
+    against ω̄ and the draws' projection on φ a spread σ (measured over seeds 0-3: slope
+    0.788-0.795, spread 0.90-1.04 σ, every input within 16 %)."""
+    n, a, sig = 8, 0.8, 0.5
+    torch.manual_seed(0)
+    model = SLTClosureModel(n, window=2, ae_channels=(4, 4, 4), width=16, heads=4, hidden=32,
+                            layers=1, mean_width=4, mean_blocks=0)
+    phi = (math.sqrt(2) * torch.cos(torch.arange(n) * 2 * math.pi / n))[None, :].expand(n, n)
+    g = torch.Generator().manual_seed(1)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for it in range(300):
+        if it == 200:
+            opt.param_groups[0]["lr"] = 1e-3
+        w = torch.randn(32, 2, 1, n, n, generator=g)
+        c = a * w[:, -1] + sig * torch.randn(32, 1, 1, 1, generator=g) * phi
+        terms = model.loss_terms(w, c, g, members=4)
+        loss = sum(DEFAULT_WEIGHTS[k] * v for k, v in terms.items())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        w = torch.randn(32, 2, 1, n, n, generator=g)
+        hist = model.encode(w.reshape(64, 1, n, n)).reshape(32, 2, -1)
+        d = model.draw(hist, w[:, -1], torch.Generator().manual_seed(5), members=400)
+    slope = float((d.mean(0) * w[:, -1]).sum() / (w[:, -1] ** 2).sum())
+    proj = ((d - a * w[:, -1]) * phi).mean((-1, -2))[..., 0]         # (draws, inputs): σ ε
+    sd = proj.std(0) / sig
+    assert abs(slope - a) < 0.03, slope
+    assert abs(float(sd.mean()) - 1) < 0.15, sd
+    assert float((sd - 1).abs().max()) < 0.25, sd
+    assert float(proj.mean(0).abs().mean()) < 0.1 * sig * 2       # no spurious mean along φ
+
+
+# ------------------------------------------------------------------ consecutive datasets
+def test_consecutive_samples_lie_one_refresh_interval_apart(consecutive_data, tmp_path):
+    with hd.open_dataset(consecutive_data) as ds:
+        a = {k: ds[k].values for k in ("time", "step", "member", "sequence", "position")}
+        attrs = dict(ds.attrs)
+    assert (int(attrs["consecutive"]), int(attrs["refresh_every"])) == (3, 5)
+    dt_les, dt_dns = 5e-3, 1e-3                                # the kolmogorov preset's steps
+    assert attrs["refresh_interval"] == pytest.approx(5 * dt_les, rel=1e-12)
+    M, K = 2, 3
+    t = a["time"].reshape(6, K, M)
+    steps = a["step"].reshape(6, K, M)
+    assert np.array_equal(a["member"].reshape(6, K, M), np.broadcast_to(np.arange(M), (6, K, M)))
+    assert np.array_equal(a["sequence"].reshape(6, K, M), np.broadcast_to(
+        np.arange(6)[:, None, None], (6, K, M)))
+    assert np.array_equal(a["position"].reshape(6, K, M), np.broadcast_to(
+        np.arange(K)[None, :, None], (6, K, M)))
+    assert np.all(np.diff(steps, axis=1) == round(5 * dt_les / dt_dns))   # exactly Δ apart
+    np.testing.assert_allclose(np.diff(t, axis=1), 5 * dt_les, rtol=1e-9)
+    np.testing.assert_allclose(t[:, 0, 0], 0.05 + 0.1 * np.arange(6), rtol=1e-9)
+    # windows: complete ones, and padded ones at each sequence's start
+    ds = ClosureDataset(consecutive_data, "train")
+    win = ds.windows(2)
+    assert len(win) == 4 * M * 2 and np.all(ds.sequences[win[:, 0]] == ds.sequences[win[:, 1]])
+    assert np.all(ds.positions[win[:, 1]] == ds.positions[win[:, 0]] + 1)
+    padded = ds.windows(3, pad=True)
+    first = ds.positions[padded[:, -1]] == 0
+    assert len(padded) == 4 * M * K and np.all(padded[first] == padded[first][:, :1])
+    # K = 1 is the file as before: same values, same variables and attributes
+    one, plain = tmp_path / "k1.nc", tmp_path / "plain.nc"
+    hd.generate_dataset("kolmogorov", one, samples=4, members=2, consecutive=1, **GEN)
+    hd.generate_dataset("kolmogorov", plain, samples=4, members=2, **GEN)
+    with hd.open_dataset(one) as x, hd.open_dataset(plain) as y:
+        assert set(x.variables) == set(y.variables) and "sequence" not in x.variables
+        skip = {"run_id", "created", "updated", "restart_file"}
+        assert {k: str(v) for k, v in x.attrs.items() if k not in skip} == \
+            {k: str(v) for k, v in y.attrs.items() if k not in skip}
+        for k in ("omega_bar", "subgrid", "time", "step", "member"):
+            assert np.array_equal(x[k].values, y[k].values), k
+    assert ClosureDataset(one, "train").windows(1).shape == (len(ClosureDataset(one)), 1)
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--refresh-every", "5"], "--refresh-every"),
+    (["--consecutive", "5"], "--consecutive"),               # 4 × 0.025 ≥ --interval 0.1
+    (["--consecutive", "2", "--refresh-every", "3", "--dt-dns", "0.002"], "--refresh-every"),
+])
+def test_generate_refuses_bad_consecutive_flags_before_writing(flags, flag, tmp_path, capsys):
+    out = tmp_path / "d" / "x.nc"
+    code = main(["generate", "kolmogorov", "--samples", "4", "--out", str(out), "--n-dns", "32",
+                 "--n-les", "16", "--interval", "0.1", "--spinup", "0.05", *flags])
+    assert code == 2 and flag in capsys.readouterr().err
+    assert not out.exists() and not out.with_name("x.nc.restart.nc").exists()
+
+
+# ------------------------------------------------------------------ training and runs
+def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_path, capsys):
+    small = dict(window=2, epochs=2, batch=8, progress=False, threads=1, samples_eval=4,
+                 **dict(TINY, layers=2))
+    train_slt_closure(consecutive_data, tmp_path / "full", **small)
+    part = train_slt_closure(consecutive_data, tmp_path / "cut", stop_after=1, **small)
+    assert part["stopped"] and not (tmp_path / "cut.pt").exists()
+    train_slt_closure(consecutive_data, tmp_path / "cut", resume=True, **small)
+    a, b = load_slt_closure(tmp_path / "full"), load_slt_closure(tmp_path / "cut")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values()))
+    card = json.loads((tmp_path / "full.json").read_text())
+    assert card["format"] == "hybrid-slt-closure-card" and card["refresh"]["every"] == 5
+    off = card["metrics"]["offline"]
+    assert off["split"] == "val" and off["spread_to_error"] > 0 and off["crps"] > 0
+    log = [json.loads(s) for s in (tmp_path / "full.log.jsonl").read_text().splitlines()]
+    assert set(log[0]["train"]) == set(DEFAULT_WEIGHTS) | {"total"} and log[-1]["final"]
+    # the command, then a hybrid run with the trained closure
+    stem = tmp_path / "cli"
+    assert main(["train", "slt-closure", "--data", str(consecutive_data), "--out", str(stem),
+                 *TRAIN_FLAGS]) == 0
+    assert "held-out relative error" in capsys.readouterr().err
+    clo = get_closure("slt-closure", path=str(stem))
+    assert clo.every == 5 and clo.window == 2
+    run = tmp_path / "run"
+    assert main(["run", "kolmogorov", "--closure", "slt-closure", "--closure-arg",
+                 f"path={stem}", "--n", "16", "--members", "2", "--t-end", "0.1",
+                 "--output-every", "0.05", "--out", str(run)]) == 0
+    assert "closure slt-closure every 5 steps" in capsys.readouterr().err
+    with sio.open_trajectory(run / "trajectory.nc") as tr:
+        v = tr["vorticity"].values
+    assert v.shape[:2] == (2, 3) and np.isfinite(v).all()
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--members", "1"], "--members"),
+    (["--window", "4", "--no-cold-start"], "--window"),
+    (["--heads", "3"], "--heads"),
+    (["--gamma", "1.5"], "--gamma"),
+    (["--mode", "joint"], "--mode"),
+])
+def test_bad_training_arguments_exit_2_naming_the_flag(flags, flag, consecutive_data, tmp_path,
+                                                        capsys):
+    out = tmp_path / "out"
+    code = main(["train", "slt-closure", "--data", str(consecutive_data), "--out",
+                 str(out / "m"), *TRAIN_FLAGS, *flags])
+    assert code == 2 and flag in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_data_and_bad_model_files_are_named(tmp_path, capsys):
+    assert main(["train", "slt-closure", "--data", str(tmp_path / "none.nc"), "--out",
+                 str(tmp_path / "m")]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["run", "kolmogorov", "--closure", "slt-closure", "--closure-arg",
+                 f"path={tmp_path / 'nothing'}", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--closure" in err and "nothing.json" in err and not (tmp_path / "r").exists()
+    from closures.slt import save_slt_closure
+    save_slt_closure(tiny_model(), tmp_path / "bad")
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ModelFileError, match="bad.pt"):
+        SLTClosure(path=tmp_path / "bad")
+    with pytest.raises(ValueError, match="closure grid mismatch"):
+        SLTClosure(tiny_model()).reset(Grid(32, LBOX), 1, {}, 0)
