@@ -38,7 +38,8 @@ from ..losses import EPS, SIGMA, dsm_loss, moment_penalty
 from ..nn import ConditionalFNOScore, ConvAutoencoder, MeanNet
 from .sampler import RHO, STEPS, T_START, sample_per_member
 
-__all__ = ["LatentDiffusionModel", "conv_precision", "PRECISIONS", "SPACES", "DEFAULT_WEIGHTS",
+__all__ = ["LatentDiffusionModel", "FieldNormalisation", "conv_precision", "PRECISIONS", "SPACES",
+           "DEFAULT_WEIGHTS",
            "check_stats"]
 
 SPACES = ("latent", "physical")
@@ -64,7 +65,25 @@ def check_stats(stats) -> dict:
     return out
 
 
-class LatentDiffusionModel(nn.Module):
+class FieldNormalisation:
+    """The normalisation of a closure model's fields by its ``stats`` ({'omega_bar': {'mean',
+    'std'}, 'closure': {...}}, :func:`check_stats`): (x − mean)/std and back, for numpy arrays
+    and tensors alike."""
+
+    stats: dict
+
+    def normalise(self, x, field: str):
+        """(x − mean)/std of ``field`` ('omega_bar' or 'closure')."""
+        s = self.stats[field]
+        return (x - s["mean"]) / s["std"]
+
+    def denormalise(self, x, field: str):
+        """x·std + mean of ``field``: the inverse of :meth:`normalise`."""
+        s = self.stats[field]
+        return x * s["std"] + s["mean"]
+
+
+class LatentDiffusionModel(FieldNormalisation, nn.Module):
     """The conditional diffusion model of the closure term (module docstring).
 
     Parameters: ``n`` (grid points per side; divisible by 4 in latent space), ``space``
@@ -184,14 +203,6 @@ class LatentDiffusionModel(nn.Module):
     def decode_closure(self, z: torch.Tensor) -> torch.Tensor:
         """The diffused target → normalised C (B, 1, n, n)."""
         return z if self.ae_closure is None else self.ae_closure.decode(z)
-
-    def normalise(self, x, field: str):
-        s = self.stats[field]
-        return (x - s["mean"]) / s["std"]
-
-    def denormalise(self, x, field: str):
-        s = self.stats[field]
-        return x * s["std"] + s["mean"]
 
     def forward(self, x: torch.Tensor, t, cond: torch.Tensor) -> torch.Tensor:
         """The score s(x_t, t | cond) in the diffused space."""

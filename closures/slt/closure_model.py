@@ -45,7 +45,7 @@ from torch import nn
 
 from solvers.validate import integer, number
 
-from ..ldm.model import check_stats
+from ..ldm.model import FieldNormalisation, check_stats
 from ..losses import spectral_amplitude_loss
 from ..nn import ConvAutoencoder, MeanNet
 from ..nn.attention import check_heads
@@ -61,7 +61,7 @@ def _default_stats() -> dict:
     return {"omega_bar": {"mean": 0.0, "std": 1.0}, "closure": {"mean": 0.0, "std": 1.0}}
 
 
-class SLTClosureModel(nn.Module):
+class SLTClosureModel(FieldNormalisation, nn.Module):
     """The SLT closure's network (module docstring).
 
     ``n`` LES grid points per side (divisible by 4), ``L`` the box side (for the grid check;
@@ -69,7 +69,8 @@ class SLTClosureModel(nn.Module):
     ``ae_channels`` the two autoencoders, ``width`` (token width D), ``heads`` (default: heads of
     width 4), ``layers`` and ``hidden`` (default 2·width) the transformer, ``mean_width`` and
     ``mean_blocks`` the mean network (0: none), ``stats`` the normalisation. ``config`` holds
-    every argument but the stats (the model card's architecture)."""
+    every argument but the stats (the model card's architecture); ``normalise`` and
+    ``denormalise`` are :class:`closures.ldm.model.FieldNormalisation`'s."""
 
     def __init__(self, n: int, L: float | None = None, window: int = 10, latent_channels: int = 1,
                  ae_channels=(16, 32, 32), width: int = 64, heads: int | None = None,
@@ -118,16 +119,6 @@ class SLTClosureModel(nn.Module):
     @property
     def grid(self) -> tuple[int, float | None]:
         return (self.n, self.L)
-
-    def normalise(self, x, field: str):
-        """(x − mean)/std of ``field`` ('omega_bar' or 'closure')."""
-        s = self.stats[field]
-        return (x - s["mean"]) / s["std"]
-
-    def denormalise(self, x, field: str):
-        """x·std + mean of ``field``: the inverse of :meth:`normalise`."""
-        s = self.stats[field]
-        return x * s["std"] + s["mean"]
 
     def conv_channels_last(self) -> "SLTClosureModel":
         """The convolutional networks' weights stored channels-last, in place (same values;

@@ -27,7 +27,8 @@ import functools
 
 from .arguments import positive_int
 from .arguments import fail as cli_fail
-from .training import data_files, error_flag, fill_defaults, read_data, run_training
+from .training import (check_ensemble_options, data_files, error_flag, fill_defaults, read_data,
+                       run_training)
 
 __all__ = ["add_arguments", "handler", "DEFAULTS", "MEAN_WIDTH"]
 
@@ -61,14 +62,9 @@ def handler(args: argparse.Namespace) -> int:
         return fail("--data takes one closure dataset for slt-closure")
     if args.mode is not None:
         return fail("--mode is not an option of slt-closure")
-    if args.resume and args.overwrite:
-        return fail("--resume and --overwrite exclude each other")
-    if args.members < 2:
-        return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
-    if not 0 < args.gamma <= 1:
-        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
-    if args.samples_eval < 2:
-        return fail(f"--samples-eval must be ≥ 2 (an ensemble spread), got {args.samples_eval}")
+    code = check_ensemble_options(args, fail)
+    if code is not None:
+        return code
     files = data_files(args.data, fail, folders=False)
     if isinstance(files, int):
         return files

@@ -1,8 +1,9 @@
 """The steps every model of ``hybrid train`` shares (:mod:`hybrid.cli.train`: ldm, slt;
 :mod:`hybrid.cli.train_ensemble`: ensemble-ldm): the model's defaults (:func:`fill_defaults`),
 the ``--data`` files (:func:`data_files`), the ``--device`` and the data read
-(:func:`read_data`), the flag an architecture error is about (:func:`error_flag`), and the
-output checks, the training call and its report (:func:`run_training`).
+(:func:`read_data`), the options of the models trained with the energy score
+(:func:`check_ensemble_options`), the flag an architecture error is about (:func:`error_flag`),
+and the output checks, the training call and its report (:func:`run_training`).
 
 A step that fails prints ``hybrid train: error: …`` through the caller's ``fail`` and returns
 its exit code (an ``int``) in place of its result.
@@ -19,7 +20,8 @@ from solvers.files import check_output_file
 
 from .arguments import EXIT_INTERRUPTED, EXIT_OK
 
-__all__ = ["fill_defaults", "data_files", "read_data", "error_flag", "run_training"]
+__all__ = ["fill_defaults", "data_files", "read_data", "check_ensemble_options", "error_flag",
+           "run_training"]
 
 
 def fill_defaults(args: argparse.Namespace, defaults: dict) -> None:
@@ -61,6 +63,22 @@ def read_data(device: str, fail, read):
         return read()
     except (OSError, ValueError) as e:
         return fail(f"--data: {e}")
+
+
+def check_ensemble_options(args: argparse.Namespace, fail) -> int | None:
+    """The options of a model trained with the energy score of an ensemble (``slt-closure``;
+    ``slt`` has the same): ``--resume`` without ``--overwrite``, ``--members`` ≥ 2 (the score's
+    spread term), ``--gamma`` in (0, 1] and ``--samples-eval`` ≥ 2 (an ensemble spread). The
+    exit code of the first that fails, else None."""
+    if args.resume and args.overwrite:
+        return fail("--resume and --overwrite exclude each other")
+    if args.members < 2:
+        return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
+    if not 0 < args.gamma <= 1:
+        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
+    if args.samples_eval < 2:
+        return fail(f"--samples-eval must be ≥ 2 (an ensemble spread), got {args.samples_eval}")
+    return None
 
 
 def error_flag(message: str, names, flags: dict | None = None) -> str:
