@@ -230,6 +230,31 @@ def test_consecutive_samples_lie_one_refresh_interval_apart(consecutive_data, tm
     assert ClosureDataset(one, "train").windows(1).shape == (len(ClosureDataset(one)), 1)
 
 
+def test_a_consecutive_dataset_interrupted_mid_sequence_resumes_exactly(consecutive_data,
+                                                                        tmp_path):
+    out = tmp_path / "cut.nc"
+
+    class Crash(Exception):
+        pass
+
+    def hook(event, k):
+        if (event, k) == ("samples_written", 3):      # sequence 3 written, not yet marked
+            raise Crash
+
+    with pytest.raises(Crash):
+        hd.generate_dataset("kolmogorov", out, samples=36, members=2, consecutive=3, _hook=hook,
+                            **GEN)
+    with hd.open_dataset(out) as ds:
+        assert ds.sizes["sample"] == 3 * 6                  # three whole sequences
+    with pytest.raises(hd.DatasetMismatchError, match="--consecutive"):
+        hd.generate_dataset("kolmogorov", out, samples=36, consecutive=2, resume=True,
+                            progress=False)
+    hd.generate_dataset("kolmogorov", out, samples=36, resume=True, progress=False)
+    with hd.open_dataset(out) as x, hd.open_dataset(consecutive_data) as y:
+        for k in ("omega_bar", "subgrid", "time", "step", "member", "sequence", "position"):
+            assert np.array_equal(x[k].values, y[k].values), k
+
+
 @pytest.mark.parametrize("flags, flag", [
     (["--refresh-every", "5"], "--refresh-every"),
     (["--consecutive", "5"], "--consecutive"),               # 4 × 0.025 ≥ --interval 0.1

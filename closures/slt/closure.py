@@ -41,6 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from solvers.base import ClosureState
+from solvers.grid import Grid
+
 from ..ldm.closure import _ModelClosure, torch_threads
 from .closure_files import load_slt_closure
 from .closure_model import SLTClosureModel
@@ -85,12 +88,13 @@ class SLTClosure(_ModelClosure):
         """L, the refreshes of history."""
         return self.model.window
 
-    def reset(self, grid, members: int, params: dict, seed: int | None) -> None:
+    def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None:
         """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start)."""
         super().reset(grid, members, params, seed)
         self.history, self.filled = None, 0
 
-    def compute(self, state) -> np.ndarray:
+    def compute(self, state: ClosureState) -> np.ndarray:
+        """The term C (members, n, n) of this refresh (module docstring, steps 1-3)."""
         m = self.model
         x = self._inputs(state)                                       # (M, 1, n, n)
         noise = torch.from_numpy(self.normal(m.width).astype(np.float32)).to(self.device)
