@@ -1,0 +1,176 @@
+"""Ensembles around one run: the latent diffusion ensemble generator against DNS ensembles and
+the SLT, on the test starts of ``betaplane-small``.
+
+    python -m benchmarks.eldm_ensembles --dns data/betaplane-small/ensembles \\
+        --model runs/train/eldm-window --model runs/train/eldm-autoregressive \\
+        --slt slt-betaplane-small --out benchmarks/results/ensemble-ldm
+
+Test starts: the short-range DNS ensembles of :mod:`benchmarks.slt_ensembles` (16 starts of the
+seed-13 run, 16 members with new forcing noise, 50 saves); their member 0 is the conditioning
+run, members 1 … 15 the DNS ensemble, and the seed-13 run itself the truth (a draw of the same
+law that no model saw). Each generator makes ``--members`` (15) members around the conditioning
+run; the SLT makes as many from the L profiles before the start. Per model, pooled over starts:
+
+* CRPS per lead against the truth and its ratio to the DNS ensemble's (:func:`hybrid.jets.pool_scores`);
+* ensemble spread per lead and its ratio to the DNS ensemble's; rank histogram of the truth;
+* statistics of the members against the DNS members: Hellinger distances of the PDFs of U, ∂yU,
+  ∂tU (bins from the DNS members), mergings plus nucleations per member (mean, bootstrap 95 %
+  interval), the autocorrelation of U − ⟨U⟩_members at lags 1, 2, 5, 10 saves (temporal), the
+  time-mean spectrum of U (relative error per mode, mean over modes 1 … 10: spatial);
+* the cost per member per time unit.
+
+Writes ``eldm_ensembles.json`` and ``eldm_ensembles.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.jets import (count_jets, events, pdf_distances, pool_scores, read_profiles,
+                         spectrum)
+from hybrid.jets.counting import bootstrap_mean
+from hybrid.jets.scores import ensemble_scores
+from solvers.files import write_json
+
+from .provenance import run_header
+from .slt_ensembles import K_S, PERSIST, PROMINENCE, _history, _lists, _truth
+
+LAGS = (1, 2, 5, 10)
+
+
+def autocorrelation(X: np.ndarray, lags=LAGS) -> list[float]:
+    """Autocorrelation of the anomaly U − ⟨U⟩ (mean over members, per time and y) of X
+    (member, time, y) at the given lags, pooled over members and y."""
+    a = X - X.mean(axis=0, keepdims=True)
+    out = []
+    for k in lags:
+        num = np.sum(a[:, k:] * a[:, :-k])
+        den = np.sqrt(np.sum(a[:, k:] ** 2) * np.sum(a[:, :-k] ** 2))
+        out.append(float(num / den))
+    return out
+
+
+def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
+    """Mergings plus nucleations of each member of X (member, time, y)."""
+    ev = events(count_jets(X, L, K_S, PROMINENCE), t, PERSIST)
+    n = np.zeros(X.shape[0])
+    for e in ev:
+        n[e["member"]] += 1
+    return n
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dns", type=Path, required=True)
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--slt", default=None)
+    ap.add_argument("--members", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    from closures.ensemble_ldm import load_generator
+    from closures.slt import load_emulator
+    p = json.loads((args.dns / "plan.json").read_text())
+    src = read_profiles(Path(p["source"]) / "trajectory.nc")
+    L, steps, dt = src["L"], p["horizon_saves"], p["save_interval"]
+    lead = np.arange(steps + 1) * dt
+    starts = [read_profiles(args.dns / f"short-{i:02d}" / "trajectory.nc")["U"][:, :steps + 1]
+              for i in range(len(p["short"]))]
+    truths = [_truth(src, at, steps) for at in p["short"]]
+    models = {"dns": None, **{Path(m).name: m for m in args.model}}
+    if args.slt:
+        models["slt"] = args.slt
+    sets, walls = {}, {}
+    for name, path in models.items():
+        t0 = time.perf_counter()
+        if name == "dns":
+            sets[name] = [U[1:1 + args.members] for U in starts]
+        elif name == "slt":
+            em = load_emulator(path, threads=args.threads)
+            sets[name] = [np.concatenate([np.repeat(U[:1, :1], args.members, 0), em.rollout(
+                _history(src, at, em.window), steps, args.members, seed=5000 + i)], 1)
+                for i, (U, at) in enumerate(zip(starts, p["short"]))]
+        else:
+            gen = load_generator(path, threads=args.threads)
+            sets[name] = [gen.generate(U[0], args.members, seed=6000 + i)
+                          for i, U in enumerate(starts)]
+        walls[name] = (time.perf_counter() - t0) / (len(starts) * args.members * steps * dt)
+    runs = [json.loads((args.dns / f"short-{i:02d}" / "run.json").read_text())
+            for i in range(len(starts))]
+    walls["dns"] = float(np.mean([q["timings"]["wall_s"] / (q["members"] * q["simulated_time"])
+                                  for q in runs]))                    # as the DNS ran them
+    ref = np.concatenate(sets["dns"])                                 # pooled DNS members
+    t = lead
+    ref_events = events_per_member(ref, t, L)
+    ref_spec = spectrum(ref)
+    r = dict(run_header("benchmarks.eldm_ensembles", argv), starts=len(starts),
+             members=args.members, save_interval=dt, models={})
+    pooled_dns = pool_scores([ensemble_scores(X, y, lead, seed=i)
+                              for i, (X, y) in enumerate(zip(sets["dns"], truths))])
+    for name, X in sets.items():
+        pooled = pool_scores([ensemble_scores(x, y, lead, seed=i)
+                              for i, (x, y) in enumerate(zip(X, truths))])
+        allX = np.concatenate(X)
+        h = pdf_distances(allX, t, ref, t, L)
+        ev = events_per_member(allX, t, L)
+        spec = spectrum(allX)
+        modes = slice(1, 11)
+        r["models"][name] = {
+            "crps": pooled["crps"], "crps_ratio_to_dns": (np.asarray(pooled["crps"][1:])
+                                                          / np.asarray(pooled_dns["crps"][1:])),
+            "spread": pooled["spread"], "spread_ratio_to_dns": (np.asarray(pooled["spread"][1:])
+                                                               / np.asarray(pooled_dns["spread"][1:])),
+            "spread_error_ratio_all": pooled["spread_error_ratio_all"],
+            "rank_histogram": pooled["rank_histogram"],
+            "hellinger": {k: v["hellinger"] for k, v in h.items() if k != "floor_from"},
+            "hellinger_floor": {k: v["floor"] for k, v in h.items() if k != "floor_from"},
+            "events_per_member": {"mean": float(ev.mean()), "interval_95":
+                                  bootstrap_mean(ev, 2000, np.random.default_rng(0))},
+            "autocorrelation": dict(zip(map(str, LAGS), autocorrelation(allX))),
+            "spectrum_rel_error_modes_1_10": float(np.mean(np.abs(spec[modes] / ref_spec[modes]
+                                                                  - 1))),
+            "s_per_member_per_time_unit": walls[name]}
+        r["models"][name] = _lists(r["models"][name])
+    r["dns_events_per_member"] = {"mean": float(ref_events.mean()), "interval_95":
+                                  bootstrap_mean(ref_events, 2000, np.random.default_rng(0))}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "eldm_ensembles.json", r)
+    md = markdown(r)
+    (args.out / "eldm_ensembles.md").write_text(md)
+    print(md)
+    return r
+
+
+def markdown(r: dict) -> str:
+    names = list(r["models"])
+    head = "| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
+    rows = []
+
+    def row(label, f):
+        rows.append(f"| {label} | " + " | ".join(f(r["models"][n]) for n in names) + " |")
+    for j in (0, 4, 9, 19, 49):
+        row(f"CRPS / DNS's, lead {(j + 1) * r['save_interval']:g}",
+            lambda m, j=j: f"{m['crps_ratio_to_dns'][j]:.3g}" if j < len(m['crps_ratio_to_dns']) else "")
+    for j in (0, 4, 9, 19, 49):
+        row(f"spread / DNS's, lead {(j + 1) * r['save_interval']:g}",
+            lambda m, j=j: f"{m['spread_ratio_to_dns'][j]:.3g}" if j < len(m['spread_ratio_to_dns']) else "")
+    row("spread/error, all leads", lambda m: f"{m['spread_error_ratio_all']:.3g}")
+    for k in ("U", "dUdy", "dUdt"):
+        row(f"Hellinger {k} vs DNS members", lambda m, k=k: f"{m['hellinger'][k]:.3g}")
+    row("events per member [95 %]", lambda m: f"{m['events_per_member']['mean']:.3g} "
+        f"[{m['events_per_member']['interval_95'][0]:.3g}, {m['events_per_member']['interval_95'][1]:.3g}]")
+    for lag in LAGS:
+        row(f"autocorrelation, lag {lag}", lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
+    row("spectrum rel. error, modes 1–10", lambda m: f"{m['spectrum_rel_error_modes_1_10']:.3f}")
+    row("s per member per time unit", lambda m: f"{m['s_per_member_per_time_unit']:.3g}")
+    return (f"# Ensembles around one run ({r['date']})\n\nCommand: `{r['command']}`\n\n"
+            f"{r['starts']} test starts, {r['members']} members each\n\n{head}\n"
+            + "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
