@@ -63,9 +63,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
                         "P-CDM), slt (stochastic latent transformer emulator of U(y, t)), "
-                        "ensemble-ldm (latent diffusion ensemble generator: hybrid.cli."
-                        "train_ensemble) or slt-closure (the SLT closure, on a closure dataset: "
-                        "hybrid.cli.train_slt_closure)")
+                        "ensemble-ldm (latent diffusion ensemble generator of U(y, t) around "
+                        "one run) or slt-closure (the history-dependent SLT closure, on a "
+                        "closure dataset)")
     p.add_argument("--data", type=Path, required=True, nargs="+",
                    help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
                         "or file) with zonal_mean_u (hybrid dns --record zonal-mean); "
