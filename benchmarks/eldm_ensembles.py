@@ -70,6 +70,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--slt", default=None)
     ap.add_argument("--members", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cost-members", type=int, default=1000,
+                    help="members generated together for the cost per member (one start)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     from closures.ensemble_ldm import load_generator
@@ -84,7 +86,7 @@ def main(argv=None) -> dict:
     models = {"dns": None, **{Path(m).name: m for m in args.model}}
     if args.slt:
         models["slt"] = args.slt
-    sets, walls = {}, {}
+    sets, walls, big = {}, {}, {}
     for name, path in models.items():
         t0 = time.perf_counter()
         if name == "dns":
@@ -94,10 +96,16 @@ def main(argv=None) -> dict:
             sets[name] = [np.concatenate([np.repeat(U[:1, :1], args.members, 0), em.rollout(
                 _history(src, at, em.window), steps, args.members, seed=5000 + i)], 1)
                 for i, (U, at) in enumerate(zip(starts, p["short"]))]
+            t1 = time.perf_counter()
+            em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members, seed=1)
+            big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         else:
             gen = load_generator(path, threads=args.threads)
             sets[name] = [gen.generate(U[0], args.members, seed=6000 + i)
                           for i, U in enumerate(starts)]
+            t1 = time.perf_counter()
+            gen.generate(starts[0][0], args.cost_members, seed=1)
+            big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         walls[name] = (time.perf_counter() - t0) / (len(starts) * args.members * steps * dt)
     runs = [json.loads((args.dns / f"short-{i:02d}" / "run.json").read_text())
             for i in range(len(starts))]
@@ -133,7 +141,9 @@ def main(argv=None) -> dict:
             "autocorrelation": dict(zip(map(str, LAGS), autocorrelation(allX))),
             "spectrum_rel_error_modes_1_10": float(np.mean(np.abs(spec[modes] / ref_spec[modes]
                                                                   - 1))),
-            "s_per_member_per_time_unit": walls[name]}
+            "s_per_member_per_time_unit": walls[name],
+            "s_per_member_per_time_unit_batched": big.get(name),
+            "cheaper_than_dns_batched": (walls["dns"] / big[name]) if name in big else None}
         r["models"][name] = _lists(r["models"][name])
     r["dns_events_per_member"] = {"mean": float(ref_events.mean()), "interval_95":
                                   bootstrap_mean(ref_events, 2000, np.random.default_rng(0))}
@@ -167,6 +177,11 @@ def markdown(r: dict) -> str:
         row(f"autocorrelation, lag {lag}", lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
     row("spectrum rel. error, modes 1–10", lambda m: f"{m['spectrum_rel_error_modes_1_10']:.3f}")
     row("s per member per time unit", lambda m: f"{m['s_per_member_per_time_unit']:.3g}")
+    row("the same, 1000 members together", lambda m: (
+        f"{m['s_per_member_per_time_unit_batched']:.3g}" if m['s_per_member_per_time_unit_batched']
+        else ""))
+    row("DNS / this, 1000 together", lambda m: (f"{m['cheaper_than_dns_batched']:.3g}"
+                                              if m['cheaper_than_dns_batched'] else ""))
     return (f"# Ensembles around one run ({r['date']})\n\nCommand: `{r['command']}`\n\n"
             f"{r['starts']} test starts, {r['members']} members each\n\n{head}\n"
             + "\n".join(rows) + "\n")
