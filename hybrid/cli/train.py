@@ -35,7 +35,8 @@ from pathlib import Path
 from . import train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
-from .training import data_files, error_flag, fill_defaults, read_data, run_training
+from .training import (check_ensemble_options, data_files, error_flag, fill_defaults, read_data,
+                       run_training)
 
 NAME = "train"
 HELP = ("train a closure model (ldm: latent conditional diffusion) on a closure dataset, or the "
@@ -194,15 +195,9 @@ def _ldm_summary(metrics: dict) -> tuple[str, dict]:
 
 def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
     """``hybrid train slt``: checks, then :func:`closures.slt.train_slt`."""
-    if args.resume and args.overwrite:
-        return fail("--resume and --overwrite exclude each other")
-    if args.members < 2:
-        return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
-    if not 0 < args.gamma <= 1:
-        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
-    if args.samples_eval < 2:
-        return fail(f"--samples-eval must be ≥ 2 for slt (an ensemble spread), got "
-                    f"{args.samples_eval}")
+    bad = check_ensemble_options(args, fail)
+    if bad is not None:
+        return bad
     from closures.slt import SLT, read_profiles, train_slt
     from closures.slt.train import pretrained_slt
     read = read_data(args.device, fail, lambda: read_profiles(data))

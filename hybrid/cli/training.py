@@ -66,8 +66,8 @@ def read_data(device: str, fail, read):
 
 
 def check_ensemble_options(args: argparse.Namespace, fail) -> int | None:
-    """The options of a model trained with the energy score of an ensemble (``slt-closure``;
-    ``slt`` has the same): ``--resume`` without ``--overwrite``, ``--members`` ≥ 2 (the score's
+    """The options of a model trained with the energy score of an ensemble (``slt``,
+    ``slt-closure``): ``--resume`` without ``--overwrite``, ``--members`` ≥ 2 (the score's
     spread term), ``--gamma`` in (0, 1] and ``--samples-eval`` ≥ 2 (an ensemble spread). The
     exit code of the first that fails, else None."""
     if args.resume and args.overwrite:
