@@ -1,0 +1,69 @@
+#!/bin/sh
+# betaplane-small DNS across parameters (beta, mu) for the conditioned SLT: zonal-mean U(y, t) only.
+# Plan, splits, seeds and expected jet numbers: docs/conditioned-slt.md, "Data across parameters".
+# One process at a time, one thread. Resumes: a run whose run.json exists is skipped; an
+# unfinished one is started again from rest (--overwrite). Run from anywhere:
+#   mkdir -p data/betaplane-sweep
+#   setsid nohup sh scripts/param_sweep.sh > data/betaplane-sweep/sweep.log 2>&1 < /dev/null &
+cd "$(dirname "$0")/.." || exit 1
+export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
+H=.venv/bin/hybrid
+ROOT=data/betaplane-sweep
+mkdir -p $ROOT/logs
+failed=0
+
+# run SPLIT BETA MU MEMBERS T_END SEED: spin-up 3/mu (3 damping times), then T_END recorded, U(y)
+# every 10 time units (the preset's), every other setting the preset's.
+run() {
+  split=$1 beta=$2 mu=$3 members=$4 tend=$5 seed=$6
+  name=beta$beta-mu$mu
+  out=$ROOT/$split/$name
+  if [ -f $out/run.json ]; then echo "skip  $split/$name (done)"; return 0; fi
+  spinup=$(awk -v m="$mu" 'BEGIN { printf "%g", 3 / m }')
+  echo "start $split/$name members=$members t_end=$tend spinup=$spinup seed=$seed $(date -u +%FT%TZ)"
+  $H dns betaplane-small --record zonal-mean --set beta=$beta --set mu=$mu --spinup $spinup \
+      --members $members --t-end $tend --seed $seed --threads 1 --overwrite --out $out \
+      > $ROOT/logs/$split-$name.log 2>&1
+  rc=$?
+  echo "end   $split/$name rc=$rc $(date -u +%FT%TZ)"
+  [ $rc -eq 0 ] || failed=$((failed + 1))
+}
+
+# Stage 1, one parameter: beta at the preset's mu = 4e-3.
+run train 2  4e-3 3 20000 2001
+run train 4  4e-3 3 20000 2002
+run train 8  4e-3 3 20000 2003
+run train 16 4e-3 3 20000 2004
+run train 32 4e-3 3 20000 2005
+run val 2  4e-3 1 10000 2101
+run val 4  4e-3 1 10000 2102
+run val 8  4e-3 1 10000 2103
+run val 16 4e-3 1 10000 2104
+run val 32 4e-3 1 10000 2105
+run test-interp 2.83 4e-3 2 20000 2201
+run test-interp 5.66 4e-3 2 20000 2202
+run test-interp 11.3 4e-3 2 20000 2203
+run test-interp 22.6 4e-3 2 20000 2204
+run test-extrap 1  4e-3 2 20000 2301
+run test-extrap 64 4e-3 2 20000 2302
+
+# Stage 2, the second parameter: the same betas at mu = 8e-3 and 2e-3.
+for b in "2 2006 2106" "4 2007 2107" "8 2008 2108" "16 2009 2109" "32 2010 2110"; do
+  set -- $b; run train $1 8e-3 3 20000 $2
+done
+for b in "2 2011 2111" "4 2012 2112" "8 2013 2113" "16 2014 2114" "32 2015 2115"; do
+  set -- $b; run train $1 2e-3 3 20000 $2
+done
+for b in "2 2006 2106" "4 2007 2107" "8 2008 2108" "16 2009 2109" "32 2010 2110"; do
+  set -- $b; run val $1 8e-3 1 10000 $3
+done
+for b in "2 2011 2111" "4 2012 2112" "8 2013 2113" "16 2014 2114" "32 2015 2115"; do
+  set -- $b; run val $1 2e-3 1 10000 $3
+done
+run test-interp 2.83 5.66e-3 2 20000 2205
+run test-interp 5.66 2.83e-3 2 20000 2206
+run test-interp 11.3 5.66e-3 2 20000 2207
+run test-interp 22.6 2.83e-3 2 20000 2208
+run test-extrap 8 1.6e-2 2 20000 2303
+
+echo "finished $(date -u +%FT%TZ), failed runs: $failed"
