@@ -249,11 +249,11 @@ def run_to_exit(command: str, run, on_stop=None):
 
 def run_emulator(command: str, args: argparse.Namespace, outputs, load, run, size) -> int:
     """The handler of a command that writes an emulated ensemble (``hybrid emulate``,
-    ``hybrid ensemble``): ``--out`` checked against ``outputs``; the model ``load()``-ed (a bad model file or path
-    exits 2 naming ``--model``); ``run(model, out)`` → the summary it wrote (a ValueError exits 2
-    with its message, an interrupt 130); then ``hybrid COMMAND: M members × SIZE in W s (C s per
-    member per time unit) → OUT`` on stderr, ``SIZE = size(summary)``, and the summary's JSON on
-    stdout. Returns the exit code."""
+    ``hybrid ensemble``): ``--out`` checked against ``outputs``; the model ``load()``-ed (a bad
+    model file or path exits 2 naming ``--model``); ``run(model, out)`` → the summary it wrote (a
+    ValueError exits 2 with its message, an interrupt 130); then ``hybrid COMMAND: M members ×
+    SIZE in W s (C s per member per time unit) → OUT`` on stderr, ``SIZE = size(summary)``, and
+    the summary's JSON on stdout. Returns the exit code."""
     try:
         out = check_output_dir(args.out, args.overwrite, outputs)
     except UsageError as e:
