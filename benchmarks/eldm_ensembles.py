@@ -11,7 +11,8 @@ run, members 1 … 15 the DNS ensemble, and the seed-13 run itself the truth (a 
 law that no model saw). Each generator makes ``--members`` (15) members around the conditioning
 run; the SLT makes as many from the L profiles before the start. Per model, pooled over starts:
 
-* CRPS per lead against the truth and its ratio to the DNS ensemble's (:func:`hybrid.jets.pool_scores`);
+* CRPS per lead against the truth and its ratio to the DNS ensemble's
+  (:func:`hybrid.jets.pool_scores`);
 * ensemble spread per lead and its ratio to the DNS ensemble's; rank histogram of the truth;
 * statistics of the members against the DNS members: Hellinger distances of the PDFs of U, ∂yU,
   ∂tU (bins from the DNS members), mergings plus nucleations per member (mean, bootstrap 95 %
@@ -127,11 +128,11 @@ def main(argv=None) -> dict:
         ev = events_per_member(allX, t, L)
         spec = spectrum(allX)
         modes = slice(1, 11)
+        def ratio(key):
+            return np.asarray(pooled[key][1:]) / np.asarray(pooled_dns[key][1:])
         r["models"][name] = {
-            "crps": pooled["crps"], "crps_ratio_to_dns": (np.asarray(pooled["crps"][1:])
-                                                          / np.asarray(pooled_dns["crps"][1:])),
-            "spread": pooled["spread"], "spread_ratio_to_dns": (np.asarray(pooled["spread"][1:])
-                                                               / np.asarray(pooled_dns["spread"][1:])),
+            "crps": pooled["crps"], "crps_ratio_to_dns": ratio("crps"),
+            "spread": pooled["spread"], "spread_ratio_to_dns": ratio("spread"),
             "spread_error_ratio_all": pooled["spread_error_ratio_all"],
             "rank_histogram": pooled["rank_histogram"],
             "hellinger": {k: v["hellinger"] for k, v in h.items() if k != "floor_from"},
@@ -162,19 +163,21 @@ def markdown(r: dict) -> str:
 
     def row(label, f):
         rows.append(f"| {label} | " + " | ".join(f(r["models"][n]) for n in names) + " |")
-    for j in (0, 4, 9, 19, 49):
-        row(f"CRPS / DNS's, lead {(j + 1) * r['save_interval']:g}",
-            lambda m, j=j: f"{m['crps_ratio_to_dns'][j]:.3g}" if j < len(m['crps_ratio_to_dns']) else "")
-    for j in (0, 4, 9, 19, 49):
-        row(f"spread / DNS's, lead {(j + 1) * r['save_interval']:g}",
-            lambda m, j=j: f"{m['spread_ratio_to_dns'][j]:.3g}" if j < len(m['spread_ratio_to_dns']) else "")
+    def at(key, j):
+        return lambda m: f"{m[key][j]:.3g}" if j < len(m[key]) else ""
+    for key, label in (("crps_ratio_to_dns", "CRPS"), ("spread_ratio_to_dns", "spread")):
+        for j in (0, 4, 9, 19, 49):
+            row(f"{label} / DNS's, lead {(j + 1) * r['save_interval']:g}", at(key, j))
     row("spread/error, all leads", lambda m: f"{m['spread_error_ratio_all']:.3g}")
     for k in ("U", "dUdy", "dUdt"):
         row(f"Hellinger {k} vs DNS members", lambda m, k=k: f"{m['hellinger'][k]:.3g}")
-    row("events per member [95 %]", lambda m: f"{m['events_per_member']['mean']:.3g} "
-        f"[{m['events_per_member']['interval_95'][0]:.3g}, {m['events_per_member']['interval_95'][1]:.3g}]")
+    def events(m):
+        e = m["events_per_member"]
+        return f"{e['mean']:.3g} [{e['interval_95'][0]:.3g}, {e['interval_95'][1]:.3g}]"
+    row("events per member [95 %]", events)
     for lag in LAGS:
-        row(f"autocorrelation, lag {lag}", lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
+        row(f"autocorrelation, lag {lag}",
+            lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
     row("spectrum rel. error, modes 1–10", lambda m: f"{m['spectrum_rel_error_modes_1_10']:.3f}")
     row("s per member per time unit", lambda m: f"{m['s_per_member_per_time_unit']:.3g}")
     row("the same, 1000 members together", lambda m: (

@@ -4,7 +4,8 @@ the next jet merging or nucleation.
     python -m benchmarks.slt_ensembles dns   --source data/betaplane-small/starts \\
         --out data/betaplane-small/ensembles
     python -m benchmarks.slt_ensembles score --dns data/betaplane-small/ensembles \\
-        --model slt-betaplane-small [--reencode] --out benchmarks/results/slt-betaplane-small/ensembles
+        --model slt-betaplane-small [--reencode] \\
+        --out benchmarks/results/slt-betaplane-small/ensembles
 
 The source is a DNS recorded in full (``hybrid dns betaplane-small --record full --every 10
 --seed 13 --t-end 30000``), never used to train or choose a model. From it:
@@ -188,8 +189,12 @@ def markdown(r: dict) -> str:
         text.append(f"| {e['kind']} | {e['at']:.0f} | {e['source_time_to_event']:.0f} | "
                     f"{e['dns_fraction']:.2f} of {e['dns']['members']} | {med(e['dns'])} | "
                     f"{e['slt_fraction']:.2f} of {e['slt']['members']} | {med(e['slt'])} | "
-                    f"{e['ks_D']:.2f} | {e['ks_p'] if e['ks_p'] is None else format(e['ks_p'], '.2g')} |")
+                    f"{e['ks_D']:.2f} | {_g(e['ks_p'])} |")
     return "\n".join(text) + "\n"
+
+
+def _g(p) -> str:
+    return "–" if p is None else format(p, ".2g")
 
 
 def main(argv=None) -> None:
