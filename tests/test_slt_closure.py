@@ -292,6 +292,10 @@ def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_pa
     assert "held-out relative error" in capsys.readouterr().err
     clo = get_closure("slt-closure", path=str(stem))
     assert clo.every == 5 and clo.window == 2
+    dt = card["refresh"]["interval"] / 5                       # the data's LES step
+    with pytest.raises(ValueError, match="trained on samples"):
+        clo.reset(Grid(16, 2 * np.pi), 1, {"dt": 2 * dt}, 0)    # refreshed twice as far apart
+    clo.reset(Grid(16, 2 * np.pi), 1, {"dt": dt}, 0)
     run = tmp_path / "run"
     assert main(["run", "kolmogorov", "--closure", "slt-closure", "--closure-arg",
                  f"path={stem}", "--n", "16", "--members", "2", "--t-end", "0.1",

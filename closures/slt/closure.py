@@ -89,7 +89,16 @@ class SLTClosure(_ModelClosure):
         return self.model.window
 
     def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None:
-        """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start)."""
+        """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start).
+        ValueError if the solver has a fixed step dt and every·dt differs from the training
+        data's refresh interval (the card's ``refresh.interval``), by more than 1e-6 of it."""
+        refresh = (getattr(self.model, "card", None) or {}).get("refresh") or {}
+        interval, dt = refresh.get("interval"), (params or {}).get("dt")
+        if interval and dt and abs(self.every * dt - interval) > 1e-6 * interval:
+            raise ValueError(
+                f"slt-closure: refreshed every {self.every} steps of dt {dt:g} = "
+                f"{self.every * dt:g} time units, but its history was trained on samples "
+                f"{interval:g} apart; use every = {interval / dt:g} or the data's dt")
         super().reset(grid, members, params, seed)
         self.history, self.filled = None, 0
 
