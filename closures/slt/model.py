@@ -196,20 +196,8 @@ class SLT(nn.Module):
         steps of the one-step terms; ``rec`` covers the window and all targets, ``spectral`` all
         members and steps."""
         members = integer("members", members, 2)
-        if target.ndim == 3:
-            return self._unrolled_terms(window, target, generator, members, bool(reencode))
-        seq = torch.cat([window, target[:, None]], dim=1)                     # (B, L+1, n)
-        z = self.encode(seq)
-        draws = self.step(z[:, :-1], generator, members)                     # (k, B, m)
-        u = self.decode(draws)                                                # (k, B, n)
-        return {"es_u": ensemble_loss(u, target),
-                "es_latent": ensemble_loss(draws, z[:, -1].detach()),
-                "rec": ((self.decode(z) - seq) ** 2).mean(),
-                "spectral": spectral_amplitude_loss(u, target.expand_as(u), dims=1)}
-
-    def _unrolled_terms(self, window: torch.Tensor, target: torch.Tensor,
-                        generator: torch.Generator | None, members: int,
-                        reencode: bool) -> dict:
+        if target.ndim == 2:
+            target = target[:, None]                                          # K = 1
         B, L, K = window.shape[0], window.shape[1], target.shape[1]
         seq = torch.cat([window, target], dim=1)                              # (B, L+K, n)
         z = self.encode(seq)
