@@ -53,9 +53,17 @@ from solvers.validate import integer
 from .attention import MultiHeadAttention, TransformerBlock, softmax_last
 
 __all__ = ["AdaptiveLayerNorm", "LocalAttention", "ConcatConditionedAttention",
-           "ConditionedBlock", "CONDITIONINGS", "local_offsets"]
+           "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets"]
 
 CONDITIONINGS = ("adaln", "concat")
+
+
+def check_conditioning(conditioning) -> str:
+    """``conditioning``, one of :data:`CONDITIONINGS`, or ValueError naming them."""
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
+                         f"{conditioning!r}")
+    return conditioning
 
 
 def _cond_rows(cond: torch.Tensor, batch: int, cond_dim: int, what: str) -> torch.Tensor:
@@ -191,10 +199,7 @@ class ConditionedBlock(TransformerBlock):
                  noise_token: bool = False, conditioning: str = "adaln", cond_hidden: int = 32,
                  window: int | None = None):
         super().__init__(dim, heads, hidden, noise_token)
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
-                             f"{conditioning!r}")
-        self.conditioning = conditioning
+        self.conditioning = check_conditioning(conditioning)
         self.cond_dim = integer("cond_dim", cond_dim, 1)
         window = integer("window", window, 1, allow_none=True)
         if window is not None and conditioning != "adaln":

@@ -49,7 +49,7 @@ from torch import nn
 
 from solvers.validate import integer, number
 
-from ..nn.conditioning import CONDITIONINGS, AdaptiveLayerNorm, ConditionedBlock
+from ..nn.conditioning import AdaptiveLayerNorm, ConditionedBlock, check_conditioning
 from .model import SLT, StochasticTransformer, check_stats
 
 __all__ = ["ConditionedSLT", "ConditionedTransformer", "check_parameter_names",
@@ -132,12 +132,9 @@ class ConditionedTransformer(StochasticTransformer):
                  heads: int = 16, layers: int = 2, hidden: int = 128, align: bool = True,
                  residual: bool = True, conditioning: str = "adaln", cond_hidden: int = 32):
         super().__init__(latent_dim, window, width, heads, layers, hidden, align, residual)
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
-                             f"{conditioning!r}")
+        self.conditioning = check_conditioning(conditioning)
         self.cond_dim = integer("cond_dim", cond_dim, 1)
         self.cond_hidden = integer("cond_hidden", cond_hidden, 1)
-        self.conditioning = conditioning
         self.blocks = nn.ModuleList(
             ConditionedBlock(width, heads, hidden, cond_dim, noise_token=(i == 0),
                              conditioning=conditioning, cond_hidden=cond_hidden)

@@ -56,7 +56,7 @@ from solvers.validate import integer, number
 from ..fit import _gen, fit, run_signature, save_trained, training_metrics
 from ..ldm.files import model_paths, resolve_model_path
 from ..train import _threads_scoped, train_paths
-from ..nn.conditioning import CONDITIONINGS
+from ..nn.conditioning import check_conditioning
 from .conditioned import ConditionedSLT, check_parameter_names, parameter_normalisation
 from .files import load_slt, save_slt
 from .train import (ARCH_DEFAULTS, Windows, check_options, loss_weights, one_step_metrics,
@@ -268,9 +268,8 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     K-step free-rollout targets (:func:`~closures.slt.train.train_slt`). The other arguments
     are ``train_slt``'s."""
     names = check_parameter_names(params)
-    if conditioning is not None and conditioning not in CONDITIONINGS:
-        raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
-                         f"{conditioning!r}")
+    if conditioning is not None:
+        check_conditioning(conditioning)
     cond_hidden = integer("cond_hidden", cond_hidden, 1)
     (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
      stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
