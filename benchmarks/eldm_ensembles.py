@@ -121,8 +121,8 @@ def main(argv=None) -> dict:
     pooled_dns = pool_scores([ensemble_scores(X, y, lead, seed=i)
                               for i, (X, y) in enumerate(zip(sets["dns"], truths))])
     for name, X in sets.items():
-        pooled = pool_scores([ensemble_scores(x, y, lead, seed=i)
-                              for i, (x, y) in enumerate(zip(X, truths))])
+        pooled = pooled_dns if name == "dns" else pool_scores(
+            [ensemble_scores(x, y, lead, seed=i) for i, (x, y) in enumerate(zip(X, truths))])
         allX = np.concatenate(X)
         h = pdf_distances(allX, t, ref, t, L)
         ev = events_per_member(allX, t, L)
