@@ -362,13 +362,11 @@ def make_plan(preset, out, samples, members, interval, spinup, seed, n_dns, n_le
     return plan
 
 
-
 def _consecutive(header: dict | None, out: Path, consecutive, refresh_every) -> tuple[int, int]:
     """(K, refresh_every): the given ones checked, or on resume the file's (a file without the
     attributes has K = 1), which given ones must equal. ``refresh_every`` (default
     :attr:`closures.base.Closure.every`) needs K > 1."""
     from closures.base import Closure
-    from solvers.validate import integer
     if header is not None:
         have = (int(header.get("consecutive", 1)), int(header.get("refresh_every", 0)) or None)
         for key, flag, given, saved in (("consecutive", "--consecutive", consecutive, have[0]),
@@ -379,15 +377,15 @@ def _consecutive(header: dict | None, out: Path, consecutive, refresh_every) -> 
                                            f"got {flag} {given!r} (leave it out to use the "
                                            f"file's)")
         consecutive, refresh_every = have
-    consecutive = integer("consecutive (--consecutive)", 1 if consecutive is None
-                          else consecutive, 1)
+    consecutive = _int_arg("consecutive", "--consecutive", 1 if consecutive is None
+                           else consecutive, 1)
     if consecutive == 1:
         if refresh_every is not None:
             raise ValueError("refresh_every (--refresh-every) sets the time between consecutive "
                              "samples: it needs --consecutive K > 1")
         return 1, 0
-    return consecutive, integer("refresh_every (--refresh-every)", Closure.every
-                                if refresh_every is None else refresh_every, 1)
+    return consecutive, _int_arg("refresh_every", "--refresh-every", Closure.every
+                                 if refresh_every is None else refresh_every, 1)
 
 
 def _refresh_interval(consecutive: int, refresh_every: int, interval: float, les,
