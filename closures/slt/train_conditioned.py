@@ -324,8 +324,8 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
         one = Windows(nva, L)                              # one-step skill: one-step windows
         one_step_on.append((one, "val", vec) if len(one) else (Windows(ntr, L), "train", vec))
     train = ConditionedWindows(parts_tr)
-    val = ConditionedWindows([p for p in parts_va if len(p[0])]) if any(
-        len(p[0]) for p in parts_va) else None
+    parts_va = [p for p in parts_va if len(p[0])]
+    val = ConditionedWindows(parts_va) if parts_va else None
     n_val = len(val) if val is not None else 0
 
     lr_used = lr * lr_factor if pre is not None else lr
