@@ -78,10 +78,14 @@ class SLTClosure(_ModelClosure):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate)
         if every is None:
-            refresh = (getattr(self.model, "card", None) or {}).get("refresh") or {}
-            self.every = int(refresh.get("every") or DEFAULT_EVERY)
+            self.every = int(self._card_refresh.get("every") or DEFAULT_EVERY)
         self.history: torch.Tensor | None = None
         self.filled = 0
+
+    @property
+    def _card_refresh(self) -> dict:
+        """The card's ``refresh`` (the training data's refresh period; empty without one)."""
+        return (getattr(self.model, "card", None) or {}).get("refresh") or {}
 
     @property
     def window(self) -> int:
@@ -92,8 +96,7 @@ class SLTClosure(_ModelClosure):
         """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start).
         ValueError if the solver has a fixed step dt and every·dt differs from the training
         data's refresh interval (the card's ``refresh.interval``), by more than 1e-6 of it."""
-        refresh = (getattr(self.model, "card", None) or {}).get("refresh") or {}
-        interval, dt = refresh.get("interval"), (params or {}).get("dt")
+        interval, dt = self._card_refresh.get("interval"), (params or {}).get("dt")
         if interval and dt and abs(self.every * dt - interval) > 1e-6 * interval:
             raise ValueError(
                 f"slt-closure: refreshed every {self.every} steps of dt {dt:g} = "
