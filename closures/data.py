@@ -316,8 +316,10 @@ class ClosureDataset(Dataset):
         where = {k: i for i, k in enumerate(keys)}
         rows = []
         for m, s, p in keys:
+            if p + 1 < length and not pad:
+                continue
             back = [where.get((m, s, q)) for q in range(max(p - length + 1, 0), p + 1)]
-            if None in back or (p + 1 < length and not pad):
+            if None in back:
                 continue
             rows.append([back[0]] * (length - len(back)) + back)
         return np.asarray(rows, dtype=np.int64).reshape(-1, length)
