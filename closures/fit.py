@@ -28,12 +28,18 @@ __all__ = ["fit", "run_signature", "offline_evaluation", "training_metrics", "sa
 _STREAMS = {"shuffle": 11, "noise": 12, "val": 13, "eval": 14}
 
 
-def _gen(seed: int, stream: str) -> torch.Generator:
-    """The torch generator of one random stream (shuffle, noise, val, eval) of ``seed``."""
-    g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence([int(seed), _STREAMS[stream]])
+def seeded_generator(*entropy: int, device="cpu") -> torch.Generator:
+    """A torch generator seeded with the first 63 bits of ``SeedSequence(entropy)``: independent
+    streams for different entropy tuples (e.g. ``(seed, member)``)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np.random.SeedSequence([int(e) for e in entropy])
                       .generate_state(1, np.uint64)[0]) & (2**63 - 1))
     return g
+
+
+def _gen(seed: int, stream: str) -> torch.Generator:
+    """The torch generator of one random stream (shuffle, noise, val, eval) of ``seed``."""
+    return seeded_generator(seed, _STREAMS[stream])
 
 
 def run_signature(config: dict, training: dict, **more) -> str:

@@ -120,8 +120,14 @@ class ResidualWindows:
         self.K, self.H = int(context), int(horizon)
         self.per = max(0, T - self.H)                                       # t = 1 … T − H
         self.members = len(others)
-        self.count = S * self.members * self.per
+        self.count = self.count_for(z.shape, self.H)
         self.offsets = torch.arange(-self.K, self.H)
+
+    @staticmethod
+    def count_for(shape: tuple[int, ...], horizon: int) -> int:
+        """The number of samples of latents of shape (S, M, T, …): S·(M − 1)·max(0, T − H)."""
+        S, M, T = shape[:3]
+        return S * (M - 1) * max(0, T - int(horizon))
 
     def __len__(self) -> int:
         return self.count

@@ -25,6 +25,7 @@ import torch
 
 from solvers.validate import integer
 
+from ..fit import seeded_generator
 from ..ldm.closure import torch_threads
 from ..nn.diffusion import METHODS
 from .files import load_ensemble_ldm
@@ -38,13 +39,7 @@ SAMPLE_STEPS = 50               # default DDIM steps
 def member_generators(seed: int, first: int, count: int, device="cpu") -> list[torch.Generator]:
     """The torch generators of members ``first`` … ``first + count − 1`` of the ensemble of
     ``seed``: member k's seeded with SeedSequence([seed, k])."""
-    gens = []
-    for k in range(first, first + count):
-        g = torch.Generator(device=device)
-        g.manual_seed(int(np.random.SeedSequence([int(seed), int(k)])
-                          .generate_state(1, np.uint64)[0]) & (2**63 - 1))
-        gens.append(g)
-    return gens
+    return [seeded_generator(seed, k, device=device) for k in range(first, first + count)]
 
 
 class EnsembleGenerator:

@@ -62,9 +62,15 @@ def encode_starts(model: EnsembleLDM, u: np.ndarray, chunk: int = 8192,
     flat = torch.as_tensor(u.reshape(-1, u.shape[-1]), dtype=torch.float32)
     if flat.shape[0] == 0:
         return torch.zeros(u.shape[:-1] + (model.latent_points,))
-    z = torch.cat([model.encode(flat[i:i + chunk].to(device)).cpu()
-                   for i in range(0, flat.shape[0], chunk)])
+    z = _in_chunks(model.encode, flat, chunk, device)
     return z.reshape(u.shape[:-1] + (z.shape[-1],))
+
+
+def _in_chunks(fn, flat: torch.Tensor, chunk: int, device) -> torch.Tensor:
+    """fn applied to the rows of ``flat`` ``chunk`` at a time on ``device``, gathered on the
+    CPU (bounded memory for many profiles)."""
+    return torch.cat([fn(flat[i:i + chunk].to(device)).cpu()
+                      for i in range(0, flat.shape[0], chunk)])
 
 
 @torch.no_grad()
@@ -79,11 +85,8 @@ def offline_metrics(model: EnsembleLDM, U: np.ndarray, samples: int = 8,
     model.eval()
     u = torch.as_tensor(model.normalise(U), dtype=torch.float32)
     flat = u.reshape(-1, U.shape[-1])
-    se = 0.0
-    for i in range(0, flat.shape[0], 8192):
-        x = flat[i:i + 8192].to(device)
-        se += float(((model.decode(model.encode(x)) - x) ** 2).sum())
-    out = {"rec_rmse": math.sqrt(se / flat.numel()) * model.stats["std"]}
+    rec = _in_chunks(lambda x: model.decode(model.encode(x)), flat, 8192, device)
+    out = {"rec_rmse": math.sqrt(float(((rec - flat) ** 2).mean())) * model.stats["std"]}
     gen = EnsembleGenerator(model, device=device)
     sg = sd = 0.0
     n = min(int(max_starts), U.shape[0])
@@ -172,8 +175,8 @@ def train_ensemble_ldm(data, out, *, mode: str = "autoregressive", epochs: int =
     paths = train_paths(out)
     profiles = {"train": Profiles(tr_n), "val": Profiles(va_n)}
     windows: dict = {}
-    n_windows = {k: len(ResidualWindows(torch.zeros(u.shape[:3] + (1,)), K, H))
-                 for k, u in (("train", tr_n), ("val", va_n))}
+    n_windows = {k: ResidualWindows.count_for(u.shape, H) for k, u in (("train", tr_n),
+                                                                          ("val", va_n))}
 
     def begin_vae(epoch: int) -> dict:
         model.vae.requires_grad_(True)
