@@ -145,12 +145,14 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
 
     def draw(self, history: torch.Tensor, omega: torch.Tensor,
              generator: torch.Generator | None = None, members: int = 1,
-             noise: torch.Tensor | None = None) -> torch.Tensor:
+             noise: torch.Tensor | None = None, mean: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """Draws of the normalised term: latents of the last L refreshes ``history`` (B, L, d)
         and the latest normalised ω̄ ``omega`` (B, 1, n, n) → (members, B, 1, n, n). The noise
-        tokens come from ``generator``, or are ``noise`` (members·B, 1, D), member-major."""
+        tokens come from ``generator``, or are ``noise`` (members·B, 1, D), member-major.
+        ``mean``: μ(ω̄) when the caller has it already (else computed from ``omega``)."""
         r = self.transformer(history, generator, members, noise=noise)        # (m, B, d)
-        return self.mean(omega) + self.decode(r)
+        return (self.mean(omega) if mean is None else mean) + self.decode(r)
 
     # ------------------------------------------------------------------ training objective
     def loss_terms(self, omega: torch.Tensor, closure: torch.Tensor,

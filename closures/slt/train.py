@@ -207,7 +207,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     :meth:`closures.slt.model.SLT.loss_terms`), the remedy for rollouts that leave the data's
     manifold when the model only ever saw one step; ``reencode``: the unrolled steps feed each
     draw back decoded and encoded again (as ``Emulator.rollout(reencode=True)``; recorded in the
-    card, and the emulator's default then). ``init_from``: start from the weights of a
+    card, and the emulator's default then; without effect, and recorded False, for K = 1). ``init_from``: start from the weights of a
     saved SLT (a path or a shipped model's name; fine-tuning): its architecture and
     normalisation are kept, and architecture arguments must be left at their defaults.
 
@@ -246,7 +246,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
             torch.manual_seed(seed)
             model = SLT(**arch, stats=stats).to(dev)
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
-                    val_fraction=val_fraction, unroll=unroll, reencode=bool(reencode),
+                    val_fraction=val_fraction, unroll=unroll, reencode=bool(reencode) and unroll > 1,
                     init_from=None if init_from is None else str(init_from), seed=seed,
                     optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
                     threads=threads)

@@ -95,7 +95,8 @@ def closure_metrics(model: SLTClosureModel, data: ClosureDataset, windows: np.nd
         omega, truth = data.omega_bar[r], data.closure[r[:, -1]]
         B, L = r.shape
         hist = model.encode(omega.reshape(B * L, *omega.shape[2:])).reshape(B, L, -1)
-        draws = model.draw(hist, omega[:, -1], generator, samples).double() * std + mean
+        mu_n = model.mean(omega[:, -1])
+        draws = model.draw(hist, omega[:, -1], generator, samples, mean=mu_n).double() * std + mean
         c = truth.double() * std + mean
         err += float(((draws.mean(0) - c) ** 2).sum())
         ref += float((c ** 2).sum())
@@ -103,7 +104,7 @@ def closure_metrics(model: SLTClosureModel, data: ClosureDataset, windows: np.nd
         var += float(draws.var(0, unbiased=True).sum())
         crps += float(crps_ensemble(draws, c, reduction="none").sum())
         if model.mean_net is not None:
-            mu = model.mean(omega[:, -1]).double() * std + mean
+            mu = mu_n.double() * std + mean
             mu_err += float(((mu - c) ** 2).sum())
             mu_abs += float((mu - c).abs().sum())
     points = len(rows) * model.n ** 2
