@@ -31,14 +31,16 @@ from .provenance import run_header
 DEFAULT_SETTINGS = "10:1:0.3,10:7:0.4,40:7:0.4,10:1:0.4,5:1:0.3,10:0.5:0.4"
 
 
-def parse_settings(text: str) -> list[tuple[int, float, float]]:
+def parse_settings(text: str, flag: str = "--settings") -> list[tuple[int, float, float]]:
+    """Comma-separated ``steps:rho:t_start`` items as (steps, ρ, t_start) tuples; SystemExit
+    naming ``flag`` for an item that is not one."""
     out = []
     for item in text.split(","):
         try:
             steps, rho, t_start = item.split(":")
             out.append((int(steps), float(rho), float(t_start)))
         except ValueError:
-            raise SystemExit(f"--settings: expected steps:rho:t_start items, got {item!r}")
+            raise SystemExit(f"{flag}: expected steps:rho:t_start items, got {item!r}")
     return out
 
 
@@ -90,8 +92,15 @@ def update_card(path: str, metrics: dict, split: str = "val", data: str | None =
 
 def markdown(result: dict) -> str:
     lines = [f"# Offline skill vs sampler settings ({result['date']}, {result['machine']})", "",
-             f"`{result['command']}`", "",
-             "| model | steps | ρ | t_start | rel. error (mean of "
+             f"`{result['command']}`", ""] + table(result)
+    return "\n".join(lines) + "\n"
+
+
+def table(result: dict) -> list[str]:
+    """The markdown table of ``result['models']`` (each model's rows, one per sampler setting):
+    relative errors ‖C − Ĉ‖/‖C‖ of the mean of ``result['samples']`` draws, of one draw and of
+    μ(ω̄) alone, and the spread/error ratio."""
+    lines = ["| model | steps | ρ | t_start | rel. error (mean of "
              f"{result['samples']}) | one sample | μ(ω̄) alone | spread / error |",
              "|---|---|---|---|---|---|---|---|"]
     for name, ev in result["models"].items():
@@ -101,7 +110,7 @@ def markdown(result: dict) -> str:
                          f"{r['rel_error']:.3f} | {r['rel_error_single']:.3f} | "
                          + ("–" if mu is None else f"{mu:.3f}")
                          + f" | {r['spread_to_error']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> int:

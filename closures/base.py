@@ -40,6 +40,16 @@ from solvers.validate import integer
 
 CLOSURE_STREAM = 2      # entropy word separating closure streams from solver noise (0) and ICs (1)
 
+# What a model's training target (``hybrid generate --target``, recorded on its card as
+# data.generation.target) asks of the solver it runs in, and why.
+TARGET_SOLVER_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
+    "subgrid": ({"advection": True},
+                "it models the subgrid term Π, which adds to the solver's own advection"),
+    "missing-physics": ({"advection": False},
+                        "it models the whole advection term H = −u·∇ω, which replaces the "
+                        "solver's own advection"),
+}
+
 
 def closure_generators(seed: int | None, members: int,
                        first_member: int = 0) -> list[np.random.Generator]:
@@ -89,6 +99,7 @@ class Closure:
     first_member: int = 0
     rng: list[np.random.Generator] | None = None
     built_for: tuple[int, float | None] | None = None
+    target: str | None = None       # the training data's target (TARGET_SOLVER_SETTINGS), if any
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -111,6 +122,7 @@ class Closure:
     def reset(self, grid: Grid, members: int, params: dict, seed: int | None) -> None:
         """Prepare for a run on ``grid`` with ``members`` members (called by ``set_closure``)."""
         self.check_grid(grid)
+        self.check_solver_settings(params or {})
         integer("members", members, 1)
         self.grid = grid
         self.members = int(members)
@@ -142,15 +154,37 @@ class Closure:
     def describe(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
-    def check_grid(self, grid: Grid) -> None:
-        """Raise ValueError if this closure was built for a different grid than ``grid``."""
+    def check_grid(self, grid: Grid, where: str = "the solver has") -> None:
+        """Raise ValueError if this closure was built for a different grid than ``grid``;
+        ``where`` names the grid's source in the message."""
         if self.built_for is None:
             return
         n, L = self.built_for
         if n != grid.n or (L is not None and not np.isclose(L, grid.L, rtol=1e-12, atol=0.0)):
             built = f"n={n}" + ("" if L is None else f", L={L:g}")
             raise ValueError(f"closure grid mismatch: closure {self.describe()} was built for "
-                             f"{built}; the solver has n={grid.n}, L={grid.L:g}")
+                             f"{built}; {where} n={grid.n}, L={grid.L:g}")
+
+    def solver_settings(self) -> dict[str, Any]:
+        """Solver constructor settings this closure needs, from its :attr:`target`
+        (:data:`TARGET_SOLVER_SETTINGS`): ``{'advection': False}`` for a model of the whole
+        advection term, ``{'advection': True}`` for a model of the subgrid term, {} without a
+        target. Callers that build the solver (:func:`hybrid.simulation.closure_solver_overrides`)
+        apply them; :meth:`reset` checks them."""
+        return dict(TARGET_SOLVER_SETTINGS.get(self.target, ({}, ""))[0])
+
+    def check_solver_settings(self, settings: dict[str, Any],
+                              where: str = "the solver has") -> None:
+        """ValueError, naming the setting, unless every key of :meth:`solver_settings` that
+        ``settings`` holds (not None) has the value this closure needs; ``where`` names the
+        source of ``settings`` in the message. Keys it lacks are not checked."""
+        for key, want in self.solver_settings().items():
+            have = settings.get(key)
+            if have is not None and have != want:
+                why = TARGET_SOLVER_SETTINGS.get(self.target, ({}, ""))[1]
+                reason = f" (trained on target {self.target!r} data: {why})" if why else ""
+                raise ValueError(f"closure {self.describe()} needs {key}={want!r}{reason}; "
+                                 f"{where} {key}={have!r}")
 
     def normal(self, shape: tuple[int, ...] | int = ()) -> np.ndarray:
         """Standard normal draws (members, *shape), member m from its own generator."""

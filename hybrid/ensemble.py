@@ -10,8 +10,10 @@
     ens.run(t_end=20, out="runs/demo", output_every=0.5, workers=2)      # LocalCluster, 2 workers
     ens.run(t_end=20, out="runs/demo", output_every=0.5, scheduler="tcp://127.0.0.1:8786")
 
-Every member runs on the preset's LES grid (``preset.make_solver('les', ...)`` with ``overrides``)
-with the closure attached, from the preset's initial field or from given spectral initial fields
+Every member runs on the preset's LES grid (``preset.make_solver('les', ...)`` with ``overrides``
+and the settings the closure needs: a model trained on 'missing-physics' data runs without the
+solver's own advection, :func:`hybrid.simulation.closure_solver_overrides`) with the closure
+attached, from the preset's initial field or from given spectral initial fields
 (e.g. :func:`coarse_initial_from_trajectory`, the coarse-grained vorticity of a DNS trajectory,
 or :func:`state_from_file`, one saved state for every member). ``grid='dns'`` runs the preset's
 DNS instead (``hybrid dns``, no closure), ``spinup`` first runs the members that long without
@@ -72,7 +74,8 @@ from .config import Preset, load_preset
 from .gathered import write_gathered_trajectory
 from .initial_states import coarse_initial_from_trajectory, state_from_file
 from .simulation import (OUTPUTS, RESTART, RUN_JSON, TRAJECTORY, RunResult, Simulation, base_info,
-                         blowup_info, end_time, timing_info)
+                         blowup_info, build_closure, closure_solver_overrides, end_time,
+                         timing_info)
 
 __all__ = ["BatchSpec", "DEFAULT_CONNECT_TIMEOUT", "Ensemble", "SchedulerUnreachable",
            "coarse_initial_from_trajectory", "connect", "make_simulation", "run_batch", "spin_up",
@@ -112,19 +115,26 @@ class BatchSpec:
 
 
 def make_simulation(spec: BatchSpec, metadata: dict | None = None) -> Simulation:
-    """The solver of ``spec`` (its grid; initial field set, time t0) with its closure attached."""
+    """The solver of ``spec`` (its grid; initial field set, time t0) with its closure attached.
+
+    The closure is built first, and the solver with the settings it needs
+    (:func:`~hybrid.simulation.closure_solver_overrides`: e.g. without its own advection for a
+    model of the whole advection term)."""
     p = spec.preset
+    kwargs = dict(spec.closure_kwargs) if isinstance(spec.closure, str) else None
+    closure, name = build_closure(spec.closure, kwargs or None)
+    overrides = closure_solver_overrides(p, spec.grid, closure, spec.overrides)
     solver = p.make_solver(spec.grid, members=spec.members, seed=spec.seed,
                            first_member=spec.first_member, blowup_dir=spec.blowup_dir,
-                           **spec.overrides)
+                           **overrides)
     if spec.initial_hat is not None:
         solver.set_vorticity_hat(spec.initial_hat)
     else:
         solver.set_vorticity(p.initial_vorticity(solver))
     solver.t = float(spec.t0)
-    kwargs = dict(spec.closure_kwargs) if isinstance(spec.closure, str) else None
-    sim = Simulation(solver, spec.closure, spec.every, closure_kwargs=kwargs or None,
-                     metadata=metadata)
+    sim = Simulation(solver, closure, spec.every, metadata=metadata)
+    if name is not None:
+        sim.closure_name = name
     if sim.closure is not None and hasattr(sim.closure, "ensemble_members"):
         sim.closure.ensemble_members = spec.ensemble_members    # network calls aligned to it
     return sim

@@ -37,6 +37,7 @@ and FFTW wisdom).
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 import platform
 import time
@@ -163,14 +164,49 @@ def blowup_info(e: BlowUpError, first_member: int = 0) -> dict[str, Any]:
             "message": str(e)}
 
 
-def _build_closure(closure, closure_kwargs: dict | None):
-    """A closure instance from an instance or a registry name (``closures.registry``)."""
+def build_closure(closure, closure_kwargs: dict | None = None) -> tuple[Any, str | None]:
+    """``(closure instance, registry name or None)`` from an instance (or None) or a registry name
+    (``closures.registry``, built with ``closure_kwargs``)."""
     if isinstance(closure, str):
         from closures.registry import get_closure
         return get_closure(closure, **(closure_kwargs or {})), closure
     if closure_kwargs:
         raise ValueError("closure_kwargs are only used with a closure name, not an instance")
     return closure, None
+
+
+def closure_solver_overrides(preset, grid: str, closure, overrides: dict | None) -> dict:
+    """The settings to build ``preset``'s ``grid`` ('les' or 'dns') solver with for ``closure``:
+    ``overrides`` plus the settings the closure needs (``closure.solver_settings()``, e.g.
+    advection=False for a model trained on 'missing-physics' data, whose term H = −u·∇ω replaces
+    the solver's own advection) where neither the preset nor ``overrides`` sets them and the
+    solver's default differs. Before any solver is built, raises ValueError naming the setting
+    and where it was set when the grid (n, L) is not the closure's or a setting given in
+    ``overrides`` or the preset does not suit it. The one place where a solver is adapted to its
+    closure (:func:`hybrid.ensemble.make_simulation` calls it)."""
+    out = dict(overrides or {})
+    if closure is None or not hasattr(closure, "solver_settings"):
+        return out
+    given = {k: v for k, v in out.items() if v is not None}
+    grid_given = ", ".join(f"{k}={given[k]!r}" for k in ("n", "L") if k in given)
+    source = f"{preset.where}, {grid} solver" + (f" with {grid_given}" if grid_given else "")
+    defaults = {k: p.default for k, p in
+                inspect.signature(preset.solver_class.__init__).parameters.items()}
+    kw = preset.solver_kwargs(grid, **out)
+    n, L = (kw[k] if kw.get(k) is not None else defaults.get(k) for k in ("n", "L"))
+    if hasattr(closure, "check_grid") and n is not None and L is not None:
+        from solvers.grid import Grid
+        closure.check_grid(Grid(int(n), float(L)), where=f"{source}, has")
+    in_preset = preset.solver_kwargs(grid)
+    for key, want in closure.solver_settings().items():
+        if given.get(key) is not None:
+            closure.check_solver_settings({key: given[key]}, where="the solver settings given set")
+        elif in_preset.get(key) is not None:
+            closure.check_solver_settings({key: in_preset[key]},
+                                          where=f"{preset.where} sets for its {grid} solver")
+        elif key in defaults and defaults[key] != want:
+            out[key] = want
+    return out
 
 
 # ------------------------------------------------------------------------------------- simulation
@@ -194,7 +230,7 @@ class Simulation:
                                 f"{type(solver).__name__}")
         every = integer("every (steps between closure calls)", every, 1, allow_none=True)
         self.solver = solver
-        closure, name = _build_closure(closure, closure_kwargs)
+        closure, name = build_closure(closure, closure_kwargs)
         if closure is not None:
             solver.set_closure(closure, every)
             self.closure_name = name or getattr(closure, "name", None) or type(closure).__name__
@@ -226,7 +262,7 @@ class Simulation:
         defaults to the saved one. ``overrides`` go to :func:`solvers.io.read_restart` (e.g.
         ``blowup_dir=``). Continue the run's trajectory with ``run(..., append=True)``.
         """
-        closure, name = _build_closure(closure, closure_kwargs)
+        closure, name = build_closure(closure, closure_kwargs)
         solver = read_restart(path, closure, every=every, **overrides)
         sim = cls(solver, None, metadata=metadata)
         if name is not None:

@@ -246,7 +246,8 @@ class PseudoSpectralSolver:
         """Physical and numerical parameters (what closures are conditioned on)."""
         return {"kind": self.kind, "n": self.grid.n, "L": self.grid.L, "mu": self.mu, "nu": self.nu,
                 "hyper_order": self.hyper_order, "beta": self.beta, "dt": self.dt,
-                "members": self.members, "first_member": self.first_member, **self._config}
+                "advection": self.advection, "members": self.members,
+                "first_member": self.first_member, **self._config}
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this solver (JSON-serialisable)."""

@@ -6,7 +6,7 @@ Modules: :mod:`~closures.ldm.model` (the network and its training objective),
 (weights and model cards), :mod:`~closures.ldm.closure` (the closures of the solver's hook).
 """
 from .closure import (LatentDiffusionClosure, MeanNetworkClosure, PhysicalDiffusionClosure,
-                      torch_threads)
+                      card_target, torch_threads)
 from .files import (CARD_FORMAT, WEIGHTS_DIR, ModelFileError, load_model, model_paths, read_card,
                     resolve_model_path, save_model, update_card)
 from .model import DEFAULT_WEIGHTS, PRECISIONS, SPACES, LatentDiffusionModel, conv_precision
@@ -16,4 +16,4 @@ __all__ = ["LatentDiffusionModel", "LatentDiffusionClosure", "MeanNetworkClosure
            "ModelFileError", "save_model", "update_card", "read_card", "load_model",
            "model_paths", "sample_per_member", "CARD_FORMAT", "DATA_VAR", "DEFAULT_WEIGHTS",
            "WEIGHTS_DIR", "resolve_model_path", "PhysicalDiffusionClosure", "PRECISIONS",
-           "conv_precision", "STEPS", "T_START", "RHO", "SPACES", "torch_threads"]
+           "conv_precision", "STEPS", "T_START", "RHO", "SPACES", "card_target", "torch_threads"]

@@ -34,7 +34,7 @@ from .model import LatentDiffusionModel, conv_precision
 from .sampler import RHO, STEPS, T_START
 
 __all__ = ["LatentDiffusionClosure", "PhysicalDiffusionClosure", "MeanNetworkClosure",
-           "torch_threads"]
+           "card_target", "torch_threads"]
 
 
 @contextlib.contextmanager
@@ -52,6 +52,16 @@ def torch_threads(threads: int | None):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def card_target(card: dict) -> str | None:
+    """The target of the data a model was trained on (its card's ``data.generation.target``:
+    'subgrid' or 'missing-physics', see ``hybrid generate --target``), None where the card does
+    not record it."""
+    data = card.get("data") if isinstance(card, dict) else None
+    generation = data.get("generation") if isinstance(data, dict) else None
+    target = generation.get("target") if isinstance(generation, dict) else None
+    return target if isinstance(target, str) else None
 
 
 class _ModelClosure(Closure):
@@ -91,9 +101,11 @@ class _ModelClosure(Closure):
             self.path = str(resolve_model_path(src))
             self.model = self.loader(self.path, device=self.device)
         self.model.conv_channels_last()
-        cal = (getattr(self.model, "card", None) or {}).get("calibration") or {}
+        card = getattr(self.model, "card", None) or {}
+        cal = card.get("calibration") or {}
         self.shell_gains = list(cal.get("shell_gains", [])) if calibrate else []
         self.built_for = self.model.grid
+        self.target = card_target(card)
         self.calls = 0
 
     def _inputs(self, state) -> torch.Tensor:
@@ -121,6 +133,7 @@ class _ModelClosure(Closure):
     def describe(self) -> str:
         space = getattr(self.model, "space", None)
         parts = ([] if space is None else [f"space={space!r}"]) + \
+            ([] if self.target is None else [f"target={self.target!r}"]) + \
             ([f"path={self.path!r}"] if self.path else [])
         return f"{type(self).__name__}({', '.join(parts)})"
 

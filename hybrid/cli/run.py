@@ -14,6 +14,12 @@ and ``run.json`` (and ``restart.nc`` with ``--restart-every``) into ``--out``. E
 checked before any work: bad input exits with code 2 and a message naming the argument, with
 nothing written; a blow-up exits with code 3.
 
+A closure model trained on 'missing-physics' data (``hybrid generate --target missing-physics``,
+recorded on its card) supplies the whole advection term H = −u·∇ω, so the LES runs without its
+own advection; one trained on 'subgrid' data adds to it (see
+:func:`hybrid.simulation.closure_solver_overrides`). A preset or grid that does not suit the
+model (another n or L, advection asked for) is refused before any work.
+
 ``--restart FILE`` continues the run saved in FILE (a ``restart.nc`` of ``--restart-every``) for
 another ``--t-end`` time units, appending to the trajectory in ``--out`` (default: FILE's folder)
 as if the run had never stopped. The closure must be the saved one (same name, arguments and
@@ -148,7 +154,8 @@ def handler(args: argparse.Namespace) -> int:
              f"local Dask cluster of {args.workers} worker(s)" if args.workers else "one process")
     start = f"coarse-grained {args.init} at t={t0:g}" if args.init else "the preset's field"
     print(f"hybrid run: {preset.name} LES ({type(s).__name__}, {s.grid.n}², dt={s.dt:g}"
-          f"{'' if s.fixed_dt else ' (CFL-chosen)'}), closure {args.closure} every "
+          f"{'' if s.fixed_dt else ' (CFL-chosen)'}"
+          f"{'' if s.advection else ', no advection of its own'}), closure {args.closure} every "
           f"{s.closure_every} steps, {args.members} member(s) from {start}, on {where} → {out}",
           file=sys.stderr)
     metadata = {"command": "run", "argv": getattr(args, "argv", None), "init": init_info}
