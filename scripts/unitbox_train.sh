@@ -29,7 +29,7 @@ for model in ${@:-joint two-phase mean pcdm}; do
     joint)     train ldm-joint --epochs 30 --lr-halving-every 10 ;;
     two-phase) train ldm-two-phase --mode two-phase --epochs 30 --ae-epochs 15 --lr-halving-every 10 ;;
     mean)      train ldm-mean --epochs 30 --lr-halving-every 10 --mean-width 16 ;;
-    pcdm)      train pcdm --space physical --modes 6 --width 40 --epochs 15 --lr-halving-every 5 ;;
+    pcdm)      train pcdm --space physical --modes 6 --width 40 --epochs 10 --lr-halving-every 4 ;;
     *)         echo "unknown model $model (joint, two-phase, mean, pcdm)"; exit 2 ;;
   esac
 done
