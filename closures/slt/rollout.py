@@ -5,7 +5,9 @@
 latent space, one batched transformer call per step (in batches of ``batch`` members), and the
 latents are decoded at the end in chunks of ``chunk`` profiles, so memory holds the latents and
 the output only. The noise comes from one ``torch.Generator`` seeded with ``seed``: the same
-seed (and ``batch``) gives the same rollout, bit for bit.
+seed (and ``batch``) gives the same rollout, bit for bit. ``Emulator.rollout_batches`` yields
+the same members one batch at a time, each decoded when it is stepped, for ensembles whose
+profiles do not fit in memory at once.
 
 A parameter-conditioned model (:class:`~closures.slt.conditioned.ConditionedSLT`) runs at the
 parameters ``params`` (e.g. ``{'beta': 8.0}``), given to :func:`load_emulator` /
@@ -16,6 +18,7 @@ unconditioned model raise ValueError saying which.
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -80,6 +83,16 @@ class Emulator:
         return getattr(self.model, "card", {})
 
     @property
+    def interval(self) -> float | None:
+        """The save interval of the model's training data, the time of one step (its card's
+        ``data``: one run, or the runs of a conditioned model, which share it); None when the
+        card records none."""
+        data = self.card.get("data")
+        runs = data if isinstance(data, list) else [data]
+        found = [r["interval"] for r in runs if isinstance(r, dict) and r.get("interval")]
+        return float(found[0]) if found else None
+
+    @property
     def reencode(self) -> bool:
         """The rollout feed the model was trained for: True (draws decoded and encoded again)
         when its card's training unrolled steps that way, else False (draws fed back as drawn,
@@ -96,6 +109,45 @@ class Emulator:
             raise ValueError("history must be finite")
         return torch.as_tensor(h, dtype=torch.float32, device=self.device)
 
+    def _start(self, history, steps, members, seed, batch, chunk, reencode) -> tuple:
+        """The checked arguments of a rollout: (history tensor, steps, members, seed, batch,
+        chunk, reencode)."""
+        steps = integer("steps", steps, 1)
+        members = integer("members", members, 1)
+        seed = integer("seed", seed, 0)
+        reencode = self.reencode if reencode is None else bool(reencode)
+        batch = integer("batch", members if batch is None else batch, 1)
+        chunk = integer("chunk", chunk, 1)
+        return self._history(history), steps, members, seed, batch, chunk, reencode
+
+    def _latents(self, h: torch.Tensor, steps: int, members: int, g: torch.Generator,
+                 batch: int, reencode: bool):
+        """Yields (first member, latents (nb, steps, d)) batch after batch: the members stepped
+        together, one transformer call per step, the noise drawn from ``g`` in this order."""
+        m = self.model
+        z0 = m.encode(m.normalise(h))                                       # (L, d)
+        for b0 in range(0, members, batch):
+            nb = min(batch, members - b0)
+            lat = torch.empty(nb, steps, z0.shape[-1], device=self.device)
+            win = z0.expand(nb, -1, -1).contiguous()
+            for t in range(steps):
+                z = m.step(win, g, 1)[0]                                    # (nb, d)
+                lat[:, t] = z
+                if reencode:
+                    z = m.encode(m.decode(z))
+                win = torch.cat([win[:, 1:], z[:, None]], dim=1)
+            yield b0, lat
+
+    def _decode(self, lat: torch.Tensor, chunk: int) -> np.ndarray:
+        """Latents (..., d) decoded to profiles (..., n) float32 in the data's units,
+        ``chunk`` profiles at a time."""
+        m = self.model
+        flat = lat.reshape(-1, lat.shape[-1])
+        out = np.empty((flat.shape[0], self.points), dtype=np.float32)
+        for c0 in range(0, flat.shape[0], chunk):
+            out[c0:c0 + chunk] = m.denormalise(m.decode(flat[c0:c0 + chunk])).cpu().numpy()
+        return out.reshape(*lat.shape[:-1], self.points)
+
     @torch.no_grad()
     def rollout(self, history, steps: int, members: int = 1, seed: int = 0,
                 batch: int | None = None, chunk: int = 65536,
@@ -109,34 +161,35 @@ class Emulator:
         the way the model was trained to be rolled out.
         ``params``: the parameters of a conditioned model for this rollout (default: the
         emulator's)."""
-        steps = integer("steps", steps, 1)
-        members = integer("members", members, 1)
-        seed = integer("seed", seed, 0)
-        reencode = self.reencode if reencode is None else bool(reencode)
-        batch = integer("batch", members if batch is None else batch, 1)
-        chunk = integer("chunk", chunk, 1)
-        h = self._history(history)
-        m = self.model
+        h, steps, members, seed, batch, chunk, reencode = self._start(
+            history, steps, members, seed, batch, chunk, reencode)
         with torch_threads(self.threads), self._conditioning(params):
             g = torch.Generator(device=self.device)
             g.manual_seed(seed)
-            z0 = m.encode(m.normalise(h))                                   # (L, d)
-            lat = torch.empty(members, steps, z0.shape[-1], device=self.device)
-            for b0 in range(0, members, batch):
-                nb = min(batch, members - b0)
-                win = z0.expand(nb, -1, -1).contiguous()
-                for t in range(steps):
-                    z = m.step(win, g, 1)[0]                                # (nb, d)
-                    lat[b0:b0 + nb, t] = z
-                    if reencode:
-                        z = m.encode(m.decode(z))
-                    win = torch.cat([win[:, 1:], z[:, None]], dim=1)
-            flat = lat.reshape(members * steps, -1)
-            out = np.empty((members * steps, self.points), dtype=np.float32)
-            for c0 in range(0, flat.shape[0], chunk):
-                u = m.denormalise(m.decode(flat[c0:c0 + chunk]))
-                out[c0:c0 + chunk] = u.cpu().numpy()
-        return out.reshape(members, steps, self.points)
+            lat = torch.cat([z for _, z in self._latents(h, steps, members, g, batch,
+                                                         reencode)])
+            return self._decode(lat, chunk)
+
+    def rollout_batches(self, history, steps: int, members: int = 1, seed: int = 0,
+                        batch: int | None = None, chunk: int = 65536,
+                        reencode: bool | None = None,
+                        params: dict | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """The members of :meth:`rollout` with the same arguments, ``batch`` at a time: yields
+        (index of the batch's first member, profiles (nb, steps, n) float32), each batch
+        decoded as soon as it is stepped, so memory holds one batch of profiles (the latents
+        are those of ``rollout``, draw for draw)."""
+        h, steps, members, seed, batch, chunk, reencode = self._start(
+            history, steps, members, seed, batch, chunk, reencode)
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        batches = self._latents(h, steps, members, g, batch, reencode)
+        while True:              # the settings hold while a batch runs, not between yields
+            with torch.no_grad(), torch_threads(self.threads), self._conditioning(params):
+                b0, lat = next(batches, (None, None))
+                if lat is None:
+                    return
+                U = self._decode(lat, chunk)
+            yield b0, U
 
 
 def load_emulator(name_or_path, device="cpu", threads: int | None = None,

@@ -250,7 +250,7 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
                           heads: int | None = None, layers: int | None = None,
                           hidden: int | None = None, residual: bool | None = None,
                           phase: str | None = None, val_fraction: float = 0.1,
-                          unroll: int = 1, seed: int = 0,
+                          unroll: int = 1, reencode: bool = False, seed: int = 0,
                           threads: int | None = None, resume: bool = False,
                           progress: bool = True, checkpoint_every: int = 1,
                           stop_after: int | None = None, samples_eval: int = 16,
@@ -265,8 +265,9 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     its architecture is kept, so the architecture arguments (``window`` … ``phase``; defaults
     those of ``train_slt``) must stay unset. ``conditioning``: 'adaln' (default) or 'concat'.
     ``freeze``: train with the conditioning fixed at the identity (pre-training). ``unroll``:
-    K-step free-rollout targets (:func:`~closures.slt.train.train_slt`). The other arguments
-    are ``train_slt``'s."""
+    K-step free-rollout targets and ``reencode`` (each unrolled draw fed back decoded and
+    encoded again; recorded in the card only when it acts, K > 1): as in
+    :func:`~closures.slt.train.train_slt`. The other arguments are ``train_slt``'s."""
     names = check_parameter_names(params)
     if conditioning is not None:
         check_conditioning(conditioning)
@@ -336,6 +337,9 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
                     conditioning=model.config["conditioning"], frozen=model.frozen,
                     pretrained=pre, optimizer="Adam", scheduler="ExponentialLR",
                     device=str(dev), threads=threads)
+    reencode = bool(reencode) and unroll > 1
+    if reencode:                     # absent when False: a run's signature without it holds
+        training["reencode"] = True
     data = [d for _, d, _ in runs]
     signature = run_signature(model.config, training, stats=stats, data=data)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr_used)
@@ -344,7 +348,7 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     history, elapsed, stopped = fit(
         model, opt, sched, paths, signature, epochs=epochs, batch=batch, seed=seed,
         n_train=len(train), n_val=n_val,
-        batch_terms=window_terms(model, train, val, dev, members, w), resume=resume,
+        batch_terms=window_terms(model, train, val, dev, members, w, reencode), resume=resume,
         checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
         desc="train conditioned slt")
     if stopped is not None:
