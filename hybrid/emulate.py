@@ -11,12 +11,15 @@ the model's training data's), and writes to ``out``:
   as the first record (time ``at``, every member), then one record per save; ``step`` counts
   saves; ``energy`` and ``enstrophy`` (of the full 2D flow, which an emulator of U(y) does not
   know) are NaN; the configuration attribute holds the source run's configuration under
-  ``source`` and the emulator's under ``emulator``. Every diagnostic that reads U(y)
-  (``hybrid jets``) reads it like a DNS record.
+  ``source`` and the emulator's under ``emulator``; the parameters of a conditioned model
+  (``{'beta': 5.66}``) are under ``emulator.parameters`` and at the top level too, where a
+  run's configuration holds them (:func:`closures.slt.read_parameters` reads them there). Every
+  diagnostic that reads U(y) (``hybrid jets``) reads it like a DNS record.
 * ``hovmoller.png`` — U(y, t) of the source run and of member 0 side by side, with jet counts;
 * ``statistics.png`` — the time-mean spectrum of U(y) and the energy ½⟨U²⟩ over time, source
   run against the emulation;
-* ``emulation.json`` — what was run, the wall time and the cost per member per time unit.
+* ``emulation.json`` — what was run (with the ``parameters`` of a conditioned model), the wall
+  time and the cost per member per time unit.
 """
 from __future__ import annotations
 
@@ -123,11 +126,13 @@ def read_history(init, window: int, at: float | None = None, member: int = 0) ->
 def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | None = None,
                 member: int = 0, seed: int = 0, batch: int | None = None,
                 threads: int | None = None, overwrite: bool = False,
-                reencode: bool | None = None) -> dict:
+                reencode: bool | None = None, params: dict | None = None) -> dict:
     """Run an SLT ensemble from a recorded state and write :data:`OUTPUTS` to ``out`` (module
     docstring). ``model``: a shipped model's name, a path, or a
-    :class:`closures.slt.Emulator`; ``reencode``: see :meth:`closures.slt.Emulator.rollout`. Returns the summary written to ``emulation.json``.
-    Everything is checked before anything is written."""
+    :class:`closures.slt.Emulator`; ``reencode``: see :meth:`closures.slt.Emulator.rollout`;
+    ``params``: the parameters of a conditioned model (default: the emulator's own). Returns
+    the summary written to ``emulation.json``. Everything is checked before anything is
+    written."""
     from closures.slt import Emulator, load_emulator
     members = integer("members", members, 1)
     seed = integer("seed", seed, 0)
@@ -137,16 +142,18 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     em = model if isinstance(model, Emulator) else load_emulator(model, threads=threads)
     src = read_history(init, em.window, at, member)
     n = src["history"].shape[1]
-    check_source(src, em.points, (em.card.get("data") or {}).get("interval"), "--init",
-                 "emulates")
+    check_source(src, em.points, em.interval, "--init", "emulates")
     steps = int(round((t_end - src["t0"]) / src["interval"]))
     if steps < 1:
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "
                          f"the start t = {src['t0']:g}, got {t_end:g}")
     t0 = time.perf_counter()
     reencode = em.reencode if reencode is None else bool(reencode)
-    U = em.rollout(src["history"], steps, members, seed, batch=batch, reencode=reencode)
+    U = em.rollout(src["history"], steps, members, seed, batch=batch, reencode=reencode,
+                   params=params)
     wall = time.perf_counter() - t0
+    used = params if params is not None else em.params
+    used = em.model.check_params(used) if em.parameter_names else None
 
     out.mkdir(parents=True, exist_ok=True)
     name = str(model) if not isinstance(model, Emulator) else em.card.get("name", "emulator")
@@ -154,7 +161,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
         "model": "slt", "name": name, "config": em.model.config,
         "init": os.fspath(src["path"]), "member": member, "at": src["t0"],
         "interval": src["interval"], "members": members, "seed": seed, "steps": steps,
-        "reencode": bool(reencode)}}
+        "reencode": bool(reencode), "parameters": used}}
+    config.update(used or {})
     times = src["t0"] + src["interval"] * np.arange(steps + 1)
     full = np.concatenate([np.broadcast_to(src["history"][-1], (members, 1, n)), U], axis=1)
     write_emulation(out / "emulation.nc", full, times, src["L"], config, seed,
@@ -163,7 +171,7 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     summary = {"model": name, "init": os.fspath(src["path"]), "member": member,
                "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
                "members": members, "steps": steps, "seed": seed,
-               "reencode": bool(reencode), "wall_s": wall,
+               "reencode": bool(reencode), "parameters": used, "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * steps * src["interval"]),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

@@ -349,3 +349,43 @@ def plot_jet_ensemble(scores: dict, path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_jet_sweep(rep: dict, path) -> Path:
+    """The mean jet number and the merging and nucleation rates (per member per 10³ time units)
+    against the swept parameter, from a :func:`hybrid.jets.sweep.sweep_files` report: the
+    emulator as a line with its 95 % band, the DNS runs as points with 95 % error bars."""
+    fig, axes = plt.subplots(1, 3, figsize=(14.0, 3.8))
+    emu, dns = rep["values"], rep["dns"]
+    for ax, key, scale, label in ((axes[0], "mean_jets", 1.0, "mean jet number"),
+                                  (axes[1], "merging_rate", 1e3, "mergings per member per 10³"),
+                                  (axes[2], "nucleation_rate", 1e3,
+                                   "nucleations per member per 10³")):
+        x = np.array([e["value"] for e in emu], float)
+        v = np.array([e[key]["value"] for e in emu], float) * scale
+        ci = [e[key]["interval_95"] for e in emu]
+        ax.plot(x, v, "-o" if x.size < 20 else "-", ms=3, color="C0", label="emulator")
+        if all(c is not None for c in ci) and ci:
+            ax.fill_between(x, [c[0] * scale for c in ci], [c[1] * scale for c in ci],
+                            color="C0", alpha=0.25, lw=0)
+        if dns:
+            xd = np.array([d["value"] for d in dns], float)
+            vd = np.array([d[key]["value"] for d in dns], float) * scale
+            err = np.array([[vv - c[0] * scale, c[1] * scale - vv] if c else [0.0, 0.0]
+                            for vv, c in zip(vd, (d[key]["interval_95"] for d in dns))]).T
+            ax.errorbar(xd, vd, yerr=np.maximum(err, 0.0), fmt="s", color="C1", capsize=3,
+                        label="DNS")
+        if rep.get("spacing") == "log":
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(rep["parameter"])
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fixed = ", ".join(f"{k} = {v:g}" for k, v in (rep.get("fixed") or {}).items())
+    fig.suptitle(f"{rep['members']} emulated members per value"
+                 + (f"; {fixed}" if fixed else ""), fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

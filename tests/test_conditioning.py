@@ -332,27 +332,7 @@ def test_emulators_check_their_parameters(tmp_path):
         Emulator(tiny_slt(), params={"beta": 8.0})
 
 
-# --- training on runs at several parameter values ---------------------------------------------
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Zonal-mean records of two tiny beta-plane runs at β = 2 and 6: 2 members, 16 saves of 16
-    points each; the second in a run folder (trajectory.nc)."""
-    from solvers import BetaPlane
-    from solvers.io import TrajectoryWriter
-    base = tmp_path_factory.mktemp("runs")
-    paths = []
-    for beta, path in ((2.0, base / "b2.nc"), (6.0, base / "b6" / "trajectory.nc")):
-        path.parent.mkdir(exist_ok=True)
-        s = BetaPlane(n=N, members=2, seed=0, dt=0.5, epsilon=1e-3, kf=4, kf_width=1.0,
-                      beta=beta)
-        with TrajectoryWriter(path, s, record="zonal-mean") as w:
-            for _ in range(16):
-                s.step(2)
-                w.write()
-        paths.append(path)
-    return paths[0], paths[1].parent
-
+# --- training on runs at several parameter values (the runs: conftest.py) ----------------------
 
 SMALL = dict(batch=64, progress=False, threads=1, val_fraction=0.25)
 ARCH = dict(window=L, width=8, heads=2, layers=1, hidden=16)

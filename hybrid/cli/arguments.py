@@ -2,7 +2,9 @@
 arguments every simulating command takes (:func:`add_solver_arguments`,
 :func:`add_restart_arguments`), the output-folder check, continuing a run from its restart file
 (:func:`restart_simulation`), running with the exit codes of a blow-up or an interrupt
-(:func:`run_to_exit`) and the handler of an emulating command (:func:`run_emulator`). Every
+(:func:`run_to_exit`), the handler of an emulating command (:func:`run_emulator`) and the
+``NAME=VALUE`` parameters of a conditioned emulator (:func:`parameter_value`,
+:func:`parameters`). Every
 command module imports these; nothing here imports a command."""
 from __future__ import annotations
 
@@ -75,6 +77,29 @@ fraction = _argument_type(_float, lambda name, v: validate.number(name, v, at_le
 positive_int = _argument_type(_int, lambda name, v: validate.integer(name, v, 1))
 nonnegative_int = _argument_type(_int, lambda name, v: validate.integer(name, v, 0))
 grid_size = _argument_type(_int, lambda name, v: validate.integer(name, v, 8, even=True))
+
+
+def parameter_value(text: str) -> tuple[str, float]:
+    """``--param NAME=VALUE``: (NAME, VALUE), NAME an identifier, VALUE a finite number."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. beta=5.66), got {text!r}")
+    try:
+        return name, number(value)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{name}: {e}") from None
+
+
+def parameters(pairs: list[tuple[str, float]], flag: str = "--param") -> dict[str, float] | None:
+    """The ``(NAME, VALUE)`` pairs of a repeatable parameter flag as a dict (None for none);
+    UsageError naming ``flag`` for a name given twice."""
+    out: dict[str, float] = {}
+    for name, value in pairs:
+        if name in out:
+            raise UsageError(f"{flag} {name} is given twice ({out[name]:g} and {value:g})")
+        out[name] = value
+    return out or None
 
 
 def time_step(text: str):
@@ -253,7 +278,8 @@ def run_emulator(command: str, args: argparse.Namespace, outputs, load, run, siz
     model file or path exits 2 naming ``--model``); ``run(model, out)`` → the summary it wrote (a
     ValueError exits 2 with its message, an interrupt 130); then ``hybrid COMMAND: M members ×
     SIZE in W s (C s per member per time unit) → OUT`` on stderr, ``SIZE = size(summary)``, and
-    the summary's JSON on stdout. Returns the exit code."""
+    the summary's JSON on stdout; a UsageError of ``load()`` (e.g. the model's parameters)
+    exits 2 with its message. Returns the exit code."""
     try:
         out = check_output_dir(args.out, args.overwrite, outputs)
     except UsageError as e:
@@ -263,6 +289,8 @@ def run_emulator(command: str, args: argparse.Namespace, outputs, load, run, siz
         model = load()
     except (ModelFileError, OSError) as e:
         return fail(f"--model: {e}", command)
+    except UsageError as e:
+        return fail(str(e), command)
     try:
         summary = run(model, out)
     except KeyboardInterrupt:

@@ -2,18 +2,23 @@
 transformer, started from a recorded state (the work is in :mod:`hybrid.emulate`).
 
     hybrid emulate slt --model NAME|PATH --init FILE [--at T] [--member I] --members M
-                       --t-end T --out DIR [--seed S] [--batch B] [--threads N] [--[no-]reencode]
-                       [--overwrite]
+                       --t-end T --out DIR [--param NAME=VALUE ...] [--seed S] [--batch B]
+                       [--threads N] [--[no-]reencode] [--overwrite]
 
 Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``), ``hovmoller.png``,
-``statistics.png`` and ``emulation.json``. Bad input exits 2 before anything is written.
+``statistics.png`` and ``emulation.json``. A model conditioned on parameters (``hybrid train
+slt-conditioned``) runs at the values of ``--param`` (one per parameter, e.g. ``--param beta=5.66
+--param mu=3e-3``), recorded in both files. Bad input exits 2 before anything is written: a
+``--param`` that is not NAME=NUMBER, repeated, unknown to the model or missing, or given to an
+unconditioned model.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .arguments import nonnegative_int, number, positive_int, run_emulator
+from .arguments import (UsageError, fail, nonnegative_int, number, parameter_value,
+                        parameters, positive_int, run_emulator)
 
 NAME = "emulate"
 HELP = "emulate the zonal jets U(y, t) with a trained stochastic latent transformer (slt)"
@@ -44,16 +49,43 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="decode and encode every new latent before it joins the window, or "
                         "not (default: as the model was trained to be rolled out, its card's "
                         "training.reencode)")
+    p.add_argument("--param", dest="params", type=parameter_value, action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="a parameter of a conditioned model (hybrid train slt-conditioned), "
+                        "e.g. --param beta=5.66; one per parameter the model is conditioned on")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def load_conditioned(model, params: dict | None, threads: int | None, flag: str = "--param"):
+    """The emulator of ``model`` at ``params``; UsageError naming ``flag`` when the model is
+    conditioned and a parameter is missing, or a name is unknown, or the model is not
+    conditioned and ``params`` are given (the checks of :func:`closures.slt.load_emulator`)."""
+    from closures.slt import Emulator, load_emulator
+    em = load_emulator(model, threads=threads)
+    names = em.parameter_names
+    if not names and params is not None:
+        raise UsageError(f"{flag}: the model {model} is not conditioned on parameters (an SLT "
+                         f"of one parameter value): leave out {flag}")
+    if names and params is None:
+        raise UsageError(f"{flag}: the model {model} is conditioned on {', '.join(names)}: give "
+                         f"{' '.join(f'{flag} {n}=VALUE' for n in names)}")
+    try:
+        return em if params is None else Emulator(em.model, threads=threads, params=params)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
 
 
 def handler(args: argparse.Namespace) -> int:
     """Validate, then emulate; exit code 0, 2 (bad input) or 130 (interrupted)."""
     from hybrid.emulate import OUTPUTS, emulate_slt
 
+    try:
+        params = parameters(args.params)
+    except UsageError as e:
+        return fail(str(e), "emulate")
+
     def load():
-        from closures.slt import load_emulator
-        return load_emulator(args.model, threads=args.threads)
+        return load_conditioned(args.model, params, args.threads)
 
     def emulate(em, out: Path) -> dict:
         return emulate_slt(em, args.init, out, members=args.members, t_end=args.t_end,

@@ -19,7 +19,8 @@
 ``zonal_mean_u`` of a beta-plane run (``hybrid dns PRESET --record zonal-mean``); its defaults
 are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2 blocks).
 ``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`,
-``slt-closure`` (the SLT closure) :mod:`hybrid.cli.train_slt_closure`.
+``slt-closure`` (the SLT closure) :mod:`hybrid.cli.train_slt_closure`, ``slt-conditioned`` (the
+SLT conditioned on the PDE's parameters) :mod:`hybrid.cli.train_conditioned`.
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
 ``STEM.log.jsonl`` (metrics per epoch); see :mod:`closures.train`. Everything is checked before
@@ -32,7 +33,7 @@ import argparse
 import functools
 from pathlib import Path
 
-from . import train_ensemble, train_slt_closure
+from . import train_conditioned, train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
 from .training import (check_ensemble_options, data_files, error_flag, fill_defaults, read_data,
@@ -61,16 +62,19 @@ def _channels(text: str) -> list[int]:
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``."""
-    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure"),
+    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure",
+                                     "slt-conditioned"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
                         "P-CDM), slt (stochastic latent transformer emulator of U(y, t)), "
                         "ensemble-ldm (latent diffusion ensemble generator of U(y, t) around "
-                        "one run) or slt-closure (the history-dependent SLT closure, on a "
-                        "closure dataset)")
+                        "one run), slt-closure (the history-dependent SLT closure, on a "
+                        "closure dataset) or slt-conditioned (the SLT conditioned on PDE "
+                        "parameters, on runs at several values)")
     p.add_argument("--data", type=Path, required=True, nargs="+",
                    help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
                         "or file) with zonal_mean_u (hybrid dns --record zonal-mean); "
-                        "ensemble-ldm: one such run per start")
+                        "ensemble-ldm: one such run per start; slt-conditioned: one such run "
+                        "per parameter value")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
     p.add_argument("--epochs", type=positive_int, default=None,
@@ -144,6 +148,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_ensemble.add_arguments(p)
     train_slt_closure.add_arguments(p)
+    train_conditioned.add_arguments(p)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -153,6 +158,8 @@ def handler(args: argparse.Namespace) -> int:
         return train_ensemble.handler(args)
     if args.model == "slt-closure":
         return train_slt_closure.handler(args)
+    if args.model == "slt-conditioned":
+        return train_conditioned.handler(args)
     if len(args.data) > 1 or args.mode in train_ensemble.MODES:
         return fail(f"--data takes one file and --mode joint or two-phase for {args.model}")
     args.mode = args.mode or "joint"

@@ -19,7 +19,10 @@ box of side L, so every function can be used without files:
   test of the times to a first event (:func:`first_events`) in two ensembles from one state.
 * :mod:`.report` — :func:`jet_statistics` (everything above for a run and a reference),
   :func:`read_profiles` (a trajectory's ``zonal_mean_u`` through :func:`solvers.io.open_trajectory`)
-  and the markdown table; :mod:`.command` — ``hybrid jets RUN REFERENCE`` (:func:`jets_files`).
+  and the markdown table; :mod:`.command` — ``hybrid jets RUN REFERENCE`` (:func:`jets_files`);
+  :mod:`.sweep` (imported on its own: it runs an emulator) — ``hybrid jets --sweep MODEL``: a
+  conditioned emulator's mean jet number and merging and nucleation rates across a parameter
+  range, against DNS runs (:func:`~.sweep.sweep_files`, :func:`~.sweep.jet_rates`).
 
 The figures are drawn by :mod:`hybrid.plots`. Definitions, bins and rules: docs/jet-diagnostics.md.
 """

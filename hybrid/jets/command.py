@@ -1,4 +1,5 @@
-"""``hybrid jets RUN REFERENCE``: its arguments, its handler and the files it writes."""
+"""``hybrid jets RUN REFERENCE``: its arguments, its handler and the files it writes (``hybrid
+jets --sweep`` is :mod:`hybrid.jets.sweep`, joined to this parser by :mod:`hybrid.cli.jets`)."""
 from __future__ import annotations
 
 import math
@@ -66,10 +67,10 @@ def configure_parser(p) -> None:
     """Arguments of ``hybrid jets``."""
     from ..cli.arguments import nonnegative_float, nonnegative_int, number, positive_float
     from ..cli.arguments import positive_int
-    p.add_argument("run", type=Path, metavar="RUN",
+    p.add_argument("run", type=Path, metavar="RUN", nargs="?", default=None,
                    help="the run: a run folder (trajectory.nc or emulation.nc) or a file with "
                         "zonal_mean_u (member, time, y)")
-    p.add_argument("reference", type=Path, metavar="REFERENCE",
+    p.add_argument("reference", type=Path, metavar="REFERENCE", nargs="?", default=None,
                    help="the reference (DNS): same box and save interval; its range fixes the "
                         "PDF bins")
     p.add_argument("--out", type=Path, default=None,
@@ -176,9 +177,11 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
                          seed=seed, truth_member=truth_member,
                          ensemble={"auto": None, "on": True, "off": False}[ensemble])
     series = rep.pop("_series")
+    emulator = r["config"].get("emulator")
+    run_params = emulator.get("parameters") if isinstance(emulator, dict) else None
     rep = {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "run": str(r["path"]), "reference": str(f["path"]), "definitions": DEFINITIONS,
-           **rep}
+           "run": str(r["path"]), "reference": str(f["path"]), "run_parameters": run_params,
+           "definitions": DEFINITIONS, **rep}
     out.mkdir(parents=True, exist_ok=True)
     for stale in OUTPUTS:                     # an earlier call's files, replaced as a set
         if overwrite and (out / stale).exists():
@@ -196,8 +199,10 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
     table = markdown_table(rep)
     rep = json_finite(rep)
     write_json(out / "jets.json", rep, allow_nan=False)
+    emulated = (f"Run emulated at {', '.join(f'{k} = {v:g}' for k, v in run_params.items())}."
+                f"  \n" if run_params else "")
     (out / "jets.md").write_text(f"# Jets: {r['path']} against {f['path']}\n\n"
-                                 f"Command: `{command}`  \nDate: {rep['date']}  \n"
+                                 f"Command: `{command}`  \nDate: {rep['date']}  \n{emulated}"
                                  f"Bins: {bins} over the reference's range ± {margin:g} of it; "
                                  f"jet count k_s = {k_s:g}, prominence {prominence:g}, "
                                  f"persistence {persist:g} time units.\n\n{table}\n",
@@ -211,6 +216,8 @@ def run_cli(args) -> int:
     """Handler of ``hybrid jets``: 0 on success, 2 on bad input (nothing written)."""
     from ..cli.arguments import UsageError
     try:
+        if args.run is None or args.reference is None:
+            raise JetsError("give RUN and REFERENCE (or --sweep MODEL)")
         rep = jets_files(args.run, args.reference, args.out, t_min=args.t_min, bins=args.bins,
                          margin=args.margin, smooth_k=args.smooth_k, prominence=args.prominence,
                          persist=args.persist, ensemble=args.ensemble,

@@ -1,0 +1,171 @@
+"""``hybrid train slt-conditioned``: train the parameter-conditioned stochastic latent
+transformer (:func:`closures.slt.train_conditioned_slt`) on runs at several parameter values.
+
+    hybrid train slt-conditioned --data RUN [RUN ...] --params NAME[,NAME] --out STEM
+                                 [--pretrained MODEL] [--freeze] [--conditioning adaln|concat]
+                                 [--lr-factor F] [--epochs N] [--batch B] [--lr LR]
+                                 [--gamma G] [--window L] [--members M] [--unroll K]
+                                 [--reencode] [architecture: --latent-points --channels --width
+                                 --heads --layers --hidden --phase] [--val-fraction F]
+                                 [--samples-eval K] [--device DEV] [--threads T] [--seed S]
+                                 [--resume] [--overwrite] [--checkpoint-every N] [--no-progress]
+
+``--data``: zonal-mean runs (``hybrid dns PRESET --record zonal-mean --set beta=…``; folders or
+files), each at its own parameter values, which are read from the run's solver configuration.
+``--params``: the names the model is conditioned on, comma-separated (``beta`` or ``beta,mu``).
+``--pretrained``: fine-tune that model (a shipped name such as ``slt-betaplane-small`` or the
+stem of a trained SLT or conditioned SLT) at ``--lr`` × ``--lr-factor`` (default 5e-4/50), with
+its architecture and normalisation of U; the architecture flags then stay at their defaults.
+``--freeze``: the conditioning fixed at the identity (pre-training at one parameter value).
+Defaults are ``hybrid train slt``'s (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10,
+4 members).
+
+The flags shared with the other models are the ``hybrid train`` parser's; :func:`add_arguments`
+adds the ones of this model, and :func:`handler` runs when the model is ``slt-conditioned``.
+Every argument is checked before any work: a missing run, a parameter a run does not record, an
+unreadable pretrained model, bad numbers or an output that exists (without ``--overwrite`` or
+``--resume``) exit with code 2 and a message naming the flag, with nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+
+from .arguments import positive_float
+from .arguments import fail as cli_fail
+from .training import check_ensemble_options, data_files, error_flag, fill_defaults, run_training
+
+__all__ = ["add_arguments", "handler", "DEFAULTS", "LR_FACTOR"]
+
+# the defaults of the shared flags whose parser default is None (the architecture's are
+# train_conditioned_slt's, those of an SLT)
+DEFAULTS = {"epochs": 400, "batch": 200, "lr": 5e-4}
+LR_FACTOR = 1 / 50
+# architecture flags: the destination and the value it has when not given
+ARCHITECTURE = {"window": 10, "latent_points": None, "channels": 4, "width": None, "heads": None,
+                "layers": None, "hidden": None, "phase": "common"}
+# what the head of an error message of train_conditioned_slt names → its flag
+FLAGS = {"datasets": "--data", "parameters": "--params", "conditioning": "--conditioning",
+         "pretrained": "--pretrained", "lr_factor": "--lr-factor", "unroll": "--unroll"}
+
+
+def parameter_names(text: str) -> list[str]:
+    """``--params``: comma-separated parameter names (``beta`` or ``beta,mu``)."""
+    from closures.slt.conditioned import check_parameter_names
+    try:
+        return list(check_parameter_names([n.strip() for n in text.split(",")]))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (from {text!r})") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``hybrid train slt-conditioned`` that the other models do not have."""
+    g = p.add_argument_group("slt-conditioned only")
+    g.add_argument("--params", type=parameter_names, default=None, metavar="NAME[,NAME]",
+                   help="the parameters the model is conditioned on, as named in the runs' "
+                        "configuration (e.g. beta or beta,mu); their values are read from "
+                        "every --data run")
+    g.add_argument("--pretrained", default=None, metavar="MODEL",
+                   help="fine-tune this model (a shipped name or a trained model's stem: an SLT "
+                        "or a conditioned SLT) at --lr × --lr-factor, its architecture kept")
+    g.add_argument("--freeze", action="store_true",
+                   help="keep the conditioning fixed at the identity (pre-training at one "
+                        "parameter value)")
+    g.add_argument("--conditioning", choices=("adaln", "concat"), default=None,
+                   help="adaln: adaptive LayerNorm (default); concat: the parameters appended "
+                        "to the attention inputs (a pretrained conditioned model keeps its own)")
+    g.add_argument("--lr-factor", type=positive_float, default=None, metavar="F",
+                   help="with --pretrained: learning rate --lr × F, F in (0, 1] (default 1/50)")
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
+    model shares are :mod:`hybrid.cli.training`'s."""
+    fail = functools.partial(cli_fail, command="train")
+    fill_defaults(args, DEFAULTS)
+    if args.params is None:
+        return fail("--params is required for slt-conditioned (e.g. --params beta,mu)")
+    if args.mode is not None:
+        return fail("--mode is not an option of slt-conditioned")
+    if args.init_from is not None:
+        return fail("--init-from is for slt; give --pretrained MODEL for slt-conditioned")
+    code = check_ensemble_options(args, fail)
+    if code is not None:
+        return code
+    if args.lr_factor is not None:
+        if args.pretrained is None:
+            return fail("--lr-factor scales the learning rate of fine-tuning: give it with "
+                        "--pretrained")
+        if args.lr_factor > 1:
+            return fail(f"--lr-factor must be in (0, 1], got {args.lr_factor:g}")
+    arch = {k: getattr(args, k) for k in ARCHITECTURE}
+    if args.pretrained is not None:
+        given = [k for k, v in arch.items() if v is not None and v != ARCHITECTURE[k]]
+        if given:
+            return fail(f"--{given[0].replace('_', '-')}: the architecture comes from "
+                        f"--pretrained {args.pretrained}; leave "
+                        f"{', '.join('--' + k.replace('_', '-') for k in given)} unset")
+        arch = {k: None for k in arch}
+    files = data_files(args.data, fail)
+    if isinstance(files, int):
+        return files
+    code = _check_inputs(args, files, fail)
+    if code is not None:
+        return code
+    from closures.slt import train_conditioned_slt
+
+    def train(datasets, out, **kwargs) -> dict:
+        try:
+            return train_conditioned_slt(datasets, out, **kwargs)
+        except ValueError as e:                       # named by its flag
+            msg = str(e)
+            flag = error_flag(msg.split(':')[0], (*FLAGS, *ARCHITECTURE), FLAGS)
+            raise ValueError(f"{flag}: {msg}") from None
+
+    return run_training(
+        train, files, args, fail, _summary, params=args.params, pretrained=args.pretrained,
+        lr_factor=LR_FACTOR if args.lr_factor is None else args.lr_factor,
+        conditioning=args.conditioning, freeze=args.freeze, gamma=args.gamma,
+        members=args.members, unroll=args.unroll, reencode=args.reencode, **arch)
+
+
+def _check_inputs(args: argparse.Namespace, files, fail) -> int | None:
+    """Every run records the parameters; the device and the pretrained model are usable. The
+    exit code of the first that fails, else None."""
+    import torch
+
+    from closures.slt import ModelFileError, read_parameters, read_slt_card
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError) as e:
+        return fail(f"--device: {e}")
+    for f in files:
+        try:
+            read_parameters(f, args.params)
+        except (OSError, ValueError) as e:
+            flag = "--params" if "records no parameter" in str(e) else "--data"
+            return fail(f"{flag}: {e}")
+    if args.pretrained is not None:
+        try:
+            config = read_slt_card(args.pretrained)["config"]
+        except (ModelFileError, OSError) as e:
+            return fail(f"--pretrained: {e}")
+        names = config.get("parameters")
+        if names is not None and list(names) != list(args.params):
+            return fail(f"--params {','.join(args.params)}: the pretrained model "
+                        f"{args.pretrained} is conditioned on {','.join(names)}")
+        kind = config.get("conditioning")
+        if names is not None and args.conditioning not in (None, kind):
+            return fail(f"--conditioning {args.conditioning}: the pretrained model "
+                        f"{args.pretrained} uses {kind}")
+    return None
+
+
+def _summary(metrics: dict) -> tuple[str, dict]:
+    one = metrics.get("one_step") or []
+    skill = "; ".join(
+        f"{', '.join(f'{k}={v:g}' for k, v in r['parameters'].items())}: "
+        f"{r.get('spread_to_error') or float('nan'):.3g}" for r in one)
+    return (f"one-step spread/error per run ({skill})",
+            {"final_train": metrics.get("final_train"), "final_val": metrics.get("final_val"),
+             "one_step": one})
