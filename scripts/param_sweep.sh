@@ -30,16 +30,10 @@ run() {
 }
 
 # Stage 1, one parameter: beta at the preset's mu = 4e-3.
-run train 2  4e-3 3 20000 2001
-run train 4  4e-3 3 20000 2002
-run train 8  4e-3 3 20000 2003
-run train 16 4e-3 3 20000 2004
-run train 32 4e-3 3 20000 2005
-run val 2  4e-3 1 10000 2101
-run val 4  4e-3 1 10000 2102
-run val 8  4e-3 1 10000 2103
-run val 16 4e-3 1 10000 2104
-run val 32 4e-3 1 10000 2105
+seed=2001
+for beta in 2 4 8 16 32; do run train $beta 4e-3 3 20000 $seed; seed=$((seed + 1)); done
+seed=2101
+for beta in 2 4 8 16 32; do run val $beta 4e-3 1 10000 $seed; seed=$((seed + 1)); done
 run test-interp 2.83 4e-3 2 20000 2201
 run test-interp 5.66 4e-3 2 20000 2202
 run test-interp 11.3 4e-3 2 20000 2203
@@ -47,18 +41,15 @@ run test-interp 22.6 4e-3 2 20000 2204
 run test-extrap 1  4e-3 2 20000 2301
 run test-extrap 64 4e-3 2 20000 2302
 
-# Stage 2, the second parameter: the same betas at mu = 8e-3 and 2e-3.
-for b in "2 2006 2106" "4 2007 2107" "8 2008 2108" "16 2009 2109" "32 2010 2110"; do
-  set -- $b; run train $1 8e-3 3 20000 $2
+# Stage 2, the second parameter: the same betas at mu = 8e-3 and 2e-3 (training seeds 2006-2015,
+# validation seeds 2106-2115, in that order).
+seed=2006
+for mu in 8e-3 2e-3; do
+  for beta in 2 4 8 16 32; do run train $beta $mu 3 20000 $seed; seed=$((seed + 1)); done
 done
-for b in "2 2011 2111" "4 2012 2112" "8 2013 2113" "16 2014 2114" "32 2015 2115"; do
-  set -- $b; run train $1 2e-3 3 20000 $2
-done
-for b in "2 2006 2106" "4 2007 2107" "8 2008 2108" "16 2009 2109" "32 2010 2110"; do
-  set -- $b; run val $1 8e-3 1 10000 $3
-done
-for b in "2 2011 2111" "4 2012 2112" "8 2013 2113" "16 2014 2114" "32 2015 2115"; do
-  set -- $b; run val $1 2e-3 1 10000 $3
+seed=2106
+for mu in 8e-3 2e-3; do
+  for beta in 2 4 8 16 32; do run val $beta $mu 1 10000 $seed; seed=$((seed + 1)); done
 done
 run test-interp 2.83 5.66e-3 2 20000 2205
 run test-interp 5.66 2.83e-3 2 20000 2206
@@ -67,3 +58,4 @@ run test-interp 22.6 2.83e-3 2 20000 2208
 run test-extrap 8 1.6e-2 2 20000 2303
 
 echo "finished $(date -u +%FT%TZ), failed runs: $failed"
+[ $failed -eq 0 ]
