@@ -158,6 +158,54 @@ def test_no_command_and_help(capsys):
     assert "dns" in capsys.readouterr().out
 
 
+# hybrid train MODEL with a flag that only other models take, named by its first word (some at
+# their default value, which is still a flag given)
+FOREIGN_FLAGS = {
+    "ldm": [["--params", "beta"], ["--pretrained", "m"], ["--window", "10"], ["--unroll", "2"],
+            ["--reencode"], ["--init-from", "m"]],
+    "slt": [["--space", "latent"], ["--mode", "joint"], ["--freeze"], ["--lr-factor", "0.1"],
+            ["--conditioning", "adaln"], ["--eval-windows", "4"]],
+    "ensemble-ldm": [["--members", "4"], ["--window", "4"], ["--params", "beta"],
+                     ["--modes", "4"]],
+    "slt-closure": [["--mode", "joint"], ["--init-from", "m"], ["--latent-points", "8"],
+                    ["--pretrained", "m"]],
+    "slt-conditioned": [["--init-from", "m"], ["--space", "physical"], ["--kl-weight", "0.1"],
+                        ["--no-cold-start"], ["--mode", "window"]],
+}
+
+
+@pytest.mark.parametrize("model, extra", [(m, x) for m, xs in FOREIGN_FLAGS.items() for x in xs])
+def test_train_refuses_a_flag_of_another_model(tmp_path, capsys, model, extra):
+    """Exit 2 naming the flag and the model, before the data is read: nothing written."""
+    flag = extra[0]
+    data = tmp_path / "data.nc"
+    data.write_text("not netCDF: never read")
+    params = ["--params", "beta"] if model == "slt-conditioned" else []
+    argv = ["train", model, "--data", str(data), "--out", str(tmp_path / "out" / "m"), *params]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {flag} is not an option of {model} (only of " in err and "--data" not in err
+    assert _tree(tmp_path) == ["data.nc"]
+    assert main(argv) == 2 and "--data" in capsys.readouterr().err     # without it: the data
+
+
+def test_train_flags_table_covers_the_parser():
+    """Every flag of MODEL_FLAGS defaults to None in the parser (a flag given is one that is
+    not None), and every other flag of hybrid train is one that every model takes."""
+    from hybrid.cli import build_parser
+    from hybrid.cli.training import MODEL_FLAGS, prepare
+    args = build_parser().parse_args(["train", "ldm", "--data", "d", "--out", "o"])
+    table = {k for flags in MODEL_FLAGS.values() for k in flags}
+    assert {k: getattr(args, k) for k in table} == dict.fromkeys(table)
+    assert set(vars(args)) - table == {"command", "handler", "model", "data", "out", "device",
+                                       "threads", "seed", "resume", "overwrite",
+                                       "samples_eval", "val_fraction", "checkpoint_every",
+                                       "no_progress"}
+    assert prepare(args, fail=None) == frozenset()              # nothing given, nothing failed
+    assert args.width == 20 and args.mode == "joint" and args.ae_channels == [16, 32, 32]
+    assert args.ae_channels is not MODEL_FLAGS["ldm"]["ae_channels"]
+
+
 def test_run_emulator_checks_loads_runs_and_reports(tmp_path, capsys):
     """The handler an emulating command shares (hybrid ensemble): exit 2 naming --out or
     --model, or with the run's ValueError, 130 on an interrupt, else the summary line and

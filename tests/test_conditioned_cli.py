@@ -43,6 +43,7 @@ def test_train_slt_conditioned_writes_a_card_with_the_parameters(model, runs, tm
     assert main(["train", "slt-conditioned", "--data", str(b2), str(b6), "--params", "beta",
                  "--out", str(out), "--pretrained", str(model), "--lr-factor", "0.1",
                  "--unroll", "2", "--reencode", "--epochs", "1", "--batch", "64",
+                 "--window", "3", "--phase", "common",          # given, and equal to the model's
                  "--val-fraction", "0.25", "--threads", "1", "--no-progress"]) == 0
     ft = json.loads(out.with_suffix(".json").read_text())
     assert ft["training"]["lr"] == pytest.approx(5e-5)
@@ -68,7 +69,9 @@ def test_train_slt_conditioned_names_bad_input_and_writes_nothing(model, runs, t
          r"--lr-factor must be in \(0, 1\]"),
         ([*data, "--params", "beta", "--pretrained", str(tmp_path / "nothing")], "--pretrained: "),
         ([*data, "--params", "beta", "--pretrained", str(model), "--window", "4"],
-         "--window: the architecture comes from --pretrained"),
+         "--window: the architecture comes from --pretrained .*, whose window is 3"),
+        ([*data, "--params", "beta", "--pretrained", str(model), "--window", "10"],
+         "--window: the architecture comes from --pretrained"),          # slt's default value
         ([*data, "--params", "beta", "--pretrained", str(model), "--conditioning", "concat"],
          "--conditioning concat: the pretrained model .* uses adaln"),
         ([*data, "--params", "beta,mu", "--pretrained", str(model)],

@@ -317,7 +317,7 @@ def test_train_slt_reads_a_zonal_mean_record(tmp_path, zonal_file):
         train_slt(tmp_path / "nothing.nc", tmp_path / "x", progress=False)
 
 
-def test_cli_train_slt(tmp_path, zonal_file, capsys):
+def test_cli_train_slt(tmp_path, zonal_file, capsys, monkeypatch):
     from hybrid.cli import main
     out = tmp_path / "cli"
     small = ["--epochs", "1", "--batch", "16", "--window", str(L), "--width", "8", "--heads",
@@ -356,7 +356,27 @@ def test_cli_train_slt(tmp_path, zonal_file, capsys):
     assert "--data" in capsys.readouterr().err
     assert main(["train", "slt", "--data", str(zonal_file), "--out", str(out), *small]) == 2
     assert "--out" in capsys.readouterr().err
+    # with --init-from, an architecture flag given must equal the model's, even at its default
+    for window in ("10", "4"):
+        assert main(["train", "slt", "--data", str(zonal_file), "--out", str(tmp_path / "bad"),
+                     "--init-from", str(out), "--window", window]) == 2
+        assert f"--window: the architecture comes from --init-from {out}, whose window is {L}" \
+            in capsys.readouterr().err
     assert not list(tmp_path.glob("bad*"))
+    # fine-tuned from it: the model is loaded once, and an architecture flag equal to its is fine
+    import closures.slt
+    import closures.slt.files
+    loads, load = [], closures.slt.files.load_slt
+    monkeypatch.setattr(closures.slt.files, "load_slt", lambda *a, **k: loads.append(a) or
+                        load(*a, **k))
+    monkeypatch.setattr(closures.slt, "load_slt", closures.slt.files.load_slt)
+    assert main(["train", "slt", "--data", str(zonal_file), "--out", str(tmp_path / "ft"),
+                 "--init-from", str(out), "--window", str(L), "--epochs", "1", "--batch", "16",
+                 "--val-fraction", "0.25", "--threads", "1", "--no-progress"]) == 0
+    assert loads == [(str(out),)]
+    tuned = load_emulator(tmp_path / "ft")
+    assert tuned.card["training"]["init_from"] == str(out)
+    assert tuned.model.config == em.model.config
 
 
 def test_cli_emulate_slt_end_to_end(tmp_path, zonal_file, capsys):

@@ -269,7 +269,8 @@ def test_generate_refuses_bad_consecutive_flags_before_writing(flags, flag, tmp_
 
 
 # ------------------------------------------------------------------ training and runs
-def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_path, capsys):
+def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_path, capsys,
+                                                         monkeypatch):
     small = dict(window=2, epochs=2, batch=8, progress=False, threads=1, samples_eval=4,
                  **dict(TINY, layers=2))
     train_slt_closure(consecutive_data, tmp_path / "full", **small)
@@ -285,11 +286,28 @@ def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_pa
     assert off["split"] == "val" and off["spread_to_error"] > 0 and off["crps"] > 0
     log = [json.loads(s) for s in (tmp_path / "full.log.jsonl").read_text().splitlines()]
     assert set(log[0]["train"]) == set(DEFAULT_WEIGHTS) | {"total"} and log[-1]["final"]
-    # the command, then a hybrid run with the trained closure
+    with pytest.raises(ValueError, match="training block"):         # data given as read
+        train_slt_closure(ClosureDataset(consecutive_data, "val"), tmp_path / "no", **small)
+    # the command (which reads the training block once), then a hybrid run with the closure
+    import closures.data
+    import closures.slt.train_closure
+
+    reads = []
+
+    class Counted(ClosureDataset):
+        def __init__(self, path, split="train", *args, **kwargs):
+            reads.append(split)
+            super().__init__(path, split, *args, **kwargs)
+
+    monkeypatch.setattr(closures.data, "ClosureDataset", Counted)
+    monkeypatch.setattr(closures.slt.train_closure, "ClosureDataset", Counted)
     stem = tmp_path / "cli"
     assert main(["train", "slt-closure", "--data", str(consecutive_data), "--out", str(stem),
                  *TRAIN_FLAGS]) == 0
+    assert reads == ["train", "val"]
     assert "held-out relative error" in capsys.readouterr().err
+    assert json.loads(stem.with_suffix(".json").read_text())["data"]["dataset"] == \
+        str(consecutive_data)
     clo = get_closure("slt-closure", path=str(stem))
     assert clo.every == 5 and clo.window == 2
     dt = card["refresh"]["interval"] / 5                       # the data's LES step

@@ -193,7 +193,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               width: int | None = None, heads: int | None = None, layers: int = 2,
               hidden: int | None = None, residual: bool = True, phase: str = "common",
               val_fraction: float = 0.1, unroll: int = 1, reencode: bool = False,
-              init_from=None,
+              init_from=None, init_model: SLT | None = None,
               seed: int = 0, threads: int | None = None, resume: bool = False,
               progress: bool = True, checkpoint_every: int = 1, stop_after: int | None = None,
               samples_eval: int = 16, command: str | None = None,
@@ -207,9 +207,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     :meth:`closures.slt.model.SLT.loss_terms`), the remedy for rollouts that leave the data's
     manifold when the model only ever saw one step; ``reencode``: the unrolled steps feed each
     draw back decoded and encoded again (as ``Emulator.rollout(reencode=True)``; recorded in the
-    card, and the emulator's default then; without effect, and recorded False, for K = 1). ``init_from``: start from the weights of a
-    saved SLT (a path or a shipped model's name; fine-tuning): its architecture and
-    normalisation are kept, and architecture arguments must be left at their defaults.
+    card, and the emulator's default then; without effect, and recorded False, for K = 1).
+    ``init_from``: start from the weights of a saved SLT (a path or a shipped model's name,
+    recorded in the card; fine-tuning): its architecture and normalisation are kept, and
+    architecture arguments must be left at their defaults or equal its. ``init_model``: that
+    model already loaded (:func:`~closures.slt.files.load_slt`), which is then not loaded
+    again.
 
     ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
     then not saved). ``threads``: torch's thread count during training (restored after).
@@ -227,8 +230,10 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
                 window=window, width=width, heads=heads, layers=layers, hidden=hidden,
                 residual=residual, phase=phase)
     pretrained = None
+    if init_model is not None and init_from is None:
+        raise ValueError("init_model: give init_from too, the model's path or name")
     if init_from is not None:
-        pretrained = pretrained_slt(init_from, arch)
+        pretrained = pretrained_slt(init_from, arch, model=init_model)
         stats, window = dict(pretrained.stats), pretrained.window
     else:
         stats = {"mean": float(tr.mean()), "std": float(tr.std())}
@@ -275,11 +280,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         "metrics": metrics})
 
 
-def pretrained_slt(init_from, arch: dict) -> SLT:
-    """The saved SLT to fine-tune; ValueError if ``arch`` (the data's points and the
-    architecture arguments) disagrees with it."""
-    from .files import load_slt
-    model = load_slt(init_from)
+def pretrained_slt(init_from, arch: dict, model: SLT | None = None) -> SLT:
+    """The saved SLT to fine-tune (``model``, else loaded from ``init_from``); ValueError if
+    ``arch`` (the data's points and the architecture arguments) disagrees with it."""
+    if model is None:
+        from .files import load_slt
+        model = load_slt(init_from)
     cfg = model.config
     if arch["points"] != cfg["points"]:
         raise ValueError(f"init_from: {init_from} models profiles of {cfg['points']} points, "

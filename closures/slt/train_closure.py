@@ -118,6 +118,19 @@ def closure_metrics(model: SLTClosureModel, data: ClosureDataset, windows: np.nd
     return out
 
 
+def _training_block(data, val_fraction: float) -> ClosureDataset:
+    """The training block of the closure dataset ``data``: read from the path, or ``data``
+    itself when it is that block already read (ValueError for another block or split)."""
+    if not isinstance(data, ClosureDataset):
+        return ClosureDataset(data, "train", val_fraction=val_fraction)
+    if (data.split, data.val_fraction, data.test_fraction, data.gap, data.normalised) != \
+            ("train", val_fraction, 0.0, 0, True):
+        raise ValueError(f"data: a ClosureDataset given must be the normalised training block "
+                         f"read with val_fraction={val_fraction:g} (and no test block or gap), "
+                         f"not the {data.split} block with val_fraction={data.val_fraction:g}")
+    return data
+
+
 @_threads_scoped
 def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: int = 32,
                       lr: float = 1e-3, gamma: float = 0.9825, members: int = 4,
@@ -130,12 +143,13 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
                       stop_after: int | None = None, samples_eval: int = 8,
                       eval_windows: int | None = 512, command: str | None = None,
                       device: str = "cpu") -> dict:
-    """Train an SLT closure on the closure dataset ``data`` and save it to ``out`` (module
-    docstring). Architecture arguments: :class:`~closures.slt.closure_model.SLTClosureModel`
-    (``window`` = L). Returns the metrics: ``epochs``, ``training_time_s``, ``final_train``,
-    ``final_val``, ``offline`` (:func:`closure_metrics` with ``samples_eval`` draws on up to
-    ``eval_windows`` validation windows, or training ones without a validation block),
-    ``paths``.
+    """Train an SLT closure on the closure dataset ``data`` (a path, or its training block
+    already read: ``ClosureDataset(path, "train", val_fraction=val_fraction)``, then not read
+    again) and save it to ``out`` (module docstring). Architecture arguments:
+    :class:`~closures.slt.closure_model.SLTClosureModel` (``window`` = L). Returns the metrics:
+    ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``offline``
+    (:func:`closure_metrics` with ``samples_eval`` draws on up to ``eval_windows`` validation
+    windows, or training ones without a validation block), ``paths``.
 
     ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
     then not saved). ``threads``: torch's thread count during training (restored after).
@@ -148,7 +162,8 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
     if not isinstance(cold_start, bool):
         raise ValueError(f"cold_start must be True or False, got {cold_start!r}")
     w = closure_weights(weights, integer("mean_width", mean_width, 0) > 0)
-    train = ClosureDataset(data, "train", val_fraction=val_fraction)
+    train = _training_block(data, val_fraction)
+    data = train.path if data is train else data
     val = (ClosureDataset(data, "val", val_fraction=val_fraction, stats=train.stats)
            if val_fraction > 0 else None)
     tr_win = train.windows(window, pad=cold_start)

@@ -24,28 +24,28 @@ SLT conditioned on the PDE's parameters) :mod:`hybrid.cli.train_conditioned`.
 
 Writes ``STEM.pt`` and ``STEM.json`` (the model and its card), ``STEM.ckpt.pt`` (checkpoint) and
 ``STEM.log.jsonl`` (metrics per epoch); see :mod:`closures.train`. Everything is checked before
-any work: a missing or unusable data file, bad numbers or an output that exists (without
-``--overwrite`` or ``--resume``) exit with code 2 and a message naming the argument.
+any work: a flag the model does not take (given at all, even at its default value; the flags of
+each model and their defaults are :data:`hybrid.cli.training.MODEL_FLAGS`, listed at the end of
+``hybrid train --help``), a missing or unusable data file, bad numbers or an output that exists
+(without ``--overwrite`` or ``--resume``) exit with code 2 and a message naming the argument.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import textwrap
 from pathlib import Path
 
 from . import train_conditioned, train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
-from .training import (check_ensemble_options, data_files, error_flag, fill_defaults, read_data,
-                       run_training)
+from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
+                       check_pretrained_architecture, data_files, error_flag, models_epilog,
+                       prepare, read_data, run_training)
 
 NAME = "train"
 HELP = ("train a closure model (ldm: latent conditional diffusion) on a closure dataset, or the "
         "jet emulator (slt: stochastic latent transformer) on U(y, t)")
-
-# defaults that differ between the models (the arguments' own default is None)
-DEFAULTS = {"ldm": {"epochs": 50, "batch": 32, "lr": 1e-3, "width": 20, "layers": 4},
-            "slt": {"epochs": 400, "batch": 200, "lr": 5e-4, "width": None, "layers": 2}}
 
 
 def _channels(text: str) -> list[int]:
@@ -61,7 +61,9 @@ def _channels(text: str) -> list[int]:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    """The arguments of ``hybrid train``."""
+    """The arguments of ``hybrid train``. The flags that not every model takes have the default
+    None (their values are :data:`hybrid.cli.training.MODEL_FLAGS`'s), so that a flag given is
+    told from one left out."""
     p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure",
                                      "slt-conditioned"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
@@ -77,22 +79,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "per parameter value")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
-    p.add_argument("--epochs", type=positive_int, default=None,
+    p.add_argument("--epochs", type=positive_int,
                    help="epochs (default: ldm 50, slt 400)")
-    p.add_argument("--batch", type=positive_int, default=None,
+    p.add_argument("--batch", type=positive_int,
                    help="batch size (default: ldm 32, slt 200)")
-    p.add_argument("--lr", type=positive_float, default=None,
+    p.add_argument("--lr", type=positive_float,
                    help="Adam learning rate (default: ldm 1e-3, slt 5e-4)")
-    p.add_argument("--lr-halving-every", type=positive_int, default=100,
-                   help="halve the learning rate every N epochs (default 100)")
-    p.add_argument("--space", choices=("latent", "physical"), default="latent",
-                   help="latent (L-CDM, default) or physical (P-CDM)")
-    p.add_argument("--mode", choices=("joint", "two-phase", "autoregressive", "window"),
-                   default=None,
-                   help="ldm: joint AE+score training (default) or two-phase (AE first, then "
-                        "score); ensemble-ldm: autoregressive (default) or window")
-    p.add_argument("--ae-epochs", type=nonnegative_int, default=None,
-                   help="two-phase: epochs of the autoencoder phase (default half)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
@@ -104,76 +96,100 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="last fraction of sampling times held out (default 0.1)")
     p.add_argument("--checkpoint-every", type=positive_int, default=1,
                    help="epochs between checkpoints (default 1)")
-    p.add_argument("--latent-channels", type=positive_int, default=1)
-    p.add_argument("--ae-channels", type=_channels, default=[16, 32, 32], metavar="C0,C1,C2")
-    p.add_argument("--width", type=positive_int, default=None,
-                   help="ldm: FNO width (default 20); slt: token width (default: latent size)")
-    p.add_argument("--modes", type=positive_int, default=4)
-    p.add_argument("--layers", type=positive_int, default=None,
-                   help="ldm: Fourier layers (default 4); slt: transformer blocks (default 2)")
-    p.add_argument("--time-dim", type=positive_int, default=64)
-    p.add_argument("--proj-hidden", type=positive_int, default=64)
-    p.add_argument("--mean-width", type=nonnegative_int, default=0,
-                   help="channels of the mean network μ(ω̄) (residual conditioning; default 0: "
-                        "none)")
-    p.add_argument("--mean-blocks", type=nonnegative_int, default=2,
-                   help="residual blocks of the mean network (default 2)")
-    slt = p.add_argument_group("slt only")
-    slt.add_argument("--gamma", type=positive_float, default=0.9825,
-                     help="learning rate factor per epoch (ExponentialLR; default 0.9825)")
-    slt.add_argument("--window", type=positive_int, default=10,
-                     help="profiles per input window L (default 10)")
-    slt.add_argument("--members", type=positive_int, default=4,
-                     help="ensemble members per input in the energy score (≥ 2; default 4)")
-    slt.add_argument("--latent-points", type=positive_int, default=None,
-                     help="points of the latent profile (default: a quarter of the data's)")
-    slt.add_argument("--channels", type=positive_int, default=4,
-                     help="hidden channels of the TEPC autoencoder (default 4)")
-    slt.add_argument("--phase", choices=("common", "channel"), default="common",
-                     help="TEPC alignment: common (all channels by channel 0's mode-1 phase; "
-                          "default) or channel (each by its own, the paper's)")
-    slt.add_argument("--heads", type=positive_int, default=None,
-                     help="attention heads (default: heads of width 4)")
-    slt.add_argument("--hidden", type=positive_int, default=None,
-                     help="MLP width of the blocks (default: twice the token width)")
-    slt.add_argument("--unroll", type=positive_int, default=1,
-                     help="train on K-step free rollouts, each member fed its own draws "
-                          "(default 1: one-step targets)")
-    slt.add_argument("--reencode", action="store_true",
-                     help="with --unroll: feed each draw back decoded and encoded again, as "
-                          "hybrid emulate --reencode (then the model's default)")
-    slt.add_argument("--init-from", default=None, metavar="MODEL",
-                     help="fine-tune a saved SLT (path or shipped name): its architecture and "
-                          "normalisation are kept")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_flags(p.add_argument_group("ldm, some also other models (the list at the end)"), {
+        "--lr-halving-every": dict(
+            type=positive_int, help="halve the learning rate every N epochs (default 100)"),
+        "--space": dict(choices=("latent", "physical"),
+                        help="latent (L-CDM, default) or physical (P-CDM)"),
+        "--mode": dict(
+            choices=("joint", "two-phase", "autoregressive", "window"),
+            help="ldm: joint AE+score training (default) or two-phase (AE first, then score); "
+                 "ensemble-ldm: autoregressive (default) or window"),
+        "--ae-epochs": dict(
+            type=nonnegative_int,
+            help="two-phase: epochs of the autoencoder phase (default half)"),
+        "--latent-channels": dict(
+            type=positive_int, help="channels of the latent fields (default 1)"),
+        "--ae-channels": dict(
+            type=_channels, metavar="C0,C1,C2",
+            help="channels of the autoencoder's three levels (default 16,32,32)"),
+        "--width": dict(
+            type=positive_int,
+            help="ldm: FNO width (default 20); slt: token width (default: latent size)"),
+        "--modes": dict(type=positive_int, help="Fourier modes of the FNO layers (default 4)"),
+        "--layers": dict(
+            type=positive_int,
+            help="ldm: Fourier layers (default 4); slt: transformer blocks (default 2)"),
+        "--time-dim": dict(
+            type=positive_int, help="size of the diffusion time embedding (default 64)"),
+        "--proj-hidden": dict(
+            type=positive_int, help="hidden width of the FNO's output projection (default 64)"),
+        "--mean-width": dict(
+            type=nonnegative_int,
+            help="channels of the mean network μ(ω̄) (residual conditioning; default 0: none)"),
+        "--mean-blocks": dict(
+            type=nonnegative_int, help="residual blocks of the mean network (default 2)")})
+    add_model_flags(p.add_argument_group("slt, some also other models (the list at the end)"), {
+        "--gamma": dict(
+            type=positive_float,
+            help="learning rate factor per epoch (ExponentialLR; default 0.9825)"),
+        "--window": dict(type=positive_int, help="profiles per input window L (default 10)"),
+        "--members": dict(
+            type=positive_int,
+            help="ensemble members per input in the energy score (≥ 2; default 4)"),
+        "--latent-points": dict(
+            type=positive_int,
+            help="points of the latent profile (default: a quarter of the data's)"),
+        "--channels": dict(
+            type=positive_int, help="hidden channels of the TEPC autoencoder (default 4)"),
+        "--phase": dict(
+            choices=("common", "channel"),
+            help="TEPC alignment: common (all channels by channel 0's mode-1 phase; default) "
+                 "or channel (each by its own, the paper's)"),
+        "--heads": dict(type=positive_int, help="attention heads (default: heads of width 4)"),
+        "--hidden": dict(
+            type=positive_int, help="MLP width of the blocks (default: twice the token width)"),
+        "--unroll": dict(
+            type=positive_int,
+            help="train on K-step free rollouts, each member fed its own draws (default 1: "
+                 "one-step targets)"),
+        "--reencode": dict(
+            action="store_true",
+            help="with --unroll: feed each draw back decoded and encoded again, as hybrid "
+                 "emulate --reencode (then the model's default)"),
+        "--init-from": dict(
+            metavar="MODEL",
+            help="fine-tune a saved SLT (path or shipped name): its architecture and "
+                 "normalisation are kept, and an architecture flag given with it must equal "
+                 "the model's")})
     train_ensemble.add_arguments(p)
     train_slt_closure.add_arguments(p)
     train_conditioned.add_arguments(p)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter     # the epilog's lines kept
+    p.description = textwrap.fill(p.description or HELP, 79)
+    p.epilog = models_epilog()
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted)."""
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The checks every
+    model shares come first (:func:`hybrid.cli.training.prepare`), then the model's handler."""
     fail = functools.partial(cli_fail, command="train")
-    if args.model == "ensemble-ldm":
-        return train_ensemble.handler(args)
-    if args.model == "slt-closure":
-        return train_slt_closure.handler(args)
-    if args.model == "slt-conditioned":
-        return train_conditioned.handler(args)
-    if len(args.data) > 1 or args.mode in train_ensemble.MODES:
-        return fail(f"--data takes one file and --mode joint or two-phase for {args.model}")
-    args.mode = args.mode or "joint"
-    fill_defaults(args, DEFAULTS[args.model])
-    files = data_files(args.data, fail, folders=args.model == "slt")   # slt: a run folder too
+    given = prepare(args, fail)
+    if isinstance(given, int):
+        return given
+    return HANDLERS[args.model](args, given)
+
+
+def _train_ldm(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """``hybrid train ldm``: checks, then :func:`closures.train.train_ldm`."""
+    fail = functools.partial(cli_fail, command="train")
+    files = data_files(args.data, fail, folders=False)
     if isinstance(files, int):
         return files
     data = files[0]
-    if args.model == "slt":
-        return _train_slt(args, data, fail)
     if args.ae_epochs is not None and args.mode == "two-phase" and args.ae_epochs >= args.epochs:
         return fail(f"--ae-epochs must be below --epochs ({args.ae_epochs} ≥ {args.epochs})")
-    if args.resume and args.overwrite:
-        return fail("--resume and --overwrite exclude each other")
     from closures.data import ClosureDataset
     from closures.train import train_ldm
     ds = read_data(args.device, fail,
@@ -200,43 +216,63 @@ def _ldm_summary(metrics: dict) -> tuple[str, dict]:
             f"{off.get('samples')} samples)", {"offline": off})
 
 
-def _train_slt(args: argparse.Namespace, data: Path, fail) -> int:
-    """``hybrid train slt``: checks, then :func:`closures.slt.train_slt`."""
-    bad = check_ensemble_options(args, fail)
-    if bad is not None:
-        return bad
+def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """``hybrid train slt``: checks, then :func:`closures.slt.train_slt` (with ``--init-from``,
+    the model loaded here once and passed on)."""
+    fail = functools.partial(cli_fail, command="train")
+    code = check_ensemble_options(args, fail)
+    if code is not None:
+        return code
+    files = data_files(args.data, fail)                    # a run folder too
+    if isinstance(files, int):
+        return files
+    data = files[0]
     from closures.slt import SLT, read_profiles, train_slt
-    from closures.slt.train import pretrained_slt
     read = read_data(args.device, fail, lambda: read_profiles(data))
     if isinstance(read, int):
         return read
     u, _ = read
+    arch = {k: getattr(args, k) for k in SLT_ARCHITECTURE}
+    init_model = None
     if args.init_from is not None:
-        try:
-            args.window = pretrained_slt(args.init_from, dict(
-                points=u.shape[2], latent_points=args.latent_points, channels=args.channels,
-                window=args.window, width=args.width, heads=args.heads, layers=args.layers,
-                hidden=args.hidden, residual=True, phase=args.phase)).window
-        except ValueError as e:
-            return fail(f"--init-from: {e}")
+        init_model = _init_model(args, given, dict(points=u.shape[2], **arch), fail)
+        if isinstance(init_model, int):
+            return init_model
+        args.window = arch["window"] = init_model.window
     per = int(round((1 - args.val_fraction) * u.shape[1]))
     if per < args.window + args.unroll:
         return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
                     f"per member of {data} hold no window of {args.window + args.unroll} "
                     f"profiles")
-    try:
-        if args.init_from is None:
-            SLT(u.shape[2], latent_points=args.latent_points, channels=args.channels,
-                window=args.window, width=args.width, heads=args.heads, layers=args.layers,
-                hidden=args.hidden)
-    except ValueError as e:
-        flag = error_flag(str(e), ("latent_points", "heads", "width", "points", "window"))
-        return fail(f"{flag}: {e}")
+    if init_model is None:
+        try:
+            SLT(u.shape[2], **arch)
+        except ValueError as e:
+            flag = error_flag(str(e), ("latent_points", "heads", "width", "points", "window"))
+            return fail(f"{flag}: {e}")
     return run_training(
-        train_slt, data, args, fail, _slt_summary, window=args.window, gamma=args.gamma,
-        members=args.members, latent_points=args.latent_points, channels=args.channels,
-        width=args.width, heads=args.heads, layers=args.layers, hidden=args.hidden,
-        phase=args.phase, unroll=args.unroll, reencode=args.reencode, init_from=args.init_from)
+        train_slt, data, args, fail, _slt_summary, gamma=args.gamma, members=args.members,
+        unroll=args.unroll, reencode=args.reencode, init_from=args.init_from,
+        init_model=init_model, **arch)
+
+
+def _init_model(args: argparse.Namespace, given: frozenset[str], arch: dict, fail):
+    """The SLT of ``--init-from``, loaded once and checked against ``arch`` (the data's points
+    and the architecture flags), or the exit code of a failed check."""
+    from closures.slt import load_slt
+    from closures.slt.train import pretrained_slt
+    try:
+        model = load_slt(args.init_from)
+    except (OSError, ValueError) as e:
+        return fail(f"--init-from: {e}")
+    code = check_pretrained_architecture(args, given, model.config,
+                                         f"--init-from {args.init_from}", fail)
+    if code is not None:
+        return code
+    try:
+        return pretrained_slt(args.init_from, dict(arch, residual=True), model=model)
+    except ValueError as e:
+        return fail(f"--init-from: {e}")
 
 
 def _slt_summary(metrics: dict) -> tuple[str, dict]:
@@ -246,3 +282,7 @@ def _slt_summary(metrics: dict) -> tuple[str, dict]:
             f"spread/error {one.get('spread_to_error') or float('nan'):.3g}",
             {"final_train": metrics.get("final_train"), "final_val": val, "one_step": one})
 
+
+# the handler of each model, called with the arguments and the flags given
+HANDLERS = {"ldm": _train_ldm, "slt": _train_slt, "ensemble-ldm": train_ensemble.handler,
+            "slt-closure": train_slt_closure.handler, "slt-conditioned": train_conditioned.handler}

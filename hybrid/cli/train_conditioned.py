@@ -15,16 +15,19 @@ files), each at its own parameter values, which are read from the run's solver c
 ``--params``: the names the model is conditioned on, comma-separated (``beta`` or ``beta,mu``).
 ``--pretrained``: fine-tune that model (a shipped name such as ``slt-betaplane-small`` or the
 stem of a trained SLT or conditioned SLT) at ``--lr`` × ``--lr-factor`` (default 5e-4/50), with
-its architecture and normalisation of U; the architecture flags then stay at their defaults.
+its architecture and normalisation of U; an architecture flag given with it must equal the
+model's.
 ``--freeze``: the conditioning fixed at the identity (pre-training at one parameter value).
 Defaults are ``hybrid train slt``'s (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10,
 4 members).
 
 The flags shared with the other models are the ``hybrid train`` parser's; :func:`add_arguments`
-adds the ones of this model, and :func:`handler` runs when the model is ``slt-conditioned``.
-Every argument is checked before any work: a missing run, a parameter a run does not record, an
-unreadable pretrained model, bad numbers or an output that exists (without ``--overwrite`` or
-``--resume``) exit with code 2 and a message naming the flag, with nothing written.
+adds the ones of this model, and :func:`handler` runs when the model is ``slt-conditioned``,
+after the checks every model shares (the flags it takes and their defaults:
+:data:`hybrid.cli.training.MODEL_FLAGS`). Every argument is checked before any work: a missing
+run, a parameter a run does not record, an unreadable pretrained model, bad numbers or an output
+that exists (without ``--overwrite`` or ``--resume``) exit with code 2 and a message naming the
+flag, with nothing written.
 """
 from __future__ import annotations
 
@@ -33,17 +36,12 @@ import functools
 
 from .arguments import positive_float
 from .arguments import fail as cli_fail
-from .training import check_ensemble_options, data_files, error_flag, fill_defaults, run_training
+from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
+                       check_pretrained_architecture, data_files, error_flag, run_training)
 
-__all__ = ["add_arguments", "handler", "DEFAULTS", "LR_FACTOR"]
+__all__ = ["add_arguments", "handler", "LR_FACTOR"]
 
-# the defaults of the shared flags whose parser default is None (the architecture's are
-# train_conditioned_slt's, those of an SLT)
-DEFAULTS = {"epochs": 400, "batch": 200, "lr": 5e-4}
 LR_FACTOR = 1 / 50
-# architecture flags: the destination and the value it has when not given
-ARCHITECTURE = {"window": 10, "latent_points": None, "channels": 4, "width": None, "heads": None,
-                "layers": None, "hidden": None, "phase": "common"}
 # what the head of an error message of train_conditioned_slt names → its flag
 FLAGS = {"datasets": "--data", "parameters": "--params", "conditioning": "--conditioning",
          "pretrained": "--pretrained", "lr_factor": "--lr-factor", "unroll": "--unroll"}
@@ -60,35 +58,37 @@ def parameter_names(text: str) -> list[str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``hybrid train slt-conditioned`` that the other models do not have."""
-    g = p.add_argument_group("slt-conditioned only")
-    g.add_argument("--params", type=parameter_names, default=None, metavar="NAME[,NAME]",
-                   help="the parameters the model is conditioned on, as named in the runs' "
-                        "configuration (e.g. beta or beta,mu); their values are read from "
-                        "every --data run")
-    g.add_argument("--pretrained", default=None, metavar="MODEL",
-                   help="fine-tune this model (a shipped name or a trained model's stem: an SLT "
-                        "or a conditioned SLT) at --lr × --lr-factor, its architecture kept")
-    g.add_argument("--freeze", action="store_true",
-                   help="keep the conditioning fixed at the identity (pre-training at one "
-                        "parameter value)")
-    g.add_argument("--conditioning", choices=("adaln", "concat"), default=None,
-                   help="adaln: adaptive LayerNorm (default); concat: the parameters appended "
-                        "to the attention inputs (a pretrained conditioned model keeps its own)")
-    g.add_argument("--lr-factor", type=positive_float, default=None, metavar="F",
-                   help="with --pretrained: learning rate --lr × F, F in (0, 1] (default 1/50)")
+    add_model_flags(p.add_argument_group("slt-conditioned only"), {
+        "--params": dict(
+            type=parameter_names, metavar="NAME[,NAME]",
+            help="the parameters the model is conditioned on, as named in the runs' "
+                 "configuration (e.g. beta or beta,mu); their values are read from every --data "
+                 "run"),
+        "--pretrained": dict(
+            metavar="MODEL",
+            help="fine-tune this model (a shipped name or a trained model's stem: an SLT or a "
+                 "conditioned SLT) at --lr × --lr-factor, its architecture kept: an "
+                 "architecture flag given with it must equal the model's"),
+        "--freeze": dict(
+            action="store_true",
+            help="keep the conditioning fixed at the identity (pre-training at one parameter "
+                 "value)"),
+        "--conditioning": dict(
+            choices=("adaln", "concat"),
+            help="adaln: adaptive LayerNorm (default); concat: the parameters appended to the "
+                 "attention inputs (a pretrained conditioned model keeps its own)"),
+        "--lr-factor": dict(
+            type=positive_float, metavar="F",
+            help="with --pretrained: learning rate --lr × F, F in (0, 1] (default 1/50)")})
 
 
-def handler(args: argparse.Namespace) -> int:
-    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
-    model shares are :mod:`hybrid.cli.training`'s."""
+def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). Called after
+    :func:`hybrid.cli.training.prepare`, which returns ``given`` (the flags given); the steps
+    every model shares are :mod:`hybrid.cli.training`'s."""
     fail = functools.partial(cli_fail, command="train")
-    fill_defaults(args, DEFAULTS)
     if args.params is None:
         return fail("--params is required for slt-conditioned (e.g. --params beta,mu)")
-    if args.mode is not None:
-        return fail("--mode is not an option of slt-conditioned")
-    if args.init_from is not None:
-        return fail("--init-from is for slt; give --pretrained MODEL for slt-conditioned")
     code = check_ensemble_options(args, fail)
     if code is not None:
         return code
@@ -98,20 +98,14 @@ def handler(args: argparse.Namespace) -> int:
                         "--pretrained")
         if args.lr_factor > 1:
             return fail(f"--lr-factor must be in (0, 1], got {args.lr_factor:g}")
-    arch = {k: getattr(args, k) for k in ARCHITECTURE}
-    if args.pretrained is not None:
-        given = [k for k, v in arch.items() if v is not None and v != ARCHITECTURE[k]]
-        if given:
-            return fail(f"--{given[0].replace('_', '-')}: the architecture comes from "
-                        f"--pretrained {args.pretrained}; leave "
-                        f"{', '.join('--' + k.replace('_', '-') for k in given)} unset")
-        arch = {k: None for k in arch}
     files = data_files(args.data, fail)
     if isinstance(files, int):
         return files
-    code = _check_inputs(args, files, fail)
+    code = _check_inputs(args, given, files, fail)
     if code is not None:
         return code
+    # None: train_conditioned_slt's default, or with --pretrained the model's (equal if given)
+    arch = {k: None if args.pretrained else getattr(args, k) for k in SLT_ARCHITECTURE}
     from closures.slt import train_conditioned_slt
 
     def train(datasets, out, **kwargs) -> dict:
@@ -119,7 +113,7 @@ def handler(args: argparse.Namespace) -> int:
             return train_conditioned_slt(datasets, out, **kwargs)
         except ValueError as e:                       # named by its flag
             msg = str(e)
-            flag = error_flag(msg.split(':')[0], (*FLAGS, *ARCHITECTURE), FLAGS)
+            flag = error_flag(msg.split(':')[0], (*FLAGS, *SLT_ARCHITECTURE), FLAGS)
             raise ValueError(f"{flag}: {msg}") from None
 
     return run_training(
@@ -129,9 +123,10 @@ def handler(args: argparse.Namespace) -> int:
         members=args.members, unroll=args.unroll, reencode=args.reencode, **arch)
 
 
-def _check_inputs(args: argparse.Namespace, files, fail) -> int | None:
-    """Every run records the parameters; the device and the pretrained model are usable. The
-    exit code of the first that fails, else None."""
+def _check_inputs(args: argparse.Namespace, given: frozenset[str], files, fail) -> int | None:
+    """Every run records the parameters; the device and the pretrained model are usable, and
+    the architecture flags ``given`` equal the pretrained model's. The exit code of the first
+    that fails, else None."""
     import torch
 
     from closures.slt import ModelFileError, read_parameters, read_slt_card
@@ -158,6 +153,8 @@ def _check_inputs(args: argparse.Namespace, files, fail) -> int | None:
         if names is not None and args.conditioning not in (None, kind):
             return fail(f"--conditioning {args.conditioning}: the pretrained model "
                         f"{args.pretrained} uses {kind}")
+        return check_pretrained_architecture(args, given, config,
+                                             f"--pretrained {args.pretrained}", fail)
     return None
 
 

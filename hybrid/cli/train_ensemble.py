@@ -18,9 +18,10 @@ from one state (``hybrid dns PRESET --record zonal-mean --init FILE --at T --mem
 The flags shared with the other models (``--data``, ``--out``, ``--epochs``, ``--batch``,
 ``--lr``, ``--gamma``, ``--mode``, the architecture and the run options) are the ``hybrid train``
 parser's; :func:`add_arguments` adds the ones of this model, and :func:`handler` runs when the
-model is ``ensemble-ldm``. Every argument is checked before any work: a missing or unusable data
-file, bad numbers or an output that exists (without ``--overwrite`` or ``--resume``) exit with
-code 2 and a message naming the flag.
+model is ``ensemble-ldm``, after the checks every model shares (the flags it takes and their
+defaults: :data:`hybrid.cli.training.MODEL_FLAGS`). Every argument is checked before any work: a
+missing or unusable data file, bad numbers or an output that exists (without ``--overwrite`` or
+``--resume``) exit with code 2 and a message naming the flag.
 """
 from __future__ import annotations
 
@@ -29,34 +30,33 @@ import functools
 
 from .arguments import nonnegative_float, positive_int
 from .arguments import fail as cli_fail
-from .training import data_files, error_flag, fill_defaults, read_data, run_training
+from .training import (add_model_flags, check_ensemble_options, data_files, error_flag, read_data,
+                       run_training)
 
-__all__ = ["add_arguments", "handler", "MODES", "DEFAULTS"]
-
-MODES = ("autoregressive", "window")
-# the defaults of the shared flags whose parser default is None
-DEFAULTS = {"epochs": 100, "batch": 200, "lr": 1e-3, "width": 64, "heads": 4, "layers": 3,
-            "hidden": 128, "mode": "autoregressive"}
+__all__ = ["add_arguments", "handler"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``hybrid train ensemble-ldm`` that the other models do not have."""
-    g = p.add_argument_group("ensemble-ldm only")
-    g.add_argument("--vae-epochs", type=positive_int, default=None,
-                   help="epochs of the VAE phase, before the diffusion phase (default half)")
-    g.add_argument("--kl-weight", type=nonnegative_float, default=1e-3,
-                   help="weight of the VAE's KL term (default 1e-3)")
-    g.add_argument("--context", type=positive_int, default=4,
-                   help="known residual steps before each generated block (default 4)")
-    g.add_argument("--horizon", type=positive_int, default=None,
-                   help="steps generated at once (default: 1 autoregressive, 32 window)")
-    g.add_argument("--diffusion-steps", type=positive_int, default=1000,
-                   help="DDPM steps T (default 1000)")
-    g.add_argument("--eval-steps", type=positive_int, default=50,
-                   help="DDIM steps of the offline evaluation and the card's sampler "
-                        "(default 50)")
-    g.add_argument("--eval-starts", type=positive_int, default=2,
-                   help="held-out starts of the offline ensemble evaluation (default 2)")
+    add_model_flags(p.add_argument_group("ensemble-ldm only"), {
+        "--vae-epochs": dict(
+            type=positive_int,
+            help="epochs of the VAE phase, before the diffusion phase (default half)"),
+        "--kl-weight": dict(
+            type=nonnegative_float, help="weight of the VAE's KL term (default 1e-3)"),
+        "--context": dict(
+            type=positive_int,
+            help="known residual steps before each generated block (default 4)"),
+        "--horizon": dict(
+            type=positive_int,
+            help="steps generated at once (default: 1 autoregressive, 32 window)"),
+        "--diffusion-steps": dict(type=positive_int, help="DDPM steps T (default 1000)"),
+        "--eval-steps": dict(
+            type=positive_int,
+            help="DDIM steps of the offline evaluation and the card's sampler (default 50)"),
+        "--eval-starts": dict(
+            type=positive_int,
+            help="held-out starts of the offline ensemble evaluation (default 2)")})
 
 
 # the arguments an architecture error may name, in the order they are looked for
@@ -64,26 +64,20 @@ ARCHITECTURE = ("latent_points", "heads", "width", "context", "horizon", "hidden
                 "channels", "layers", "steps")
 
 
-def handler(args: argparse.Namespace) -> int:
-    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
-    model shares are :mod:`hybrid.cli.training`'s."""
+def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). Called after
+    :func:`hybrid.cli.training.prepare`, which returns ``given`` (the flags given); the steps
+    every model shares are :mod:`hybrid.cli.training`'s."""
     fail = functools.partial(cli_fail, command="train")
-    fill_defaults(args, DEFAULTS)
-    if args.mode not in MODES:
-        return fail(f"--mode must be one of {', '.join(MODES)} for ensemble-ldm, got "
-                    f"{args.mode!r}")
-    if args.resume and args.overwrite:
-        return fail("--resume and --overwrite exclude each other")
     if args.epochs < 2:
         return fail(f"--epochs must be ≥ 2 (a VAE phase and a diffusion phase), got "
                     f"{args.epochs}")
     vae_epochs = max(1, args.epochs // 2) if args.vae_epochs is None else args.vae_epochs
     if vae_epochs >= args.epochs:
         return fail(f"--vae-epochs must be below --epochs ({vae_epochs} ≥ {args.epochs})")
-    if not 0 < args.gamma <= 1:
-        return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
-    if args.samples_eval < 2:
-        return fail(f"--samples-eval must be ≥ 2 (an ensemble spread), got {args.samples_eval}")
+    code = check_ensemble_options(args, fail)
+    if code is not None:
+        return code
     if args.eval_steps > args.diffusion_steps:
         return fail(f"--eval-steps must be at most --diffusion-steps ({args.diffusion_steps}), "
                     f"got {args.eval_steps}")

@@ -15,10 +15,12 @@ that it holds histories at the LES refresh interval. Defaults: 50 epochs, batch 
 γ 0.9825, L = 10, 4 members, token width 64, 2 blocks, a mean network of 16 channels.
 
 The flags shared with the other models are the ``hybrid train`` parser's; :func:`add_arguments`
-adds the ones of this model, and :func:`handler` runs when the model is ``slt-closure``. Every
-argument is checked before any work: a missing or unusable data file, a window the data cannot
-fill, bad numbers or an output that exists (without ``--overwrite`` or ``--resume``) exit with
-code 2 and a message naming the flag, with nothing written.
+adds the ones of this model, and :func:`handler` runs when the model is ``slt-closure``, after the
+checks every model shares (the flags it takes and their defaults:
+:data:`hybrid.cli.training.MODEL_FLAGS`). The data is read once, here, and passed on to the
+training. Every argument is checked before any work: a missing or unusable data file, a window
+the data cannot fill, bad numbers or an output that exists (without ``--overwrite`` or
+``--resume``) exit with code 2 and a message naming the flag, with nothing written.
 """
 from __future__ import annotations
 
@@ -27,13 +29,11 @@ import functools
 
 from .arguments import positive_int
 from .arguments import fail as cli_fail
-from .training import (check_ensemble_options, data_files, error_flag, fill_defaults, read_data,
+from .training import (add_model_flags, check_ensemble_options, data_files, error_flag, read_data,
                        run_training)
 
-__all__ = ["add_arguments", "handler", "DEFAULTS", "MEAN_WIDTH"]
+__all__ = ["add_arguments", "handler", "MEAN_WIDTH"]
 
-# the defaults of the shared flags whose parser default is None
-DEFAULTS = {"epochs": 50, "batch": 32, "lr": 1e-3, "width": 64, "layers": 2}
 MEAN_WIDTH = 16           # channels of the mean network when --mean-width is left at 0
 # the arguments an architecture error may name, in the order they are looked for
 ARCHITECTURE = ("heads", "hidden", "width", "window", "latent_channels", "mean_blocks",
@@ -42,26 +42,24 @@ ARCHITECTURE = ("heads", "hidden", "width", "window", "latent_channels", "mean_b
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``hybrid train slt-closure`` that the other models do not have."""
-    g = p.add_argument_group("slt-closure only")
-    g.add_argument("--no-mean-network", action="store_true",
-                   help="no mean network μ(ω̄): the transformer draws the whole term (default: "
-                        f"a mean network of --mean-width channels, {MEAN_WIDTH} when left at 0)")
-    g.add_argument("--no-cold-start", action="store_true",
-                   help="train on complete windows only, not also on the padded windows at the "
-                        "start of each sequence (the closure's cold start)")
-    g.add_argument("--eval-windows", type=positive_int, default=512,
-                   help="validation windows of the offline metrics (default 512)")
+    add_model_flags(p.add_argument_group("slt-closure only"), {
+        "--no-mean-network": dict(
+            action="store_true",
+            help="no mean network μ(ω̄): the transformer draws the whole term (default: a mean "
+                 f"network of --mean-width channels, {MEAN_WIDTH} when left at 0)"),
+        "--no-cold-start": dict(
+            action="store_true",
+            help="train on complete windows only, not also on the padded windows at the start "
+                 "of each sequence (the closure's cold start)"),
+        "--eval-windows": dict(
+            type=positive_int, help="validation windows of the offline metrics (default 512)")})
 
 
-def handler(args: argparse.Namespace) -> int:
-    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). The steps every
-    model shares are :mod:`hybrid.cli.training`'s."""
+def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """Validate, then train; exit code 0, 2 (bad input) or 130 (interrupted). Called after
+    :func:`hybrid.cli.training.prepare`, which returns ``given`` (the flags given); the steps
+    every model shares are :mod:`hybrid.cli.training`'s."""
     fail = functools.partial(cli_fail, command="train")
-    fill_defaults(args, DEFAULTS)
-    if len(args.data) > 1:
-        return fail("--data takes one closure dataset for slt-closure")
-    if args.mode is not None:
-        return fail("--mode is not an option of slt-closure")
     code = check_ensemble_options(args, fail)
     if code is not None:
         return code
@@ -92,7 +90,7 @@ def handler(args: argparse.Namespace) -> int:
         SLTClosureModel(ds.n, ds.L, **arch)
     except ValueError as e:
         return fail(f"{error_flag(str(e), ARCHITECTURE)}: {e}")
-    return run_training(train_slt_closure, data, args, fail, _summary, gamma=args.gamma,
+    return run_training(train_slt_closure, ds, args, fail, _summary, gamma=args.gamma,
                         members=args.members, cold_start=cold_start,
                         eval_windows=args.eval_windows, **arch)
 

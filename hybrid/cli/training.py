@@ -1,9 +1,13 @@
 """The steps every model of ``hybrid train`` shares (:mod:`hybrid.cli.train`: ldm, slt;
-:mod:`hybrid.cli.train_ensemble`: ensemble-ldm): the model's defaults (:func:`fill_defaults`),
-the ``--data`` files (:func:`data_files`), the ``--device`` and the data read
-(:func:`read_data`), the options of the models trained with the energy score
-(:func:`check_ensemble_options`), the flag an architecture error is about (:func:`error_flag`),
-and the output checks, the training call and its report (:func:`run_training`).
+:mod:`hybrid.cli.train_ensemble`: ensemble-ldm; :mod:`hybrid.cli.train_slt_closure`:
+slt-closure; :mod:`hybrid.cli.train_conditioned`: slt-conditioned): the flags each model takes
+and their defaults (:data:`MODEL_FLAGS`; added to the parser by :func:`add_model_flags`, listed
+in the help by :func:`models_epilog`), checked and filled in by :func:`prepare`, the
+``--data`` files (:func:`data_files`), the ``--device`` and the data read (:func:`read_data`),
+the options of the ensemble models (:func:`check_ensemble_options`), the architecture flags
+given with a pretrained model (:func:`check_pretrained_architecture`), the flag an architecture
+error is about (:func:`error_flag`), and the output checks, the training call and its report
+(:func:`run_training`).
 
 A step that fails prints ``hybrid train: error: …`` through the caller's ``fail`` and returns
 its exit code (an ``int``) in place of its result.
@@ -11,25 +15,116 @@ its exit code (an ``int``) in place of its result.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 from solvers.files import check_output_file
 
 from .arguments import EXIT_INTERRUPTED, EXIT_OK
 
-__all__ = ["fill_defaults", "data_files", "read_data", "check_ensemble_options", "error_flag",
+__all__ = ["MODEL_FLAGS", "MODES", "SLT_ARCHITECTURE", "flag_name", "models_epilog",
+           "add_model_flags", "prepare", "fill_defaults", "data_files", "read_data",
+           "check_ensemble_options", "check_pretrained_architecture", "error_flag",
            "run_training"]
+
+# the architecture flags of an SLT (those of its config), with slt's defaults
+_SLT_ARCH = {"latent_points": None, "channels": 4, "window": 10, "width": None, "heads": None,
+             "layers": 2, "hidden": None, "phase": "common"}
+SLT_ARCHITECTURE = tuple(_SLT_ARCH)
+_ENERGY_SCORE = {"gamma": 0.9825, "members": 4}
+_UNROLL = {"unroll": 1, "reencode": False}
+# model → the flags it takes besides --data, --out and the run options (those every model takes
+# with one default), by destination, each with the value it has when not given. The parser's
+# default of each is None: a flag that is not None was given, and one a model does not take
+# exits 2.
+MODEL_FLAGS: dict[str, dict] = {
+    "ldm": {"epochs": 50, "batch": 32, "lr": 1e-3, "lr_halving_every": 100,
+            "space": "latent", "mode": "joint", "ae_epochs": None, "latent_channels": 1,
+            "ae_channels": [16, 32, 32], "width": 20, "modes": 4, "layers": 4, "time_dim": 64,
+            "proj_hidden": 64, "mean_width": 0, "mean_blocks": 2},
+    "slt": {"epochs": 400, "batch": 200, "lr": 5e-4, **_ENERGY_SCORE, **_SLT_ARCH, **_UNROLL,
+            "init_from": None},
+    "ensemble-ldm": {"epochs": 100, "batch": 200, "lr": 1e-3, "gamma": 0.9825,
+                     "mode": "autoregressive", "latent_points": None, "channels": 4,
+                     "phase": "common", "width": 64, "heads": 4, "layers": 3, "hidden": 128,
+                     "time_dim": 64, "vae_epochs": None, "kl_weight": 1e-3, "context": 4,
+                     "horizon": None, "diffusion_steps": 1000, "eval_steps": 50,
+                     "eval_starts": 2},
+    "slt-closure": {"epochs": 50, "batch": 32, "lr": 1e-3, **_ENERGY_SCORE, "window": 10,
+                    "latent_channels": 1, "ae_channels": [16, 32, 32], "width": 64,
+                    "heads": None, "layers": 2, "hidden": None, "mean_width": 0,
+                    "mean_blocks": 2, "no_mean_network": False, "no_cold_start": False,
+                    "eval_windows": 512},
+    # the architecture left at None: train_conditioned_slt's defaults, or the pretrained model's
+    "slt-conditioned": {"epochs": 400, "batch": 200, "lr": 5e-4, **_ENERGY_SCORE,
+                        **dict.fromkeys(SLT_ARCHITECTURE), **_UNROLL, "params": None,
+                        "pretrained": None, "freeze": False, "conditioning": None,
+                        "lr_factor": None},
+}
+# the values --mode takes, for the models that take it
+MODES = {"ldm": ("joint", "two-phase"), "ensemble-ldm": ("autoregressive", "window")}
+# the models whose --data is one file
+_ONE_FILE = ("ldm", "slt", "slt-closure")
+_ALL_FLAGS = tuple(dict.fromkeys(k for flags in MODEL_FLAGS.values() for k in flags))
+
+
+def flag_name(dest: str) -> str:
+    """The command-line flag of the argument ``dest`` (``init_from`` → ``--init-from``)."""
+    return "--" + dest.replace("_", "-")
+
+
+def models_epilog() -> str:
+    """The help's list of the flags each model takes beyond those every model takes, a line
+    each (wrapped without splitting a flag)."""
+    common = set.intersection(*(set(f) for f in MODEL_FLAGS.values()))
+    lines = [textwrap.fill(f"{model}: {' '.join(flag_name(k) for k in flags if k not in common)}",
+                           79, initial_indent="  ", subsequent_indent="      ",
+                           break_on_hyphens=False) for model, flags in MODEL_FLAGS.items()]
+    return "\n".join(["flags by model, beyond those every model takes (any other exits 2, even "
+                      "at its\ndefault value):", *lines])
+
+
+def add_model_flags(group: argparse._ActionsContainer, flags: dict[str, dict]) -> None:
+    """Add flags that not every model takes (flag → the keywords of ``add_argument``), each
+    with the parser default None: a flag given is one that is not None (:func:`prepare`)."""
+    for flag, keywords in flags.items():
+        group.add_argument(flag, default=None, **keywords)
+
+
+def prepare(args: argparse.Namespace, fail) -> frozenset[str] | int:
+    """The checks every model shares, made before any work: no flag that the model does not
+    take (:data:`MODEL_FLAGS`), one ``--data`` file where the model reads one, ``--resume``
+    without ``--overwrite``, then the model's defaults filled in and ``--mode`` checked.
+    Returns the destinations of the flags given, or the exit code of the first check that
+    fails."""
+    flags = MODEL_FLAGS[args.model]
+    given = frozenset(k for k in _ALL_FLAGS if getattr(args, k) is not None)
+    foreign = [k for k in _ALL_FLAGS if k in given and k not in flags]
+    if foreign:
+        owners = ", ".join(m for m, f in MODEL_FLAGS.items() if foreign[0] in f)
+        return fail(f"{flag_name(foreign[0])} is not an option of {args.model} (only of "
+                    f"{owners})")
+    if args.model in _ONE_FILE and len(args.data) > 1:
+        return fail(f"--data takes one file for {args.model}")
+    if args.resume and args.overwrite:
+        return fail("--resume and --overwrite exclude each other")
+    fill_defaults(args, flags)
+    modes = MODES.get(args.model)
+    if modes is not None and args.mode not in modes:
+        return fail(f"--mode must be one of {', '.join(modes)} for {args.model}, got "
+                    f"{args.mode!r}")
+    return given
 
 
 def fill_defaults(args: argparse.Namespace, defaults: dict) -> None:
-    """Set the arguments left at None (the shared flags whose default depends on the model) to
-    the model's ``defaults``."""
+    """Set the arguments left at None to their value in ``defaults``."""
     for k, v in defaults.items():
         if getattr(args, k) is None:
-            setattr(args, k, v)
+            setattr(args, k, copy.copy(v))
 
 
 def data_files(paths: list[Path], fail, folders: bool = True):
@@ -66,13 +161,11 @@ def read_data(device: str, fail, read):
 
 
 def check_ensemble_options(args: argparse.Namespace, fail) -> int | None:
-    """The options of a model trained with the energy score of an ensemble (``slt``,
-    ``slt-closure``): ``--resume`` without ``--overwrite``, ``--members`` ≥ 2 (the score's
-    spread term), ``--gamma`` in (0, 1] and ``--samples-eval`` ≥ 2 (an ensemble spread). The
-    exit code of the first that fails, else None."""
-    if args.resume and args.overwrite:
-        return fail("--resume and --overwrite exclude each other")
-    if args.members < 2:
+    """The options of the models that train or score an ensemble (every model but ldm):
+    ``--members`` ≥ 2 where the model takes it (the energy score's spread term), ``--gamma`` in
+    (0, 1] and ``--samples-eval`` ≥ 2 (an ensemble spread). The exit code of the first that
+    fails, else None."""
+    if "members" in MODEL_FLAGS[args.model] and args.members < 2:
         return fail(f"--members must be ≥ 2 (the energy score's spread term), got {args.members}")
     if not 0 < args.gamma <= 1:
         return fail(f"--gamma must lie in (0, 1], got {args.gamma}")
@@ -81,12 +174,23 @@ def check_ensemble_options(args: argparse.Namespace, fail) -> int | None:
     return None
 
 
+def check_pretrained_architecture(args: argparse.Namespace, given: frozenset[str],
+                                  config: dict, source: str, fail) -> int | None:
+    """With a pretrained SLT (``source``: its flag and value), each architecture flag given
+    must equal the model's ``config``: the exit code of the first that does not, else None."""
+    for k in SLT_ARCHITECTURE:
+        if k in given and getattr(args, k) != config.get(k):
+            return fail(f"{flag_name(k)}: the architecture comes from {source}, whose {k} is "
+                        f"{config.get(k)}; leave {flag_name(k)} out or give that value")
+    return None
+
+
 def error_flag(message: str, names, flags: dict | None = None) -> str:
     """The flag an architecture error ``message`` is about: the first argument of ``names`` it
     mentions, as its flag (``flags``: name → another flag), else ``--data``."""
     for name in names:
         if name in message:
-            return (flags or {}).get(name, f"--{name.replace('_', '-')}")
+            return (flags or {}).get(name, flag_name(name))
     return "--data"
 
 
