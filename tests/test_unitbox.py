@@ -258,19 +258,28 @@ def test_unitbox_benchmark_online_scores_the_runs_against_the_file(unitbox_model
     np.testing.assert_allclose(r["time"], [0, 0.05, 0.1], atol=1e-9)
     with hd.open_dataset(test) as ds:
         w_ref = ds["omega_bar"].values.astype(np.float64).reshape(3, 2, 16, 16)
-    s = load_preset("ns-unitbox").make_solver("les", members=2, n=16)
-    s.set_vorticity(w_ref[0])
-    by_hand = []
-    for k in range(3):
-        if k:
-            s.step(50)
-        e = np.sqrt(((s.vorticity - w_ref[k]) ** 2).sum(axis=(1, 2))
-                    / (w_ref[k] ** 2).sum(axis=(1, 2)))
-        by_hand.append(e.mean())
-    none, model = r["runs"]["no closure"], r["runs"]["tiny"]
-    assert none["advection"] is True and model["advection"] is False
-    np.testing.assert_allclose(none["error_member"], by_hand, rtol=1e-9, atol=0)
-    np.testing.assert_allclose(none["error_ensemble_mean"], by_hand, rtol=1e-9, atol=0)
+
+    def by_hand(advection: bool) -> list[float]:
+        s = load_preset("ns-unitbox").make_solver("les", members=2, n=16, advection=advection)
+        s.set_vorticity(w_ref[0])
+        errors = []
+        for k in range(3):
+            if k:
+                s.step(50)
+            e = np.sqrt(((s.vorticity - w_ref[k]) ** 2).sum(axis=(1, 2))
+                        / (w_ref[k] ** 2).sum(axis=(1, 2)))
+            errors.append(e.mean())
+        return errors
+
+    none, bare, model = (r["runs"][k] for k in ("no closure", "no advection, no closure",
+                                                  "tiny"))
+    assert none["advection"] is True and bare["advection"] is False
+    assert model["advection"] is False
+    for run, advection in ((none, True), (bare, False)):
+        want = by_hand(advection)
+        np.testing.assert_allclose(run["error_member"], want, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(run["error_ensemble_mean"], want, rtol=1e-9, atol=0)
+    assert bare["error_member"][-1] > 10 * none["error_member"][-1]
     assert model["error_member"][0] == none["error_member"][0]
     assert model["blew_up_at"] is None
     for k in ("error_member", "error_ensemble_mean", "spread_error_ratio"):
