@@ -114,14 +114,20 @@ def _since(d: dict, t_min, role: str) -> dict:
     return dict(d, U=d["U"][:, keep], t=d["t"][keep])
 
 
-def _default(value, config: dict, key: str, make, flag: str, path) -> float:
-    if value is not None:
-        return value
-    v = config.get(key)
-    if not isinstance(v, (int, float)) or not v > 0:
-        raise JetsError(f"{flag}: the reference {path} stores no {key} > 0 in its configuration; "
-                        f"give {flag}")
-    return make(float(v))
+def count_settings(smooth_k, persist, config: dict, where: str) -> tuple[float, float]:
+    """(k_s, persist) of the jet counts and events: the given values, else from the run's
+    ``config`` (``where`` names it in the message), k_s = kf/2 and persist = 1/(2μ); JetsError
+    naming the flag when the configuration lacks a positive kf or μ."""
+    def setting(value, key: str, make, flag: str) -> float:
+        if value is not None:
+            return float(value)
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise JetsError(f"{flag}: {where} stores no {key} > 0 in its configuration; give "
+                            f"{flag}")
+        return make(float(v))
+    return (setting(smooth_k, "kf", lambda kf: kf / 2, "--smooth-k"),
+            setting(persist, "mu", lambda mu: 0.5 / mu, "--persist"))
 
 
 def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_k=None,
@@ -162,8 +168,7 @@ def jets_files(run, reference, out, *, t_min=None, bins=100, margin=0.1, smooth_
     if truth_member >= f["U"].shape[0]:
         raise JetsError(f"--truth-member {truth_member}: REFERENCE {f['path']} has "
                         f"{f['U'].shape[0]} member(s)")
-    k_s = _default(smooth_k, f["config"], "kf", lambda kf: kf / 2, "--smooth-k", f["path"])
-    persist = _default(persist, f["config"], "mu", lambda mu: 0.5 / mu, "--persist", f["path"])
+    k_s, persist = count_settings(smooth_k, persist, f["config"], f"the reference {f['path']}")
     if out is None:
         out = Path(run).expanduser() / "jets" if Path(run).is_dir() else r["path"].parent / "jets"
     try:

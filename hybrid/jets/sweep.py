@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .command import _since, count_settings
 from .counting import count_jets, events
 from .report import JetsError, read_profiles
 from .statistics import save_interval
@@ -152,15 +153,6 @@ def nearest_run(value: float, values) -> int:
 
 # ------------------------------------------------------------------------------ checks
 
-def _setting(given, config: dict, key: str, make, flag: str, where) -> float:
-    if given is not None:
-        return float(given)
-    v = config.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise JetsError(f"{flag}: {where} stores no {key} > 0 in its configuration; give {flag}")
-    return make(float(v))
-
-
 def _load_model(model, threads):
     from closures.slt import ModelFileError, load_emulator
     try:
@@ -193,8 +185,6 @@ def _parameters(names, param_range, fixed: dict) -> tuple[str, dict]:
 
 def _dns_runs(paths, names, fixed: dict, t_min) -> list[dict]:
     from closures.slt import read_parameters
-
-    from .command import _since
     runs = []
     for path in paths:
         d = _since(read_profiles(path, "--dns"), t_min, "--dns")
@@ -302,21 +292,14 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
         params = {**fixed, name: float(v)}
         params = {n: params[n] for n in em.parameter_names}
         config = {**(sources[start_of[i]]["config"] or {}), **params}
-        where = f"the start {start_of[i]}"
+        k_s, t_p = count_settings(smooth_k, persist, config, f"the start {start_of[i]}")
         entries.append({"index": i, "value": float(v), "parameters": params,
-                        "seed": seed + i, "start": start_of[i],
-                        "smooth_k": _setting(smooth_k, config, "kf", lambda kf: kf / 2,
-                                             "--smooth-k", where),
-                        "persist": _setting(persist, config, "mu", lambda mu: 0.5 / mu,
-                                            "--persist", where)})
+                        "seed": seed + i, "start": start_of[i], "smooth_k": k_s, "persist": t_p})
     dns_entries = []
     for d in dns_runs:
+        k_s, t_p = count_settings(smooth_k, persist, d["config"], f"--dns {d['path']}")
         dns_entries.append({"run": str(d["path"]), "value": d["parameters"][name],
-                            "parameters": d["parameters"],
-                            "smooth_k": _setting(smooth_k, d["config"], "kf", lambda kf: kf / 2,
-                                                 "--smooth-k", f"--dns {d['path']}"),
-                            "persist": _setting(persist, d["config"], "mu", lambda mu: 0.5 / mu,
-                                                "--persist", f"--dns {d['path']}")})
+                            "parameters": d["parameters"], "smooth_k": k_s, "persist": t_p})
     try:
         out = check_output_folder(out, overwrite, OUTPUTS, overwrite_hint="--overwrite",
                                   what="--out")
