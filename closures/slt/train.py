@@ -251,7 +251,8 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
             torch.manual_seed(seed)
             model = SLT(**arch, stats=stats).to(dev)
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
-                    val_fraction=val_fraction, unroll=unroll, reencode=bool(reencode) and unroll > 1,
+                    val_fraction=val_fraction, unroll=unroll,
+                    reencode=bool(reencode) and unroll > 1,
                     init_from=None if init_from is None else str(init_from), seed=seed,
                     optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
                     threads=threads)
