@@ -65,27 +65,31 @@ def test_ns_unitbox_preset_is_the_papers_unit_box_flow():
 @pytest.mark.parametrize("name, beta, mu, epsilon, kf", [
     ("betaplane-paper", 0.9, 4e-4, 1e-6, 16),       # the SLT paper
     ("betaplane-small", 8.0, 4e-3, 4e-4, 8),        # docs/betaplane-small.md
+    ("betaplane-hybrid", 8.0, 4e-3, 4e-4, 8),       # docs/betaplane-hybrid.md
 ])
 def test_betaplane_presets_have_their_rossby_waves_damping_and_injection(name, beta, mu, epsilon,
                                                                          kf):
     """A small Rossby wave (k = (1, 2)) turns at ω = −β k_x/|k|² and decays at μ + ν|k|^16; a
-    mode at the dealiasing cutoff k_c = n/3 is damped at rate ≈ 1 by the default ν = k_c^−16;
-    and from rest one step of the ring forcing injects ε·dt on average (64 members)."""
+    mode at the dealiasing cutoff k_c = n/3 is damped at rate ≈ 1 by the default ν = k_c^−16 (the
+    preset's ν where it sets one: betaplane-hybrid's is its DNS grid's default); and from rest
+    one step of the ring forcing injects ε·dt on average (64 members)."""
     p = load_preset(name)
     s = p.make_solver("dns", n=32, epsilon=0.0)
     X, Y = s.grid.meshgrid()
     s.set_vorticity(1e-6 * np.cos(X + 2 * Y))
     z0 = s.vorticity_hat.copy()
     s.step(round(40 / s.dt))
+    nu = p.dns.get("nu", (32 / 3) ** -16)
+    assert s.nu == pytest.approx(nu, rel=1e-12)
     t, k2 = s.t, 5.0
-    exact = z0 * np.exp(-(mu + (k2 / (32 / 3) ** 2) ** 8) * t + 1j * beta / k2 * t)
+    exact = z0 * np.exp(-(mu + nu * k2 ** 8) * t + 1j * beta / k2 * t)
     assert abs(beta / k2 * t) > 2                               # the phase has turned
     np.testing.assert_allclose(s.vorticity_hat, exact, atol=1e-9 * np.abs(z0).max())
     s.set_vorticity(1e-6 * np.cos(10 * X))                      # |k| = 10, k_c = 32/3
     z0 = np.abs(s.vorticity_hat).max()
     s.step(1)
     rate = -np.log(np.abs(s.vorticity_hat).max() / z0) / s.dt
-    np.testing.assert_allclose(rate, mu + (10 / (32 / 3)) ** 16, rtol=1e-9)
+    np.testing.assert_allclose(rate, mu + nu * 10.0 ** 16, rtol=1e-9)
     # injection, on a grid that holds the forcing ring (k_f + 3 δ_f inside the 2/3 box)
     ring = p.make_solver("dns", n=4 * kf, members=64, seed=5)
     ring.step(1)

@@ -174,3 +174,30 @@ def test_preset_les_is_forced_with_the_data_filter(tmp_path):
     bad.write_text(text.replace('[dns]\n', '[dns]\nforcing_filter = 0.1\n'))
     with pytest.raises(PresetError, match="dns.forcing_filter"):
         load_preset(bad)
+
+
+def test_betaplane_hybrid_les_is_the_filtered_dns_on_the_presets_grids():
+    """128² → 32²: the preset's LES at ω̄ with C = −Π has the filtered DNS tendency (the DNS's ν
+    is inherited, so drag, β and hyperviscosity commute with the filter), and its ring noise is
+    Ĝ² times the DNS's on the LES modes. With each grid's own default ν it would not."""
+    from hybrid.config import load_preset
+    from solvers.betaplane import default_hyperviscosity
+    p = load_preset("betaplane-hybrid")
+    dns, les = p.make_solver("dns"), p.make_solver("les")
+    assert (dns.grid.n, les.grid.n) == (128, 32) and les.nu == dns.nu
+    assert dns.nu == pytest.approx(default_hyperviscosity(128, dns.grid.L, 8), rel=1e-12)
+    delta = p.les_filter_width()
+    assert delta == pytest.approx(2 * les.grid.L / 32, rel=1e-15)
+    dns.set_vorticity(smooth_random_field(dns.grid, 4, peak=8.0, amplitude=2.0))
+    zh = dns.vorticity_hat.copy()
+    w_bar, pi = subgrid_term(dns.grid, les.grid, zh, delta)
+    want = coarse_grain(dns.grid, les.grid, _tendency(dns, zh), delta)
+    scale = np.abs(want).max()
+    assert np.abs(_tendency(les, w_bar) - pi - want).max() < 1e-12 * scale
+    g2 = gaussian_transfer(dns.grid, delta) ** 2
+    ring = coarse_grain(dns.grid, les.grid, dns.ring.spectrum * g2, 0.0) * (128 / 32) ** 2
+    assert np.allclose(les.ring.spectrum, ring.real, rtol=1e-12, atol=0)
+    # the LES grid's own default ν damps the forcing ring: the equation would not be the same
+    own = p.make_solver("les", nu=default_hyperviscosity(32, les.grid.L, 8))
+    miss = np.abs(_tendency(own, w_bar) - pi - want).max()
+    assert miss > 1e-3 * scale
