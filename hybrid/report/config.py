@@ -17,15 +17,16 @@ DEFAULT_ROWS = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle",
 DEMO_ROWS = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean", "ldm")
 
 
-def parse_entry(entry: str, every: int) -> tuple[str, int, tuple]:
+def parse_entry(entry: str, every: int, names: tuple[str, ...] = CLOSURES
+                ) -> tuple[str, int, tuple]:
     """``'name'`` → (name, every, ()); ``'name@k'`` → (name, k, ()); options of the closure
     follow after slashes, ``'ldm@5/steps=5/precision=bfloat16'`` → (…, (('precision',
     'bfloat16'), ('steps', 5))), values read as JSON when they parse. Raises ValueError naming
-    the entry."""
+    the entry; ``names``: the closures allowed."""
     head, *opts = str(entry).split("/")
     name, _, k = head.partition("@")
-    if name not in CLOSURES:
-        raise ValueError(f"closures: {entry!r} is not among {CLOSURES} (optionally '@k', the "
+    if name not in names:
+        raise ValueError(f"closures: {entry!r} is not among {names} (optionally '@k', the "
                          f"refresh interval in LES steps, and '/key=value' options)")
     kw = {}
     for o in opts:
