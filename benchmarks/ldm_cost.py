@@ -1,4 +1,4 @@
-"""Cost of the diffusion-closure LES against DNS 256² at the same ensemble size.
+"""Cost of the LES with each closure against the DNS at the same ensemble size.
 
     python -m benchmarks.ldm_cost --data data/kolmogorov-test.nc --dns-process
 
@@ -9,8 +9,10 @@ unit per member, the speed-up against the DNS median, the closure's share of the
 per refresh per member.
 
 The LES starts from ``--members`` held-out filtered-DNS states of the dataset (tiled if there are
-fewer), the DNS 256² from the preset's initial field after a short warm-up, at the DNS step of the
-dataset (``dns_config.dt``: 0.002, Courant ≈ 0.65). LES configurations (``--configs``,
+fewer), the DNS (the dataset's grid, 256² for ``kolmogorov``) from the preset's initial field
+after a short warm-up, at the DNS step of the dataset (``dns_config.dt``: 0.002 for
+``kolmogorov``, Courant ≈ 0.65). ``--preset``: the preset of the data (default ``kolmogorov``),
+e.g. ``betaplane-hybrid``. LES configurations (``--configs``,
 comma-separated ``closure[@every][/key=value...]``), e.g. ``ldm@5``, ``ldm@5/precision=bfloat16``,
 ``ldm@5/steps=5``, ``ldm@10``, ``none``; ``dt=`` sets the LES step (default the preset's 0.005,
 Courant ≈ 0.4). Both solvers use ``--threads`` FFTW threads and the closures ``--threads`` torch
@@ -45,9 +47,9 @@ DEFAULT_CONFIGS = ("none,smagorinsky,dynamic-smagorinsky,ldm-mean@5,ldm@5,ldm@5/
 def parse_config(text: str) -> tuple[str, int, dict, float | None]:
     """'ldm@5/steps=5/dt=0.008' → ('ldm', 5, {'steps': 5}, 0.008): the rows of ``hybrid bench``
     (:func:`hybrid.report.parse_entry`) plus ``dt=``, the LES time step."""
-    from hybrid.report import parse_entry
+    from hybrid.report import CLOSURES, parse_entry
     try:
-        name, every, options = parse_entry(text, 5)
+        name, every, options = parse_entry(text, 5, names=(*CLOSURES, "slt-closure"))
     except ValueError as e:
         raise SystemExit(f"--configs: {e}") from None
     kw = dict(options)
@@ -63,19 +65,19 @@ def _timed(s, t: float) -> tuple[float, float, float]:
     return time.perf_counter() - w0, s.timers["closure"] - c0, steps * s.dt
 
 
-def _dns_solver(kwargs: dict):
+def _dns_solver(preset_name: str, kwargs: dict):
     from hybrid.config import load_preset
-    preset = load_preset("kolmogorov")
+    preset = load_preset(preset_name)
     dns = preset.make_solver("dns", **kwargs)
     dns.set_vorticity(preset.initial_vorticity(dns))
     dns.step(5)                                  # warm-up: compiled kernels
     return dns
 
 
-def _dns_worker(pipe, kwargs: dict) -> None:
+def _dns_worker(pipe, preset_name: str, kwargs: dict) -> None:
     """``--dns-process``: build the DNS once, then time ``pipe.recv()`` time units per request
     until None arrives (a process without torch or the LES solvers)."""
-    dns = _dns_solver(kwargs)
+    dns = _dns_solver(preset_name, kwargs)
     while (t := pipe.recv()) is not None:
         pipe.send(_timed(dns, t))
 
@@ -83,6 +85,8 @@ def _dns_worker(pipe, kwargs: dict) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
+    p.add_argument("--preset", default="kolmogorov",
+                   help="the preset of the data's DNS and LES (default kolmogorov)")
     p.add_argument("--configs", default=DEFAULT_CONFIGS)
     p.add_argument("--members", type=int, default=64, help="ensemble size (default 64 = 4 × 16)")
     p.add_argument("--rounds", type=int, default=3)
@@ -104,9 +108,10 @@ def main(argv=None) -> int:
     from closures.registry import get_closure
     from hybrid.config import load_preset
 
-    from .ldm_online import DIFFUSION, reference
+    from .ldm_online import reference
+    LEARNED = ("ldm", "pcdm", "ldm-mean", "slt-closure")          # models: torch threads
     torch.set_num_threads(args.threads)
-    preset = load_preset("kolmogorov")
+    preset = load_preset(args.preset)
     ref = reference(args.data)
     M = args.members
     omega = ref["omega"][-1]
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
         s.set_vorticity(omega0)
         if name != "none":
             s.set_closure(get_closure(name, every=every, threads=args.threads, **kw)
-                          if name in DIFFUSION else get_closure(name, every=every),
+                          if name in LEARNED else get_closure(name, every=every, **kw),
                           every=every)
         s.step(2 * every)                     # warm-up: compiled kernels, first network calls
         les.append(s)
@@ -132,14 +137,15 @@ def main(argv=None) -> int:
     if args.dns_process:
         ctx = multiprocessing.get_context("spawn")
         pipe, child_end = ctx.Pipe()
-        child = ctx.Process(target=_dns_worker, args=(child_end, dns_args), daemon=True)
+        child = ctx.Process(target=_dns_worker, args=(child_end, args.preset, dns_args),
+                            daemon=True)
         child.start()
 
         def dns_round() -> tuple[float, float, float]:
             pipe.send(args.dns_t)
             return pipe.recv()
     else:
-        dns = _dns_solver(dns_args)
+        dns = _dns_solver(args.preset, dns_args)
 
         def dns_round() -> tuple[float, float, float]:
             return _timed(dns, args.dns_t)

@@ -32,6 +32,10 @@ def test_cost_configurations_parse_like_report_rows():
     assert parse_config("ldm@10/precision=bfloat16") == ("ldm", 10, {"precision": "bfloat16"},
                                                          None)
     assert parse_config("none") == ("none", 5, {}, None)
+    # a trained model's path comes last and keeps its slashes; the SLT closure is a row too
+    assert parse_config("ldm@5/steps=5/path=runs/a/m") == ("ldm", 5, {"steps": 5,
+                                                                       "path": "runs/a/m"}, None)
+    assert parse_config("slt-closure/path=m") == ("slt-closure", 5, {"path": "m"}, None)
     for bad in ("magic", "ldm@0", "ldm@5/steps"):
         with pytest.raises(SystemExit, match="--configs"):
             parse_config(bad)

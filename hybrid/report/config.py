@@ -22,8 +22,12 @@ def parse_entry(entry: str, every: int, names: tuple[str, ...] = CLOSURES
     """``'name'`` → (name, every, ()); ``'name@k'`` → (name, k, ()); options of the closure
     follow after slashes, ``'ldm@5/steps=5/precision=bfloat16'`` → (…, (('precision',
     'bfloat16'), ('steps', 5))), values read as JSON when they parse. Raises ValueError naming
-    the entry; ``names``: the closures allowed."""
-    head, *opts = str(entry).split("/")
+    the entry; ``names``: the closures allowed. A ``path=`` option comes last and keeps its
+    slashes: ``'ldm/steps=5/path=runs/m'`` → (…, (('path', 'runs/m'), ('steps', 5)))."""
+    text, sep, path = str(entry).partition("/path=")
+    head, *opts = text.split("/")
+    if sep:
+        opts.append("path=" + path)
     name, _, k = head.partition("@")
     if name not in names:
         raise ValueError(f"closures: {entry!r} is not among {names} (optionally '@k', the "
