@@ -10,8 +10,9 @@ compared by ``hybrid jets RUN REFERENCE --t-min SPINUP``: Hellinger distances of
 ∂yU and ∂tU, the energy ½⟨U²⟩, the fraction of time and the residence time in each jet number,
 each with the reference's 95 % interval. A row is ``closure[@every][/key=value...]`` (the rows of
 ``hybrid bench``, plus ``slt-closure``); ``path=`` names a trained model. A run that blows up is
-reported with the time it reached. Runs go to ``OUT/runs/<row>`` and are reused when their
-trajectory is complete (``--rerun`` runs them again). Writes ``jets.json`` and ``jets.md``.
+reported with the time it reached. Runs go to ``RUNS/<row>`` (``--runs``, default
+``runs/betaplane-hybrid``) and are reused when their trajectory is complete (``--rerun`` runs
+them again). Writes ``jets.json`` and ``jets.md`` to ``--out``.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def measure(args: argparse.Namespace) -> dict:
               "reference": str(args.reference), "members": args.members, "seed": args.seed,
               "spinup": args.spinup, "t_end": args.t_end, "rows": {}}
     for row in args.rows:
-        out = args.out / "runs" / row_folder(row)
+        out = args.runs / row_folder(row)
         if args.rerun or not complete(out, args.spinup + args.t_end):
             code = hybrid(run_arguments(row, args, out))
             if code != 0 and not (out / "trajectory.nc").is_file():
@@ -164,6 +165,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rerun", action="store_true", help="run rows again even when complete")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/betaplane-hybrid"))
+    p.add_argument("--runs", type=Path, default=Path("runs/betaplane-hybrid"),
+                   help="where the runs go, one folder per row (not results: large)")
     return p
 
 
