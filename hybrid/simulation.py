@@ -175,13 +175,23 @@ def build_closure(closure, closure_kwargs: dict | None = None) -> tuple[Any, str
     return closure, None
 
 
+def _trained_preset(closure) -> str | None:
+    """The preset of the data a learned closure was trained on (its model card's
+    ``data.preset``), None for a closure without a card or a card that does not say."""
+    card = getattr(getattr(closure, "model", None), "card", None)
+    data = card.get("data") if isinstance(card, dict) else None
+    preset = data.get("preset") if isinstance(data, dict) else None
+    return preset if isinstance(preset, str) else None
+
+
 def closure_solver_overrides(preset, grid: str, closure, overrides: dict | None) -> dict:
     """The settings to build ``preset``'s ``grid`` ('les' or 'dns') solver with for ``closure``:
     ``overrides`` plus the settings the closure needs (``closure.solver_settings()``, e.g.
     advection=False for a model trained on 'missing-physics' data, whose term H = −u·∇ω replaces
     the solver's own advection) where neither the preset nor ``overrides`` sets them and the
     solver's default differs. Before any solver is built, raises ValueError naming the setting
-    and where it was set when the grid (n, L) is not the closure's or a setting given in
+    and where it was set when a learned closure was trained on another preset's data (its card's
+    ``data.preset``), when the grid (n, L) is not the closure's or a setting given in
     ``overrides`` or the preset does not suit it. The one place where a solver is adapted to its
     closure (:func:`hybrid.ensemble.make_simulation` calls it)."""
     out = dict(overrides or {})
@@ -197,6 +207,11 @@ def closure_solver_overrides(preset, grid: str, closure, overrides: dict | None)
     if hasattr(closure, "check_grid") and n is not None and L is not None:
         from solvers.grid import Grid
         closure.check_grid(Grid(int(n), float(L)), where=f"{source}, has")
+    trained = _trained_preset(closure)
+    if trained is not None and trained != preset.name:
+        raise ValueError(f"closure {closure.describe()} was trained on data of preset {trained!r} "
+                         f"(its card's data.preset); {preset.where} is another flow: train a "
+                         f"model on this preset's data (hybrid generate {preset.name})")
     in_preset = preset.solver_kwargs(grid)
     for key, want in closure.solver_settings().items():
         if given.get(key) is not None:

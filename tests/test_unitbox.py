@@ -228,6 +228,15 @@ def test_a_model_that_does_not_suit_the_run_is_refused_before_any_work(unitbox_m
     s = load_preset("ns-unitbox").make_solver("les", n=16)
     with pytest.raises(ValueError, match="needs advection=False"):
         s.set_closure(get_closure("ldm", path=str(stem)))
+    # the same weights under a card naming another preset: refused before any solver is built
+    moved = tmp_path / "kolmogorov-model"
+    for src, dst in zip(model_paths(stem), model_paths(moved)):
+        dst.write_bytes(src.read_bytes())
+    card = json.loads(model_paths(moved)[1].read_text())
+    card["data"]["preset"] = "kolmogorov"
+    model_paths(moved)[1].write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="trained on data of preset 'kolmogorov'.*'ns-unitbox'"):
+        Ensemble("ns-unitbox", "ldm", overrides={"n": 16}, closure_kwargs={"path": str(moved)})
     # the same weights under a card saying 'subgrid': the solver keeps its advection
     other = tmp_path / "subgrid-model"
     for src, dst in zip(model_paths(stem), model_paths(other)):
