@@ -1,5 +1,5 @@
-"""The shipped ``betaplane-hybrid`` closures (closures/weights/ldm-betaplane), checked on a fresh
-DNS.
+"""The shipped ``betaplane-hybrid`` closures (closures/weights/ldm-betaplane and, where shipped,
+slt-closure-betaplane), checked on a fresh DNS.
 
 Fresh data: the preset's DNS 128² (dt 0.025) from rest with the ring-forcing seed 77 (training
 data seed 20, test data seeds 21 and 12), one member, spun up for 400 time units (jets formed),
@@ -20,6 +20,9 @@ from solvers import filters
 
 NAME = "ldm-betaplane"
 AVAILABLE = model_paths(WEIGHTS_DIR / NAME)[0].is_file()
+SLT = "slt-closure-betaplane"
+CLOSURES = [("ldm", NAME), ("ldm-mean", NAME)] + (
+    [("slt-closure", SLT)] if model_paths(WEIGHTS_DIR / SLT)[0].is_file() else [])
 SPINUP, TIMES = 400.0, (400.0, 402.0, 404.0)
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
@@ -86,14 +89,14 @@ def test_the_mean_network_and_the_draws_carry_the_closure_energy_on_fresh_dns(fr
     assert err < 1.0
 
 
-@pytest.mark.parametrize("registry", ["ldm", "ldm-mean"])
-def test_a_short_betaplane_hybrid_run_with_the_shipped_closure_stays_finite(fresh, registry):
+@pytest.mark.parametrize("registry, name", CLOSURES)
+def test_a_short_betaplane_hybrid_run_with_the_shipped_closure_stays_finite(fresh, registry, name):
     """From ω̄ at t = 400, 50 time units (500 LES steps, a refresh every 5) of two members: finite,
     and the closure feeds the resolved energy (its budget term is positive in both members), as
     the exact term does; an eddy viscosity's would be negative."""
     s = fresh["preset"].make_solver("les", members=2, seed=3)
     s.set_vorticity_hat(np.repeat(fresh["start_hat"], 2, axis=0))
-    s.set_closure(get_closure(registry, path=NAME), 5)
+    s.set_closure(get_closure(registry, path=name), 5)
     s.step(500)
     assert np.isfinite(np.asarray(s.vorticity)).all()
     fed = np.asarray(s.budget_summary()["energy_closure"])
