@@ -81,8 +81,11 @@ def measure(args: argparse.Namespace) -> dict:
         out = args.runs / row_folder(row)
         if args.rerun or not complete(out, args.spinup + args.t_end):
             code = hybrid(run_arguments(row, args, out))
-            if code != 0 and not (out / "trajectory.nc").is_file():
-                result["rows"][row] = {"failed": f"hybrid run exited {code}"}
+            if code != 0:
+                run = json.loads((out / "run.json").read_text()) \
+                    if (out / "run.json").is_file() else {}
+                result["rows"][row] = {"failed": run.get("status", f"hybrid run exited {code}"),
+                                       "t_final": run.get("t_final"), "folder": str(out)}
                 continue
         code = hybrid(["jets", str(out), str(args.reference), "--t-min", str(args.spinup),
                        "--out", str(out / "jets"), "--overwrite"])
@@ -112,7 +115,8 @@ def markdown(r: dict) -> str:
     numbers = set()
     for row, v in r["rows"].items():
         if "failed" in v:
-            lines.append(f"| {row} | {v['failed']} | | | | | | | |")
+            reached = "" if v.get("t_final") is None else f"{v['t_final']:g}"
+            lines.append(f"| {row} | {v['failed']} | | | | | | {reached} | |")
             continue
         h, e, er = v["hellinger"], v["run"]["energy"], v["reference"]["energy"]
         ci, cr = e["interval_95"], er["interval_95"]
