@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from .provenance import run_header
+from .provenance import run_header, write_results
 
 PRESET = "betaplane-hybrid"
 NAMES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "ldm-mean", "ldm", "pcdm",
@@ -35,10 +35,11 @@ def row_folder(row: str) -> str:
     return re.sub(r"[^A-Za-z0-9.@=-]+", "_", row).strip("_")
 
 
-def run_arguments(row: str, args: argparse.Namespace, out: Path) -> list[str]:
-    """The ``hybrid run`` arguments of ``row``."""
-    from hybrid.report import parse_entry
-    name, every, options = parse_entry(row, 0, names=NAMES)
+def run_arguments(entry: tuple[str, int, tuple], args: argparse.Namespace, out: Path
+                  ) -> list[str]:
+    """The ``hybrid run`` arguments of a row parsed by :func:`hybrid.report.parse_entry`
+    (every 0: the closure's own)."""
+    name, every, options = entry
     argv = ["run", PRESET, "--closure", name, "--members", str(args.members),
             "--seed", str(args.seed), "--t-end", str(args.spinup + args.t_end),
             "--threads", str(args.threads), "--out", str(out), "--overwrite"]
@@ -77,10 +78,10 @@ def measure(args: argparse.Namespace) -> dict:
     result = {**run_header("benchmarks.betaplane_hybrid", args.argv), "preset": PRESET,
               "reference": str(args.reference), "members": args.members, "seed": args.seed,
               "spinup": args.spinup, "t_end": args.t_end, "rows": {}}
-    for row in args.rows:
+    for row, entry in args.rows.items():
         out = args.runs / row_folder(row)
         if args.rerun or not complete(out, args.spinup + args.t_end):
-            code = hybrid(run_arguments(row, args, out))
+            code = hybrid(run_arguments(entry, args, out))
             if code != 0:
                 run = json.loads((out / "run.json").read_text()) \
                     if (out / "run.json").is_file() else {}
@@ -182,19 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     from hybrid.report import parse_entry
     if not (args.reference / "trajectory.nc").is_file():
         p.error(f"--reference: no trajectory.nc in {args.reference}")
-    args.rows = [x for x in args.rows.split(",") if x]
-    for row in args.rows:
+    rows = {}
+    for row in (x for x in args.rows.split(",") if x):
         try:
-            parse_entry(row, 0, names=NAMES)
+            rows[row] = parse_entry(row, 0, names=NAMES)
         except ValueError as e:
             p.error(f"--rows: {e}")
+    args.rows = rows
     if args.spinup is None:
         args.spinup = float(load_preset(PRESET).run["spinup"])
-    args.out.mkdir(parents=True, exist_ok=True)
     r = measure(args)
-    (args.out / "jets.json").write_text(json.dumps(r, indent=1) + "\n")
-    (args.out / "jets.md").write_text(markdown(r))
-    print(markdown(r))
+    write_results(args.out, "jets", r, markdown(r))
     return 0
 
 

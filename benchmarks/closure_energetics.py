@@ -20,18 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .provenance import run_header
+from .provenance import run_header, write_results
 
 
 def shell_transfers(omega: np.ndarray, closure: np.ndarray, L: float) -> tuple[np.ndarray, np.ndarray]:
     """(T_E, T_Z) of shape (samples, shells): the energy and enstrophy input of ``closure`` into
     ``omega`` (both (samples, n, n)) per integer shell of the dealiased modes (where the data
     live), summing to −⟨ψ C⟩ and ⟨ω C⟩ there."""
+    from closures.calibration import mode_shells
     from solvers.grid import Grid
     g = Grid(omega.shape[-1], L)
     w_hat, c_hat = np.fft.rfft2(omega), np.fft.rfft2(closure)
     psi_hat = -w_hat * g.inv_k2
-    shell = np.rint(g.kmag / (2 * np.pi / L)).astype(int)
+    shell = mode_shells(g.n)                                   # round(|k|), units of 2π/L
     shells = int(np.ceil(np.sqrt(2) * g.kmax_dealias)) + 1     # the corners of the 2/3-rule box
     n4 = g.n ** 4
     te = -(g.weight * (psi_hat * np.conj(c_hat)).real) / n4
@@ -104,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--data: no closure dataset at {args.data}")
     r = {**run_header("benchmarks.closure_energetics", argv), **measure(args.data, args.split,
                                                                         args.max_samples)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "energetics.json").write_text(json.dumps(r, indent=1) + "\n")
-    (args.out / "energetics.md").write_text(markdown(r))
-    print(markdown(r))
+    write_results(args.out, "energetics", r, markdown(r))
     return 0
 
 

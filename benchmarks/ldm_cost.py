@@ -108,8 +108,10 @@ def main(argv=None) -> int:
     from closures.registry import get_closure
     from hybrid.config import load_preset
 
+    from hybrid.report import LEARNED
+
     from .ldm_online import reference
-    LEARNED = ("ldm", "pcdm", "ldm-mean", "slt-closure")          # models: torch threads
+    models = (*LEARNED, "slt-closure")                            # take torch threads
     torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
     ref = reference(args.data)
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
         s.set_vorticity(omega0)
         if name != "none":
             s.set_closure(get_closure(name, every=every, threads=args.threads, **kw)
-                          if name in LEARNED else get_closure(name, every=every, **kw),
+                          if name in models else get_closure(name, every=every, **kw),
                           every=every)
         s.step(2 * every)                     # warm-up: compiled kernels, first network calls
         les.append(s)

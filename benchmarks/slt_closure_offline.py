@@ -4,7 +4,8 @@
         --models runs/bh/sltc --out benchmarks/results/betaplane-hybrid/slt-closure-offline
 
 For each model, on the complete windows (the model's window L of consecutive pairs; with
-``--cold-start`` also the padded ones at the start of each sequence) of ``--split`` (default test) of ``--data``, read with the model's own normalisation:
+``--cold-start`` also the padded ones at the start of each sequence) of ``--split`` (default
+test) of ``--data``, read with the model's own normalisation:
 :func:`closures.slt.train_closure.closure_metrics` with ``--samples`` draws per window on up to
 ``--max-windows`` evenly spaced windows: the relative error of the mean of the draws and of one
 draw, of the mean network μ alone, the spread/error ratio and the pointwise CRPS (μ alone's mean
@@ -17,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .provenance import run_header
+from .provenance import run_header, write_results
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -76,19 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--data: no closure dataset at {args.data}")
     args.models = [m for m in args.models.split(",") if m]
     r = measure(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "offline.json").write_text(json.dumps(r, indent=1) + "\n")
-    (args.out / "offline.md").write_text(markdown(r))
+    write_results(args.out, "offline", r, markdown(r))
     if args.update_cards and args.split == "test":
         from closures.ldm.files import model_paths, resolve_model_path
+        from closures.slt.closure_files import read_slt_closure_card
+        from solvers.files import write_json
         for name, m in r["models"].items():
+            read_slt_closure_card(name)                     # a checked card, before rewriting it
             card_path = model_paths(resolve_model_path(name))[1]
             card = json.loads(card_path.read_text())
             card.setdefault("metrics", {})["test"] = {
                 **m, "split": "test", "data": r["data"], "command": r["command"],
                 "date": r["date"]}
-            card_path.write_text(json.dumps(card, indent=1) + "\n")
-    print(markdown(r))
+            write_json(card_path, card)
     return 0
 
 
