@@ -41,15 +41,15 @@ from .provenance import run_header
 
 DEFAULT_CONFIGS = ("none,smagorinsky,dynamic-smagorinsky,ldm-mean@5,ldm@5,ldm@5/precision=bfloat16,"
                    "ldm@5/steps=5,ldm@5/steps=5/precision=bfloat16,ldm@10,"
-                   "ldm@10/precision=bfloat16")
+                   "ldm@10/precision=bfloat16,slt-closure@10")
 
 
 def parse_config(text: str) -> tuple[str, int, dict, float | None]:
     """'ldm@5/steps=5/dt=0.008' → ('ldm', 5, {'steps': 5}, 0.008): the rows of ``hybrid bench``
     (:func:`hybrid.report.parse_entry`) plus ``dt=``, the LES time step."""
-    from hybrid.report import CLOSURES, parse_entry
+    from hybrid.report import parse_entry
     try:
-        name, every, options = parse_entry(text, 5, names=(*CLOSURES, "slt-closure"))
+        name, every, options = parse_entry(text, 5)
     except ValueError as e:
         raise SystemExit(f"--configs: {e}") from None
     kw = dict(options)
@@ -108,10 +108,9 @@ def main(argv=None) -> int:
     from closures.registry import get_closure
     from hybrid.config import load_preset
 
-    from hybrid.report import LEARNED
+    from hybrid.report import LEARNED as models                  # these take torch threads
 
     from .ldm_online import reference
-    models = (*LEARNED, "slt-closure")                            # take torch threads
     torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
     ref = reference(args.data)

@@ -91,14 +91,50 @@ def time_scales(ref: dict, L: float, kf: float) -> dict:
             "eddy_turnover": (L / kf) / u_rms}
 
 
-DIFFUSION = ("ldm", "pcdm")            # stochastic: run as ensembles; the rest one member a start
-DEFAULT_CLOSURES = "none,smagorinsky,leith,dynamic-smagorinsky,ldm-mean,ldm"
+DIFFUSION = ("ldm", "pcdm")
+STOCHASTIC = (*DIFFUSION, "slt-closure")    # run as ensembles; the rest one member a start
+NAMES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "ldm-mean", *STOCHASTIC)
+DEFAULT_CLOSURES = "none,smagorinsky,leith,dynamic-smagorinsky,ldm-mean,ldm,slt-closure@10"
 
 
-def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every: int,
-                 seed: int, dt: float | None = None, diffusion_kw: dict | None = None):
-    """A batched LES: each start state repeated ``ensemble`` times, the closure set
-    (``diffusion_kw``: extra arguments of the diffusion closures, e.g. precision, chunk)."""
+def parse_rows(text: str, every: int) -> dict:
+    """``--closures`` → {row label: (name, every, options)}: comma-separated entries of
+    :func:`hybrid.report.parse_entry` ('slt-closure@10/path=runs/m'). Rows of a shipped model
+    that is not there are left out (with a message)."""
+    from closures.ldm import WEIGHTS_DIR
+    from hybrid.report.config import SHIPPED_MODELS, parse_entry, row_label
+    entries = [e for e in text.split(",") if e]
+    rows = {}
+    for e in entries:
+        name, k, options = parse_entry(e, every, names=NAMES)
+        if name in STOCHASTIC and "path" not in dict(options) \
+                and not (WEIGHTS_DIR / f"{SHIPPED_MODELS[name]}.json").exists():
+            print(f"  {e}: no shipped {SHIPPED_MODELS[name]}; row left out", flush=True)
+            continue
+        rows[row_label(name, k, options, every, entries)] = (name, k, options)
+    return rows
+
+
+def model_names(rows, ldm_model: str | None = None) -> set:
+    """The models (paths or shipped names) the learned rows (name, every, options) load;
+    ``ldm_model``: the ldm closures' weights when a row gives no ``path=``."""
+    from hybrid.report.config import SHIPPED_MODELS
+    out = set()
+    for name, _, options in rows:
+        if name in SHIPPED_MODELS:
+            default = SHIPPED_MODELS[name]
+            if name in ("ldm", "ldm-mean") and ldm_model:
+                default = ldm_model
+            out.add(dict(options).get("path") or default)
+    return out
+
+
+def les_ensemble(preset, row: tuple, omega0: np.ndarray, ensemble: int, seed: int,
+                 dt: float | None = None, diffusion_kw: dict | None = None):
+    """A batched LES: each start state repeated ``ensemble`` times, the closure of ``row``
+    (name, every, options) set (``diffusion_kw``: extra arguments of the diffusion closures,
+    e.g. precision, chunk; the row's own options come on top)."""
+    closure, every, options = row
     S = omega0.shape[0]
     s = preset.make_solver("les", members=S * ensemble, seed=seed,
                            **({} if dt is None else {"dt": dt}))
@@ -109,21 +145,21 @@ def les_ensemble(preset, closure: str, omega0: np.ndarray, ensemble: int, every:
             kw = {k: v for k, v in kw.items() if k in ("model", "chunk")}
         if closure not in ("ldm", "ldm-mean"):
             kw.pop("model", None)                   # --ldm-model is for the ldm closures only
+        kw.update(dict(options))
         s.set_closure(get_closure(closure, every=every, **kw), every=every)
     return s
 
 
-def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int, every: int,
-               closures, seed: int, dt: float | None = None,
-               diffusion_kw: dict | None = None) -> dict:
+def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int, rows: dict,
+               seed: int, dt: float | None = None, diffusion_kw: dict | None = None) -> dict:
     times = ref["times"]
     interval = float(times[1] - times[0])
     leads = int(min(round(horizon / interval) + 1, len(times) - 1 - k0))
     truth = ref["omega"][k0:k0 + leads + 1, :starts]                # (lead, S, n, n)
     out = {"lead_time": [interval * j for j in range(leads + 1)], "closures": {}}
-    for name in closures:
-        E = ensemble if name in DIFFUSION else 1
-        s = les_ensemble(preset, name, truth[0], E, every, seed, dt, diffusion_kw)
+    for name, row in rows.items():
+        E = ensemble if row[0] in STOCHASTIC else 1
+        s = les_ensemble(preset, row, truth[0], E, seed, dt, diffusion_kw)
         per = round(interval / s.dt)
         err, spread, member, member_se, ratio, crps = [0.0], [0.0], [0.0], [0.0], [None], [0.0]
         wall0 = time.perf_counter()
@@ -142,7 +178,7 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
         calls = getattr(s.closure, "calls", None) if s.closure is not None else None
         sim_t = leads * per * s.dt
         out["closures"][name] = {
-            "ensemble": E, "error_ensemble_mean": err, "error_member_mean": member,
+            "ensemble": E, "every": row[1], "error_ensemble_mean": err, "error_member_mean": member,
             "error_member_se": member_se, "relative_spread": spread,
             "spread_error_ratio": ratio, "crps_relative": crps,
             "wall_s": wall, "cost_s_per_tu_per_member": wall / sim_t / (starts * E),
@@ -196,8 +232,8 @@ def shells_below_cutoff(n: int) -> int:
     return (n - 1) // 3
 
 
-def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closures,
-             seed: int, grid, dt: float | None = None, diffusion_kw: dict | None = None) -> dict:
+def long_run(preset, ref, k0: int, members: int, t_end: float, rows: dict, seed: int, grid,
+             dt: float | None = None, diffusion_kw: dict | None = None) -> dict:
     """Long LES runs: blow-up, and the steady spectrum against the dataset's."""
     kmax = shells_below_cutoff(grid.n)
     T, M = ref["omega"].shape[:2]
@@ -206,9 +242,8 @@ def long_run(preset, ref, k0: int, members: int, t_end: float, every: int, closu
     e_ref, se_ref = member_mean_and_se(e_ref[:, :kmax].reshape(T, M, kmax))
     out = {"k": k[:kmax].tolist(), "spectrum_reference": e_ref.tolist(),
            "spectrum_reference_rel_se": (se_ref / e_ref).tolist(), "closures": {}}
-    for name in closures:
-        s = les_ensemble(preset, name, ref["omega"][k0, :members], 1, every, seed, dt,
-                         diffusion_kw)
+    for name, row in rows.items():
+        s = les_ensemble(preset, row, ref["omega"][k0, :members], 1, seed, dt, diffusion_kw)
         chunk = round(0.5 / s.dt)
         specs, fields, blew, t_blow = [], [], False, None
         wall0 = time.perf_counter()
@@ -387,7 +422,9 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, required=True, help="closure dataset (hybrid generate)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ldm_online"))
     p.add_argument("--closures", default=DEFAULT_CLOSURES,
-                   help="comma-separated; ldm/pcdm use the shipped models (skipped if absent; "
+                   help="comma-separated rows, 'name[@every][/key=value…]' (e.g. "
+                        "'slt-closure@10/path=runs/m'); ldm, pcdm, slt-closure without path= use "
+                        "the shipped models (skipped if absent; "
                         "pcdm costs ~10× ldm per call)")
     p.add_argument("--long-closures", default=None,
                    help="closures of the long runs (default: --closures)")
@@ -417,25 +454,28 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from closures.ldm import WEIGHTS_DIR, read_card
+    from closures.ldm import read_card, resolve_model_path
     torch.set_num_threads(args.threads)
     preset = load_preset("kolmogorov")
     ref = reference(args.data)
-    names = [c for c in args.closures.split(",") if c]
-    shipped = {"ldm": "ldm-kolmogorov", "pcdm": "pcdm-kolmogorov"}
-    names = [c for c in names if c not in shipped
-             or (WEIGHTS_DIR / f"{shipped[c]}.json").exists()]
+    try:
+        rows = parse_rows(args.closures, args.every)
+        long_rows = rows if args.long_closures is None else parse_rows(args.long_closures,
+                                                                       args.every)
+    except ValueError as e:
+        raise SystemExit(str(e))
     if args.start_time is None:                 # the test block: never used for any choice
         if "split_test_from" not in ref["attrs"]:
             raise SystemExit(f"--data {args.data} records no test block (hybrid generate "
                              f"--split); give --start-time")
         args.start_time = float(ref["attrs"]["split_test_from"])
-    card_data = read_card(WEIGHTS_DIR / shipped["ldm"])["data"]
-    if (int(ref["attrs"].get("seed", -1)) == int(card_data["generation"]["seed"])
-            and args.start_time <= float(card_data["split"]["val_times"]["last"])):
-        raise SystemExit(f"--data {args.data} at t = {args.start_time:g} is inside the DNS the "
-                         f"shipped L-CDM was trained and validated on (seed "
-                         f"{card_data['generation']['seed']}); use test data")
+    for m in sorted(model_names([*rows.values(), *long_rows.values()], args.ldm_model)):                    # no run starts inside a model's training DNS
+        card_data = read_card(resolve_model_path(m))["data"]
+        if (int(ref["attrs"].get("seed", -1)) == int(card_data["generation"]["seed"])
+                and args.start_time <= float(card_data["split"]["val_times"]["last"])):
+            raise SystemExit(f"--data {args.data} at t = {args.start_time:g} is inside the DNS "
+                             f"model {m} was trained and validated on (seed "
+                             f"{card_data['generation']['seed']}); use test data")
     k0 = int(np.argmin(np.abs(ref["times"] - args.start_time)))
     diffusion_kw = {"precision": args.precision}
     for key in ("chunk", "steps"):
@@ -458,11 +498,9 @@ def main(argv=None) -> int:
               "les_dt": float(les.dt if args.les_dt is None else args.les_dt),
               "diffusion": diffusion_kw, "time_scales": scales, "horizon": horizon}
     result["short_term"] = short_term(preset, ref, k0, horizon, args.starts, args.ensemble,
-                                      args.every, names, args.seed, args.les_dt, diffusion_kw)
-    long_names = names if args.long_closures is None else [
-        c for c in args.long_closures.split(",") if c]
-    result["long"] = long_run(preset, ref, k0, args.long_members, args.long_t, args.every,
-                              long_names, args.seed, les.grid, args.les_dt, diffusion_kw)
+                                      rows, args.seed, args.les_dt, diffusion_kw)
+    result["long"] = long_run(preset, ref, k0, args.long_members, args.long_t, long_rows,
+                              args.seed, les.grid, args.les_dt, diffusion_kw)
     result["dns"] = dns_cost(preset, ref, args.starts * args.ensemble, args.dns_t, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "online.json").write_text(json.dumps(result, indent=1))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.ldm_cost import parse_config
-from benchmarks.ldm_online import member_mean_and_se
+from benchmarks.ldm_online import member_mean_and_se, model_names, parse_rows
 
 
 def test_member_standard_error_matches_the_spread_of_ensemble_means():
@@ -39,6 +39,21 @@ def test_cost_configurations_parse_like_report_rows():
     for bad in ("magic", "ldm@0", "ldm@5/steps"):
         with pytest.raises(SystemExit, match="--configs"):
             parse_config(bad)
+
+
+def test_online_rows_carry_their_own_refresh_and_model(tmp_path):
+    """Each --closures row keeps its interval and options, its label says them, and the models
+    whose training DNS the test data must not overlap are the ones the rows load."""
+    rows = parse_rows(f"none,ldm,ldm-mean,slt-closure@10/path={tmp_path}/m", 5)
+    assert rows == {"none": ("none", 5, ()), "ldm": ("ldm", 5, ()),
+                    "ldm-mean": ("ldm-mean", 5, ()),
+                    f"slt-closure every 10 path={tmp_path}/m": (
+                        "slt-closure", 10, (("path", f"{tmp_path}/m"),))}
+    assert model_names(rows.values()) == {"ldm-kolmogorov", f"{tmp_path}/m"}
+    assert model_names(rows.values(), "runs/own") == {"runs/own", f"{tmp_path}/m"}
+    assert model_names([("smagorinsky", 5, ())]) == set()
+    with pytest.raises(ValueError, match="magic"):
+        parse_rows("none,magic", 5)
 
 
 def test_closure_transfer_spectrum_sums_to_the_physical_space_rates():

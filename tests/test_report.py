@@ -89,6 +89,10 @@ def test_report_config_is_checked():
         ReportConfig(ensemble_rows=("ldm-mean",)).check()
     demo = ReportConfig.size("demo")
     assert {"dynamic-smagorinsky", "ldm-mean", "ldm", "oracle", "leith"} <= set(demo.closures)
-    assert demo.ensemble_entries() == ["ldm"]
+    assert demo.ensemble_entries() == ["ldm", "slt-closure@10"]
+    # the SLT closure's history means the data's refresh interval (0.05 time units)
+    with pytest.raises(ValueError, match="trained on samples 0.05 apart"):
+        ReportConfig(seed=1, closures=("slt-closure@5",)).check()
+    ReportConfig(seed=1, closures=("slt-closure@10",)).check()
     assert main(["bench", "--members", "0", "--out", "x"]) == 2
     assert main(["bench", "--rows", "none,magic", "--out", "x"]) == 2

@@ -330,6 +330,8 @@ def test_train_resume_command_and_hybrid_run_end_to_end(consecutive_data, tmp_pa
     (["--heads", "3"], "--heads"),
     (["--gamma", "1.5"], "--gamma"),
     (["--mode", "joint"], "--mode"),
+    (["--init-mean", "no-such-model"], "--init-mean"),
+    (["--init-mean", "ldm-kolmogorov", "--mean-width", "8"], "--init-mean"),   # shipped: 16
 ])
 def test_bad_training_arguments_exit_2_naming_the_flag(flags, flag, consecutive_data, tmp_path,
                                                         capsys):
@@ -338,6 +340,30 @@ def test_bad_training_arguments_exit_2_naming_the_flag(flags, flag, consecutive_
                  str(out / "m"), *TRAIN_FLAGS, *flags])
     assert code == 2 and flag in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_copied_mean_network_gives_the_same_term_in_physical_units():
+    """init_mean: the shipped L-CDM's μ copied into a model with other normalisation statistics
+    gives the same C(ω̄) in physical units (to float32 round-off); without the conversion the
+    terms would differ by the ratio of the statistics."""
+    from closures.slt.train_closure import copy_mean_network, load_mean_source
+    source = load_mean_source("ldm-kolmogorov")
+    stats = {"omega_bar": {"mean": 0.3, "std": 3.0}, "closure": {"mean": -0.2, "std": 1.5}}
+    target = SLTClosureModel(32, 2 * math.pi, window=3, stats=stats)
+
+    def term(model, w):
+        s = model.stats
+        x = (w - s["omega_bar"]["mean"]) / s["omega_bar"]["std"]
+        return model.mean_net(x) * s["closure"]["std"] + s["closure"]["mean"]
+
+    w = 4 * torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = term(target, w)
+        copy_mean_network(target, source)
+        a, b = term(source, w), term(target, w)
+    scale = float(a.abs().max())
+    assert scale > 1 and float((before - a).abs().max()) > 0.1 * scale
+    assert float((a - b).abs().max()) < 1e-5 * scale
 
 
 def test_missing_data_and_bad_model_files_are_named(tmp_path, capsys):

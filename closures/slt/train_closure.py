@@ -19,6 +19,10 @@ reconstructions, the mean network's MSE, spectral amplitudes; :data:`DEFAULT_WEI
 part trained jointly. Adam(``lr``), ExponentialLR(``gamma``) stepped per epoch. Validation after
 every epoch with a fixed noise seed.
 
+``init_mean``: start the mean network from that of a trained model (an L-CDM or an SLT closure
+saved by this package, stem or shipped name; :func:`copy_mean_network` converts between the two
+normalisations exactly); it then trains on with the rest. Recorded in the card.
+
 After training, the offline skill on the validation windows (:func:`closure_metrics`, in
 physical units) goes into the card: the error of the ensemble mean and of μ alone, spread/error,
 the pointwise CRPS and μ alone's mean absolute error (its CRPS). The card's ``refresh`` records
@@ -50,7 +54,45 @@ from .closure_files import save_slt_closure
 from .closure_model import DEFAULT_WEIGHTS, SLTClosureModel
 from .train import check_options, loss_weights
 
-__all__ = ["train_slt_closure", "closure_metrics", "closure_weights", "refresh_of"]
+__all__ = ["train_slt_closure", "closure_metrics", "closure_weights", "refresh_of",
+           "copy_mean_network", "load_mean_source"]
+
+
+def load_mean_source(path_or_name):
+    """A trained model with a mean network, for ``init_mean``: an SLT closure (its card's config
+    has a ``window``) or an L-CDM, by stem or shipped name. ModelFileError names a missing
+    file; ValueError if it has no mean network."""
+    from ..ldm import load_model, read_card, resolve_model_path
+    from .closure_files import load_slt_closure
+    stem = resolve_model_path(path_or_name)
+    config = read_card(stem).get("config", {})
+    model = load_slt_closure(stem) if "window" in config else load_model(stem)
+    if model.mean_net is None:
+        raise ValueError(f"init_mean: model {path_or_name} has no mean network")
+    return model
+
+
+@torch.no_grad()
+def copy_mean_network(target, source) -> None:
+    """Copy ``source.mean_net`` into ``target.mean_net`` (same width and blocks), rewritten for
+    ``target``'s normalisation so that both give the same C in physical units: with
+    x = (ω − m)/s and Ĉ = (C − m_C)/s_C, the first (periodic) convolution's weights scale by
+    s_t/s_s and its bias gains (m_t − m_s)/s_s·ΣW; the last's weights scale by s_C,s/s_C,t and
+    its bias becomes (b·s_C,s + m_C,s − m_C,t)/s_C,t. Exact up to round-off."""
+    if target.mean_net is None or source.mean_net is None:
+        raise ValueError("init_mean: both models need a mean network")
+    try:
+        target.mean_net.load_state_dict(source.mean_net.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"init_mean: the mean networks differ in shape (--mean-width, "
+                         f"--mean-blocks): {e}") from None
+    so, to = source.stats["omega_bar"], target.stats["omega_bar"]
+    sc, tc = source.stats["closure"], target.stats["closure"]
+    first, last = target.mean_net.net[0].conv, target.mean_net.net[-1].conv
+    first.bias += (to["mean"] - so["mean"]) / so["std"] * first.weight.sum(dim=(1, 2, 3))
+    first.weight *= to["std"] / so["std"]
+    last.weight *= sc["std"] / tc["std"]
+    last.bias.copy_((last.bias * sc["std"] + sc["mean"] - tc["mean"]) / tc["std"])
 
 
 def closure_weights(weights: dict | None, mean_network: bool) -> dict:
@@ -143,7 +185,7 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
                       progress: bool = True, checkpoint_every: int = 1,
                       stop_after: int | None = None, samples_eval: int = 8,
                       eval_windows: int | None = 512, command: str | None = None,
-                      device: str = "cpu") -> dict:
+                      device: str = "cpu", init_mean=None) -> dict:
     """Train an SLT closure on the closure dataset ``data`` (a path, or its training block
     already read: ``ClosureDataset(path, "train", val_fraction=val_fraction)``, then not read
     again) and save it to ``out`` (module docstring). Architecture arguments:
@@ -154,7 +196,8 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
 
     ``stop_after``: stop with a checkpoint after that many epochs of this call (the model is
     then not saved). ``threads``: torch's thread count during training (restored after).
-    ``command``: the command line, recorded in the card."""
+    ``command``: the command line, recorded in the card. ``init_mean``: a trained model whose
+    mean network starts this one's (module docstring)."""
     window = integer("window", window, 1)
     (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
      stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
@@ -167,6 +210,7 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
     data = train.path if data is train else data
     val = (ClosureDataset(data, "val", val_fraction=val_fraction, stats=train.stats)
            if val_fraction > 0 else None)
+    source = load_mean_source(init_mean) if init_mean is not None else None
     tr_win = train.windows(window, pad=cold_start)
     va_win = val.windows(window, pad=cold_start) if val is not None else tr_win[:0]
     if len(tr_win) == 0:
@@ -181,10 +225,15 @@ def train_slt_closure(data, out, *, window: int = 10, epochs: int = 50, batch: i
                                 width=width, heads=heads, layers=layers, hidden=hidden,
                                 mean_width=mean_width, mean_blocks=mean_blocks,
                                 stats=train.stats).to(dev)
+    if source is not None:
+        copy_mean_network(model, source.to(dev))
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
                     cold_start=cold_start, val_fraction=val_fraction, seed=seed,
                     optimizer="Adam", scheduler="ExponentialLR", device=str(dev),
                     threads=threads)
+    if source is not None:
+        training["init_mean"] = {"model": str(init_mean),
+                                 "trained_on": source.card.get("data", {}).get("dataset")}
     desc = {"dataset": os.fspath(data), "train_windows": int(len(tr_win)),
             "val_windows": int(len(va_win)),
             "complete_train_windows": int(len(train.windows(window)))}

@@ -6,7 +6,8 @@ on a closure dataset.
                              [--ae-channels C0,C1,C2] [--width W] [--heads H] [--layers K]
                              [--hidden D] [--mean-width W | --no-mean-network]
                              [--mean-blocks B] [--no-cold-start] [--samples-eval K]
-                             [--eval-windows N] [--val-fraction F] [--device DEV] [--threads T]
+                             [--eval-windows N] [--init-mean STEM] [--val-fraction F]
+                             [--device DEV] [--threads T]
                              [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
                              [--no-progress]
 
@@ -52,7 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help="train on complete windows only, not also on the padded windows at the start "
                  "of each sequence (the closure's cold start)"),
         "--eval-windows": dict(
-            type=positive_int, help="validation windows of the offline metrics (default 512)")})
+            type=positive_int, help="validation windows of the offline metrics (default 512)"),
+        "--init-mean": dict(
+            metavar="STEM", help="start the mean network from that of a trained L-CDM or SLT "
+                                 "closure (stem or shipped name, e.g. ldm-kolmogorov; same "
+                                 "--mean-width and --mean-blocks), converted to this data's "
+                                 "normalisation")})
 
 
 def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
@@ -87,12 +93,19 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
                 mean_width=0 if args.no_mean_network else (args.mean_width or MEAN_WIDTH),
                 mean_blocks=args.mean_blocks)
     try:
-        SLTClosureModel(ds.n, ds.L, **arch)
+        model = SLTClosureModel(ds.n, ds.L, **arch)
     except ValueError as e:
         return fail(f"{error_flag(str(e), ARCHITECTURE)}: {e}")
+    if args.init_mean is not None:
+        from closures.ldm import ModelFileError
+        from closures.slt.train_closure import copy_mean_network, load_mean_source
+        try:
+            copy_mean_network(model, load_mean_source(args.init_mean))
+        except (ModelFileError, ValueError) as e:
+            return fail(f"--init-mean: {e}")
     return run_training(train_slt_closure, ds, args, fail, _summary, gamma=args.gamma,
                         members=args.members, cold_start=cold_start,
-                        eval_windows=args.eval_windows, **arch)
+                        eval_windows=args.eval_windows, init_mean=args.init_mean, **arch)
 
 
 def _summary(metrics: dict) -> tuple[str, dict]:

@@ -58,7 +58,7 @@ MODEL_FLAGS: dict[str, dict] = {
                     "latent_channels": 1, "ae_channels": [16, 32, 32], "width": 64,
                     "heads": None, "layers": 2, "hidden": None, "mean_width": 0,
                     "mean_blocks": 2, "no_mean_network": False, "no_cold_start": False,
-                    "eval_windows": 512},
+                    "eval_windows": 512, "init_mean": None},
     # the architecture left at None: train_conditioned_slt's defaults, or the pretrained model's
     "slt-conditioned": {"epochs": 400, "batch": 200, "lr": 5e-4, **_ENERGY_SCORE,
                         **dict.fromkeys(SLT_ARCHITECTURE), **_UNROLL, "params": None,

@@ -6,15 +6,19 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["ReportConfig", "parse_entry", "row_label", "CLOSURES", "LEARNED", "STOCHASTIC",
-           "DEFAULT_ROWS", "DEMO_ROWS"]
+           "SHIPPED_MODELS", "DEFAULT_ROWS", "DEMO_ROWS"]
 
 CLOSURES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean", "ldm",
-            "pcdm")
-LEARNED = ("ldm-mean", "ldm", "pcdm")          # closures with a model card (training data)
-STOCHASTIC = ("ldm", "pcdm")
+            "pcdm", "slt-closure")
+LEARNED = ("ldm-mean", "ldm", "pcdm", "slt-closure")   # closures with a model card (training data)
+STOCHASTIC = ("ldm", "pcdm", "slt-closure")
+SHIPPED_MODELS = {"ldm-mean": "ldm-kolmogorov", "ldm": "ldm-kolmogorov", "pcdm": "pcdm-kolmogorov",
+                  "slt-closure": "slt-closure-kolmogorov"}
 DEFAULT_ROWS = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean",
-                "ldm@1", "ldm@5", "ldm@10", "ldm@5/steps=5/precision=bfloat16", "pcdm@5")
-DEMO_ROWS = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean", "ldm")
+                "ldm@1", "ldm@5", "ldm@10", "ldm@5/steps=5/precision=bfloat16", "pcdm@5",
+                "slt-closure@10")
+DEMO_ROWS = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "oracle", "ldm-mean", "ldm",
+             "slt-closure@10")
 
 
 def parse_entry(entry: str, every: int, names: tuple[str, ...] = CLOSURES
@@ -75,7 +79,7 @@ class ReportConfig:
     cost_t: float = 0.2
     closures: tuple = DEFAULT_ROWS
     ensemble_members: int = 16
-    ensemble_rows: tuple = ("ldm",)
+    ensemble_rows: tuple = ("ldm", "slt-closure@10")
 
     @classmethod
     def size(cls, name: str) -> "ReportConfig":
@@ -115,6 +119,16 @@ class ReportConfig:
             if parse_entry(e, self.every)[0] not in STOCHASTIC:
                 raise ValueError(f"ensemble_rows: {e!r} is not a stochastic closure "
                                  f"({', '.join(STOCHASTIC)}): its members would all be equal")
+        for name, k, options in {parse_entry(e, self.every) for e in self.closures}:
+            if name == "slt-closure":                # its history means the data's interval
+                from closures.ldm import read_card, resolve_model_path
+                card = read_card(resolve_model_path(dict(options).get("path")
+                                                    or SHIPPED_MODELS[name]))
+                interval = (card.get("refresh") or {}).get("interval")
+                if interval and abs(k * self.les_dt - interval) > 1e-6 * interval:
+                    raise ValueError(f"closures: slt-closure@{k} refreshes every "
+                                     f"{k * self.les_dt:g} time units at les_dt {self.les_dt:g}, "
+                                     f"but its model was trained on samples {interval:g} apart")
         for card in self.training_cards():
             gen = card.get("data", {}).get("generation", {})
             if gen.get("seed") == self.seed and card.get("data", {}).get("preset") == self.preset:
@@ -133,10 +147,8 @@ class ReportConfig:
         if not names & set(LEARNED):
             return []
         from closures.ldm import read_card, resolve_model_path
-        models = {"ldm-mean": "ldm-kolmogorov", "ldm": "ldm-kolmogorov",
-                  "pcdm": "pcdm-kolmogorov"}
         return [read_card(resolve_model_path(m))
-                for m in sorted({models[n] for n in names & set(LEARNED)})]
+                for m in sorted({SHIPPED_MODELS[n] for n in names & set(LEARNED)})]
 
     def rows(self) -> list[tuple[str, int, str, dict]]:
         """(closure name, refresh interval, row label, closure options) per LES row."""
