@@ -14,7 +14,9 @@ refused. The test file above is an independent DNS (seed 1) whose every record i
 1. **Short-term skill.** From the filtered DNS state of ``starts`` DNS members at the start time,
    an LES ensemble of ``ensemble`` members per start (stochastic closures; deterministic ones need
    one) runs with each closure (default: none, Smagorinsky, Leith, dynamic Smagorinsky, the
-   mean network μ(ω̄) alone, the L-CDM) refreshed every ``every`` steps. At every record time,
+   mean network μ(ω̄) alone, the L-CDM, the SLT closure at its data's refresh of 10 steps),
+   refreshed every ``every`` steps unless its row says ``@k``. The SLT closure starts cold (its
+   history padded, :mod:`closures.slt.closure`). At every record time,
    against the filtered DNS (see :func:`ensemble_metrics`): the error of single members (every
    closure, ± its standard error over the independent starts), the error of the ensemble mean,
    the spread–error ratio and the CRPS (stochastic closures). The horizon is the decorrelation
@@ -342,13 +344,13 @@ def figure(short: dict, scales: dict, path: Path) -> None:
 
 def markdown(r: dict) -> str:
     s, lg, sc = r["short_term"], r["long"], r["time_scales"]
-    lines = [f"# Online skill of the diffusion closures ({r['date']}, {r['machine']})", "",
+    lines = [f"# Online skill of the learned closures ({r['date']}, {r['machine']})", "",
              f"`{r['command']}`", "",
              f"Data: {r['data']} (test block only). "
              f"Starts: {r['starts']} independent filtered-DNS states at t = {r['start_time']:g}; "
              f"decorrelation time t_d = {sc['decorrelation_time']:.2f}, eddy turnover "
-             f"T_e = {sc['eddy_turnover']:.2f}, horizon {r['horizon']:.2f}. Every "
-             f"{r['every']} steps, LES dt {r.get('les_dt', 0.005):g}; diffusion closures "
+             f"T_e = {sc['eddy_turnover']:.2f}, horizon {r['horizon']:.2f}. Closures "
+             f"refreshed every {r['every']} steps (rows 'every k': k steps), LES dt {r.get('les_dt', 0.005):g}; diffusion closures "
              f"{r.get('diffusion', {})}.", "",
              "Relative L2 error of the ensemble-mean vorticity (mean over starts):", "",
              "| lead | " + " | ".join(s["closures"]) + " |",
