@@ -456,7 +456,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from closures.ldm import read_card, resolve_model_path
+    from closures.slt.closure_files import read_closure_card
     torch.set_num_threads(args.threads)
     preset = load_preset("kolmogorov")
     ref = reference(args.data)
@@ -472,7 +472,7 @@ def main(argv=None) -> int:
                              f"--split); give --start-time")
         args.start_time = float(ref["attrs"]["split_test_from"])
     for m in sorted(model_names([*rows.values(), *long_rows.values()], args.ldm_model)):                    # no run starts inside a model's training DNS
-        card_data = read_card(resolve_model_path(m))["data"]
+        card_data = read_closure_card(m)["data"]
         if (int(ref["attrs"].get("seed", -1)) == int(card_data["generation"]["seed"])
                 and args.start_time <= float(card_data["split"]["val_times"]["last"])):
             raise SystemExit(f"--data {args.data} at t = {args.start_time:g} is inside the DNS "

@@ -16,8 +16,8 @@ from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_m
 from ..ldm.model import check_stats
 from .closure_model import SLTClosureModel
 
-__all__ = ["save_slt_closure", "load_slt_closure", "read_slt_closure_card", "CARD_FORMAT",
-           "CARD_VERSION", "ModelFileError"]
+__all__ = ["save_slt_closure", "load_slt_closure", "read_slt_closure_card", "read_closure_card",
+           "CARD_FORMAT", "CARD_VERSION", "ModelFileError"]
 
 CARD_FORMAT = "hybrid-slt-closure-card"
 CARD_VERSION = 1
@@ -35,6 +35,18 @@ def read_slt_closure_card(path_or_name) -> dict:
     """The checked card of a saved SLT closure (a path, or a shipped model's name)."""
     return read_model_card(resolve_model_path(path_or_name), CARD_FORMAT, CARD_VERSION,
                            lambda card: check_stats(card["stats"]))
+
+
+def read_closure_card(path_or_name) -> dict:
+    """The checked card of a saved closure model of either kind, an SLT closure or an L-CDM
+    (:func:`closures.ldm.read_card`), told apart by the card's ``format``."""
+    from ..ldm.files import model_paths, read_card
+    stem = resolve_model_path(path_or_name)
+    try:
+        is_slt = f'"{CARD_FORMAT}"' in model_paths(stem)[1].read_text()
+    except (OSError, UnicodeDecodeError):
+        is_slt = False                      # the reader below names the file and the problem
+    return read_slt_closure_card(stem) if is_slt else read_card(stem)
 
 
 def load_slt_closure(path_or_name, device="cpu") -> SLTClosureModel:

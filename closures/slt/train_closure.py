@@ -59,14 +59,13 @@ __all__ = ["train_slt_closure", "closure_metrics", "closure_weights", "refresh_o
 
 
 def load_mean_source(path_or_name):
-    """A trained model with a mean network, for ``init_mean``: an SLT closure (its card's config
-    has a ``window``) or an L-CDM, by stem or shipped name. ModelFileError names a missing
+    """A trained model with a mean network, for ``init_mean``: an SLT closure or an L-CDM, by stem or shipped name. ModelFileError names a missing
     file; ValueError if it has no mean network."""
-    from ..ldm import load_model, read_card, resolve_model_path
-    from .closure_files import load_slt_closure
+    from ..ldm import load_model, resolve_model_path
+    from .closure_files import CARD_FORMAT, load_slt_closure, read_closure_card
     stem = resolve_model_path(path_or_name)
-    config = read_card(stem).get("config", {})
-    model = load_slt_closure(stem) if "window" in config else load_model(stem)
+    slt = read_closure_card(stem).get("format") == CARD_FORMAT
+    model = load_slt_closure(stem) if slt else load_model(stem)
     if model.mean_net is None:
         raise ValueError(f"init_mean: model {path_or_name} has no mean network")
     return model

@@ -121,9 +121,8 @@ class ReportConfig:
                                  f"({', '.join(STOCHASTIC)}): its members would all be equal")
         for name, k, options in {parse_entry(e, self.every) for e in self.closures}:
             if name == "slt-closure":                # its history means the data's interval
-                from closures.ldm import read_card, resolve_model_path
-                card = read_card(resolve_model_path(dict(options).get("path")
-                                                    or SHIPPED_MODELS[name]))
+                from closures.slt.closure_files import read_closure_card
+                card = read_closure_card(dict(options).get("path") or SHIPPED_MODELS[name])
                 interval = (card.get("refresh") or {}).get("interval")
                 if interval and abs(k * self.les_dt - interval) > 1e-6 * interval:
                     raise ValueError(f"closures: slt-closure@{k} refreshes every "
@@ -146,8 +145,8 @@ class ReportConfig:
         names = {parse_entry(e, self.every)[0] for e in self.closures}
         if not names & set(LEARNED):
             return []
-        from closures.ldm import read_card, resolve_model_path
-        return [read_card(resolve_model_path(m))
+        from closures.slt.closure_files import read_closure_card
+        return [read_closure_card(m)
                 for m in sorted({SHIPPED_MODELS[n] for n in names & set(LEARNED)})]
 
     def rows(self) -> list[tuple[str, int, str, dict]]:
