@@ -29,6 +29,12 @@ noise depends only on the seed and its index in the whole ensemble, so members r
 the ensemble (``first_member``, ``ensemble_members``) get the terms of the whole batch bit for
 bit (:meth:`~closures.base.Closure.network_calls`).
 
+Noise memory. ``noise_memory`` = ρ ∈ [0, 1) makes each member's token an AR(1) process over
+refreshes, ξ_k = ρ ξ_{k−1} + √(1 − ρ²) η_k (η_k the fresh draws above, ξ_0 = η_0): every token is
+still N(0, I), so one refresh is the trained model's draw, but successive draws are correlated
+(lag-k correlation ρ^k, a memory of −every·dt/ln ρ time units), as the error of a closure is over
+an eddy time. ρ = 0 (default) is the trained setting; the previous tokens are closure state.
+
 The refresh period. ``every=None`` takes the period of the training data's consecutive samples
 (the card's ``refresh.every``, ``hybrid generate --refresh-every``), else 5: the history only
 means what it meant in training when the closure is refreshed at the data's interval
@@ -36,6 +42,7 @@ means what it meant in training when the closure is refreshed at the data's inte
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,9 +69,10 @@ class SLTClosure(_ModelClosure):
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
     ``threads``: torch threads of a refresh (restored after it); ``chunk``: members per network
     call (None: all); ``calibrate``: apply the card's shell gains if it has any
-    (:mod:`closures.calibration`).
+    (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1) (module docstring).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
-    ``filled``, ``calls`` (refreshes so far).
+    ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
+    None).
     """
 
     name = "slt-closure"
@@ -74,9 +82,14 @@ class SLTClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int | None = None, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = None,
-                 calibrate: bool = True):
+                 calibrate: bool = True, noise_memory: float = 0.0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate)
+        if isinstance(noise_memory, bool) or not isinstance(noise_memory, (int, float)) \
+                or not 0 <= noise_memory < 1:
+            raise ValueError(f"noise_memory must be a number in [0, 1), got {noise_memory!r}")
+        self.noise_memory = float(noise_memory)
+        self.token: np.ndarray | None = None
         if every is None:
             self.every = int(self._card_refresh.get("every") or DEFAULT_EVERY)
         self.history: torch.Tensor | None = None
@@ -103,13 +116,17 @@ class SLTClosure(_ModelClosure):
                 f"{self.every * dt:g} time units, but its history was trained on samples "
                 f"{interval:g} apart; use every = {interval / dt:g} or the data's dt")
         super().reset(grid, members, params, seed)
-        self.history, self.filled = None, 0
+        self.history, self.filled, self.token = None, 0, None
 
     def compute(self, state: ClosureState) -> np.ndarray:
         """The term C (members, n, n) of this refresh (module docstring, steps 1-3)."""
         m = self.model
         x = self._inputs(state)                                       # (M, 1, n, n)
-        noise = torch.from_numpy(self.normal(m.width).astype(np.float32)).to(self.device)
+        eta = self.normal(m.width)
+        rho = self.noise_memory
+        self.token = eta if self.token is None or rho == 0 else (
+            rho * self.token + math.sqrt(1 - rho * rho) * eta)
+        noise = torch.from_numpy(self.token.astype(np.float32)).to(self.device)
         cold = self.history is None
         hist = x.new_zeros((x.shape[0], m.window, m.latent_dim)) if cold else self.history
 
@@ -131,6 +148,7 @@ class SLTClosure(_ModelClosure):
         st = super().get_state()
         st["history"] = None if self.history is None else self.history.cpu().numpy().copy()
         st["filled"] = int(self.filled)
+        st["token"] = None if self.token is None else self.token.copy()
         return st
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -148,6 +166,8 @@ class SLTClosure(_ModelClosure):
                                  f"{self.describe()} needs {want} (members, window, latent)")
             self.history = torch.from_numpy(h.copy()).to(self.device)
         self.filled = int(state.get("filled", 0 if h is None else self.model.window))
+        tok = state.get("token")
+        self.token = None if tok is None else np.array(tok, dtype=np.float64)
 
     def __repr__(self) -> str:
         return (f"SLTClosure(every={self.every}, window={self.model.window}, chunk={self.chunk}, "
