@@ -180,7 +180,8 @@ def short_term(preset, ref, k0: int, horizon: float, starts: int, ensemble: int,
         calls = getattr(s.closure, "calls", None) if s.closure is not None else None
         sim_t = leads * per * s.dt
         out["closures"][name] = {
-            "ensemble": E, "every": row[1], "error_ensemble_mean": err, "error_member_mean": member,
+            "ensemble": E, "every": row[1], "error_ensemble_mean": err,
+            "error_member_mean": member,
             "error_member_se": member_se, "relative_spread": spread,
             "spread_error_ratio": ratio, "crps_relative": crps,
             "wall_s": wall, "cost_s_per_tu_per_member": wall / sim_t / (starts * E),
@@ -350,7 +351,8 @@ def markdown(r: dict) -> str:
              f"Starts: {r['starts']} independent filtered-DNS states at t = {r['start_time']:g}; "
              f"decorrelation time t_d = {sc['decorrelation_time']:.2f}, eddy turnover "
              f"T_e = {sc['eddy_turnover']:.2f}, horizon {r['horizon']:.2f}. Closures "
-             f"refreshed every {r['every']} steps (rows 'every k': k steps), LES dt {r.get('les_dt', 0.005):g}; diffusion closures "
+             f"refreshed every {r['every']} steps (rows 'every k': k steps), LES dt "
+             f"{r.get('les_dt', 0.005):g}; diffusion closures "
              f"{r.get('diffusion', {})}.", "",
              "Relative L2 error of the ensemble-mean vorticity (mean over starts):", "",
              "| lead | " + " | ".join(s["closures"]) + " |",
@@ -471,7 +473,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"--data {args.data} records no test block (hybrid generate "
                              f"--split); give --start-time")
         args.start_time = float(ref["attrs"]["split_test_from"])
-    for m in sorted(model_names([*rows.values(), *long_rows.values()], args.ldm_model)):                    # no run starts inside a model's training DNS
+    # no run starts inside the DNS a model was trained or validated on
+    for m in sorted(model_names([*rows.values(), *long_rows.values()], args.ldm_model)):
         card_data = read_closure_card(m)["data"]
         if (int(ref["attrs"].get("seed", -1)) == int(card_data["generation"]["seed"])
                 and args.start_time <= float(card_data["split"]["val_times"]["last"])):
