@@ -59,8 +59,9 @@ __all__ = ["train_slt_closure", "closure_metrics", "closure_weights", "refresh_o
 
 
 def load_mean_source(path_or_name):
-    """A trained model with a mean network, for ``init_mean``: an SLT closure or an L-CDM, by stem or shipped name. ModelFileError names a missing
-    file; ValueError if it has no mean network."""
+    """A trained model with a mean network, for ``init_mean``: an SLT closure or an L-CDM, by
+    stem or shipped name. ModelFileError names a missing file; ValueError if it has no mean
+    network."""
     from ..ldm import load_model, resolve_model_path
     from .closure_files import CARD_FORMAT, load_slt_closure, read_closure_card
     stem = resolve_model_path(path_or_name)
