@@ -103,7 +103,11 @@ def apply_shell_gains(term: np.ndarray, gains: Sequence[float]) -> np.ndarray:
 def predict_mean(model, data: ClosureDataset, samples: int = 4, seed: int = 0,
                  batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """The mean of ``samples`` draws of ``model`` for every pair of ``data`` and the true C, both
-    in physical units, float64 (N, n, n)."""
+    in physical units, float64 (N, n, n). A history-dependent model (an SLT closure: it has a
+    ``window`` L) is evaluated on the complete windows of L consecutive pairs, one per pair that
+    ends one (:meth:`ClosureDataset.windows`), with its history encoded from the window."""
+    if hasattr(model, "window"):
+        return _predict_mean_windows(model, data, samples, seed, batch)
     gen = torch.Generator().manual_seed(int(seed))
     preds, truth = [], []
     model.eval()
@@ -113,6 +117,28 @@ def predict_mean(model, data: ClosureDataset, samples: int = 4, seed: int = 0,
             mean = model.sample(w, gen, samples=samples).mean(dim=1)[:, 0]
             preds.append(model.denormalise(mean.double(), "closure").numpy())
             truth.append(model.denormalise(c.double(), "closure")[:, 0].numpy())
+    return np.concatenate(preds), np.concatenate(truth)
+
+
+def _predict_mean_windows(model, data: ClosureDataset, samples: int, seed: int,
+                          batch: int) -> tuple[np.ndarray, np.ndarray]:
+    gen = torch.Generator().manual_seed(int(seed))
+    windows = torch.as_tensor(data.windows(model.window))
+    if len(windows) == 0:
+        raise ValueError(f"{data.path} holds no window of {model.window} consecutive pairs in "
+                         f"its {data.split!r} split (hybrid generate --consecutive)")
+    preds, truth = [], []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch):
+            rows = windows[i:i + batch]
+            w = data.omega_bar[rows]                                   # (B, L, 1, n, n)
+            B, L = w.shape[:2]
+            hist = model.encode(w.reshape(B * L, *w.shape[2:])).reshape(B, L, -1)
+            mean = model.draw(hist, w[:, -1], gen, members=samples).mean(dim=0)[:, 0]
+            preds.append(model.denormalise(mean.double(), "closure").numpy())
+            truth.append(model.denormalise(data.closure[rows[:, -1]].double(),
+                                           "closure")[:, 0].numpy())
     return np.concatenate(preds), np.concatenate(truth)
 
 
@@ -140,14 +166,14 @@ def fit_calibration(model, train: ClosureDataset, shells: int = 2, samples: int 
     gains = report[:shells]
     out = {"shell_gains": gains, "shells": int(shells),
            "gains_report": report, "samples": int(samples), "seed": int(seed),
-           "fitted_on": f"split {train.split!r}, {len(train)} pairs",
+           "fitted_on": f"split {train.split!r}, {len(pred)} pairs",
            "method": "least-squares gain per shell round(|k|) = s of the mean of the draws "
                      "(closures/calibration.py)"}
     if val is not None and len(val):
         p, t = predict_mean(model, val, samples=samples, seed=seed + 1, batch=batch)
         q = apply_shell_gains(p, gains)
         ref = float(np.sum(t ** 2))
-        out.update(val_pairs=len(val),
+        out.update(val_pairs=len(p),
                    val_shell_error_raw=shell_errors(p, t, report_shells),
                    val_shell_error_calibrated=shell_errors(q, t, report_shells),
                    val_rel_error_raw=math.sqrt(float(np.sum((p - t) ** 2)) / ref),

@@ -388,6 +388,33 @@ def test_a_copied_mean_network_gives_the_same_term_in_physical_units():
     assert float((a - b).abs().max()) < 1e-5 * scale
 
 
+def test_calibration_of_an_slt_closure_uses_its_windows(consecutive_data, tmp_path, capsys):
+    """predict_mean of a history-dependent model: one prediction per complete window, at its last
+    pair (with the residual decoder silenced the mean of the draws is μ of the last ω̄ exactly);
+    `hybrid calibrate` writes the gains into the SLT card and the closure applies them."""
+    from closures.calibration import predict_mean
+    from closures.slt import save_slt_closure
+    data = ClosureDataset(consecutive_data, "train", stats=STATS)
+    model = tiny_model()
+    wins = data.windows(W)
+    assert 0 < len(wins) < len(data)                           # fewer windows than pairs
+    model.decode = lambda r: torch.zeros(*r.shape[:-1], 1, N, N)
+    pred, truth = predict_mean(model, data, samples=3, batch=4)
+    last = data.omega_bar[torch.as_tensor(wins[:, -1])]
+    with torch.no_grad():
+        mu = model.denormalise(model.mean(last).double(), "closure")[:, 0].numpy()
+    np.testing.assert_allclose(pred, mu, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(truth, model.denormalise(
+        data.closure[torch.as_tensor(wins[:, -1])].double(), "closure")[:, 0].numpy())
+    stem = tmp_path / "m"
+    save_slt_closure(tiny_model(), stem)
+    assert main(["calibrate", "--model", str(stem), "--data", str(consecutive_data),
+                 "--shells", "1", "--samples", "2"]) == 0, capsys.readouterr().err
+    cal = json.loads(stem.with_suffix(".json").read_text())["calibration"]
+    assert cal["fitted_on"] == f"split 'train', {len(wins)} pairs"
+    assert SLTClosure(path=stem).shell_gains == cal["shell_gains"]
+
+
 def test_missing_data_and_bad_model_files_are_named(tmp_path, capsys):
     assert main(["train", "slt-closure", "--data", str(tmp_path / "none.nc"), "--out",
                  str(tmp_path / "m")]) == 2

@@ -103,11 +103,11 @@ def write_model_files(state_dict: dict, path_stem, card: dict) -> tuple[Path, Pa
     return pt, js
 
 
-def update_card(path_stem, **entries) -> Path:
-    """Set the top-level ``entries`` of the saved card of ``path_stem`` (checked by
-    :func:`read_card` first, then rewritten as stored plus the entries); the weights are not
-    touched. Returns the card's path."""
-    read_card(path_stem)
+def update_card(path_stem, reader=None, **entries) -> Path:
+    """Set the top-level ``entries`` of the saved card of ``path_stem`` (checked by ``reader``,
+    default :func:`read_card`, first, then rewritten as stored plus the entries); the weights are
+    not touched. Returns the card's path."""
+    (reader or read_card)(path_stem)
     _, js = model_paths(path_stem)
     card = json.loads(js.read_text())
     card.update(entries)
