@@ -1,4 +1,5 @@
-"""Large-scale calibration of a diffusion closure: one least-squares gain per wavenumber shell.
+"""Large-scale calibration of a learned closure (diffusion or SLT): one least-squares gain per
+wavenumber shell.
 
 Why. The closure networks are local (the mean network sees ±13 cells), so their error is roughly
 white in wavenumber, while the true subgrid term C has little power at the largest scales. In
@@ -15,8 +16,8 @@ What. For the lowest ``shells`` shells s = 1 … S (the modes with round(|k|) = 
 minimises Σ |g_s Ĉ_k − C_k|²: the shrinkage toward zero of a prediction whose signal-to-noise
 ratio is low (g ≈ 1 where the prediction is good). Ĉ is the mean of ``samples`` draws of the
 model. The gains are fitted on the training split only and stored in the model card under
-``calibration``; :class:`closures.ldm.LatentDiffusionClosure` multiplies the shell-s part of each
-term it returns by g_s (``calibrate=False`` turns that off). Written here rather than taken from a
+``calibration``; :class:`closures.ldm.LatentDiffusionClosure` and :class:`closures.slt.SLTClosure`
+multiply the shell-s part of each term they return by g_s (``calibrate=False`` turns that off). Written here rather than taken from a
 library because it is a few lines of numpy on the closure's own spectra.
 """
 from __future__ import annotations

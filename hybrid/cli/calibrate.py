@@ -1,4 +1,5 @@
-"""``hybrid calibrate``: fit the large-scale shell gains of a trained diffusion closure.
+"""``hybrid calibrate``: fit the large-scale shell gains of a trained learned closure (an L-CDM, a
+P-CDM or an SLT closure, whose history comes from windows of consecutive pairs).
 
     hybrid calibrate --model STEM --data FILE [--shells 2] [--samples 4] [--seed 0]
                      [--threads 1]
@@ -22,7 +23,8 @@ from .arguments import EXIT_OK, nonnegative_int, positive_int
 from .arguments import fail as cli_fail
 
 NAME = "calibrate"
-HELP = "fit the large-scale shell gains of a trained diffusion closure (writes its card)"
+HELP = ("fit the large-scale shell gains of a trained learned closure, diffusion or SLT (writes "
+        "its card)")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
