@@ -17,8 +17,9 @@ minimises Σ |g_s Ĉ_k − C_k|²: the shrinkage toward zero of a prediction who
 ratio is low (g ≈ 1 where the prediction is good). Ĉ is the mean of ``samples`` draws of the
 model. The gains are fitted on the training split only and stored in the model card under
 ``calibration``; :class:`closures.ldm.LatentDiffusionClosure` and :class:`closures.slt.SLTClosure`
-multiply the shell-s part of each term they return by g_s (``calibrate=False`` turns that off). Written here rather than taken from a
-library because it is a few lines of numpy on the closure's own spectra.
+multiply the shell-s part of each term they return by g_s (``calibrate=False`` turns that off).
+Written here rather than taken from a library because it is a few lines of numpy on the
+closure's own spectra.
 """
 from __future__ import annotations
 
