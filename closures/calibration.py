@@ -134,10 +134,8 @@ def _predict_mean_windows(model, data: ClosureDataset, samples: int, seed: int,
     with torch.inference_mode():
         for i in range(0, len(windows), batch):
             rows = windows[i:i + batch]
-            w = data.omega_bar[rows]                                   # (B, L, 1, n, n)
-            B, L = w.shape[:2]
-            hist = model.encode(w.reshape(B * L, *w.shape[2:])).reshape(B, L, -1)
-            mean = model.draw(hist, w[:, -1], gen, members=samples).mean(dim=0)[:, 0]
+            draws = model.draw_windows(data.omega_bar[rows], gen, members=samples)
+            mean = draws.mean(dim=0)[:, 0]
             preds.append(model.denormalise(mean.double(), "closure").numpy())
             truth.append(model.denormalise(data.closure[rows[:, -1]].double(),
                                            "closure")[:, 0].numpy())

@@ -154,6 +154,14 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
         r = self.transformer(history, generator, members, noise=noise)        # (m, B, d)
         return (self.mean(omega) if mean is None else mean) + self.decode(r)
 
+    def draw_windows(self, omega: torch.Tensor, generator: torch.Generator | None = None,
+                     members: int = 1, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`draw` for normalised windows ``omega`` (B, L, 1, n, n) of L consecutive ω̂:
+        the history encoded from the window, the term at its last pair → (members, B, 1, n, n)."""
+        B, L = omega.shape[:2]
+        history = self.encode(omega.reshape(B * L, *omega.shape[2:])).reshape(B, L, -1)
+        return self.draw(history, omega[:, -1], generator, members, mean=mean)
+
     # ------------------------------------------------------------------ training objective
     def loss_terms(self, omega: torch.Tensor, closure: torch.Tensor,
                    generator: torch.Generator | None = None, members: int = 4) -> dict:

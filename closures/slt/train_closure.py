@@ -135,11 +135,8 @@ def closure_metrics(model: SLTClosureModel, data: ClosureDataset, windows: np.nd
     for i0 in range(0, len(rows), batch):
         r = torch.as_tensor(rows[i0:i0 + batch])
         omega, truth = data.omega_bar[r], data.closure[r[:, -1]]
-        B, L = r.shape
-        hist = model.encode(omega.reshape(B * L, *omega.shape[2:])).reshape(B, L, -1)
         mu_n = model.mean(omega[:, -1])
-        draws = model.draw(hist, omega[:, -1], generator, samples, mean=mu_n).double() * std \
-            + mean
+        draws = model.draw_windows(omega, generator, samples, mean=mu_n).double() * std + mean
         c = truth.double() * std + mean
         err += float(((draws.mean(0) - c) ** 2).sum())
         ref += float((c ** 2).sum())
