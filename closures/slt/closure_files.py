@@ -9,6 +9,7 @@ file.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
@@ -17,7 +18,7 @@ from ..ldm.model import check_stats
 from .closure_model import SLTClosureModel
 
 __all__ = ["save_slt_closure", "load_slt_closure", "read_slt_closure_card", "read_closure_card",
-           "CARD_FORMAT", "CARD_VERSION", "ModelFileError"]
+           "load_closure_model", "CARD_FORMAT", "CARD_VERSION", "ModelFileError"]
 
 CARD_FORMAT = "hybrid-slt-closure-card"
 CARD_VERSION = 1
@@ -37,16 +38,31 @@ def read_slt_closure_card(path_or_name) -> dict:
                            lambda card: check_stats(card["stats"]))
 
 
+def _is_slt_closure(stem) -> bool:
+    """Whether the card of ``stem`` says it is an SLT closure's (``format``); False when it is
+    unreadable, so that the L-CDM reader names the file and the problem."""
+    from ..ldm.files import model_paths
+    try:
+        card = json.loads(model_paths(stem)[1].read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(card, dict) and card.get("format") == CARD_FORMAT
+
+
 def read_closure_card(path_or_name) -> dict:
     """The checked card of a saved closure model of either kind, an SLT closure or an L-CDM
     (:func:`closures.ldm.read_card`), told apart by the card's ``format``."""
-    from ..ldm.files import model_paths, read_card
+    from ..ldm.files import read_card
     stem = resolve_model_path(path_or_name)
-    try:
-        is_slt = f'"{CARD_FORMAT}"' in model_paths(stem)[1].read_text()
-    except (OSError, UnicodeDecodeError):
-        is_slt = False                      # the reader below names the file and the problem
-    return read_slt_closure_card(stem) if is_slt else read_card(stem)
+    return read_slt_closure_card(stem) if _is_slt_closure(stem) else read_card(stem)
+
+
+def load_closure_model(path_or_name, device="cpu"):
+    """The saved closure model of either kind (:func:`load_slt_closure` or
+    :func:`closures.ldm.load_model`), told apart by the card's ``format``."""
+    from ..ldm.files import load_model
+    stem = resolve_model_path(path_or_name)
+    return (load_slt_closure if _is_slt_closure(stem) else load_model)(stem, device)
 
 
 def load_slt_closure(path_or_name, device="cpu") -> SLTClosureModel:

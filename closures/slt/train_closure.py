@@ -62,11 +62,8 @@ def load_mean_source(path_or_name):
     """A trained model with a mean network, for ``init_mean``: an SLT closure or an L-CDM, by
     stem or shipped name. ModelFileError names a missing file; ValueError if it has no mean
     network."""
-    from ..ldm import load_model, resolve_model_path
-    from .closure_files import CARD_FORMAT, load_slt_closure, read_closure_card
-    stem = resolve_model_path(path_or_name)
-    slt = read_closure_card(stem).get("format") == CARD_FORMAT
-    model = load_slt_closure(stem) if slt else load_model(stem)
+    from .closure_files import load_closure_model
+    model = load_closure_model(path_or_name)
     if model.mean_net is None:
         raise ValueError(f"init_mean: model {path_or_name} has no mean network")
     return model

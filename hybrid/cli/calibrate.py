@@ -51,13 +51,11 @@ def handler(args: argparse.Namespace) -> int:
 
     from closures.calibration import fit_calibration
     from closures.data import ClosureDataset
-    from closures.ldm import load_model, resolve_model_path, update_card
-    from closures.slt.closure_files import (CARD_FORMAT, load_slt_closure, read_closure_card,
-                                            read_slt_closure_card)
+    from closures.ldm import resolve_model_path, update_card
+    from closures.slt.closure_files import load_closure_model, read_closure_card
     stem = resolve_model_path(args.model)
     try:
-        slt = read_closure_card(stem).get("format") == CARD_FORMAT
-        model = load_slt_closure(stem) if slt else load_model(stem)
+        model = load_closure_model(stem)
     except (OSError, ValueError) as e:
         return fail(f"--model: {e}")
     split = model.card.get("data", {}).get("split", {})
@@ -79,7 +77,7 @@ def handler(args: argparse.Namespace) -> int:
                           seed=args.seed, val=val)
     cal.update(command=shlex.join(args.argv), data=str(args.data),
                seconds=round(time.perf_counter() - t0, 1), date=time.strftime("%Y-%m-%d"))
-    card_path = update_card(stem, reader=read_slt_closure_card if slt else None, calibration=cal)
+    card_path = update_card(stem, reader=read_closure_card, calibration=cal)
     raw, new = cal.get("val_shell_error_raw"), cal.get("val_shell_error_calibrated")
     print(f"hybrid calibrate: gains {', '.join(f'{g:.3f}' for g in cal['shell_gains'])} for "
           f"shells 1-{args.shells} → {card_path}", file=sys.stderr)
