@@ -15,7 +15,6 @@ absolute error is its CRPS). ``--update-cards`` writes the numbers into each car
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .provenance import run_header, write_results
@@ -79,17 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     r = measure(args)
     write_results(args.out, "offline", r, markdown(r))
     if args.update_cards and args.split == "test":
-        from closures.ldm.files import model_paths, resolve_model_path
+        from closures.ldm import resolve_model_path, update_card
         from closures.slt.closure_files import read_slt_closure_card
-        from solvers.files import write_json
         for name, m in r["models"].items():
-            read_slt_closure_card(name)                     # a checked card, before rewriting it
-            card_path = model_paths(resolve_model_path(name))[1]
-            card = json.loads(card_path.read_text())
-            card.setdefault("metrics", {})["test"] = {
-                **m, "split": "test", "data": r["data"], "command": r["command"],
-                "date": r["date"]}
-            write_json(card_path, card)
+            stem = resolve_model_path(name)
+            test = {**m, "split": "test", "data": r["data"], "command": r["command"],
+                    "date": r["date"]}
+            metrics = {**read_slt_closure_card(stem).get("metrics", {}), "test": test}
+            update_card(stem, reader=read_slt_closure_card, metrics=metrics)
     return 0
 
 
