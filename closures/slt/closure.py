@@ -55,9 +55,21 @@ from ..ldm.closure import _ModelClosure, torch_threads
 from .closure_files import load_slt_closure
 from .closure_model import SLTClosureModel
 
-__all__ = ["SLTClosure", "DEFAULT_EVERY"]
+__all__ = ["SLTClosure", "DEFAULT_EVERY", "check_refresh"]
 
 DEFAULT_EVERY = 5          # refresh period without one on the card (the Closure default)
+
+
+def check_refresh(refresh: dict, every: int, dt: float | None) -> None:
+    """ValueError unless ``every`` steps of ``dt`` make the training data's refresh interval
+    (``refresh['interval']``, a card's ``refresh``) to 1e-6 of it; nothing to check without an
+    interval or a fixed dt."""
+    interval = (refresh or {}).get("interval")
+    if interval and dt and abs(every * dt - interval) > 1e-6 * interval:
+        raise ValueError(
+            f"slt-closure: refreshed every {every} steps of dt {dt:g} = {every * dt:g} time "
+            f"units, but its history was trained on samples {interval:g} apart; use every = "
+            f"{interval / dt:g} or the data's dt")
 
 
 class SLTClosure(_ModelClosure):
@@ -109,12 +121,7 @@ class SLTClosure(_ModelClosure):
         """As :meth:`closures.base.Closure.reset`, and an empty history (a cold start).
         ValueError if the solver has a fixed step dt and every·dt differs from the training
         data's refresh interval (the card's ``refresh.interval``), by more than 1e-6 of it."""
-        interval, dt = self._card_refresh.get("interval"), (params or {}).get("dt")
-        if interval and dt and abs(self.every * dt - interval) > 1e-6 * interval:
-            raise ValueError(
-                f"slt-closure: refreshed every {self.every} steps of dt {dt:g} = "
-                f"{self.every * dt:g} time units, but its history was trained on samples "
-                f"{interval:g} apart; use every = {interval / dt:g} or the data's dt")
+        check_refresh(self._card_refresh, self.every, (params or {}).get("dt"))
         super().reset(grid, members, params, seed)
         self.history, self.filled, self.token = None, 0, None
 

@@ -121,13 +121,13 @@ class ReportConfig:
                                  f"({', '.join(STOCHASTIC)}): its members would all be equal")
         for name, k, options in {parse_entry(e, self.every) for e in self.closures}:
             if name == "slt-closure":                # its history means the data's interval
+                from closures.slt.closure import check_refresh
                 from closures.slt.closure_files import read_closure_card
                 card = read_closure_card(dict(options).get("path") or SHIPPED_MODELS[name])
-                interval = (card.get("refresh") or {}).get("interval")
-                if interval and abs(k * self.les_dt - interval) > 1e-6 * interval:
-                    raise ValueError(f"closures: slt-closure@{k} refreshes every "
-                                     f"{k * self.les_dt:g} time units at les_dt {self.les_dt:g}, "
-                                     f"but its model was trained on samples {interval:g} apart")
+                try:
+                    check_refresh(card.get("refresh"), k, self.les_dt)
+                except ValueError as e:
+                    raise ValueError(f"closures: {e}") from None
         for card in self.training_cards():
             gen = card.get("data", {}).get("generation", {})
             if gen.get("seed") == self.seed and card.get("data", {}).get("preset") == self.preset:
