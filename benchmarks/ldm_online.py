@@ -48,6 +48,7 @@ import numpy as np
 from closures import get_closure
 from hybrid.config import load_preset
 from hybrid.datasets import open_dataset
+from hybrid.report.config import CLOSURES, STOCHASTIC
 from solvers import diagnostics
 from solvers.base import BlowUpError
 
@@ -94,8 +95,9 @@ def time_scales(ref: dict, L: float, kf: float) -> dict:
 
 
 DIFFUSION = ("ldm", "pcdm")
-STOCHASTIC = (*DIFFUSION, "slt-closure")    # run as ensembles; the rest one member a start
-NAMES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "ldm-mean", *STOCHASTIC)
+# the STOCHASTIC closures run as ensembles, the rest one member a start; every closure of
+# hybrid bench but the oracle (it needs the DNS recorded alongside)
+NAMES = tuple(c for c in CLOSURES if c != "oracle")
 DEFAULT_CLOSURES = "none,smagorinsky,leith,dynamic-smagorinsky,ldm-mean,ldm,slt-closure@10"
 
 
