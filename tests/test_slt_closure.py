@@ -175,6 +175,44 @@ def test_noise_memory_makes_the_tokens_an_ar1_process_with_unit_variance():
         SLTClosure(model, noise_memory=1.0)
 
 
+def test_spread_gain_scales_the_latent_draws_about_the_zero_token_draw(monkeypatch):
+    """With the decoder and μ silenced (the draw is the transformer's latent r), 8 draws at
+    gain g from the same tokens are r₀ + g·(r − r₀): g = 1 is the plain draw bit for bit, g = 0
+    gives every member the zero-token draw, and the spread over members scales by g exactly."""
+    model = tiny_model()
+    monkeypatch.setattr(model, "decode", lambda r: r)
+    monkeypatch.setattr(model, "mean", lambda omega: 0.0)
+    hist = torch.randn(2, W, model.latent_dim, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(8 * 2, 1, model.width, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        plain = model.transformer(hist, None, 8, noise=noise)
+        r0 = model.transformer(hist, None, 1, noise=torch.zeros(2, 1, model.width))[0]
+        draws = {g: model.draw(hist, None, members=8, noise=noise, spread_gain=g)
+                 for g in (0.0, 1.0, 2.5)}
+    assert torch.equal(draws[1.0], plain)
+    assert torch.allclose(draws[0.0], r0.expand_as(plain), atol=1e-6)
+    assert plain.std(dim=0).mean() > 1e-3
+    assert torch.allclose(draws[2.5].std(dim=0), 2.5 * plain.std(dim=0), rtol=1e-4, atol=1e-6)
+
+
+def test_online_settings_come_from_the_card_unless_given(tmp_path):
+    """A card's ``online`` values are the closure's defaults (ρ, g); arguments override them; the
+    term of ``gain`` = 0.5 is half the term of gain 1, and bad values are refused by name."""
+    model = tiny_model()
+    model.card = {"online": {"noise_memory": 0.9, "spread_gain": 1.5}}
+    c = SLTClosure(model)
+    assert (c.noise_memory, c.spread_gain) == (0.9, 1.5)
+    c = SLTClosure(model, noise_memory=0.0, spread_gain=1.0)
+    assert (c.noise_memory, c.spread_gain) == (0.0, 1.0)
+    w = state_of(fields(2))
+    one = ready(SLTClosure(model, gain=1.0), 2).compute(w)
+    half = ready(SLTClosure(model, gain=0.5), 2).compute(w)
+    np.testing.assert_allclose(half, 0.5 * one, rtol=1e-12, atol=1e-15)
+    for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SLTClosure(model, **bad)
+
+
 # ------------------------------------------------------------------ learning a known map
 def test_a_tiny_slt_closure_learns_a_known_stochastic_map():
     """C = a ω̄ + σ ε φ(x), ε ~ N(0, 1) per sample, φ = √2 cos x: the ensemble mean has slope a

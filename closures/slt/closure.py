@@ -33,7 +33,12 @@ Noise memory. ``noise_memory`` = ρ ∈ [0, 1) makes each member's token an AR(1
 refreshes, ξ_k = ρ ξ_{k−1} + √(1 − ρ²) η_k (η_k the fresh draws above, ξ_0 = η_0): every token is
 still N(0, I), so one refresh is the trained model's draw, but successive draws are correlated
 (lag-k correlation ρ^k, a memory of −every·dt/ln ρ time units), as the error of a closure is over
-an eddy time. ρ = 0 (default) is the trained setting; the previous tokens are closure state.
+an eddy time. ρ = 0 is the trained setting; the previous tokens are closure state.
+
+Spread gain. ``spread_gain`` = g ≥ 0 inflates (g > 1) or shrinks each draw about the draw of the
+zero token, in latent space (:meth:`SLTClosureModel.draw`); g = 1 is the trained model. Both are
+online settings, chosen on validation runs: where the model card has ``online`` values
+(``online.noise_memory``, ``online.spread_gain``) they are the defaults, else ρ = 0 and g = 1.
 
 The refresh period. ``every=None`` takes the period of the training data's consecutive samples
 (the card's ``refresh.every``, ``hybrid generate --refresh-every``), else 5: the history only
@@ -72,16 +77,28 @@ def check_refresh(refresh: dict, every: int, dt: float | None) -> None:
             f"{interval / dt:g} or the data's dt")
 
 
+def _online_number(name: str, value, low: float, high: float | None) -> float:
+    """``value`` as a float in [low, high) (high None: no upper bound); ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value \
+            or (high is not None and not value < high):
+        span = f"[{low:g}, {high:g})" if high is not None else f"≥ {low:g}"
+        raise ValueError(f"{name} must be a number {span}, got {value!r}")
+    return float(value)
+
+
 class SLTClosure(_ModelClosure):
     """The SLT closure (module docstring).
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
-    calibrate=True)``: ``model`` an :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json``
-    path) of one saved by :func:`closures.slt.train_slt_closure`, or a shipped model's name;
+    calibrate=True, noise_memory=None, spread_gain=None, gain=1)``: ``model`` an
+    :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
+    :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
     ``threads``: torch threads of a refresh (restored after it); ``chunk``: members per network
     call (None: all); ``calibrate``: apply the card's shell gains if it has any
-    (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1) (module docstring).
+    (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
+    g of the draws (module docstring; None: the card's ``online`` value, else 0 and 1);
+    ``gain``: a factor on the whole term (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
     ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
     None).
@@ -94,13 +111,17 @@ class SLTClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int | None = None, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = None,
-                 calibrate: bool = True, noise_memory: float = 0.0):
+                 calibrate: bool = True, noise_memory: float | None = None,
+                 spread_gain: float | None = None, gain: float = 1.0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate)
-        if isinstance(noise_memory, bool) or not isinstance(noise_memory, (int, float)) \
-                or not 0 <= noise_memory < 1:
-            raise ValueError(f"noise_memory must be a number in [0, 1), got {noise_memory!r}")
-        self.noise_memory = float(noise_memory)
+                         chunk=chunk, calibrate=calibrate, gain=gain)
+        online = (getattr(self.model, "card", None) or {}).get("online") or {}
+        self.noise_memory = _online_number(
+            "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
+            else noise_memory, 0, 1)
+        self.spread_gain = _online_number(
+            "spread_gain", online.get("spread_gain", 1.0) if spread_gain is None
+            else spread_gain, 0, None)
         self.token: np.ndarray | None = None
         if every is None:
             self.every = int(self._card_refresh.get("every") or DEFAULT_EVERY)
@@ -141,7 +162,7 @@ class SLTClosure(_ModelClosure):
             xb, hb, eb = inputs
             z = m.encode(xb.contiguous(memory_format=torch.channels_last))[:, None]
             hb = z.expand(-1, m.window, -1) if cold else torch.cat([hb[:, 1:], z], dim=1)
-            return m.draw(hb, xb, noise=eb[:, None])[0, :, 0], hb
+            return m.draw(hb, xb, noise=eb[:, None], spread_gain=self.spread_gain)[0, :, 0], hb
 
         with torch_threads(self.threads), torch.inference_mode():
             c, self.history = self.batched(refresh, (x, hist, noise), self.chunk)
@@ -178,4 +199,5 @@ class SLTClosure(_ModelClosure):
 
     def __repr__(self) -> str:
         return (f"SLTClosure(every={self.every}, window={self.model.window}, chunk={self.chunk}, "
-                f"shell_gains={[round(g, 4) for g in self.shell_gains]})")
+                f"shell_gains={[round(g, 4) for g in self.shell_gains]}, "
+                f"noise_memory={self.noise_memory:g}, spread_gain={self.spread_gain:g})")

@@ -145,22 +145,38 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
 
     def draw(self, history: torch.Tensor, omega: torch.Tensor,
              generator: torch.Generator | None = None, members: int = 1,
-             noise: torch.Tensor | None = None, mean: torch.Tensor | None = None
-             ) -> torch.Tensor:
+             noise: torch.Tensor | None = None, mean: torch.Tensor | None = None,
+             spread_gain: float = 1.0) -> torch.Tensor:
         """Draws of the normalised term: latents of the last L refreshes ``history`` (B, L, d)
         and the latest normalised ω̄ ``omega`` (B, 1, n, n) → (members, B, 1, n, n). The noise
         tokens come from ``generator``, or are ``noise`` (members·B, 1, D), member-major.
-        ``mean``: μ(ω̄) when the caller has it already (else computed from ``omega``)."""
-        r = self.transformer(history, generator, members, noise=noise)        # (m, B, d)
+        ``mean``: μ(ω̄) when the caller has it already (else computed from ``omega``).
+
+        ``spread_gain`` g (default 1: the trained model) inflates the draws about the centre
+        draw in latent space: r = r₀ + g·(T(…; ξ) − r₀), r₀ = T(…; 0) the draw of the zero
+        token (one more transformer pass; the decoder runs once)."""
+        if spread_gain == 1:
+            r = self.transformer(history, generator, members, noise=noise)    # (m, B, d)
+        else:
+            B = history.shape[0]
+            if noise is None:
+                dev = history.device if generator is None else generator.device
+                noise = torch.randn((members * B, 1, self.width), generator=generator,
+                                    device=dev, dtype=history.dtype).to(history.device)
+            r = self.transformer(history, None, members, noise=noise)
+            r0 = self.transformer(history, None, 1, noise=torch.zeros_like(noise[:B]))
+            r = r0 + spread_gain * (r - r0)
         return (self.mean(omega) if mean is None else mean) + self.decode(r)
 
     def draw_windows(self, omega: torch.Tensor, generator: torch.Generator | None = None,
-                     members: int = 1, mean: torch.Tensor | None = None) -> torch.Tensor:
+                     members: int = 1, mean: torch.Tensor | None = None,
+                     spread_gain: float = 1.0) -> torch.Tensor:
         """:meth:`draw` for normalised windows ``omega`` (B, L, 1, n, n) of L consecutive ω̂:
         the history encoded from the window, the term at its last pair → (members, B, 1, n, n)."""
         B, L = omega.shape[:2]
         history = self.encode(omega.reshape(B * L, *omega.shape[2:])).reshape(B, L, -1)
-        return self.draw(history, omega[:, -1], generator, members, mean=mean)
+        return self.draw(history, omega[:, -1], generator, members, mean=mean,
+                         spread_gain=spread_gain)
 
     # ------------------------------------------------------------------ training objective
     def loss_terms(self, omega: torch.Tensor, closure: torch.Tensor,
