@@ -197,7 +197,8 @@ def test_spread_gain_scales_the_latent_draws_about_the_zero_token_draw(monkeypat
 
 def test_online_settings_come_from_the_card_unless_given(tmp_path):
     """A card's ``online`` values are the closure's defaults (ρ, g); arguments override them; the
-    term of ``gain`` = 0.5 is half the term of gain 1, and bad values are refused by name."""
+    term of ``gain`` = 0.5 is half the term of gain 1, ``gain`` = 0 on ``gain_shells`` = 2 removes
+    shells 1-2 (round |k|) and leaves the rest, and bad values are refused by name."""
     model = tiny_model()
     model.card = {"online": {"noise_memory": 0.9, "spread_gain": 1.5}}
     c = SLTClosure(model)
@@ -208,7 +209,16 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
     one = ready(SLTClosure(model, gain=1.0), 2).compute(w)
     half = ready(SLTClosure(model, gain=0.5), 2).compute(w)
     np.testing.assert_allclose(half, 0.5 * one, rtol=1e-12, atol=1e-15)
-    for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan"))):
+    low = ready(SLTClosure(model, gain=0.0, gain_shells=2), 2).compute(w)
+    shell = np.rint(np.hypot(*np.meshgrid(np.fft.fftfreq(N, 1 / N), np.fft.rfftfreq(N, 1 / N),
+                                          indexing="ij")))
+    f_one, f_low = np.fft.rfft2(one), np.fft.rfft2(low)
+    inside = (shell >= 1) & (shell <= 2)
+    assert np.abs(f_one[:, inside]).max() > 1e-6
+    assert np.abs(f_low[:, inside]).max() < 1e-12 * np.abs(f_one).max()
+    np.testing.assert_allclose(f_low[:, ~inside], f_one[:, ~inside], rtol=1e-10, atol=1e-12)
+    for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan")),
+                dict(gain_shells=-1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SLTClosure(model, **bad)
 

@@ -68,7 +68,8 @@ class _ModelClosure(Closure):
     """What the model-backed closures share: the model (object, saved stem or shipped name),
     device, torch threads of a refresh, members per network call, the card's shell gains, and
     ``gain``: a factor on the whole term (default 1; an online setting to tune on validation
-    runs, as a classical closure's coefficient is tuned).
+    runs, as a classical closure's coefficient is tuned), or only on its shells 1 … ``gain_shells``
+    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all).
     Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
     ``(path, device) -> model`` raising :class:`ModelFileError`); the model normalises with
     ``normalise(x, field)`` / ``denormalise(x, field)`` (fields 'omega_bar' and 'closure'), has
@@ -80,11 +81,12 @@ class _ModelClosure(Closure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
         super().__init__(every)
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
             raise ValueError(f"gain must be a finite number ≥ 0, got {gain!r}")
         self.gain = float(gain)
+        self.gain_shells = integer("gain_shells", gain_shells, 0)
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
         self.chunk = integer("chunk", chunk, allow_none=True)
@@ -120,11 +122,13 @@ class _ModelClosure(Closure):
 
     def _outputs(self, c: torch.Tensor) -> np.ndarray:
         """Normalised C (members, n, n) → physical units, float64, with the shell gains, times
-        ``gain``."""
+        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0)."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
         if self.shell_gains:
             out = apply_shell_gains(out, self.shell_gains)
-        if self.gain != 1:
+        if self.gain != 1 and self.gain_shells:
+            out = apply_shell_gains(out, [self.gain] * self.gain_shells)
+        elif self.gain != 1:
             out *= self.gain
         self.calls += 1
         return out
@@ -181,7 +185,7 @@ class LatentDiffusionClosure(_ModelClosure):
     def __init__(self, model=None, every: int = 5, steps: int = STEPS, t_start: float = T_START,
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None, precision: str = "float32", chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
         self.steps, self.samples = integer("steps", steps), integer("samples", samples)
         conv_precision(precision, "cpu")             # validates the name
         try:
@@ -193,7 +197,8 @@ class LatentDiffusionClosure(_ModelClosure):
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < math.inf:
             raise ValueError(f"rho must be a positive number, got {rho!r}")
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain)
+                         chunk=chunk, calibrate=calibrate, gain=gain,
+                         gain_shells=gain_shells)
         self.t_start, self.rho, self.precision = ts, float(rho), precision
         self.last_seeds: list[int] | None = None
 
@@ -255,9 +260,9 @@ class MeanNetworkClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = False, gain: float = 1.0):
+                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
         if self.model.mean_net is None:
             raise ValueError(f"model {self.path or 'given'} has no mean network (mean_width = 0):"
                              f" the mean-network closure needs one")

@@ -90,7 +90,7 @@ class SLTClosure(_ModelClosure):
     """The SLT closure (module docstring).
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
-    calibrate=True, noise_memory=None, spread_gain=None, gain=1)``: ``model`` an
+    calibrate=True, noise_memory=None, spread_gain=None, gain=1, gain_shells=0)``: ``model`` an
     :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
     :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
@@ -98,7 +98,7 @@ class SLTClosure(_ModelClosure):
     call (None: all); ``calibrate``: apply the card's shell gains if it has any
     (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
     g of the draws (module docstring; None: the card's ``online`` value, else 0 and 1);
-    ``gain``: a factor on the whole term (:class:`closures.ldm.closure._ModelClosure`).
+    ``gain``, ``gain_shells``: a factor on the term (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
     ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
     None).
@@ -112,9 +112,9 @@ class SLTClosure(_ModelClosure):
     def __init__(self, model=None, every: int | None = None, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = None,
                  calibrate: bool = True, noise_memory: float | None = None,
-                 spread_gain: float | None = None, gain: float = 1.0):
+                 spread_gain: float | None = None, gain: float = 1.0, gain_shells: int = 0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
         self.noise_memory = _online_number(
             "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
