@@ -195,6 +195,28 @@ def test_spread_gain_scales_the_latent_draws_about_the_zero_token_draw(monkeypat
     assert torch.allclose(draws[2.5].std(dim=0), 2.5 * plain.std(dim=0), rtol=1e-4, atol=1e-6)
 
 
+def test_spread_shells_inflates_the_draws_in_the_low_shells_only():
+    """``spread_shells`` K = 3, g = 2.5: with the same tokens, the draws' Fourier modes above shell
+    K are the trained draws' (g = 1) bit for bit up to round-off, and in shells 1 … K every
+    member's departure from the zero-token draw (g = 0: the centre there) is g times the trained
+    one's."""
+    model = tiny_model()
+    hist = torch.randn(2, W, model.latent_dim, generator=torch.Generator().manual_seed(3))
+    omega = torch.randn(2, 1, N, N, generator=torch.Generator().manual_seed(5))
+    noise = torch.randn(6 * 2, 1, model.width, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        f = {g: torch.fft.rfft2(model.draw(hist, omega, members=6, noise=noise, spread_gain=g,
+                                           spread_shells=3)).numpy()
+             for g in (0.0, 1.0, 2.5)}
+    shell = np.rint(np.hypot(*np.meshgrid(np.fft.fftfreq(N, 1 / N), np.fft.rfftfreq(N, 1 / N),
+                                          indexing="ij")))
+    low = (shell >= 1) & (shell <= 3)
+    np.testing.assert_allclose(f[2.5][..., ~low], f[1.0][..., ~low], atol=1e-5)
+    one, two = (f[1.0] - f[0.0])[..., low], (f[2.5] - f[0.0])[..., low]
+    assert np.abs(one).max() > 1e-3
+    np.testing.assert_allclose(two, 2.5 * one, rtol=1e-4, atol=1e-5)
+
+
 def test_online_settings_come_from_the_card_unless_given(tmp_path):
     """A card's ``online`` values are the closure's defaults (ρ, g); arguments override them; the
     term of ``gain`` = 0.5 is half the term of gain 1, ``gain`` = 0 on ``gain_shells`` = 2 removes
@@ -218,7 +240,7 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
     assert np.abs(f_low[:, inside]).max() < 1e-12 * np.abs(f_one).max()
     np.testing.assert_allclose(f_low[:, ~inside], f_one[:, ~inside], rtol=1e-10, atol=1e-12)
     for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan")),
-                dict(gain_shells=-1)):
+                dict(gain_shells=-1), dict(spread_shells=-2)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SLTClosure(model, **bad)
 

@@ -36,9 +36,10 @@ still N(0, I), so one refresh is the trained model's draw, but successive draws 
 an eddy time. ρ = 0 is the trained setting; the previous tokens are closure state.
 
 Spread gain. ``spread_gain`` = g ≥ 0 inflates (g > 1) or shrinks each draw about the draw of the
-zero token, in latent space (:meth:`SLTClosureModel.draw`); g = 1 is the trained model. Both are
-online settings, chosen on validation runs: where the model card has ``online`` values
-(``online.noise_memory``, ``online.spread_gain``) they are the defaults, else ρ = 0 and g = 1.
+zero token, in latent space, or with ``spread_shells`` = K > 0 in shells 1 … K of the field only
+(:meth:`SLTClosureModel.draw`); g = 1 is the trained model. These are online settings, chosen on
+validation runs: where the model card has ``online`` values (``online.noise_memory``,
+``online.spread_gain``, ``online.spread_shells``) they are the defaults, else ρ = 0, g = 1, K = 0.
 
 The refresh period. ``every=None`` takes the period of the training data's consecutive samples
 (the card's ``refresh.every``, ``hybrid generate --refresh-every``), else 5: the history only
@@ -55,6 +56,7 @@ import torch
 
 from solvers.base import ClosureState
 from solvers.grid import Grid
+from solvers.validate import integer
 
 from ..ldm.closure import _ModelClosure, torch_threads
 from .closure_files import load_slt_closure
@@ -90,14 +92,16 @@ class SLTClosure(_ModelClosure):
     """The SLT closure (module docstring).
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
-    calibrate=True, noise_memory=None, spread_gain=None, gain=1, gain_shells=0)``: ``model`` an
+    calibrate=True, noise_memory=None, spread_gain=None, spread_shells=None, gain=1,
+    gain_shells=0)``: ``model`` an
     :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
     :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
     ``threads``: torch threads of a refresh (restored after it); ``chunk``: members per network
     call (None: all); ``calibrate``: apply the card's shell gains if it has any
     (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
-    g of the draws (module docstring; None: the card's ``online`` value, else 0 and 1);
+    g of the draws, ``spread_shells``: K, where g applies (module docstring; None: the card's
+    ``online`` value, else 0, 1 and 0);
     ``gain``, ``gain_shells``: a factor on the term (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
     ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
@@ -112,7 +116,8 @@ class SLTClosure(_ModelClosure):
     def __init__(self, model=None, every: int | None = None, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = None,
                  calibrate: bool = True, noise_memory: float | None = None,
-                 spread_gain: float | None = None, gain: float = 1.0, gain_shells: int = 0):
+                 spread_gain: float | None = None, spread_shells: int | None = None,
+                 gain: float = 1.0, gain_shells: int = 0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
@@ -122,6 +127,9 @@ class SLTClosure(_ModelClosure):
         self.spread_gain = _online_number(
             "spread_gain", online.get("spread_gain", 1.0) if spread_gain is None
             else spread_gain, 0, None)
+        self.spread_shells = integer(
+            "spread_shells", online.get("spread_shells", 0) if spread_shells is None
+            else spread_shells, 0)
         self.token: np.ndarray | None = None
         if every is None:
             self.every = int(self._card_refresh.get("every") or DEFAULT_EVERY)
@@ -162,7 +170,9 @@ class SLTClosure(_ModelClosure):
             xb, hb, eb = inputs
             z = m.encode(xb.contiguous(memory_format=torch.channels_last))[:, None]
             hb = z.expand(-1, m.window, -1) if cold else torch.cat([hb[:, 1:], z], dim=1)
-            return m.draw(hb, xb, noise=eb[:, None], spread_gain=self.spread_gain)[0, :, 0], hb
+            c = m.draw(hb, xb, noise=eb[:, None], spread_gain=self.spread_gain,
+                       spread_shells=self.spread_shells)
+            return c[0, :, 0], hb
 
         with torch_threads(self.threads), torch.inference_mode():
             c, self.history = self.batched(refresh, (x, hist, noise), self.chunk)
@@ -200,4 +210,5 @@ class SLTClosure(_ModelClosure):
     def __repr__(self) -> str:
         return (f"SLTClosure(every={self.every}, window={self.model.window}, chunk={self.chunk}, "
                 f"shell_gains={[round(g, 4) for g in self.shell_gains]}, "
-                f"noise_memory={self.noise_memory:g}, spread_gain={self.spread_gain:g})")
+                f"noise_memory={self.noise_memory:g}, spread_gain={self.spread_gain:g}, "
+                f"spread_shells={self.spread_shells})")

@@ -40,11 +40,13 @@ per window:
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from solvers.validate import integer, number
 
+from ..calibration import mode_shells
 from ..ldm.model import FieldNormalisation, check_stats
 from ..losses import spectral_amplitude_loss
 from ..nn import ConvAutoencoder, MeanNet
@@ -146,37 +148,51 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
     def draw(self, history: torch.Tensor, omega: torch.Tensor,
              generator: torch.Generator | None = None, members: int = 1,
              noise: torch.Tensor | None = None, mean: torch.Tensor | None = None,
-             spread_gain: float = 1.0) -> torch.Tensor:
+             spread_gain: float = 1.0, spread_shells: int = 0) -> torch.Tensor:
         """Draws of the normalised term: latents of the last L refreshes ``history`` (B, L, d)
         and the latest normalised ω̄ ``omega`` (B, 1, n, n) → (members, B, 1, n, n). The noise
         tokens come from ``generator``, or are ``noise`` (members·B, 1, D), member-major.
         ``mean``: μ(ω̄) when the caller has it already (else computed from ``omega``).
 
         ``spread_gain`` g (default 1: the trained model) inflates the draws about the centre
-        draw in latent space: r = r₀ + g·(T(…; ξ) − r₀), r₀ = T(…; 0) the draw of the zero
-        token (one more transformer pass; the decoder runs once)."""
+        draw, the draw of the zero token r₀ = T(…; 0) (one more transformer pass):
+
+        * ``spread_shells`` K = 0 (default): in latent space, r = r₀ + g·(T(…; ξ) − r₀), decoded
+          once;
+        * K > 0: in field space and in shells 1 … K (round |k|) only: with δ = D_R(T(…; ξ)) −
+          D_R(r₀), the residual is D_R(r₀) + δ + (g − 1)·P_K δ, P_K the projection on those
+          shells (the decoder runs on r₀ as well)."""
         if spread_gain == 1:
             r = self.transformer(history, generator, members, noise=noise)    # (m, B, d)
+            return (self.mean(omega) if mean is None else mean) + self.decode(r)
+        B = history.shape[0]
+        if noise is None:
+            dev = history.device if generator is None else generator.device
+            noise = torch.randn((members * B, 1, self.width), generator=generator,
+                                device=dev, dtype=history.dtype).to(history.device)
+        r = self.transformer(history, None, members, noise=noise)
+        r0 = self.transformer(history, None, 1, noise=torch.zeros_like(noise[:B]))
+        if spread_shells:
+            both = self.decode(torch.cat([r, r0]))                            # (m + 1, B, …)
+            d0 = both[-1:]
+            delta = both[:-1] - d0
+            shells = torch.as_tensor(np.array(mode_shells(self.n)), device=delta.device)
+            inside = ((shells >= 1) & (shells <= spread_shells)).to(delta.dtype)
+            boost = torch.fft.irfft2(torch.fft.rfft2(delta) * inside, s=delta.shape[-2:])
+            resid = d0 + delta + (spread_gain - 1) * boost
         else:
-            B = history.shape[0]
-            if noise is None:
-                dev = history.device if generator is None else generator.device
-                noise = torch.randn((members * B, 1, self.width), generator=generator,
-                                    device=dev, dtype=history.dtype).to(history.device)
-            r = self.transformer(history, None, members, noise=noise)
-            r0 = self.transformer(history, None, 1, noise=torch.zeros_like(noise[:B]))
-            r = r0 + spread_gain * (r - r0)
-        return (self.mean(omega) if mean is None else mean) + self.decode(r)
+            resid = self.decode(r0 + spread_gain * (r - r0))
+        return (self.mean(omega) if mean is None else mean) + resid
 
     def draw_windows(self, omega: torch.Tensor, generator: torch.Generator | None = None,
                      members: int = 1, mean: torch.Tensor | None = None,
-                     spread_gain: float = 1.0) -> torch.Tensor:
+                     spread_gain: float = 1.0, spread_shells: int = 0) -> torch.Tensor:
         """:meth:`draw` for normalised windows ``omega`` (B, L, 1, n, n) of L consecutive ω̂:
         the history encoded from the window, the term at its last pair → (members, B, 1, n, n)."""
         B, L = omega.shape[:2]
         history = self.encode(omega.reshape(B * L, *omega.shape[2:])).reshape(B, L, -1)
         return self.draw(history, omega[:, -1], generator, members, mean=mean,
-                         spread_gain=spread_gain)
+                         spread_gain=spread_gain, spread_shells=spread_shells)
 
     # ------------------------------------------------------------------ training objective
     def loss_terms(self, omega: torch.Tensor, closure: torch.Tensor,
