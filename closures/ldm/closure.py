@@ -69,7 +69,9 @@ class _ModelClosure(Closure):
     device, torch threads of a refresh, members per network call, the card's shell gains, and
     ``gain``: a factor on the whole term (default 1; an online setting to tune on validation
     runs, as a classical closure's coefficient is tuned), or only on its shells 1 … ``gain_shells``
-    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all).
+    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all); and
+    ``eddy_drag`` r_e (1/time, default 0): −r_e (ω̄ − ⟨ω̄⟩_x) added to the term, a linear drag on
+    the eddies (the departure from the zonal mean, x the last axis) at the refresh's ω̄.
     Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
     ``(path, device) -> model`` raising :class:`ModelFileError`); the model normalises with
     ``normalise(x, field)`` / ``denormalise(x, field)`` (fields 'omega_bar' and 'closure'), has
@@ -81,12 +83,18 @@ class _ModelClosure(Closure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
+                 eddy_drag: float = 0.0):
         super().__init__(every)
         if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
             raise ValueError(f"gain must be a finite number ≥ 0, got {gain!r}")
         self.gain = float(gain)
         self.gain_shells = integer("gain_shells", gain_shells, 0)
+        if isinstance(eddy_drag, bool) or not isinstance(eddy_drag, (int, float)) \
+                or not 0 <= eddy_drag < math.inf:
+            raise ValueError(f"eddy_drag must be a finite number ≥ 0 (1/time), got {eddy_drag!r}")
+        self.eddy_drag = float(eddy_drag)
+        self._omega: np.ndarray | None = None
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
         self.chunk = integer("chunk", chunk, allow_none=True)
@@ -117,12 +125,14 @@ class _ModelClosure(Closure):
 
     def _inputs(self, state) -> torch.Tensor:
         w = np.asarray(state.vorticity, dtype=np.float64)
+        self._omega = w if self.eddy_drag else None
         x = torch.from_numpy(self.model.normalise(w, "omega_bar").astype(np.float32))[:, None]
         return x.to(self.device)
 
     def _outputs(self, c: torch.Tensor) -> np.ndarray:
         """Normalised C (members, n, n) → physical units, float64, with the shell gains, times
-        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0)."""
+        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0), minus ``eddy_drag``
+        times the refresh's ω̄ less its mean along x."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
         if self.shell_gains:
             out = apply_shell_gains(out, self.shell_gains)
@@ -130,6 +140,9 @@ class _ModelClosure(Closure):
             out = apply_shell_gains(out, [self.gain] * self.gain_shells)
         elif self.gain != 1:
             out *= self.gain
+        if self.eddy_drag:
+            w = self._omega
+            out -= self.eddy_drag * (w - w.mean(axis=-1, keepdims=True))
         self.calls += 1
         return out
 
@@ -185,7 +198,8 @@ class LatentDiffusionClosure(_ModelClosure):
     def __init__(self, model=None, every: int = 5, steps: int = STEPS, t_start: float = T_START,
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None, precision: str = "float32", chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
+                 eddy_drag: float = 0.0):
         self.steps, self.samples = integer("steps", steps), integer("samples", samples)
         conv_precision(precision, "cpu")             # validates the name
         try:
@@ -198,7 +212,7 @@ class LatentDiffusionClosure(_ModelClosure):
             raise ValueError(f"rho must be a positive number, got {rho!r}")
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain,
-                         gain_shells=gain_shells)
+                         gain_shells=gain_shells, eddy_drag=eddy_drag)
         self.t_start, self.rho, self.precision = ts, float(rho), precision
         self.last_seeds: list[int] | None = None
 
@@ -260,9 +274,11 @@ class MeanNetworkClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0,
+                 eddy_drag: float = 0.0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
+                         eddy_drag=eddy_drag)
         if self.model.mean_net is None:
             raise ValueError(f"model {self.path or 'given'} has no mean network (mean_width = 0):"
                              f" the mean-network closure needs one")
