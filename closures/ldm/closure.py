@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from solvers.validate import integer
+from solvers.validate import integer, number
 
 from ..base import Closure
 from ..calibration import apply_shell_gains
@@ -86,14 +86,9 @@ class _ModelClosure(Closure):
                  calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
                  eddy_drag: float = 0.0):
         super().__init__(every)
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
-            raise ValueError(f"gain must be a finite number ≥ 0, got {gain!r}")
-        self.gain = float(gain)
+        self.gain = number("gain", gain, at_least=0)
         self.gain_shells = integer("gain_shells", gain_shells, 0)
-        if isinstance(eddy_drag, bool) or not isinstance(eddy_drag, (int, float)) \
-                or not 0 <= eddy_drag < math.inf:
-            raise ValueError(f"eddy_drag must be a finite number ≥ 0 (1/time), got {eddy_drag!r}")
-        self.eddy_drag = float(eddy_drag)
+        self.eddy_drag = number("eddy_drag", eddy_drag, at_least=0)
         self._omega: np.ndarray | None = None
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")

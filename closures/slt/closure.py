@@ -56,7 +56,7 @@ import torch
 
 from solvers.base import ClosureState
 from solvers.grid import Grid
-from solvers.validate import integer
+from solvers.validate import integer, number
 
 from ..ldm.closure import _ModelClosure, torch_threads
 from .closure_files import load_slt_closure
@@ -77,15 +77,6 @@ def check_refresh(refresh: dict, every: int, dt: float | None) -> None:
             f"slt-closure: refreshed every {every} steps of dt {dt:g} = {every * dt:g} time "
             f"units, but its history was trained on samples {interval:g} apart; use every = "
             f"{interval / dt:g} or the data's dt")
-
-
-def _online_number(name: str, value, low: float, high: float | None) -> float:
-    """``value`` as a float in [low, high) (high None: no upper bound); ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value \
-            or (high is not None and not value < high):
-        span = f"[{low:g}, {high:g})" if high is not None else f"≥ {low:g}"
-        raise ValueError(f"{name} must be a number {span}, got {value!r}")
-    return float(value)
 
 
 class SLTClosure(_ModelClosure):
@@ -123,12 +114,12 @@ class SLTClosure(_ModelClosure):
                          chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
                          eddy_drag=eddy_drag)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
-        self.noise_memory = _online_number(
+        self.noise_memory = number(
             "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
-            else noise_memory, 0, 1)
-        self.spread_gain = _online_number(
+            else noise_memory, at_least=0, below=1)
+        self.spread_gain = number(
             "spread_gain", online.get("spread_gain", 1.0) if spread_gain is None
-            else spread_gain, 0, None)
+            else spread_gain, at_least=0)
         self.spread_shells = integer(
             "spread_shells", online.get("spread_shells", 0) if spread_shells is None
             else spread_shells, 0)
