@@ -89,7 +89,6 @@ class _ModelClosure(Closure):
         self.gain = number("gain", gain, at_least=0)
         self.gain_shells = integer("gain_shells", gain_shells, 0)
         self.eddy_drag = number("eddy_drag", eddy_drag, at_least=0)
-        self._omega: np.ndarray | None = None
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
         self.chunk = integer("chunk", chunk, allow_none=True)
@@ -120,14 +119,13 @@ class _ModelClosure(Closure):
 
     def _inputs(self, state) -> torch.Tensor:
         w = np.asarray(state.vorticity, dtype=np.float64)
-        self._omega = w if self.eddy_drag else None
         x = torch.from_numpy(self.model.normalise(w, "omega_bar").astype(np.float32))[:, None]
         return x.to(self.device)
 
-    def _outputs(self, c: torch.Tensor) -> np.ndarray:
+    def _outputs(self, c: torch.Tensor, state) -> np.ndarray:
         """Normalised C (members, n, n) → physical units, float64, with the shell gains, times
         ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0), minus ``eddy_drag``
-        times the refresh's ω̄ less its mean along x."""
+        times the refresh's ω̄ (``state.vorticity``) less its mean along x."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
         if self.shell_gains:
             out = apply_shell_gains(out, self.shell_gains)
@@ -136,7 +134,7 @@ class _ModelClosure(Closure):
         elif self.gain != 1:
             out *= self.gain
         if self.eddy_drag:
-            w = self._omega
+            w = np.asarray(state.vorticity, dtype=np.float64)
             out -= self.eddy_drag * (w - w.mean(axis=-1, keepdims=True))
         self.calls += 1
         return out
@@ -235,7 +233,7 @@ class LatentDiffusionClosure(_ModelClosure):
 
         with torch_threads(self.threads), torch.inference_mode():
             c = self.batched(draw, x, self.chunk, gens)
-        return self._outputs(c)
+        return self._outputs(c, state)
 
     def __repr__(self) -> str:
         return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
@@ -283,7 +281,7 @@ class MeanNetworkClosure(_ModelClosure):
         with torch_threads(self.threads), torch.inference_mode():
             c = self.batched(lambda xb, _: self.model.mean(
                 xb.contiguous(memory_format=torch.channels_last)).float()[:, 0], x, self.chunk)
-        return self._outputs(c)
+        return self._outputs(c, state)
 
     def __repr__(self) -> str:
         return (f"MeanNetworkClosure(every={self.every}, chunk={self.chunk}, "

@@ -170,7 +170,7 @@ class SLTClosure(_ModelClosure):
         with torch_threads(self.threads), torch.inference_mode():
             c, self.history = self.batched(refresh, (x, hist, noise), self.chunk)
         self.filled = min(self.filled + 1, m.window)
-        return self._outputs(c)
+        return self._outputs(c, state)
 
     # ------------------------------------------------------------------ restarts
     def get_state(self) -> dict[str, Any]:

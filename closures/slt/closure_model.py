@@ -51,6 +51,7 @@ from ..ldm.model import FieldNormalisation, check_stats
 from ..losses import spectral_amplitude_loss
 from ..nn import ConvAutoencoder, MeanNet
 from ..nn.attention import check_heads
+from ..nn.diffusion import draw_noise
 from .model import StochasticTransformer, ensemble_loss
 
 __all__ = ["SLTClosureModel", "DEFAULT_WEIGHTS"]
@@ -167,9 +168,8 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
             return (self.mean(omega) if mean is None else mean) + self.decode(r)
         B = history.shape[0]
         if noise is None:
-            dev = history.device if generator is None else generator.device
-            noise = torch.randn((members * B, 1, self.width), generator=generator,
-                                device=dev, dtype=history.dtype).to(history.device)
+            noise = draw_noise((members * B, 1, self.width), generator, history.device,
+                               history.dtype)
         r = self.transformer(history, None, members, noise=noise)
         r0 = self.transformer(history, None, 1, noise=torch.zeros_like(noise[:B]))
         if spread_shells:
