@@ -9,7 +9,9 @@ run by ``hybrid run betaplane-hybrid`` for the preset's spin-up plus ``--t-end``
 compared by ``hybrid jets RUN REFERENCE --t-min SPINUP``: Hellinger distances of the PDFs of U,
 ∂yU and ∂tU, the energy ½⟨U²⟩, the fraction of time and the residence time in each jet number,
 each with the reference's 95 % interval. A row is ``closure[@every][/key=value...]`` (the rows of
-``hybrid bench``, plus ``slt-closure``); ``path=`` names a trained model. A run that blows up is
+``hybrid bench``, plus ``slt-closure``); ``path=`` names a trained model; LES settings may come
+first, each ending in ':', and are passed to ``hybrid run --set``
+(``les.eddy_drag=0.01:smagorinsky``). A run that blows up is
 reported with the time it reached. Runs go to ``RUNS/<row>`` (``--runs``, default
 ``runs/betaplane-hybrid``) and are reused when their trajectory is complete (``--rerun`` runs
 them again). Writes ``jets.json`` and ``jets.md`` to ``--out``.
@@ -35,14 +37,27 @@ def row_folder(row: str) -> str:
     return re.sub(r"[^A-Za-z0-9.@=-]+", "_", row).strip("_")
 
 
-def run_arguments(entry: tuple[str, int, tuple], args: argparse.Namespace, out: Path
-                  ) -> list[str]:
-    """The ``hybrid run`` arguments of a row parsed by :func:`hybrid.report.parse_entry`
-    (every 0: the closure's own)."""
+def parse_row(row: str) -> tuple[tuple[str, int, tuple], list[str]]:
+    """``'SETTING:...:closure...'`` → (the closure's :func:`hybrid.report.parse_entry`, the
+    settings, each 'SECTION.KEY=VALUE'); ValueError naming the row."""
+    from hybrid.report import parse_entry
+    *settings, entry = row.split(":")
+    for text in settings:
+        if "=" not in text:
+            raise ValueError(f"the LES setting {text!r} of {row!r} must be KEY=VALUE")
+    return parse_entry(entry, 0, names=NAMES), settings
+
+
+def run_arguments(entry: tuple[str, int, tuple], settings: list[str], args: argparse.Namespace,
+                  out: Path) -> list[str]:
+    """The ``hybrid run`` arguments of a row parsed by :func:`parse_row` (every 0: the closure's
+    own)."""
     name, every, options = entry
     argv = ["run", PRESET, "--closure", name, "--members", str(args.members),
             "--seed", str(args.seed), "--t-end", str(args.spinup + args.t_end),
             "--threads", str(args.threads), "--out", str(out), "--overwrite"]
+    for text in settings:
+        argv += ["--set", text]
     if every:
         argv += ["--every", str(every)]
     for key, value in options:
@@ -78,10 +93,10 @@ def measure(args: argparse.Namespace) -> dict:
     result = {**run_header("benchmarks.betaplane_hybrid", args.argv), "preset": PRESET,
               "reference": str(args.reference), "members": args.members, "seed": args.seed,
               "spinup": args.spinup, "t_end": args.t_end, "rows": {}}
-    for row, entry in args.rows.items():
+    for row, (entry, settings) in args.rows.items():
         out = args.runs / row_folder(row)
         if args.rerun or not complete(out, args.spinup + args.t_end):
-            code = hybrid(run_arguments(entry, args, out))
+            code = hybrid(run_arguments(entry, settings, args, out))
             if code != 0:
                 run = json.loads((out / "run.json").read_text()) \
                     if (out / "run.json").is_file() else {}
@@ -162,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, default=Path("data/betaplane-hybrid/test-dns"),
                    help="the test DNS: a run folder of `hybrid dns betaplane-hybrid`")
     p.add_argument("--rows", default="none,smagorinsky,leith,dynamic-smagorinsky",
-                   help="comma-separated closure[@every][/key=value...]")
+                   help="comma-separated [SECTION.KEY=VALUE:...]closure[@every][/key=value...]")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--t-end", type=float, default=10000.0, help="time units after the spin-up")
@@ -180,13 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.argv = argv
     from hybrid.config import load_preset
-    from hybrid.report import parse_entry
     if not (args.reference / "trajectory.nc").is_file():
         p.error(f"--reference: no trajectory.nc in {args.reference}")
     rows = {}
     for row in (x for x in args.rows.split(",") if x):
         try:
-            rows[row] = parse_entry(row, 0, names=NAMES)
+            rows[row] = parse_row(row)
         except ValueError as e:
             p.error(f"--rows: {e}")
     args.rows = rows

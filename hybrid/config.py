@@ -70,7 +70,7 @@ SOLVER_KEYS: dict[str, dict[str, str]] = {
     "KolmogorovFlow": {**_COMMON, "nu": "number", "kf": "int", "amplitude": "number",
                        "forcing": "str", "advection": "bool"},
     "BetaPlane": {**_COMMON, "beta": "number", "nu": "nu", "hyper_order": "int", "kf": "number",
-                  "kf_width": "number", "epsilon": "number"},
+                  "kf_width": "number", "epsilon": "number", "eddy_drag": "number"},
 }
 
 TOP_KEYS = {"name": "str", "description": "str", "source": "str", "dns": "table", "les": "table",

@@ -1,10 +1,11 @@
 """The batched pseudo-spectral solver of the 2D vorticity equation and the closure hook protocol.
 
-    ∂t ζ + J(ψ, ζ) + β ∂x ψ = F + ξ + C − μ ζ − ν (−∇²)^p ζ,   ζ = ∇²ψ, u = −∂yψ, v = ∂xψ
+    ∂t ζ + J(ψ, ζ) + β ∂x ψ = F + ξ + C − μ ζ − μₑ ζ' − ν (−∇²)^p ζ,   ζ = ∇²ψ, u = −∂yψ, v = ∂xψ
 
-on a doubly periodic box of side L. The state is ζ̂, shape (members, n, n//2+1); every member is an
-independent ensemble member stepped through the same transforms. The linear operator
-L(k) = −μ − ν|k|^{2p} + iβ kx/|k|² is integrated exactly by the stepper; the dealiased advection,
+on a doubly periodic box of side L, with ζ' = ζ − ⟨ζ⟩ₓ the eddies (the departure from the zonal
+mean; μₑ, the eddy drag, is 0 unless set). The state is ζ̂, shape (members, n, n//2+1); every
+member is an independent ensemble member stepped through the same transforms. The linear operator
+L(k) = −μ − μₑ[kx ≠ 0] − ν|k|^{2p} + iβ kx/|k|² is integrated exactly by the stepper; the dealiased advection,
 the deterministic forcing F, the stochastic forcing ξ (one draw per step, held across stages) and the
 closure term C (refreshed every ``closure.every`` steps, held in between) make up N(ζ̂).
 """
@@ -92,6 +93,8 @@ class PseudoSpectralSolver:
     """Batched pseudo-spectral solver; see the module docstring for the equation.
 
     Arguments: ``n`` grid points per side (even, ≥ 8), ``L`` box side, ``mu`` linear drag,
+    ``eddy_drag`` μₑ a linear drag on the eddies only (the modes kx ≠ 0; 1/time, default 0: an
+    exact, unconditionally stable sink of eddy energy that leaves the zonal mean flow alone),
     ``nu`` (hyper)viscosity of order ``hyper_order`` p, ``beta``, ``forcing`` a physical (n, n)
     vorticity source or None, ``ring`` a :class:`RingForcing` or None, ``dt`` fixed step or None for
     a CFL-chosen step (``cfl`` the target Courant number, ``dt_max`` its cap), ``members`` ensemble
@@ -117,8 +120,8 @@ class PseudoSpectralSolver:
 
     kind = "base"
 
-    def __init__(self, n: int, L: float = 2 * np.pi, *, mu: float = 0.0, nu: float = 0.0,
-                 hyper_order: int = 1, beta: float = 0.0, forcing: np.ndarray | None = None,
+    def __init__(self, n: int, L: float = 2 * np.pi, *, mu: float = 0.0, eddy_drag: float = 0.0,
+                 nu: float = 0.0, hyper_order: int = 1, beta: float = 0.0, forcing: np.ndarray | None = None,
                  ring: dict | None = None, dt: float | None = None, cfl: float = 0.5,
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
                  first_member: int = 0, threads: int = 1, dtype: str = "float64",
@@ -127,6 +130,7 @@ class PseudoSpectralSolver:
                  forcing_grid: int | None = None, config: dict | None = None):
         self.grid = Grid(n, L)
         self.mu = positive_number("mu", mu, allow_zero=True)
+        self.eddy_drag = positive_number("eddy_drag", eddy_drag, allow_zero=True)
         self.nu = positive_number("nu", nu, allow_zero=True)
         self.hyper_order = integer("hyper_order", hyper_order)
         self.beta = number("beta", beta)
@@ -160,8 +164,11 @@ class PseudoSpectralSolver:
 
         g = self.grid
         M, shp = self.members, (self.members, g.n, g.nk)
-        # linear operator L(k)
-        lin = -self.mu - self.nu * g.k2**self.hyper_order + 1j * self.beta * g.kx * g.inv_k2
+        # linear operator L(k); the drag rate per mode, μ + μₑ[kx ≠ 0], for the budget
+        drag = self.mu + self.eddy_drag * (g.kx != 0)
+        self._drag = np.ascontiguousarray(np.broadcast_to(drag, g.spectral_shape),
+                                          dtype=np.float64)
+        lin = -self._drag - self.nu * g.k2**self.hyper_order + 1j * self.beta * g.kx * g.inv_k2
         lin = np.broadcast_to(lin, g.spectral_shape).astype(np.complex128)
         self.linear = lin
         self._visc = np.ascontiguousarray(self.nu * g.k2**self.hyper_order, dtype=np.float64)
@@ -531,8 +538,8 @@ class PseudoSpectralSolver:
         bad = kernels.final_stage(
             fl, *args, u, E, c1, N[0], c2, N[1], c3, out, self._inv_k2, self._scale,
             inv.spectral, self._flags, self.track_budget, self._forcing_hat, self._f_rows,
-            self._noise_hat, self._closure_hat, ring is not None, closure is not None, self.mu,
-            self._visc, self._norm, h, self._budget_rates, self.budget)
+            self._noise_hat, self._closure_hat, ring is not None, closure is not None,
+            self._drag, self._visc, self._norm, h, self._budget_rates, self.budget)
         if bad:
             self._blowup("non-finite vorticity", np.flatnonzero(self._flags))
         self._state, self._next = out, u

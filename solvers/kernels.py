@@ -247,7 +247,8 @@ def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n23, c3, out, inv
     ζ = (u + out)/2. For a vorticity source S, dE/dt = −⟨ψS⟩ = norm·Σ w Re(ζ̂ Ŝ*)/|k|² and
     dZ/dt = ⟨ζS⟩ = norm·Σ w Re(ζ̂ Ŝ*), with E = ½⟨|u|²⟩, Z = ½⟨ζ²⟩, w the Hermitian weight (1 on
     the kx = 0 and Nyquist columns, 2 elsewhere) and norm = 1/n⁴. Columns: E by forcing f, noise
-    xi, closure c, drag (−drag·ζ), viscosity (−visc·ζ); then Z by the same five. The forcing is
+    xi, closure c, drag (−drag·ζ, ``drag`` per mode: μ plus the eddy drag off kx = 0), viscosity
+    (−visc·ζ); then Z by the same five. The forcing is
     read on rows with ``f_rows[j]`` only (zero elsewhere); absent noise/closure (``has_x``,
     ``has_c`` False) are not read.
     """
@@ -286,7 +287,7 @@ def final_stage(fl, kx, ky, kmax, g, g_rows, u, E, c1, n1, c2, n23, c3, out, inv
                     w = 1.0 if (i == 0 or i == nk - 1) else 2.0
                     ik = inv_k2[j, i]
                     zz = w * (zr * zr + zi * zi)
-                    pd = -drag * zz
+                    pd = -drag[j, i] * zz
                     pv = -visc[j, i] * zz
                     e3 += pd * ik
                     e4 += pv * ik

@@ -220,8 +220,7 @@ def test_spread_shells_inflates_the_draws_in_the_low_shells_only():
 def test_online_settings_come_from_the_card_unless_given(tmp_path):
     """A card's ``online`` values are the closure's defaults (ρ, g); arguments override them; the
     term of ``gain`` = 0.5 is half the term of gain 1, ``gain`` = 0 on ``gain_shells`` = 2 removes
-    shells 1-2 (round |k|) and leaves the rest, ``eddy_drag`` r adds −r (ω̄ − ⟨ω̄⟩_x) to the term,
-    and bad values are refused by name."""
+    shells 1-2 (round |k|) and leaves the rest, and bad values are refused by name."""
     model = tiny_model()
     model.card = {"online": {"noise_memory": 0.9, "spread_gain": 1.5}}
     c = SLTClosure(model)
@@ -240,14 +239,8 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
     assert np.abs(f_one[:, inside]).max() > 1e-6
     assert np.abs(f_low[:, inside]).max() < 1e-12 * np.abs(f_one).max()
     np.testing.assert_allclose(f_low[:, ~inside], f_one[:, ~inside], rtol=1e-10, atol=1e-12)
-    wf = fields(2)
-    drag = ready(SLTClosure(model, gain=0.0, eddy_drag=0.3), 2).compute(state_of(wf))
-    np.testing.assert_allclose(drag, -0.3 * (wf - wf.mean(axis=-1, keepdims=True)), atol=1e-12)
-    both = ready(SLTClosure(model, eddy_drag=0.3), 2).compute(state_of(wf))
-    np.testing.assert_allclose(both - drag, ready(SLTClosure(model), 2).compute(state_of(wf)),
-                               atol=1e-12)
     for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan")),
-                dict(gain_shells=-1), dict(spread_shells=-2), dict(eddy_drag=-1.0)):
+                dict(gain_shells=-1), dict(spread_shells=-2)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SLTClosure(model, **bad)
 

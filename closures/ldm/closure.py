@@ -69,9 +69,9 @@ class _ModelClosure(Closure):
     device, torch threads of a refresh, members per network call, the card's shell gains, and
     ``gain``: a factor on the whole term (default 1; an online setting to tune on validation
     runs, as a classical closure's coefficient is tuned), or only on its shells 1 … ``gain_shells``
-    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all); and
-    ``eddy_drag`` r_e (1/time, default 0): −r_e (ω̄ − ⟨ω̄⟩_x) added to the term, a linear drag on
-    the eddies (the departure from the zonal mean, x the last axis) at the refresh's ω̄.
+    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all). (A drag
+    on the LES eddies is a solver setting, ``eddy_drag`` of :class:`solvers.BetaPlane`, integrated
+    exactly; held over a refresh as part of the term it is unstable.)
     Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
     ``(path, device) -> model`` raising :class:`ModelFileError`); the model normalises with
     ``normalise(x, field)`` / ``denormalise(x, field)`` (fields 'omega_bar' and 'closure'), has
@@ -83,12 +83,10 @@ class _ModelClosure(Closure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
-                 eddy_drag: float = 0.0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
         super().__init__(every)
         self.gain = number("gain", gain, at_least=0)
         self.gain_shells = integer("gain_shells", gain_shells, 0)
-        self.eddy_drag = number("eddy_drag", eddy_drag, at_least=0)
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
         self.chunk = integer("chunk", chunk, allow_none=True)
@@ -122,10 +120,9 @@ class _ModelClosure(Closure):
         x = torch.from_numpy(self.model.normalise(w, "omega_bar").astype(np.float32))[:, None]
         return x.to(self.device)
 
-    def _outputs(self, c: torch.Tensor, state) -> np.ndarray:
+    def _outputs(self, c: torch.Tensor) -> np.ndarray:
         """Normalised C (members, n, n) → physical units, float64, with the shell gains, times
-        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0), minus ``eddy_drag``
-        times the refresh's ω̄ (``state.vorticity``) less its mean along x."""
+        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0)."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
         if self.shell_gains:
             out = apply_shell_gains(out, self.shell_gains)
@@ -133,9 +130,6 @@ class _ModelClosure(Closure):
             out = apply_shell_gains(out, [self.gain] * self.gain_shells)
         elif self.gain != 1:
             out *= self.gain
-        if self.eddy_drag:
-            w = np.asarray(state.vorticity, dtype=np.float64)
-            out -= self.eddy_drag * (w - w.mean(axis=-1, keepdims=True))
         self.calls += 1
         return out
 
@@ -191,8 +185,7 @@ class LatentDiffusionClosure(_ModelClosure):
     def __init__(self, model=None, every: int = 5, steps: int = STEPS, t_start: float = T_START,
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None, precision: str = "float32", chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
-                 eddy_drag: float = 0.0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
         self.steps, self.samples = integer("steps", steps), integer("samples", samples)
         conv_precision(precision, "cpu")             # validates the name
         try:
@@ -205,7 +198,7 @@ class LatentDiffusionClosure(_ModelClosure):
             raise ValueError(f"rho must be a positive number, got {rho!r}")
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain,
-                         gain_shells=gain_shells, eddy_drag=eddy_drag)
+                         gain_shells=gain_shells)
         self.t_start, self.rho, self.precision = ts, float(rho), precision
         self.last_seeds: list[int] | None = None
 
@@ -233,7 +226,7 @@ class LatentDiffusionClosure(_ModelClosure):
 
         with torch_threads(self.threads), torch.inference_mode():
             c = self.batched(draw, x, self.chunk, gens)
-        return self._outputs(c, state)
+        return self._outputs(c)
 
     def __repr__(self) -> str:
         return (f"LatentDiffusionClosure(space={self.model.space!r}, every={self.every}, "
@@ -267,11 +260,9 @@ class MeanNetworkClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0,
-                 eddy_drag: float = 0.0):
+                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
-                         eddy_drag=eddy_drag)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
         if self.model.mean_net is None:
             raise ValueError(f"model {self.path or 'given'} has no mean network (mean_width = 0):"
                              f" the mean-network closure needs one")
@@ -281,7 +272,7 @@ class MeanNetworkClosure(_ModelClosure):
         with torch_threads(self.threads), torch.inference_mode():
             c = self.batched(lambda xb, _: self.model.mean(
                 xb.contiguous(memory_format=torch.channels_last)).float()[:, 0], x, self.chunk)
-        return self._outputs(c, state)
+        return self._outputs(c)
 
     def __repr__(self) -> str:
         return (f"MeanNetworkClosure(every={self.every}, chunk={self.chunk}, "

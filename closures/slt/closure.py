@@ -84,7 +84,7 @@ class SLTClosure(_ModelClosure):
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
     calibrate=True, noise_memory=None, spread_gain=None, spread_shells=None, gain=1,
-    gain_shells=0, eddy_drag=0)``: ``model`` an
+    gain_shells=0)``: ``model`` an
     :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
     :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
@@ -93,7 +93,7 @@ class SLTClosure(_ModelClosure):
     (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
     g of the draws, ``spread_shells``: K, where g applies (module docstring; None: the card's
     ``online`` value, else 0, 1 and 0);
-    ``gain``, ``gain_shells``, ``eddy_drag``: a factor on the term and a drag on the eddies
+    ``gain``, ``gain_shells``: a factor on the term, on all shells or on shells 1 … K
     (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
     ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
@@ -109,10 +109,9 @@ class SLTClosure(_ModelClosure):
                  device: str = "cpu", path=None, chunk: int | None = None,
                  calibrate: bool = True, noise_memory: float | None = None,
                  spread_gain: float | None = None, spread_shells: int | None = None,
-                 gain: float = 1.0, gain_shells: int = 0, eddy_drag: float = 0.0):
+                 gain: float = 1.0, gain_shells: int = 0):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
-                         eddy_drag=eddy_drag)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
         self.noise_memory = number(
             "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
@@ -170,7 +169,7 @@ class SLTClosure(_ModelClosure):
         with torch_threads(self.threads), torch.inference_mode():
             c, self.history = self.batched(refresh, (x, hist, noise), self.chunk)
         self.filled = min(self.filled + 1, m.window)
-        return self._outputs(c, state)
+        return self._outputs(c)
 
     # ------------------------------------------------------------------ restarts
     def get_state(self) -> dict[str, Any]:

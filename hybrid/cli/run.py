@@ -3,7 +3,7 @@
 ::
 
     hybrid run PRESET --closure NAME [--every K] [--members M] [--t-end T] [--out DIR] [--seed S]
-               [--n N] [--dt DT] [--init DNS_TRAJECTORY [--init-time T0]]
+               [--n N] [--dt DT] [--set KEY=VALUE] [--init DNS_TRAJECTORY [--init-time T0]]
                [--workers N | --scheduler ADDRESS] [--batch-size B] [--overwrite] ...
     hybrid run PRESET --closure NAME --restart FILE [--t-end T] [--out DIR] ...
 
@@ -18,7 +18,9 @@ A closure model trained on 'missing-physics' data (``hybrid generate --target mi
 recorded on its card) supplies the whole advection term H = −u·∇ω, so the LES runs without its
 own advection; one trained on 'subgrid' data adds to it (see
 :func:`hybrid.simulation.closure_solver_overrides`). A preset or grid that does not suit the
-model (another n or L, advection asked for) is refused before any work.
+model (another n or L, advection asked for) is refused before any work. ``--set KEY=VALUE``
+replaces a value of the preset as in ``hybrid dns`` (e.g. ``--set les.eddy_drag=0.01``, a drag on
+the LES eddies: an online setting of the LES, tuned like a closure coefficient).
 
 ``--restart FILE`` continues the run saved in FILE (a ``restart.nc`` of ``--restart-every``) for
 another ``--t-end`` time units, appending to the trajectory in ``--out`` (default: FILE's folder)
@@ -34,9 +36,9 @@ import sys
 from pathlib import Path
 
 from .arguments import (EXIT_OK, UsageError, add_dask_arguments, add_output_arguments,
-                        add_restart_arguments, add_solver_arguments, check_output_dir,
-                        nonnegative_float, positive_int, restart_simulation, run_times,
-                        run_to_exit, solver_overrides)
+                        add_restart_arguments, add_set_argument, add_solver_arguments,
+                        apply_settings, check_output_dir, nonnegative_float, positive_int,
+                        restart_simulation, run_times, run_to_exit, solver_overrides)
 
 NAME = "run"
 HELP = "run a hybrid simulation: coarse solver plus a closure"
@@ -62,6 +64,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-time", type=nonnegative_float, default=None, metavar="T0",
                    help="time of the --init record to start from (default: its first record)")
     add_solver_arguments(p, "les")
+    add_set_argument(p)
     add_restart_arguments(p, note=" (one-process runs only)")
     add_dask_arguments(p)
 
@@ -97,6 +100,7 @@ def handler(args: argparse.Namespace) -> int:
                          f"for 'hybrid run'")
     if args.restart is not None:
         return _continue(args, preset)
+    preset, settings = apply_settings(preset, args.settings)
     args.members = 1 if args.members is None else args.members
     args.seed = 0 if args.seed is None else args.seed
     dask = args.workers is not None or args.scheduler is not None
@@ -120,12 +124,12 @@ def handler(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / f"run-{preset.name}-{tag}"
     out = check_output_dir(out, args.overwrite, outputs=OUTPUTS)
     overrides = solver_overrides(args)
-    flags = ", ".join(f"--{k}" for k in overrides)
-    settings = f" (command-line settings: {flags})" if flags else ""
+    flags = ", ".join([f"--{k}" for k in overrides] + [f"--set {k}" for k in settings])
+    where = f" (command-line settings: {flags})" if flags else ""
     try:
         probe = preset.make_solver("les", members=1, seed=args.seed, **overrides)
     except ValueError as e:
-        raise UsageError(f"{e}{settings}") from None
+        raise UsageError(f"{e}{where}") from None
     if dask and args.members > 1 and not probe.fixed_dt and \
             (args.batch_size is None or args.batch_size < args.members):
         raise UsageError("--dt cfl (a CFL-chosen step) would differ between Dask batches; give a "
@@ -146,7 +150,7 @@ def handler(args: argparse.Namespace) -> int:
                        members=args.members, seed=args.seed, overrides=overrides,
                        initial_hat=initial_hat, t0=t0)
     except (ValueError, TypeError) as e:
-        raise UsageError(f"--closure {args.closure}: {e}{settings}") from None
+        raise UsageError(f"--closure {args.closure}: {e}{where}") from None
 
     # --- the run
     s = ens.template
@@ -158,7 +162,8 @@ def handler(args: argparse.Namespace) -> int:
           f"{'' if s.advection else ', no advection of its own'}), closure {args.closure} every "
           f"{s.closure_every} steps, {args.members} member(s) from {start}, on {where} → {out}",
           file=sys.stderr)
-    metadata = {"command": "run", "argv": getattr(args, "argv", None), "init": init_info}
+    metadata = {"command": "run", "argv": getattr(args, "argv", None), "settings": settings,
+                "init": init_info}
     try:
         res, code = run_to_exit("run", lambda: ens.run(
             t0 + t_end, out, output_every, workers=args.workers, scheduler=args.scheduler,
@@ -183,7 +188,8 @@ def _continue(args: argparse.Namespace, preset) -> int:
                                   ("--n", args.n), ("--dt", args.dt), ("--dtype", args.dtype),
                                   ("--init", args.init), ("--init-time", args.init_time),
                                   ("--workers", args.workers), ("--scheduler", args.scheduler),
-                                  ("--batch-size", args.batch_size)) if v is not None]
+                                  ("--batch-size", args.batch_size),
+                                  ("--set", args.settings or None)) if v is not None]
     t_span, output_every = run_times(args, preset)
     kwargs = _closure_kwargs(args.closure_arg)
     metadata = {"command": "run", "argv": getattr(args, "argv", None),
