@@ -161,7 +161,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
         "model": "slt", "name": name, "config": em.model.config,
         "init": os.fspath(src["path"]), "member": member, "at": src["t0"],
         "interval": src["interval"], "members": members, "seed": seed, "steps": steps,
-        "reencode": bool(reencode), "parameters": used}}
+        "reencode": bool(reencode), "parameters": used,
+        "noise_memory": em.noise_memory, "spread_gain": em.spread_gain}}
     config.update(used or {})
     times = src["t0"] + src["interval"] * np.arange(steps + 1)
     full = np.concatenate([np.broadcast_to(src["history"][-1], (members, 1, n)), U], axis=1)
@@ -171,7 +172,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     summary = {"model": name, "init": os.fspath(src["path"]), "member": member,
                "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
                "members": members, "steps": steps, "seed": seed,
-               "reencode": bool(reencode), "parameters": used, "wall_s": wall,
+               "reencode": bool(reencode), "parameters": used,
+               "noise_memory": em.noise_memory, "spread_gain": em.spread_gain, "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * steps * src["interval"]),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

@@ -149,6 +149,70 @@ def test_rollouts_are_seeded_batched_and_equivariant():
     np.testing.assert_allclose(s, ref, rtol=0, atol=2e-4 * np.abs(ref).max())
 
 
+@torch.no_grad()
+def test_online_settings_of_the_emulator():
+    """ρ = 0 and g = 1 are the trained model's draws (a manual loop over ``SLT.step`` with the
+    generator); with noise memory ρ the tokens fed to the transformer are exactly
+    ξ_t = ρ ξ_{t−1} + √(1 − ρ²) η_t of the same draws η_t (the first save alike); g = 0 gives
+    every member the zero-token path; one step of gain g moves the latent g times as far from
+    the zero-token latent; the card's ``online`` values are the defaults; bad values are refused
+    by name."""
+    model = tiny_slt()
+    h = jets(T=L)
+    em = Emulator(model, threads=1)
+    assert (em.noise_memory, em.spread_gain) == (0.0, 1.0)
+    g = torch.Generator().manual_seed(5)
+    win = model.encode(model.normalise(torch.as_tensor(h, dtype=torch.float32)))[None]
+    win = win.expand(2, -1, -1).contiguous()
+    manual = []
+    for _ in range(4):
+        z = model.step(win, g, 1)[0]
+        manual.append(z)
+        win = torch.cat([win[:, 1:], z[:, None]], dim=1)
+    ref = em._decode(torch.stack(manual, dim=1), 64)
+    assert np.array_equal(em.rollout(h, steps=4, members=2, seed=5), ref)
+    # noise memory: record the tokens the transformer is given
+    rho, seen = 0.8, []
+    step = model.step
+
+    def spy(z, generator=None, members=1, noise=None):
+        seen.append(noise.clone())
+        return step(z, generator, members, noise=noise)
+
+    model.step = spy
+    try:
+        mem = Emulator(model, threads=1, noise_memory=rho).rollout(h, steps=4, members=2, seed=5)
+    finally:
+        del model.step
+    eta = torch.randn((4, 2, 1, model.transformer.width), generator=torch.Generator()
+                      .manual_seed(5))
+    want = [eta[0]]
+    for t in range(1, 4):
+        want.append(rho * want[-1] + math.sqrt(1 - rho * rho) * eta[t])
+    for got, w in zip(seen, want):
+        torch.testing.assert_close(got, w, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(mem[:, 0], ref[:, 0]) and not np.allclose(mem[:, 1:], ref[:, 1:])
+    # spread gain: g = 0 is one path for all members; one step scales z − z₀ by g
+    flat = Emulator(model, threads=1, spread_gain=0.0).rollout(h, steps=3, members=3, seed=1)
+    assert np.array_equal(flat[0], flat[1]) and np.array_equal(flat[0], flat[2])
+    hist = torch.as_tensor(h, dtype=torch.float32)
+    lat = {gain: next(Emulator(model, spread_gain=gain)._latents(hist, 1, 3,
+                                                                torch.Generator().manual_seed(2),
+                                                                3, False))[1][:, 0]
+           for gain in (0.0, 1.0, 2.5)}
+    torch.testing.assert_close(lat[2.5] - lat[0.0], 2.5 * (lat[1.0] - lat[0.0]), rtol=1e-5,
+                               atol=1e-6)
+    assert (lat[1.0] - lat[0.0]).abs().max() > 1e-3
+    # the card's online values are the defaults, arguments override them
+    model.card = {"online": {"noise_memory": 0.5, "spread_gain": 1.5}}
+    assert (Emulator(model).noise_memory, Emulator(model).spread_gain) == (0.5, 1.5)
+    assert Emulator(model, noise_memory=0.0, spread_gain=1.0).noise_memory == 0.0
+    for bad in (dict(noise_memory=1.0), dict(noise_memory=-0.1), dict(spread_gain=-1.0),
+                dict(spread_gain=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Emulator(model, **bad)
+
+
 def test_rollout_arguments_name_the_argument():
     em = Emulator(tiny_slt())
     h = jets(T=L)
@@ -405,11 +469,19 @@ def test_cli_emulate_slt_end_to_end(tmp_path, zonal_file, capsys):
                  "--member", "1", "--reencode"]) == 0
     e2 = json.loads((tmp_path / "e2" / "emulation.json").read_text())
     assert e2["at"] == pytest.approx(t_src[8]) and e2["member"] == 1 and e2["reencode"]
+    assert (e2["noise_memory"], e2["spread_gain"]) == (0.0, 1.0)
+    assert main([*argv[:-6], "--out", str(tmp_path / "e3"), "--noise-memory", "0.9",
+                 "--spread-gain", "1.5"]) == 0
+    e3 = json.loads((tmp_path / "e3" / "emulation.json").read_text())
+    assert (e3["noise_memory"], e3["spread_gain"]) == (0.9, 1.5)
+    assert read_profiles(tmp_path / "e3")["config"]["emulator"]["noise_memory"] == 0.9
     capsys.readouterr()
     # bad input exits 2 naming the flag, and writes nothing
     bad = tmp_path / "bad"
     for extra, flag in [(["--at", "999"], "--at"), (["--at", str(t_src[1])], "--at"),
-                        (["--member", "5"], "--member"), (["--t-end", "0"], "--t-end")]:
+                        (["--member", "5"], "--member"), (["--t-end", "0"], "--t-end"),
+                        (["--noise-memory", "1"], "--noise-memory"),
+                        (["--spread-gain", "-2"], "--spread-gain")]:
         args = ["emulate", "slt", "--model", str(stem), "--init", str(zonal_file), "--members",
                 "2", "--t-end", str(t_src[-1] + 2), "--out", str(bad), *extra]
         assert main(args) == 2

@@ -336,10 +336,11 @@ class ConditionedSLT(SLT):
 
     # --- the SLT's interface
     def step(self, z: torch.Tensor, generator: torch.Generator | None = None,
-             members: int = 1, params=None) -> torch.Tensor:
+             members: int = 1, noise: torch.Tensor | None = None, params=None) -> torch.Tensor:
         """Latent windows (B, L, m) → next latents (members, B, m) at the parameters ``params``
-        (or those of :meth:`conditioned_on`)."""
-        return self.transformer(z, self._cond_rows(z.shape[0], params), generator, members)
+        (or those of :meth:`conditioned_on`); ``noise`` as in :meth:`SLT.step`."""
+        return self.transformer(z, self._cond_rows(z.shape[0], params), generator, members,
+                                noise=noise)
 
     def loss_terms(self, *args, params=None, **kwargs) -> dict:
         """:meth:`SLT.loss_terms` at the parameters ``params`` (one row per window, or a

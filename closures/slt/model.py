@@ -180,9 +180,10 @@ class SLT(nn.Module):
         return self.ae.decode(z)
 
     def step(self, z: torch.Tensor, generator: torch.Generator | None = None,
-             members: int = 1) -> torch.Tensor:
-        """Latent windows (B, L, m) → next latents (members, B, m)."""
-        return self.transformer(z, generator, members)
+             members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent windows (B, L, m) → next latents (members, B, m); ``noise`` (members·B, 1,
+        width), member-major, replaces the tokens drawn from ``generator``."""
+        return self.transformer(z, generator, members, noise=noise)
 
     def loss_terms(self, window: torch.Tensor, target: torch.Tensor,
                    generator: torch.Generator | None = None, members: int = 4,

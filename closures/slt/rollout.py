@@ -14,18 +14,28 @@ parameters ``params`` (e.g. ``{'beta': 8.0}``), given to :func:`load_emulator` /
 :class:`Emulator` (the default of every rollout) or to :meth:`Emulator.rollout` (that rollout
 only). A conditioned model without them, unknown or missing names, and parameters given to an
 unconditioned model raise ValueError saying which.
+
+Online settings (the SLT closure's, :mod:`closures.slt.closure`): ``noise_memory`` ρ ∈ [0, 1)
+makes each member's noise token an AR(1) process over saves, ξ_t = ρ ξ_{t−1} + √(1 − ρ²) η_t
+(η_t the fresh draws, ξ_0 = η_0; every token is still N(0, I), successive ones correlated with
+lag-k correlation ρ^k), and ``spread_gain`` g ≥ 0 moves each new latent about the latent of the
+zero token, z = z₀ + g (z(ξ) − z₀) (one more transformer pass per step). ρ = 0 and g = 1 are the
+trained model, draw for draw; the defaults are the card's ``online`` values where it has them.
+They are chosen on free runs from validation data, like a closure's coefficient.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from solvers.validate import integer
+from solvers.validate import integer, number
 
 from ..ldm.closure import torch_threads
+from ..nn.diffusion import draw_noise
 from .conditioned import ConditionedSLT
 from .files import load_slt
 from .model import SLT
@@ -36,16 +46,23 @@ __all__ = ["Emulator", "load_emulator"]
 class Emulator:
     """A trained :class:`~closures.slt.model.SLT` as an emulator of U(y, t) at the data's save
     interval. ``threads``: torch's thread count during a rollout (None: torch's setting);
-    ``params``: the parameters of a conditioned model (module docstring)."""
+    ``params``: the parameters of a conditioned model; ``noise_memory``, ``spread_gain``: the
+    online settings (module docstring; None: the card's, else 0 and 1)."""
 
     def __init__(self, model: SLT, device="cpu", threads: int | None = None,
-                 params: dict | None = None):
+                 params: dict | None = None, noise_memory: float | None = None,
+                 spread_gain: float | None = None):
         if not isinstance(model, SLT):
             raise ValueError(f"model must be an SLT, got {type(model).__name__}")
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.threads = integer("threads", threads, 1, allow_none=True)
         self.params = None if params is None else self._check_params(params)
+        online = self.card.get("online") or {}
+        self.noise_memory = number("noise_memory", online.get("noise_memory", 0.0)
+                                   if noise_memory is None else noise_memory, at_least=0, below=1)
+        self.spread_gain = number("spread_gain", online.get("spread_gain", 1.0)
+                                  if spread_gain is None else spread_gain, at_least=0)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -123,15 +140,25 @@ class Emulator:
     def _latents(self, h: torch.Tensor, steps: int, members: int, g: torch.Generator,
                  batch: int, reencode: bool):
         """Yields (first member, latents (nb, steps, d)) batch after batch: the members stepped
-        together, one transformer call per step, the noise drawn from ``g`` in this order."""
+        together, one transformer call per step (two with a spread gain), the noise tokens
+        (nb, 1, width) drawn from ``g`` in this order, with the online settings (module
+        docstring)."""
         m = self.model
+        rho, gain = self.noise_memory, self.spread_gain
         z0 = m.encode(m.normalise(h))                                       # (L, d)
         for b0 in range(0, members, batch):
             nb = min(batch, members - b0)
             lat = torch.empty(nb, steps, z0.shape[-1], device=self.device)
             win = z0.expand(nb, -1, -1).contiguous()
+            token = None
             for t in range(steps):
-                z = m.step(win, g, 1)[0]                                    # (nb, d)
+                eta = draw_noise((nb, 1, m.transformer.width), g, self.device)
+                token = eta if token is None or rho == 0 else (
+                    rho * token + math.sqrt(1 - rho * rho) * eta)
+                z = m.step(win, None, 1, noise=token)[0]                    # (nb, d)
+                if gain != 1:
+                    centre = m.step(win, None, 1, noise=torch.zeros_like(token))[0]
+                    z = centre + gain * (z - centre)
                 lat[:, t] = z
                 if reencode:
                     z = m.encode(m.decode(z))
@@ -193,10 +220,12 @@ class Emulator:
 
 
 def load_emulator(name_or_path, device="cpu", threads: int | None = None,
-                  params: dict | None = None) -> Emulator:
+                  params: dict | None = None, noise_memory: float | None = None,
+                  spread_gain: float | None = None) -> Emulator:
     """The :class:`Emulator` of a saved SLT or ConditionedSLT: a shipped model's name
     (``closures/weights``) or the path of a model saved by :func:`closures.slt.save_slt`,
     ``train_slt`` or ``train_conditioned_slt``; ``params``: the parameters of a conditioned
-    model (e.g. ``{'beta': 8.0}``), checked here."""
+    model (e.g. ``{'beta': 8.0}``), checked here; ``noise_memory``, ``spread_gain``: the
+    online settings (module docstring)."""
     return Emulator(load_slt(name_or_path, device=device), device=device, threads=threads,
-                    params=params)
+                    params=params, noise_memory=noise_memory, spread_gain=spread_gain)

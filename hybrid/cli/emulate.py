@@ -3,22 +3,24 @@ transformer, started from a recorded state (the work is in :mod:`hybrid.emulate`
 
     hybrid emulate slt --model NAME|PATH --init FILE [--at T] [--member I] --members M
                        --t-end T --out DIR [--param NAME=VALUE ...] [--seed S] [--batch B]
-                       [--threads N] [--[no-]reencode] [--overwrite]
+                       [--threads N] [--[no-]reencode] [--noise-memory RHO]
+                       [--spread-gain G] [--overwrite]
 
 Writes ``DIR/emulation.nc`` (the format of ``hybrid dns --record zonal-mean``), ``hovmoller.png``,
 ``statistics.png`` and ``emulation.json``. A model conditioned on parameters (``hybrid train
 slt-conditioned``) runs at the values of ``--param`` (one per parameter, e.g. ``--param beta=5.66
 --param mu=3e-3``), recorded in both files. Bad input exits 2 before anything is written: a
 ``--param`` that is not NAME=NUMBER, repeated, unknown to the model or missing, or given to an
-unconditioned model.
+unconditioned model. ``--noise-memory`` and ``--spread-gain`` are the online settings of
+:class:`closures.slt.Emulator` (default: the model card's, else 0 and 1: the trained model).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .arguments import (UsageError, fail, nonnegative_int, number, parameter_value,
-                        parameters, positive_int, run_emulator)
+from .arguments import (UsageError, fail, fraction, nonnegative_float, nonnegative_int,
+                        number, parameter_value, parameters, positive_int, run_emulator)
 
 NAME = "emulate"
 HELP = "emulate the zonal jets U(y, t) with a trained stochastic latent transformer (slt)"
@@ -53,15 +55,24 @@ def configure(p: argparse.ArgumentParser) -> None:
                    metavar="NAME=VALUE",
                    help="a parameter of a conditioned model (hybrid train slt-conditioned), "
                         "e.g. --param beta=5.66; one per parameter the model is conditioned on")
+    p.add_argument("--noise-memory", type=fraction, default=None, metavar="RHO",
+                   help="AR(1) coefficient of each member's noise token from save to save, in "
+                        "[0, 1) (default: the model card's online value, else 0)")
+    p.add_argument("--spread-gain", type=nonnegative_float, default=None, metavar="G",
+                   help="move each new latent G times as far from the zero-noise latent "
+                        "(default: the model card's online value, else 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def load_conditioned(model, params: dict | None, threads: int | None, flag: str = "--param"):
+def load_conditioned(model, params: dict | None, threads: int | None, flag: str = "--param",
+                     online: dict | None = None):
     """The emulator of ``model`` at ``params``; UsageError naming ``flag`` when the model is
     conditioned and a parameter is missing, or a name is unknown, or the model is not
-    conditioned and ``params`` are given (the checks of :func:`closures.slt.load_emulator`)."""
+    conditioned and ``params`` are given (the checks of :func:`closures.slt.load_emulator`).
+    ``online``: the emulator's ``noise_memory`` and ``spread_gain`` (None: the card's)."""
     from closures.slt import Emulator, load_emulator
-    em = load_emulator(model, threads=threads)
+    online = dict(online or {})
+    em = load_emulator(model, threads=threads, **online)
     names = em.parameter_names
     if not names and params is not None:
         raise UsageError(f"{flag}: the model {model} is not conditioned on parameters (an SLT "
@@ -70,7 +81,8 @@ def load_conditioned(model, params: dict | None, threads: int | None, flag: str 
         raise UsageError(f"{flag}: the model {model} is conditioned on {', '.join(names)}: give "
                          f"{' '.join(f'{flag} {n}=VALUE' for n in names)}")
     try:
-        return em if params is None else Emulator(em.model, threads=threads, params=params)
+        return em if params is None else Emulator(em.model, threads=threads, params=params,
+                                                  **online)
     except ValueError as e:
         raise UsageError(f"{flag}: {e}") from None
 
@@ -85,7 +97,8 @@ def handler(args: argparse.Namespace) -> int:
         return fail(str(e), "emulate")
 
     def load():
-        return load_conditioned(args.model, params, args.threads)
+        return load_conditioned(args.model, params, args.threads, online={
+            "noise_memory": args.noise_memory, "spread_gain": args.spread_gain})
 
     def emulate(em, out: Path) -> dict:
         return emulate_slt(em, args.init, out, members=args.members, t_end=args.t_end,
