@@ -9,7 +9,9 @@ stochastic transformer over the history of L tokens (one noise token per member)
 decoder of the residual latent. Each part is timed alone on random normalised inputs of the
 model's grid (the cost does not depend on the values), in channels-last memory as the closure
 runs them, then the whole refresh through the closure itself; medians of ``--repeats`` after
-one warm-up, ``--threads`` torch threads. Writes ``cost.json`` and ``cost.md``.
+one warm-up, ``--threads`` torch threads; ``--precision bfloat16`` runs the convolutional parts
+under bfloat16 autocast, as the closure's ``precision`` does. Writes ``cost.json`` and
+``cost.md``.
 """
 from __future__ import annotations
 
@@ -37,9 +39,11 @@ def measure(args: argparse.Namespace) -> dict:
 
     from closures import get_closure
     from closures.base import closure_state
+    from closures.ldm import conv_precision
     from solvers.grid import Grid
     torch.set_num_threads(args.threads)
-    closure = get_closure("slt-closure", path=args.model, threads=args.threads)
+    closure = get_closure("slt-closure", path=args.model, threads=args.threads,
+                          precision=args.precision)
     m = closure.model.conv_channels_last()
     M, n = args.members, m.n
     g = torch.Generator().manual_seed(0)
@@ -47,12 +51,20 @@ def measure(args: argparse.Namespace) -> dict:
     hist = torch.randn(M, m.window, m.latent_dim, generator=g)
     noise = torch.randn(M, 1, m.width, generator=g)
     r = torch.randn(M, m.latent_dim, generator=g)
-    parts = {"encoder": lambda: m.encode(x), "mean network": lambda: m.mean(x),
+
+    def conv(fn):
+        def run():
+            with conv_precision(args.precision, "cpu"):
+                return fn()
+        return run
+
+    parts = {"encoder": conv(lambda: m.encode(x)), "mean network": conv(lambda: m.mean(x)),
              "transformer": lambda: m.transformer(hist, None, 1, noise=noise),
-             "decoder": lambda: m.decode(r)}
+             "decoder": conv(lambda: m.decode(r))}
     out = {**run_header("benchmarks.slt_closure_cost", args.argv), "model": args.model,
            "members": M, "n": n, "window": m.window, "latent_dim": m.latent_dim,
-           "threads": args.threads, "repeats": args.repeats, "ms_per_member": {}}
+           "threads": args.threads, "repeats": args.repeats, "precision": args.precision,
+           "ms_per_member": {}}
     with torch.inference_mode():
         for name, fn in parts.items():
             out["ms_per_member"][name] = median_ms(fn, args.repeats) / M
@@ -69,7 +81,8 @@ def markdown(r: dict) -> str:
     whole = r["ms_per_member"]["whole refresh (SLTClosure.compute)"]
     lines = [f"`{r['command']}` ({r['date']}, {r['machine']})", "",
              f"{r['model']}: {r['members']} members of {r['n']}², history of {r['window']} "
-             f"tokens of {r['latent_dim']}, {r['threads']} thread(s), medians of "
+             f"tokens of {r['latent_dim']}, {r['threads']} thread(s), "
+             f"{r.get('precision', 'float32')} convolutions, medians of "
              f"{r['repeats']}.", "", "| part | ms / refresh / member | share of the refresh |",
              "|---|---|---|"]
     for name, ms in r["ms_per_member"].items():
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", type=int, default=64)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--out", type=Path,
                    default=Path("benchmarks/results/slt-closure-kolmogorov/refresh-cost"))
     args = p.parse_args(argv)

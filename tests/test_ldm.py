@@ -11,8 +11,8 @@ import torch
 
 from closures import get_closure
 from closures.base import closure_state
-from closures.ldm import (LatentDiffusionClosure, LatentDiffusionModel, ModelFileError,
-                          load_model, sample_per_member, save_model, RHO, STEPS, T_START)
+from closures.ldm import (LatentDiffusionClosure, LatentDiffusionModel, MeanNetworkClosure,
+                          ModelFileError, load_model, sample_per_member, save_model, RHO, STEPS, T_START)
 from closures.losses import sample_ve, ve_marginal_std
 from solvers import KolmogorovFlow
 from solvers.grid import Grid
@@ -95,6 +95,18 @@ def test_bfloat16_convolutions_change_the_sample_by_round_off_only():
     assert 0 < rel < 0.05                     # bfloat16 keeps 8 bits: ~0.4 % per operation
     with pytest.raises(ValueError, match="precision"):
         LatentDiffusionClosure(model, precision="float16")
+    # the mean network alone, likewise
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LatentDiffusionModel(N, L=L, stats=STATS, **dict(TINY, mean_width=4,
+                                                                  mean_blocks=1))
+        for p in model.mean_net.parameters():           # its last layer starts at zero
+            p.data.normal_(0.0, 0.3)
+    f32 = ready(MeanNetworkClosure(model), 3)(s)
+    b16 = ready(MeanNetworkClosure(model, precision="bfloat16"), 3)(s)
+    assert 0 < np.linalg.norm(b16 - f32) / np.linalg.norm(f32) < 0.05
+    with pytest.raises(ValueError, match="precision"):
+        MeanNetworkClosure(model, precision="half")
 
 
 def test_seeding_determinism_and_member_streams():

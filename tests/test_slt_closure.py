@@ -181,7 +181,7 @@ def test_spread_gain_scales_the_latent_draws_about_the_zero_token_draw(monkeypat
     gives every member the zero-token draw, and the spread over members scales by g exactly."""
     model = tiny_model()
     monkeypatch.setattr(model, "decode", lambda r: r)
-    monkeypatch.setattr(model, "mean", lambda omega: 0.0)
+    monkeypatch.setattr(model, "mean", lambda omega: torch.zeros(()))
     hist = torch.randn(2, W, model.latent_dim, generator=torch.Generator().manual_seed(3))
     noise = torch.randn(8 * 2, 1, model.width, generator=torch.Generator().manual_seed(4))
     with torch.inference_mode():
@@ -243,6 +243,21 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
                 dict(gain_shells=-1), dict(spread_shells=-2)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SLTClosure(model, **bad)
+
+
+def test_bfloat16_networks_change_the_term_by_round_off_only():
+    """precision='bfloat16' runs the encoder, μ and the decoder under bfloat16 autocast: the
+    term (same seed, so the same tokens) moves by round-off (bfloat16 keeps 8 bits), the
+    history stays float32; an unknown precision is refused by name."""
+    model = tiny_model()
+    w = state_of(fields(3))
+    f32 = ready(SLTClosure(model), 3).compute(w)
+    c16 = ready(SLTClosure(model, precision="bfloat16"), 3)
+    b16 = c16.compute(w)
+    assert 0 < np.linalg.norm(b16 - f32) / np.linalg.norm(f32) < 0.05
+    assert c16.history.dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        SLTClosure(model, precision="float16")
 
 
 # ------------------------------------------------------------------ learning a known map

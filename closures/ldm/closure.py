@@ -69,7 +69,9 @@ class _ModelClosure(Closure):
     device, torch threads of a refresh, members per network call, the card's shell gains, and
     ``gain``: a factor on the whole term (default 1; an online setting to tune on validation
     runs, as a classical closure's coefficient is tuned), or only on its shells 1 … ``gain_shells``
-    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all). (A drag
+    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all), and
+    ``precision``, 'float32' (default) or 'bfloat16' for the convolutional networks
+    (:func:`conv_precision`; each model's attention and sampler stay float32). (A drag
     on the LES eddies is a solver setting, ``eddy_drag`` of :class:`solvers.BetaPlane`, integrated
     exactly; held over a refresh as part of the term it is unstable.)
     Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
@@ -83,8 +85,11 @@ class _ModelClosure(Closure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
+                 precision: str = "float32"):
         super().__init__(every)
+        conv_precision(precision, "cpu")             # validates the name
+        self.precision = precision
         self.gain = number("gain", gain, at_least=0)
         self.gain_shells = integer("gain_shells", gain_shells, 0)
         if model is not None and path is not None:
@@ -187,7 +192,6 @@ class LatentDiffusionClosure(_ModelClosure):
                  path=None, precision: str = "float32", chunk: int | None = 16,
                  calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
         self.steps, self.samples = integer("steps", steps), integer("samples", samples)
-        conv_precision(precision, "cpu")             # validates the name
         try:
             ts = float(t_start)
         except (TypeError, ValueError):
@@ -198,8 +202,8 @@ class LatentDiffusionClosure(_ModelClosure):
             raise ValueError(f"rho must be a positive number, got {rho!r}")
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain,
-                         gain_shells=gain_shells)
-        self.t_start, self.rho, self.precision = ts, float(rho), precision
+                         gain_shells=gain_shells, precision=precision)
+        self.t_start, self.rho = ts, float(rho)
         self.last_seeds: list[int] | None = None
 
     def member_generators(self) -> list[torch.Generator]:
@@ -250,7 +254,7 @@ class MeanNetworkClosure(_ModelClosure):
     draws (one network pass per refresh, no random numbers).
 
     ``MeanNetworkClosure(model_or_path, every=5, threads=1, device='cpu', chunk=16,
-    calibrate=False)``: the model as for :class:`LatentDiffusionClosure` (default the shipped
+    calibrate=False, gain=1, gain_shells=0, precision='float32')``: the model as for :class:`LatentDiffusionClosure` (default the shipped
     'ldm-kolmogorov'; it must have a mean network). ``calibrate`` (default False): the card's
     shell gains were fitted to the mean of the diffusion draws, not to μ alone, so they are not
     applied unless asked for.
@@ -260,20 +264,28 @@ class MeanNetworkClosure(_ModelClosure):
 
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
-                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0,
+                 precision: str = "float32"):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
+                         precision=precision)
         if self.model.mean_net is None:
             raise ValueError(f"model {self.path or 'given'} has no mean network (mean_width = 0):"
                              f" the mean-network closure needs one")
 
     def compute(self, state) -> np.ndarray:
         x = self._inputs(state)
+
+        def mean(xb, _):
+            with conv_precision(self.precision, self.device):
+                out = self.model.mean(xb.contiguous(memory_format=torch.channels_last))
+            return out.float()[:, 0]
+
         with torch_threads(self.threads), torch.inference_mode():
-            c = self.batched(lambda xb, _: self.model.mean(
-                xb.contiguous(memory_format=torch.channels_last)).float()[:, 0], x, self.chunk)
+            c = self.batched(mean, x, self.chunk)
         return self._outputs(c)
 
     def __repr__(self) -> str:
         return (f"MeanNetworkClosure(every={self.every}, chunk={self.chunk}, "
+                f"precision={self.precision!r}, "
                 f"shell_gains={[round(g, 4) for g in self.shell_gains]})")

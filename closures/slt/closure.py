@@ -59,6 +59,7 @@ from solvers.grid import Grid
 from solvers.validate import integer, number
 
 from ..ldm.closure import _ModelClosure, torch_threads
+from ..ldm.model import conv_precision
 from .closure_files import load_slt_closure
 from .closure_model import SLTClosureModel
 
@@ -84,7 +85,7 @@ class SLTClosure(_ModelClosure):
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
     calibrate=True, noise_memory=None, spread_gain=None, spread_shells=None, gain=1,
-    gain_shells=0)``: ``model`` an
+    gain_shells=0, precision='float32')``: ``model`` an
     :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
     :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
@@ -93,8 +94,9 @@ class SLTClosure(_ModelClosure):
     (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
     g of the draws, ``spread_shells``: K, where g applies (module docstring; None: the card's
     ``online`` value, else 0, 1 and 0);
-    ``gain``, ``gain_shells``: a factor on the term, on all shells or on shells 1 … K
-    (:class:`closures.ldm.closure._ModelClosure`).
+    ``gain``, ``gain_shells``: a factor on the term, on all shells or on shells 1 … K;
+    ``precision`` 'bfloat16': the encoder, μ and the decoder under bfloat16 autocast, the
+    transformer float32 (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
     ``filled``, ``calls`` (refreshes so far), ``token`` (the last tokens, (members, D) float64, or
     None).
@@ -109,9 +111,10 @@ class SLTClosure(_ModelClosure):
                  device: str = "cpu", path=None, chunk: int | None = None,
                  calibrate: bool = True, noise_memory: float | None = None,
                  spread_gain: float | None = None, spread_shells: int | None = None,
-                 gain: float = 1.0, gain_shells: int = 0):
+                 gain: float = 1.0, gain_shells: int = 0, precision: str = "float32"):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
-                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells)
+                         chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
+                         precision=precision)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
         self.noise_memory = number(
             "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
@@ -160,10 +163,11 @@ class SLTClosure(_ModelClosure):
 
         def refresh(inputs, _):
             xb, hb, eb = inputs
-            z = m.encode(xb.contiguous(memory_format=torch.channels_last))[:, None]
+            with conv_precision(self.precision, self.device):
+                z = m.encode(xb.contiguous(memory_format=torch.channels_last)).float()[:, None]
             hb = z.expand(-1, m.window, -1) if cold else torch.cat([hb[:, 1:], z], dim=1)
             c = m.draw(hb, xb, noise=eb[:, None], spread_gain=self.spread_gain,
-                       spread_shells=self.spread_shells)
+                       spread_shells=self.spread_shells, precision=self.precision)
             return c[0, :, 0], hb
 
         with torch_threads(self.threads), torch.inference_mode():
@@ -203,4 +207,4 @@ class SLTClosure(_ModelClosure):
         return (f"SLTClosure(every={self.every}, window={self.model.window}, chunk={self.chunk}, "
                 f"shell_gains={[round(g, 4) for g in self.shell_gains]}, "
                 f"noise_memory={self.noise_memory:g}, spread_gain={self.spread_gain:g}, "
-                f"spread_shells={self.spread_shells})")
+                f"spread_shells={self.spread_shells}, precision={self.precision!r})")

@@ -47,7 +47,7 @@ from torch import nn
 from solvers.validate import integer, number
 
 from ..calibration import mode_shells
-from ..ldm.model import FieldNormalisation, check_stats
+from ..ldm.model import FieldNormalisation, check_stats, conv_precision
 from ..losses import spectral_amplitude_loss
 from ..nn import ConvAutoencoder, MeanNet
 from ..nn.attention import check_heads
@@ -149,7 +149,8 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
     def draw(self, history: torch.Tensor, omega: torch.Tensor,
              generator: torch.Generator | None = None, members: int = 1,
              noise: torch.Tensor | None = None, mean: torch.Tensor | None = None,
-             spread_gain: float = 1.0, spread_shells: int = 0) -> torch.Tensor:
+             spread_gain: float = 1.0, spread_shells: int = 0,
+             precision: str = "float32") -> torch.Tensor:
         """Draws of the normalised term: latents of the last L refreshes ``history`` (B, L, d)
         and the latest normalised ω̄ ``omega`` (B, 1, n, n) → (members, B, 1, n, n). The noise
         tokens come from ``generator``, or are ``noise`` (members·B, 1, D), member-major.
@@ -162,10 +163,20 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
           once;
         * K > 0: in field space and in shells 1 … K (round |k|) only: with δ = D_R(T(…; ξ)) −
           D_R(r₀), the residual is D_R(r₀) + δ + (g − 1)·P_K δ, P_K the projection on those
-          shells (the decoder runs on r₀ as well)."""
+          shells (the decoder runs on r₀ as well).
+
+        ``precision`` 'bfloat16' runs the decoder and μ under bfloat16 autocast
+        (:func:`closures.ldm.conv_precision`); the transformer stays float32."""
+        def decode(r):
+            with conv_precision(precision, r.device):
+                return self.decode(r).float()
+
+        if mean is None:
+            with conv_precision(precision, history.device):
+                mean = self.mean(omega).float()
         if spread_gain == 1:
             r = self.transformer(history, generator, members, noise=noise)    # (m, B, d)
-            return (self.mean(omega) if mean is None else mean) + self.decode(r)
+            return mean + decode(r)
         B = history.shape[0]
         if noise is None:
             noise = draw_noise((members * B, 1, self.width), generator, history.device,
@@ -173,7 +184,7 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
         r = self.transformer(history, None, members, noise=noise)
         r0 = self.transformer(history, None, 1, noise=torch.zeros_like(noise[:B]))
         if spread_shells:
-            both = self.decode(torch.cat([r, r0]))                            # (m + 1, B, …)
+            both = decode(torch.cat([r, r0]))                                 # (m + 1, B, …)
             d0 = both[-1:]
             delta = both[:-1] - d0
             shells = torch.as_tensor(np.array(mode_shells(self.n)), device=delta.device)
@@ -181,8 +192,8 @@ class SLTClosureModel(FieldNormalisation, nn.Module):
             boost = torch.fft.irfft2(torch.fft.rfft2(delta) * inside, s=delta.shape[-2:])
             resid = d0 + delta + (spread_gain - 1) * boost
         else:
-            resid = self.decode(r0 + spread_gain * (r - r0))
-        return (self.mean(omega) if mean is None else mean) + resid
+            resid = decode(r0 + spread_gain * (r - r0))
+        return mean + resid
 
     def draw_windows(self, omega: torch.Tensor, generator: torch.Generator | None = None,
                      members: int = 1, mean: torch.Tensor | None = None,
