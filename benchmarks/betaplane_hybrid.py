@@ -39,13 +39,19 @@ def row_folder(row: str) -> str:
 
 def parse_row(row: str) -> tuple[tuple[str, int, tuple], list[str]]:
     """``'SETTING:...:closure...'`` → (the closure's :func:`hybrid.report.parse_entry`, the
-    settings, each 'SECTION.KEY=VALUE'); ValueError naming the row."""
+    settings, each 'SECTION.KEY=VALUE'); the settings are the leading ':'-ended parts without a
+    '/' (a model path may hold ':'). ValueError naming the row."""
     from hybrid.report import parse_entry
-    *settings, entry = row.split(":")
-    for text in settings:
-        if "=" not in text:
-            raise ValueError(f"the LES setting {text!r} of {row!r} must be KEY=VALUE")
-    return parse_entry(entry, 0, names=NAMES), settings
+    settings, rest = [], row
+    while True:
+        head, sep, tail = rest.partition(":")
+        if not sep or "/" in head:
+            break
+        if "=" not in head:
+            raise ValueError(f"the LES setting {head!r} of {row!r} must be KEY=VALUE")
+        settings.append(head)
+        rest = tail
+    return parse_entry(rest, 0, names=NAMES), settings
 
 
 def run_arguments(entry: tuple[str, int, tuple], settings: list[str], args: argparse.Namespace,

@@ -4,7 +4,7 @@ the next jet merging or nucleation.
     python -m benchmarks.slt_ensembles dns   --source data/betaplane-small/starts \\
         --out data/betaplane-small/ensembles
     python -m benchmarks.slt_ensembles score --dns data/betaplane-small/ensembles \\
-        --model slt-betaplane-small [--reencode] \\
+        --model slt-betaplane-small [--reencode] [--noise-memory RHO] [--spread-gain G] \\
         --out benchmarks/results/slt-betaplane-small/ensembles
 
 The source is a DNS recorded in full (``hybrid dns betaplane-small --record full --every 10
@@ -117,7 +117,8 @@ def score_stage(args) -> None:
     p = json.loads((args.dns / "plan.json").read_text())
     src = read_profiles(Path(p["source"]) / "trajectory.nc")
     L = src["L"]
-    em = load_emulator(args.model, threads=args.threads)
+    em = load_emulator(args.model, threads=args.threads, noise_memory=args.noise_memory,
+                       spread_gain=args.spread_gain)
     steps = p["horizon_saves"]
     res_slt, res_dns, walls = [], [], []
     for i, at in enumerate(p["short"]):
@@ -215,6 +216,10 @@ def main(argv=None) -> None:
     b.add_argument("--reencode", action="store_true")
     b.add_argument("--slt-event-members", type=int, default=10000)
     b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--noise-memory", type=float, default=None,
+                   help="the emulator's noise memory ρ (default: the card's, else 0)")
+    b.add_argument("--spread-gain", type=float, default=None,
+                   help="the emulator's spread gain g (default: the card's, else 1)")
     b.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     (dns_stage if args.stage == "dns" else score_stage)(args)

@@ -76,3 +76,41 @@ def test_closure_transfer_spectrum_sums_to_the_physical_space_rates():
     energy = -0.5 * (psi * w).mean((1, 2))
     np.testing.assert_allclose(te.sum(1), -2 * 0.5 * energy, rtol=1e-10)
     assert np.all(te <= 1e-15) and np.all(tz <= 1e-15)
+
+
+def test_jet_rows_take_les_settings_and_online_rows_count_their_targets():
+    """``benchmarks.betaplane_hybrid`` rows: LES settings before ':' go to ``hybrid run --set``;
+    ``benchmarks.slt_online`` counts the eight targets against the reference's intervals and the
+    residence-time misfit Σ|ln(τ/τ_ref)|."""
+    import argparse
+    import math
+    from pathlib import Path
+
+    from benchmarks.betaplane_hybrid import parse_row, run_arguments
+    from benchmarks.slt_online import parse_settings, targets
+    entry, settings = parse_row("les.eddy_drag=0.01:ldm-mean/gain=0.5/path=runs/a:b")
+    assert settings == ["les.eddy_drag=0.01"] and entry[0] == "ldm-mean"
+    args = argparse.Namespace(members=2, seed=1, spinup=1.0, t_end=2.0, threads=1)
+    argv = run_arguments(entry, settings, args, Path("out"))
+    assert argv[argv.index("--set") + 1] == "les.eddy_drag=0.01"
+    assert ["--closure-arg", "gain=0.5"] == argv[argv.index("gain=0.5") - 1:][:2]
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_row("eddy:none")
+    assert parse_settings("0/1,0.5/0.9") == [(0.0, 1.0), (0.5, 0.9)]
+    with pytest.raises(ValueError, match="RHO/G"):
+        parse_settings("0.5")
+
+    def side(e, f2, f3, t2, t3, ci=None):
+        return {"energy": {"mean": e, "interval_95": ci},
+                "fraction": {"2": {"episodes": f2, "episodes_interval_95": [0.7, 0.9]},
+                             "3": {"episodes": f3, "episodes_interval_95": [0.1, 0.3]}},
+                "residence_time": {"2": {"mean": t2, "interval_95": [3000, 5000]},
+                                   "3": {"mean": t3, "interval_95": [600, 1300]}}}
+
+    ref = side(0.027, 0.8, 0.2, 4000, 900, ci=[0.0268, 0.0273])
+    row = {"hellinger": {"U": 0.05, "dUdy": 0.12, "dUdt": 0.02}, "reference": ref,
+           "run": side(0.0275, 0.85, 0.05, 8000, 900)}
+    t = targets(row)
+    assert t["count"] == 4 and not t["met"]["H(dUdy)"] and not t["met"]["energy"]
+    assert not t["met"]["time with 3 jets"] and not t["met"]["residence 2"]
+    assert t["misfit"] == pytest.approx(math.log(2))
