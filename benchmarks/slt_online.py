@@ -128,8 +128,8 @@ def markdown(r: dict) -> str:
                      " | ".join(f"{tau(ref, k)} "
                                 f"{ci(ref['residence_time'].get(k, {}).get('interval_95'))}"
                                 for k in JETS) + " | | |")
-    lines += ["", f"Chosen by the rule (most targets met, then the smallest misfit): "
-              f"{r['chosen']}."]
+    lines += ["", f"Best of these rows by the rule (most targets met, then the smallest misfit): "
+              f"{r['chosen']}; a choice is made on validation runs only."]
     return "\n".join(lines) + "\n"
 
 
