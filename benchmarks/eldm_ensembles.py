@@ -20,6 +20,12 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
   time-mean spectrum of U (relative error per mode, mean over modes 1 … 10: spatial);
 * the cost per member per time unit.
 
+A model given as ``NAME@G`` runs with residual gain G (``EnsembleGenerator.generate``).
+``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
+--at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
+member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
+before the start). Choices are made this way, never on the test starts.
+
 Writes ``eldm_ensembles.json`` and ``eldm_ensembles.md``.
 """
 from __future__ import annotations
@@ -66,8 +72,10 @@ def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dns", type=Path, required=True)
-    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--dns", type=Path, default=None, help="test: the DNS ensembles' folder")
+    ap.add_argument("--validation", type=Path, nargs="+", default=None, metavar="START",
+                    help="validation: start folders (member 0 conditions, the last is the truth)")
+    ap.add_argument("--model", action="append", required=True, help="NAME or NAME@GAIN")
     ap.add_argument("--slt", default=None)
     ap.add_argument("--members", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
@@ -77,13 +85,27 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     from closures.ensemble_ldm import load_generator
     from closures.slt import load_emulator
-    p = json.loads((args.dns / "plan.json").read_text())
-    src = read_profiles(Path(p["source"]) / "trajectory.nc")
-    L, steps, dt = src["L"], p["horizon_saves"], p["save_interval"]
+    if (args.dns is None) == (args.validation is None):
+        ap.error("give --dns (test) or --validation (validation starts), not both")
+    if args.validation:
+        folders = list(args.validation)
+        runs_u = [read_profiles(d / "trajectory.nc") for d in folders]
+        L, steps = runs_u[0]["L"], runs_u[0]["U"].shape[1] - 1
+        dt = float(runs_u[0]["t"][1] - runs_u[0]["t"][0])
+        starts = [np.concatenate([r["U"][:1], r["U"][1:-1]]) for r in runs_u]
+        truths = [r["U"][-1] for r in runs_u]
+        if args.slt:
+            ap.error("--slt needs the test starts (--dns): the SLT starts from the profiles "
+                     "before the start")
+    else:
+        p = json.loads((args.dns / "plan.json").read_text())
+        src = read_profiles(Path(p["source"]) / "trajectory.nc")
+        L, steps, dt = src["L"], p["horizon_saves"], p["save_interval"]
+        folders = [args.dns / f"short-{i:02d}" for i in range(len(p["short"]))]
+        starts = [read_profiles(d / "trajectory.nc")["U"][:, :steps + 1] for d in folders]
+        truths = [_truth(src, at, steps) for at in p["short"]]
     lead = np.arange(steps + 1) * dt
-    starts = [read_profiles(args.dns / f"short-{i:02d}" / "trajectory.nc")["U"][:, :steps + 1]
-              for i in range(len(p["short"]))]
-    truths = [_truth(src, at, steps) for at in p["short"]]
+    members = min(args.members, min(U.shape[0] for U in starts) - 1)
     models = {"dns": None, **{Path(m).name: m for m in args.model}}
     if args.slt:
         models["slt"] = args.slt
@@ -91,25 +113,26 @@ def main(argv=None) -> dict:
     for name, path in models.items():
         t0 = time.perf_counter()
         if name == "dns":
-            sets[name] = [U[1:1 + args.members] for U in starts]
+            sets[name] = [U[1:1 + members] for U in starts]
         elif name == "slt":
             em = load_emulator(path, threads=args.threads)
-            sets[name] = [np.concatenate([np.repeat(U[:1, :1], args.members, 0), em.rollout(
-                _history(src, at, em.window), steps, args.members, seed=5000 + i)], 1)
+            sets[name] = [np.concatenate([np.repeat(U[:1, :1], members, 0), em.rollout(
+                _history(src, at, em.window), steps, members, seed=5000 + i)], 1)
                 for i, (U, at) in enumerate(zip(starts, p["short"]))]
             t1 = time.perf_counter()
             em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members, seed=1)
             big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         else:
-            gen = load_generator(path, threads=args.threads)
-            sets[name] = [gen.generate(U[0], args.members, seed=6000 + i)
+            stem, _, g = path.partition("@")
+            gen = load_generator(stem, threads=args.threads)
+            gain = float(g) if g else None
+            sets[name] = [gen.generate(U[0], members, seed=6000 + i, residual_gain=gain)
                           for i, U in enumerate(starts)]
             t1 = time.perf_counter()
-            gen.generate(starts[0][0], args.cost_members, seed=1)
+            gen.generate(starts[0][0], args.cost_members, seed=1, residual_gain=gain)
             big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
-        walls[name] = (time.perf_counter() - t0) / (len(starts) * args.members * steps * dt)
-    runs = [json.loads((args.dns / f"short-{i:02d}" / "run.json").read_text())
-            for i in range(len(starts))]
+        walls[name] = (time.perf_counter() - t0) / (len(starts) * members * steps * dt)
+    runs = [json.loads((d / "run.json").read_text()) for d in folders]
     walls["dns"] = float(np.mean([q["timings"]["wall_s"] / (q["members"] * q["simulated_time"])
                                   for q in runs]))                    # as the DNS ran them
     ref = np.concatenate(sets["dns"])                                 # pooled DNS members
@@ -117,7 +140,8 @@ def main(argv=None) -> dict:
     ref_events = events_per_member(ref, t, L)
     ref_spec = spectrum(ref)
     r = dict(run_header("benchmarks.eldm_ensembles", argv), starts=len(starts),
-             members=args.members, save_interval=dt, models={})
+             members=members, save_interval=dt, models={},
+             data="validation" if args.validation else "test")
     pooled_dns = pool_scores([ensemble_scores(X, y, lead, seed=i)
                               for i, (X, y) in enumerate(zip(sets["dns"], truths))])
     for name, X in sets.items():
@@ -186,7 +210,8 @@ def markdown(r: dict) -> str:
     row("DNS / this, 1000 together", lambda m: (f"{m['cheaper_than_dns_batched']:.3g}"
                                               if m['cheaper_than_dns_batched'] else ""))
     return (f"# Ensembles around one run ({r['date']})\n\nCommand: `{r['command']}`\n\n"
-            f"{r['starts']} test starts, {r['members']} members each\n\n{head}\n"
+            f"{r['starts']} {r.get('data', 'test')} starts, {r['members']} members each\n\n"
+            f"{head}\n"
             + "\n".join(rows) + "\n")
 
 

@@ -57,11 +57,11 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
                       at: float | None = None, t_end: float | None = None, seed: int = 0,
                       batch: int | None = None, steps: int | None = None,
                       method: str = "ddim", threads: int | None = None,
-                      overwrite: bool = False) -> dict:
+                      overwrite: bool = False, residual_gain: float | None = None) -> dict:
     """Generate an ensemble around member ``member`` of ``run`` and write :data:`OUTPUTS` to
     ``out`` (module docstring). ``model``: a shipped model's name, a path, or a
-    :class:`closures.ensemble_ldm.EnsembleGenerator`; ``steps``, ``method``, ``batch``: see
-    :meth:`~closures.ensemble_ldm.EnsembleGenerator.generate`. Everything is checked before
+    :class:`closures.ensemble_ldm.EnsembleGenerator`; ``steps``, ``method``, ``batch``,
+    ``residual_gain``: see :meth:`~closures.ensemble_ldm.EnsembleGenerator.generate`. Everything is checked before
     anything is written; returns the summary written to ``emulation.json``."""
     from closures.ensemble_ldm import EnsembleGenerator, load_generator
     members = integer("members", members, 1)
@@ -75,8 +75,10 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
     src = read_conditioning(run, member, at, t_end)
     check_source(src, gen.points, gen.interval, "RUN", "generates")
     steps = gen.sample_steps(steps, method)
+    gain = gen.residual_gain(residual_gain)
     t0 = time.perf_counter()
-    X = gen.generate(src["U_c"], members, seed, batch=batch, method=method, steps=steps)
+    X = gen.generate(src["U_c"], members, seed, batch=batch, method=method, steps=steps,
+                     residual_gain=gain)
     wall = time.perf_counter() - t0
 
     out.mkdir(parents=True, exist_ok=True)
@@ -87,14 +89,15 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
         "model": "ensemble-ldm", "name": name, "mode": gen.mode, "config": gen.model.config,
         "conditioning": os.fspath(src["path"]), "member": member, "at": float(times[0]),
         "interval": src["interval"], "members": members, "seed": seed, "method": method,
-        "steps": steps}}
+        "steps": steps, "residual_gain": gain}}
     write_emulation(out / "emulation.nc", X, times, src["L"], config, seed, overwrite=overwrite)
     emulation_figures(out, src, X, times, label=f"ensemble-ldm ({gen.mode})")
     span = float(times[-1] - times[0])
     summary = {"model": name, "mode": gen.mode, "run": os.fspath(src["path"]),
                "member": member, "at": float(times[0]), "t_end": float(times[-1]),
                "interval": src["interval"], "members": members, "records": int(len(times)),
-               "seed": seed, "method": method, "steps": steps, "wall_s": wall,
+               "seed": seed, "method": method, "steps": steps, "residual_gain": gain,
+               "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * span),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

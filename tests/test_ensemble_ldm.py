@@ -242,6 +242,19 @@ def test_same_seed_same_ensemble(mode):
         gen.generate(Uc[:, :8], 2)
     with pytest.raises(ValueError, match="steps must be an integer in"):
         gen.generate(Uc, 2, steps=51)
+    # residual gain: 1 is the default draw bit for bit; 0 puts every member on the decoded
+    # conditioning run; the card's online value is the default; a negative gain is refused
+    np.testing.assert_array_equal(gen.generate(Uc, 5, seed=3, steps=10, residual_gain=1.0), a)
+    flat = gen.generate(Uc, 3, seed=3, steps=10, residual_gain=0.0)
+    m = gen.model
+    with torch.no_grad():
+        zc = m.encode(m.normalise(torch.as_tensor(Uc, dtype=torch.float32)))
+        centre = m.denormalise(m.decode(zc[None, 1:]))[0].detach().numpy()
+    np.testing.assert_allclose(flat[:, 1:], np.broadcast_to(centre, (3, 10, N)), atol=1e-6)
+    gen.model.card = {"online": {"residual_gain": 0.0}}
+    np.testing.assert_array_equal(gen.generate(Uc, 3, seed=3, steps=10), flat)
+    with pytest.raises(ValueError, match="residual_gain"):
+        gen.generate(Uc, 2, residual_gain=-0.5)
 
 
 # --- both modes end to end ----------------------------------------------------------------

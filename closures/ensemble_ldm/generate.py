@@ -17,13 +17,19 @@ not depend on ``members`` or ``batch`` (its values then agree to round-off).
 
 Sampler: deterministic DDIM with ``steps`` steps (default: the card's sampler steps, else
 :data:`SAMPLE_STEPS`), or ``method='ancestral'`` (all T diffusion steps).
+
+Residual gain. ``residual_gain`` g ≥ 0 makes the members x̂(t) = denormalise(D(z_c(t) + g r(t)))
+from the same draws r (the blocks are drawn given the unscaled residuals, as in training): g = 1
+is the trained model, g < 1 pulls every member towards the conditioning run and shrinks the
+spread, an online setting chosen on validation starts (default: the card's
+``online.residual_gain``, else 1).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from solvers.validate import integer
+from solvers.validate import integer, number
 
 from ..fit import seeded_generator
 from ..ldm.closure import torch_threads
@@ -92,15 +98,25 @@ class EnsembleGenerator:
             steps = min((self.card.get("sampler") or {}).get("steps") or SAMPLE_STEPS, T)
         return integer("steps", steps, 1, T)
 
+    def residual_gain(self, gain: float | None = None) -> float:
+        """The residual gain of a generation: ``gain``, else the card's
+        ``online.residual_gain``, else 1 (module docstring)."""
+        if gain is None:
+            gain = (self.card.get("online") or {}).get("residual_gain", 1.0)
+        return number("residual_gain", gain, at_least=0)
+
     @torch.no_grad()
     def generate(self, conditioning_U, members: int, seed: int = 0, *, batch: int | None = None,
-                 method: str = "ddim", steps: int | None = None) -> np.ndarray:
+                 method: str = "ddim", steps: int | None = None,
+                 residual_gain: float | None = None) -> np.ndarray:
         """``members`` members around the conditioning run U_c (T, n): float32 (members, T, n)
         in the data's units (module docstring). ``batch``: members generated together (default
-        all); ``method``: 'ddim' (``steps`` steps) or 'ancestral'."""
+        all); ``method``: 'ddim' (``steps`` steps) or 'ancestral'; ``residual_gain``: g (module
+        docstring)."""
         members = integer("members", members, 1)
         seed = integer("seed", seed, 0)
         batch = integer("batch", members if batch is None else batch, 1)
+        gain = self.residual_gain(residual_gain)
         m = self.model
         steps = self.sample_steps(steps, method)
         uc = self._conditioning(conditioning_U)
@@ -122,7 +138,8 @@ class EnsembleGenerator:
                     h = min(H, T - t)
                     r[:, t:t + h] = x[:, :h]
                     t += h
-                u = m.denormalise(m.decode(zc[None, 1:] + r[:, 1:]))          # (nb, T−1, n)
+                z = zc[None, 1:] + (r[:, 1:] if gain == 1 else gain * r[:, 1:])
+                u = m.denormalise(m.decode(z))                                 # (nb, T−1, n)
                 out[b0:b0 + nb, 1:] = u.cpu().numpy()
         return out
 

@@ -3,7 +3,7 @@ diffusion ensemble generator (the work is in :mod:`hybrid.ldm_ensemble`).
 
     hybrid ensemble RUN --model NAME|PATH --members M --out DIR [--member I] [--at T]
                     [--t-end T] [--seed S] [--batch B] [--steps N] [--sampler ddim|ancestral]
-                    [--threads N] [--overwrite]
+                    [--residual-gain G] [--threads N] [--overwrite]
 
 RUN is a run with ``zonal_mean_u`` (``hybrid dns PRESET --record zonal-mean``, a file or its
 folder); member ``--member`` of it, from ``--at`` to ``--t-end``, is the conditioning run.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import nonnegative_int, number, positive_int, run_emulator
+from .arguments import nonnegative_float, nonnegative_int, number, positive_int, run_emulator
 
 NAME = "ensemble"
 HELP = ("generate an ensemble of the zonal jets U(y, t) around one run with a trained latent "
@@ -48,6 +48,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("ddim", "ancestral"), default="ddim",
                    help="ddim (deterministic, --steps steps; default) or ancestral (every "
                         "diffusion step)")
+    p.add_argument("--residual-gain", type=nonnegative_float, default=None, metavar="G",
+                   help="members z_c + G·r: G < 1 pulls them towards the conditioning run "
+                        "(default: the model card's online value, else 1)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -68,7 +71,7 @@ def handler(args: argparse.Namespace) -> int:
         return generate_ensemble(gen, args.run, out, members=args.members, member=args.member,
                                  at=args.at, t_end=args.t_end, seed=args.seed, batch=args.batch,
                                  steps=args.steps, method=args.sampler,
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite, residual_gain=args.residual_gain)
 
     return run_emulator("ensemble", args, OUTPUTS, load, generate,
                         lambda summary: f"{summary['records']} records")
