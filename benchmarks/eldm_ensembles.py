@@ -20,7 +20,8 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
   time-mean spectrum of U (relative error per mode, mean over modes 1 … 10: spatial);
 * the cost per member per time unit.
 
-A model given as ``NAME@G`` runs with residual gain G (``EnsembleGenerator.generate``).
+A model given as ``NAME@G`` runs with residual gain G, ``NAME@G@steps=S`` (or ``NAME@steps=S``)
+with S DDIM steps per block (``EnsembleGenerator.generate``).
 ``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
 --at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
 member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
@@ -68,6 +69,24 @@ def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
     for e in ev:
         n[e["member"]] += 1
     return n
+
+
+def model_spec(text: str) -> tuple[str, float | None, int | None]:
+    """'NAME[@G][@steps=S]' → (NAME, G or None, S or None); ValueError naming the part."""
+    name, *parts = text.split("@")
+    gain = steps = None
+    for part in parts:
+        key, sep, value = part.rpartition("=")
+        try:
+            if key == "steps":
+                steps = int(value)
+            elif not sep or key == "gain":
+                gain = float(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--model {text}: {part!r} is neither a gain nor steps=S") from None
+    return name, gain, steps
 
 
 def main(argv=None) -> dict:
@@ -123,13 +142,13 @@ def main(argv=None) -> dict:
             em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members, seed=1)
             big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         else:
-            stem, _, g = path.partition("@")
+            stem, gain, sample_steps = model_spec(path)
             gen = load_generator(stem, threads=args.threads)
-            gain = float(g) if g else None
-            sets[name] = [gen.generate(U[0], members, seed=6000 + i, residual_gain=gain)
+            kw = dict(residual_gain=gain, steps=sample_steps)
+            sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
             t1 = time.perf_counter()
-            gen.generate(starts[0][0], args.cost_members, seed=1, residual_gain=gain)
+            gen.generate(starts[0][0], args.cost_members, seed=1, **kw)
             big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         walls[name] = (time.perf_counter() - t0) / (len(starts) * members * steps * dt)
     runs = [json.loads((d / "run.json").read_text()) for d in folders]

@@ -114,3 +114,12 @@ def test_jet_rows_take_les_settings_and_online_rows_count_their_targets():
     assert t["count"] == 4 and not t["met"]["H(dUdy)"] and not t["met"]["energy"]
     assert not t["met"]["time with 3 jets"] and not t["met"]["residence 2"]
     assert t["misfit"] == pytest.approx(math.log(2))
+
+
+def test_generator_models_name_their_gain_and_steps():
+    from benchmarks.eldm_ensembles import model_spec
+    assert model_spec("runs/m@0.5") == ("runs/m", 0.5, None)
+    assert model_spec("m@gain=0.7@steps=10") == ("m", 0.7, 10)
+    assert model_spec("m@steps=5") == ("m", None, 5) and model_spec("m") == ("m", None, None)
+    with pytest.raises(ValueError, match="neither a gain nor steps"):
+        model_spec("m@rate=2")
