@@ -220,7 +220,8 @@ def test_spread_shells_inflates_the_draws_in_the_low_shells_only():
 def test_online_settings_come_from_the_card_unless_given(tmp_path):
     """A card's ``online`` values are the closure's defaults (ρ, g); arguments override them; the
     term of ``gain`` = 0.5 is half the term of gain 1, ``gain`` = 0 on ``gain_shells`` = 2 removes
-    shells 1-2 (round |k|) and leaves the rest, and bad values are refused by name."""
+    shells 1-2 (round |k|) and leaves the rest, ``zonal_gain`` scales the term's mean along x
+    alone, and bad values are refused by name."""
     model = tiny_model()
     model.card = {"online": {"noise_memory": 0.9, "spread_gain": 1.5}}
     c = SLTClosure(model)
@@ -239,8 +240,16 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
     assert np.abs(f_one[:, inside]).max() > 1e-6
     assert np.abs(f_low[:, inside]).max() < 1e-12 * np.abs(f_one).max()
     np.testing.assert_allclose(f_low[:, ~inside], f_one[:, ~inside], rtol=1e-10, atol=1e-12)
+    # zonal_gain: the term's mean along x scaled by it, the rest by gain
+    split = ready(SLTClosure(model, gain=0.5, zonal_gain=2.0), 2).compute(w)
+    zonal = one.mean(axis=-1, keepdims=True)
+    assert np.abs(zonal).max() > 1e-6
+    np.testing.assert_allclose(split, 0.5 * (one - zonal) + 2.0 * zonal, rtol=1e-10,
+                               atol=1e-13)
+    with pytest.raises(ValueError, match="zonal_gain or gain_shells"):
+        SLTClosure(model, zonal_gain=1.0, gain_shells=2)
     for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan")),
-                dict(gain_shells=-1), dict(spread_shells=-2)):
+                dict(gain_shells=-1), dict(spread_shells=-2), dict(zonal_gain=-1.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SLTClosure(model, **bad)
 

@@ -69,8 +69,10 @@ class _ModelClosure(Closure):
     device, torch threads of a refresh, members per network call, the card's shell gains, and
     ``gain``: a factor on the whole term (default 1; an online setting to tune on validation
     runs, as a classical closure's coefficient is tuned), or only on its shells 1 … ``gain_shells``
-    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all), and
-    ``precision``, 'float32' (default) or 'bfloat16' for the convolutional networks
+    (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all);
+    ``zonal_gain`` (default None: ``gain``), the factor on the term's zonal mean ⟨C⟩_x (x the last
+    axis: on the beta-plane the subgrid forcing of the jets, while C − ⟨C⟩_x forces the resolved
+    eddies) in place of ``gain``; and ``precision``, 'float32' (default) or 'bfloat16' for the convolutional networks
     (:func:`conv_precision`; each model's attention and sampler stay float32). (A drag
     on the LES eddies is a solver setting, ``eddy_drag`` of :class:`solvers.BetaPlane`, integrated
     exactly; held over a refresh as part of the term it is unstable.)
@@ -86,11 +88,14 @@ class _ModelClosure(Closure):
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
                  calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
-                 precision: str = "float32"):
+                 precision: str = "float32", zonal_gain: float | None = None):
         super().__init__(every)
         conv_precision(precision, "cpu")             # validates the name
         self.precision = precision
         self.gain = number("gain", gain, at_least=0)
+        self.zonal_gain = number("zonal_gain", zonal_gain, at_least=0, allow_none=True)
+        if self.zonal_gain is not None and gain_shells:
+            raise ValueError("give zonal_gain or gain_shells, not both")
         self.gain_shells = integer("gain_shells", gain_shells, 0)
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
@@ -127,12 +132,16 @@ class _ModelClosure(Closure):
 
     def _outputs(self, c: torch.Tensor) -> np.ndarray:
         """Normalised C (members, n, n) → physical units, float64, with the shell gains, times
-        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0)."""
+        ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0; its zonal mean times
+        ``zonal_gain`` where that is given)."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
         if self.shell_gains:
             out = apply_shell_gains(out, self.shell_gains)
         if self.gain != 1 and self.gain_shells:
             out = apply_shell_gains(out, [self.gain] * self.gain_shells)
+        elif self.zonal_gain is not None:
+            zonal = out.mean(axis=-1, keepdims=True)
+            out = self.gain * (out - zonal) + self.zonal_gain * zonal
         elif self.gain != 1:
             out *= self.gain
         self.calls += 1
@@ -190,7 +199,8 @@ class LatentDiffusionClosure(_ModelClosure):
     def __init__(self, model=None, every: int = 5, steps: int = STEPS, t_start: float = T_START,
                  rho: float = RHO, threads: int | None = 1, device: str = "cpu", samples: int = 1,
                  path=None, precision: str = "float32", chunk: int | None = 16,
-                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0):
+                 calibrate: bool = True, gain: float = 1.0, gain_shells: int = 0,
+                 zonal_gain: float | None = None):
         self.steps, self.samples = integer("steps", steps), integer("samples", samples)
         try:
             ts = float(t_start)
@@ -202,7 +212,7 @@ class LatentDiffusionClosure(_ModelClosure):
             raise ValueError(f"rho must be a positive number, got {rho!r}")
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain,
-                         gain_shells=gain_shells, precision=precision)
+                         gain_shells=gain_shells, precision=precision, zonal_gain=zonal_gain)
         self.t_start, self.rho = ts, float(rho)
         self.last_seeds: list[int] | None = None
 
@@ -254,7 +264,7 @@ class MeanNetworkClosure(_ModelClosure):
     draws (one network pass per refresh, no random numbers).
 
     ``MeanNetworkClosure(model_or_path, every=5, threads=1, device='cpu', chunk=16,
-    calibrate=False, gain=1, gain_shells=0, precision='float32')``: the model as for :class:`LatentDiffusionClosure` (default the shipped
+    calibrate=False, gain=1, gain_shells=0, precision='float32', zonal_gain=None)``: the model as for :class:`LatentDiffusionClosure` (default the shipped
     'ldm-kolmogorov'; it must have a mean network). ``calibrate`` (default False): the card's
     shell gains were fitted to the mean of the diffusion draws, not to μ alone, so they are not
     applied unless asked for.
@@ -265,10 +275,10 @@ class MeanNetworkClosure(_ModelClosure):
     def __init__(self, model=None, every: int = 5, threads: int | None = 1,
                  device: str = "cpu", path=None, chunk: int | None = 16,
                  calibrate: bool = False, gain: float = 1.0, gain_shells: int = 0,
-                 precision: str = "float32"):
+                 precision: str = "float32", zonal_gain: float | None = None):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
-                         precision=precision)
+                         precision=precision, zonal_gain=zonal_gain)
         if self.model.mean_net is None:
             raise ValueError(f"model {self.path or 'given'} has no mean network (mean_width = 0):"
                              f" the mean-network closure needs one")

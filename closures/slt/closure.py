@@ -85,7 +85,7 @@ class SLTClosure(_ModelClosure):
 
     ``SLTClosure(model=None, every=None, threads=1, device='cpu', path=None, chunk=None,
     calibrate=True, noise_memory=None, spread_gain=None, spread_shells=None, gain=1,
-    gain_shells=0, precision='float32')``: ``model`` an
+    gain_shells=0, precision='float32', zonal_gain=None)``: ``model`` an
     :class:`SLTClosureModel`, or the stem (or ``.pt``/``.json`` path) of one saved by
     :func:`closures.slt.train_slt_closure`, or a shipped model's name;
     ``path=`` is the same, for ``hybrid run --closure slt-closure --closure-arg path=STEM``.
@@ -94,7 +94,8 @@ class SLTClosure(_ModelClosure):
     (:mod:`closures.calibration`); ``noise_memory``: ρ of the tokens' AR(1), ``spread_gain``:
     g of the draws, ``spread_shells``: K, where g applies (module docstring; None: the card's
     ``online`` value, else 0, 1 and 0);
-    ``gain``, ``gain_shells``: a factor on the term, on all shells or on shells 1 … K;
+    ``gain``, ``gain_shells``, ``zonal_gain``: a factor on the term, on all shells or on shells
+    1 … K, and another on its zonal mean;
     ``precision`` 'bfloat16': the encoder, μ and the decoder under bfloat16 autocast, the
     transformer float32 (:class:`closures.ldm.closure._ModelClosure`).
     Attributes: ``model``, ``history`` (torch (members, L, d) or None before the first refresh),
@@ -111,10 +112,11 @@ class SLTClosure(_ModelClosure):
                  device: str = "cpu", path=None, chunk: int | None = None,
                  calibrate: bool = True, noise_memory: float | None = None,
                  spread_gain: float | None = None, spread_shells: int | None = None,
-                 gain: float = 1.0, gain_shells: int = 0, precision: str = "float32"):
+                 gain: float = 1.0, gain_shells: int = 0, precision: str = "float32",
+                 zonal_gain: float | None = None):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
-                         precision=precision)
+                         precision=precision, zonal_gain=zonal_gain)
         online = (getattr(self.model, "card", None) or {}).get("online") or {}
         self.noise_memory = number(
             "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
