@@ -152,8 +152,8 @@ def markdown(r: dict) -> str:
         lines += ["", "Floor (the reference's halves): " + ", ".join(
             f"H({LABELS.get(k, k)}) {x:.3f}" for k, x in floor.items() if x is not None) + "."]
     numbers = sorted(numbers, key=int)
-    lines += ["", "Fraction of time with each jet number (reference's 95 % interval), and mean "
-              "residence time:", "",
+    lines += ["", "Fraction of time with each jet number (episodes, as `hybrid jets` reports them "
+              "and as the reference's 95 % intervals are computed), and mean residence time:", "",
               "| closure | " + " | ".join(f"{k} jets" for k in numbers) + " | " +
               " | ".join(f"residence {k}" for k in numbers) + " |",
               "|---|" + "---|" * (2 * len(numbers))]
@@ -164,7 +164,7 @@ def markdown(r: dict) -> str:
         cells = []
         for k in numbers:
             f = side["fraction"].get(k)
-            cells.append("0" if f is None else f"{f['records']:.2f}")
+            cells.append("0" if f is None else f"{f['episodes']:.2f}")
         for k in numbers:
             t = side["residence_time"].get(k)
             cells.append("n/a" if not t or t.get("mean") is None else

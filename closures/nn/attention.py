@@ -28,6 +28,8 @@ from torch import nn
 
 from solvers.validate import integer
 
+from .diffusion import draw_noise
+
 __all__ = ["MultiHeadAttention", "TransformerBlock", "attend", "softmax_last",
            "sinusoidal_positions", "check_heads"]
 
@@ -131,11 +133,10 @@ class TransformerBlock(nn.Module):
                                  nn.Linear(hidden, dim))
 
     def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A fresh N(0, I) token (B, 1, D) for every sample of x, from ``generator`` (drawn on
-        the generator's device, then moved to x's)."""
-        dev = x.device if generator is None else generator.device
-        return torch.randn((x.shape[0], 1, x.shape[2]), generator=generator, device=dev,
-                           dtype=x.dtype).to(x.device)
+        """A fresh N(0, I) token (B, 1, D) for every sample of x, from ``generator``
+        (:func:`closures.nn.diffusion.draw_noise`: drawn on the generator's device, then moved
+        to x's)."""
+        return draw_noise((x.shape[0], 1, x.shape[2]), generator, x.device, x.dtype)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
