@@ -104,7 +104,7 @@ def markdown(r: dict) -> str:
              f"`{r['model']}`, {r['members']} members from the last profiles of "
              f"`{r['reference']}` to t = {r['t_end']:g}, seed {r['seed']}.", "",
              "| ρ, g | H(U) | H(∂yU) | H(∂tU) | energy | 2 jets | 3 jets | residence 2 | "
-             "residence 3 | targets met | misfit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "residence 3 | targets met | misfit |", "|---" * 11 + "|"]
     ref = None
     for name, v in r["rows"].items():
         if "failed" in v:

@@ -61,8 +61,8 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
     """Generate an ensemble around member ``member`` of ``run`` and write :data:`OUTPUTS` to
     ``out`` (module docstring). ``model``: a shipped model's name, a path, or a
     :class:`closures.ensemble_ldm.EnsembleGenerator`; ``steps``, ``method``, ``batch``,
-    ``residual_gain``: see :meth:`~closures.ensemble_ldm.EnsembleGenerator.generate`. Everything is checked before
-    anything is written; returns the summary written to ``emulation.json``."""
+    ``residual_gain``: see :meth:`~closures.ensemble_ldm.EnsembleGenerator.generate`. Everything
+    is checked before anything is written; returns the summary written to ``emulation.json``."""
     from closures.ensemble_ldm import EnsembleGenerator, load_generator
     members = integer("members", members, 1)
     seed = integer("seed", seed, 0)

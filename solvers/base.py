@@ -5,9 +5,10 @@
 on a doubly periodic box of side L, with ζ' = ζ − ⟨ζ⟩ₓ the eddies (the departure from the zonal
 mean; μₑ, the eddy drag, is 0 unless set). The state is ζ̂, shape (members, n, n//2+1); every
 member is an independent ensemble member stepped through the same transforms. The linear operator
-L(k) = −μ − μₑ[kx ≠ 0] − ν|k|^{2p} + iβ kx/|k|² is integrated exactly by the stepper; the dealiased advection,
-the deterministic forcing F, the stochastic forcing ξ (one draw per step, held across stages) and the
-closure term C (refreshed every ``closure.every`` steps, held in between) make up N(ζ̂).
+L(k) = −μ − μₑ[kx ≠ 0] − ν|k|^{2p} + iβ kx/|k|² is integrated exactly by the stepper; the
+dealiased advection, the deterministic forcing F, the stochastic forcing ξ (one draw per step,
+held across stages) and the closure term C (refreshed every ``closure.every`` steps, held in
+between) make up N(ζ̂).
 """
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ class PseudoSpectralSolver:
     kind = "base"
 
     def __init__(self, n: int, L: float = 2 * np.pi, *, mu: float = 0.0, eddy_drag: float = 0.0,
-                 nu: float = 0.0, hyper_order: int = 1, beta: float = 0.0, forcing: np.ndarray | None = None,
+                 nu: float = 0.0, hyper_order: int = 1, beta: float = 0.0,
+                 forcing: np.ndarray | None = None,
                  ring: dict | None = None, dt: float | None = None, cfl: float = 0.5,
                  dt_max: float | None = None, members: int = 1, seed: int | None = 0,
                  first_member: int = 0, threads: int = 1, dtype: str = "float64",

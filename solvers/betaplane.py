@@ -38,8 +38,9 @@ class BetaPlane(PseudoSpectralSolver):
 
     def __init__(self, n: int = 256, L: float = 2 * np.pi, beta: float = 0.9, mu: float = 4e-4,
                  eddy_drag: float = 0.0, nu: float | None = None, hyper_order: int = 8,
-                 kf: float = 16, kf_width: float = 1.5, epsilon: float = 1e-6, dt: float | None = 0.04,
-                 cfl: float = 0.5, members: int = 1, seed: int | None = 0, first_member: int = 0,
+                 kf: float = 16, kf_width: float = 1.5, epsilon: float = 1e-6,
+                 dt: float | None = 0.04, cfl: float = 0.5, members: int = 1,
+                 seed: int | None = 0, first_member: int = 0,
                  threads: int = 1, dtype: str = "float64", stepper: str = "etdrk4",
                  dt_max: float | None = None, blowup_dir=None, forcing_filter: float = 0.0,
                  forcing_grid: int | None = None):

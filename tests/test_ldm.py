@@ -12,7 +12,8 @@ import torch
 from closures import get_closure
 from closures.base import closure_state
 from closures.ldm import (LatentDiffusionClosure, LatentDiffusionModel, MeanNetworkClosure,
-                          ModelFileError, load_model, sample_per_member, save_model, RHO, STEPS, T_START)
+                          ModelFileError, load_model, sample_per_member, save_model, RHO, STEPS,
+                          T_START)
 from closures.losses import sample_ve, ve_marginal_std
 from solvers import KolmogorovFlow
 from solvers.grid import Grid

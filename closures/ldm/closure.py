@@ -72,10 +72,11 @@ class _ModelClosure(Closure):
     (round(|k|), :mod:`closures.calibration`) where ``gain_shells`` > 0 (default 0: all);
     ``zonal_gain`` (default None: ``gain``), the factor on the term's zonal mean ⟨C⟩_x (x the last
     axis: on the beta-plane the subgrid forcing of the jets, while C − ⟨C⟩_x forces the resolved
-    eddies) in place of ``gain``; and ``precision``, 'float32' (default) or 'bfloat16' for the convolutional networks
-    (:func:`conv_precision`; each model's attention and sampler stay float32). (A drag
-    on the LES eddies is a solver setting, ``eddy_drag`` of :class:`solvers.BetaPlane`, integrated
-    exactly; held over a refresh as part of the term it is unstable.)
+    eddies) in place of ``gain``; and ``precision``, 'float32' (default) or 'bfloat16' for the
+    convolutional networks (:func:`conv_precision`; each model's attention and sampler stay
+    float32). (A drag on the LES eddies is a solver setting, ``eddy_drag`` of
+    :class:`solvers.BetaPlane`, integrated exactly; held over a refresh as part of the term it is
+    unstable.)
     Subclasses of another model set ``model_class`` (the model's type) and ``loader`` (a function
     ``(path, device) -> model`` raising :class:`ModelFileError`); the model normalises with
     ``normalise(x, field)`` / ``denormalise(x, field)`` (fields 'omega_bar' and 'closure'), has
@@ -264,8 +265,9 @@ class MeanNetworkClosure(_ModelClosure):
     draws (one network pass per refresh, no random numbers).
 
     ``MeanNetworkClosure(model_or_path, every=5, threads=1, device='cpu', chunk=16,
-    calibrate=False, gain=1, gain_shells=0, precision='float32', zonal_gain=None)``: the model as for :class:`LatentDiffusionClosure` (default the shipped
-    'ldm-kolmogorov'; it must have a mean network). ``calibrate`` (default False): the card's
+    calibrate=False, gain=1, gain_shells=0, precision='float32', zonal_gain=None)``: the model
+    as for :class:`LatentDiffusionClosure` (default the shipped 'ldm-kolmogorov'; it must have a
+    mean network). ``calibrate`` (default False): the card's
     shell gains were fitted to the mean of the diffusion draws, not to μ alone, so they are not
     applied unless asked for.
     """
