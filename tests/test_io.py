@@ -303,6 +303,31 @@ def test_append_refuses_another_run(tmp_path):
     sio.TrajectoryWriter(path, _kolmogorov(threads=2), append=True).close()
 
 
+def test_append_accepts_an_argument_added_since_at_its_default(tmp_path):
+    """A file written before the solver had an argument (its configuration lacks the key) takes
+    appends from a solver with that argument at its default, and refuses another value; so
+    does a restart's closure configuration."""
+    path = tmp_path / "t.nc"
+    with sio.TrajectoryWriter(path, _betaplane()) as w:
+        w.write()
+    with netCDF4.Dataset(path, "a") as ds:                     # as written before eddy_drag
+        cfg = json.loads(ds.getncattr("config"))
+        del cfg["eddy_drag"]
+        ds.setncattr("config", json.dumps(cfg))
+    sio.TrajectoryWriter(path, _betaplane(), append=True).close()
+    with pytest.raises(ValueError, match="differing: eddy_drag"):
+        sio.TrajectoryWriter(path, _betaplane(eddy_drag=0.1), append=True)
+    from solvers.io.schema import constructor_defaults, differing_keys
+    saved = {"class": "C", "arguments": {"gain": 1.0}}
+    given = {"class": "C", "arguments": {"gain": 1.0, "zonal_gain": None}}
+    defaults = {"arguments.zonal_gain": None}
+    assert differing_keys(saved, given, defaults=defaults) == []
+    given["arguments"]["zonal_gain"] = 2.0
+    assert differing_keys(saved, given, defaults=defaults) == ["arguments.zonal_gain"]
+    assert differing_keys(given, saved, defaults=defaults) == ["arguments.zonal_gain"]
+    assert constructor_defaults(BetaPlane)["eddy_drag"] == 0.0
+
+
 def test_trajectory_bad_paths_create_nothing(tmp_path):
     s = _kolmogorov()
     blocker = tmp_path / "regular_file"

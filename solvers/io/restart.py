@@ -31,7 +31,8 @@ from .. import fft, registry
 from ..files import check_output_file, json_text
 from .schema import (CONVENTIONS, FORMAT_VERSION, LOCK_HINT, RESTART_FORMAT, RestartFileError,
                      RestartWriteError, check_input_path, closure_config,
-                     closure_every, config_json, differing_keys, make_folder, now,
+                     closure_every, config_json, constructor_defaults, differing_keys,
+                     make_folder, now,
                      package_version)
 
 _WISDOM_NAMES = ("fftw_wisdom_double", "fftw_wisdom_single", "fftw_wisdom_longdouble")
@@ -355,7 +356,8 @@ def check_closure(data: dict, solver) -> None:
                          f"{'no closure' if given is None else type(solver.closure).__name__} "
                          f"would be another run")
     diff = (["class"] if saved.get("class") != given.get("class")   # arguments then differ too
-            else differing_keys(saved, given))
+            else differing_keys(saved, given, defaults=constructor_defaults(
+                type(solver.closure), "arguments.")))
     if diff:
         shown = "; ".join(f"{k}: saved {_lookup(saved, k)!r}, given {_lookup(given, k)!r}"
                           for k in diff)

@@ -132,17 +132,33 @@ def closure_every(solver) -> int:
     return int(every if every is not None else getattr(solver.closure, "every", 0) or 0)
 
 
-def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+def differing_keys(a: dict, b: dict, prefix: str = "",
+                   defaults: dict | None = None) -> list[str]:
     """Dotted keys whose values differ between two nested dicts (a key present in one only
-    counts)."""
-    out = []
+    counts), except a dotted key absent from ``a`` (a saved configuration) whose value in ``b``
+    is its entry in ``defaults``: an argument added to a class since the file was written, given
+    its default, computes what the file's run computed."""
+    out, defaults = [], defaults or {}
     for k in sorted(set(a) | set(b), key=str):
         va, vb = a.get(k, KeyError), b.get(k, KeyError)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += differing_keys(va, vb, f"{prefix}{k}.")
+            out += differing_keys(va, vb, f"{prefix}{k}.", defaults)
+        elif va is KeyError and f"{prefix}{k}" in defaults and defaults[f"{prefix}{k}"] == vb:
+            continue
         elif va != vb:
             out.append(f"{prefix}{k}")
     return out
+
+
+def constructor_defaults(cls: type, prefix: str = "") -> dict:
+    """{prefix + argument: default} of ``cls``'s constructor arguments that have one."""
+    import inspect
+    try:
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {f"{prefix}{p.name}": p.default for p in params
+            if p.default is not inspect.Parameter.empty}
 
 
 def check_input_path(path, what: str) -> Path:

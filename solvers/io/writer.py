@@ -15,7 +15,8 @@ import numpy as np
 from ..files import check_output_file, json_text
 from .schema import (COMPLETE, CONVENTIONS, FORMAT_VERSION, RECORD, TRAJECTORY_FORMAT,
                      TrajectoryFileError, check_input_path, check_record, closure_config,
-                     closure_every, config_json, differing_keys, make_folder, now, open_netcdf,
+                     closure_every, config_json, constructor_defaults, differing_keys,
+                     make_folder, now, open_netcdf,
                      package_version, trajectory_record)
 
 # configuration keys that change how a run is computed, not what it computes
@@ -127,7 +128,9 @@ class TrajectoryWriter:
                                  f"members={have[2]}; cannot append a {want[0]} run with "
                                  f"n={want[1]}, members={want[2]}")
             saved, given = json.loads(attrs["config"]), json.loads(config)
-            diff = [k for k in differing_keys(saved, given) if k not in _UNCOMPARED]
+            diff = [k for k in differing_keys(saved, given,
+                                              defaults=constructor_defaults(type(solver)))
+                    if k not in _UNCOMPARED]
             if diff:
                 raise ValueError(f"trajectory {p} was written with another solver configuration "
                                  f"(differing: {', '.join(diff)}); cannot append to it")
