@@ -41,11 +41,14 @@ class Every:
         self.calls += 1
 
     def begin(self, solver) -> None:
-        """The start of a run: the first periodic time after the current one; the start call."""
+        """The start of a run: the first periodic time after the current one (a time within half
+        a step of it is the current step's: a continued run's t, summed step by step, can fall a
+        little short of a time its earlier part was called at); the start call."""
         e = self.every
         if e is not None:
             nxt = (solver.t if self.origin is None else self.origin) + e
-            while nxt <= solver.t + 1e-9 * e:
+            now = solver.t + max(1e-9 * e, 0.5 * getattr(solver, "dt", 0.0))
+            while nxt <= now:
                 nxt += e
             self.next = nxt
             self._t0, self._step0 = solver.t, solver.step_count

@@ -365,6 +365,18 @@ def test_modes_outside_the_dealiased_box_are_ignored_by_rhs_and_inverse():
     assert np.array_equal(s.inverse(noisy), s.inverse(zh))
 
 
+def test_a_continued_run_whose_t_fell_short_by_round_off_makes_no_extra_call():
+    """A run continued from step 230000 of dt 0.025 holds t = 5749.99999998645, 1.4e-8 short of
+    the record time 5750 its earlier part was called at (t summed step by step). The schedule
+    from origin 0 every 10 must call next at t ≈ 5760, not one step later at 5750.025."""
+    s = KolmogorovFlow(n=16, nu=1e-2, mu=0.1, dt=0.025)
+    s.t, s.step_count = 5749.999999986449, 230000
+    steps = []
+    s.run(s.t + 20.0, schedules=[Every(10.0, lambda sv: steps.append(sv.step_count), origin=0.0,
+                                       last_step=230000)])
+    assert steps == [230400, 230800]
+
+
 def test_every_counts_steps_so_round_off_in_t_does_not_delay_a_call():
     """At t ≈ 2e9 each addition of dt = 0.1 to t rounds by up to 1.2e-7: summed over a period, far
     more than a time tolerance of 1e-9·every (which put the second call at step 101). The calls
