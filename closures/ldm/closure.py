@@ -95,9 +95,9 @@ class _ModelClosure(Closure):
         self.precision = precision
         self.gain = number("gain", gain, at_least=0)
         self.zonal_gain = number("zonal_gain", zonal_gain, at_least=0, allow_none=True)
-        if self.zonal_gain is not None and gain_shells:
-            raise ValueError("give zonal_gain or gain_shells, not both")
         self.gain_shells = integer("gain_shells", gain_shells, 0)
+        if self.zonal_gain is not None and self.gain_shells:
+            raise ValueError("give zonal_gain or gain_shells, not both")
         if model is not None and path is not None:
             raise ValueError("give a model or a path, not both")
         self.chunk = integer("chunk", chunk, allow_none=True)
