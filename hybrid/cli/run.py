@@ -125,11 +125,11 @@ def handler(args: argparse.Namespace) -> int:
     out = check_output_dir(out, args.overwrite, outputs=OUTPUTS)
     overrides = solver_overrides(args)
     flags = ", ".join([f"--{k}" for k in overrides] + [f"--set {k}" for k in settings])
-    where = f" (command-line settings: {flags})" if flags else ""
+    given = f" (command-line settings: {flags})" if flags else ""
     try:
         probe = preset.make_solver("les", members=1, seed=args.seed, **overrides)
     except ValueError as e:
-        raise UsageError(f"{e}{where}") from None
+        raise UsageError(f"{e}{given}") from None
     if dask and args.members > 1 and not probe.fixed_dt and \
             (args.batch_size is None or args.batch_size < args.members):
         raise UsageError("--dt cfl (a CFL-chosen step) would differ between Dask batches; give a "
@@ -150,7 +150,7 @@ def handler(args: argparse.Namespace) -> int:
                        members=args.members, seed=args.seed, overrides=overrides,
                        initial_hat=initial_hat, t0=t0)
     except (ValueError, TypeError) as e:
-        raise UsageError(f"--closure {args.closure}: {e}{where}") from None
+        raise UsageError(f"--closure {args.closure}: {e}{given}") from None
 
     # --- the run
     s = ens.template
