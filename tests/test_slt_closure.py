@@ -248,6 +248,14 @@ def test_online_settings_come_from_the_card_unless_given(tmp_path):
                                atol=1e-13)
     with pytest.raises(ValueError, match="zonal_gain or gain_shells"):
         SLTClosure(model, zonal_gain=1.0, gain_shells=2)
+    # the card's shell gains and gain_shells together: one transform, the product of both
+    from closures.calibration import apply_shell_gains
+    model.card = {"calibration": {"shell_gains": [2.0, 0.5]}}
+    both = ready(SLTClosure(model, gain=0.5, gain_shells=3), 2).compute(w)
+    raw = ready(SLTClosure(model, calibrate=False), 2).compute(w)
+    model.card = {}
+    want = apply_shell_gains(apply_shell_gains(raw, [2.0, 0.5]), [0.5] * 3)
+    np.testing.assert_allclose(both, want, rtol=1e-10, atol=1e-12)
     for bad in (dict(spread_gain=-1.0), dict(gain=-0.1), dict(gain=float("nan")),
                 dict(gain_shells=-1), dict(spread_shells=-2), dict(zonal_gain=-1.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):

@@ -136,14 +136,17 @@ class _ModelClosure(Closure):
         ``gain`` (in shells 1 … ``gain_shells`` only, where that is > 0; its zonal mean times
         ``zonal_gain`` where that is given)."""
         out = self.model.denormalise(c.detach().to("cpu").numpy().astype(np.float64), "closure")
-        if self.shell_gains:
-            out = apply_shell_gains(out, self.shell_gains)
-        if self.gain != 1 and self.gain_shells:
-            out = apply_shell_gains(out, [self.gain] * self.gain_shells)
-        elif self.zonal_gain is not None:
+        gains = list(self.shell_gains)
+        by_shell = self.gain != 1 and self.gain_shells > 0
+        if by_shell:                                   # the card's gains and α in one transform
+            gains += [1.0] * (self.gain_shells - len(gains))
+            gains = [g * self.gain if s < self.gain_shells else g for s, g in enumerate(gains)]
+        if gains:
+            out = apply_shell_gains(out, gains)
+        if self.zonal_gain is not None:
             zonal = out.mean(axis=-1, keepdims=True)
             out = self.gain * (out - zonal) + self.zonal_gain * zonal
-        elif self.gain != 1:
+        elif self.gain != 1 and not by_shell:
             out *= self.gain
         self.calls += 1
         return out
