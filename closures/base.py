@@ -58,6 +58,16 @@ def closure_generators(seed: int | None, members: int,
     return member_generators(seed, members, first_member, CLOSURE_STREAM)
 
 
+def online_setting(card: dict | None, name: str, given, default):
+    """An online setting of a trained model (a closure's or an emulator's: noise memory, spread
+    or residual gain, …): ``given`` unless it is None, else the value ``name`` of the model
+    card's ``online`` section (settings chosen on validation runs and written to the card), else
+    ``default``. The caller validates it."""
+    if given is not None:
+        return given
+    return ((card or {}).get("online") or {}).get(name, default)
+
+
 def same_grid(a: Grid, b: Grid) -> bool:
     """Whether two grids have the same n and (to 1e-12 relative) the same box side L."""
     return a is b or (a.n == b.n and bool(np.isclose(a.L, b.L, rtol=1e-12, atol=0.0)))

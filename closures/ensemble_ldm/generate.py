@@ -31,6 +31,7 @@ import torch
 
 from solvers.validate import integer, number
 
+from ..base import online_setting
 from ..fit import seeded_generator
 from ..ldm.closure import torch_threads
 from ..nn.diffusion import METHODS
@@ -101,9 +102,8 @@ class EnsembleGenerator:
     def residual_gain(self, gain: float | None = None) -> float:
         """The residual gain of a generation: ``gain``, else the card's
         ``online.residual_gain``, else 1 (module docstring)."""
-        if gain is None:
-            gain = (self.card.get("online") or {}).get("residual_gain", 1.0)
-        return number("residual_gain", gain, at_least=0)
+        return number("residual_gain", online_setting(self.card, "residual_gain", gain, 1.0),
+                      at_least=0)
 
     @torch.no_grad()
     def generate(self, conditioning_U, members: int, seed: int = 0, *, batch: int | None = None,

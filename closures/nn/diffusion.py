@@ -49,7 +49,8 @@ from torch import nn
 
 from solvers.validate import integer, number
 
-__all__ = ["DDPM", "cosine_alpha_bar", "ddim_timesteps", "draw_noise", "METHODS"]
+__all__ = ["DDPM", "cosine_alpha_bar", "ddim_timesteps", "draw_noise", "remember_noise",
+           "METHODS"]
 
 METHODS = ("ddim", "ancestral")
 COSINE_OFFSET = 0.008
@@ -73,6 +74,15 @@ def ddim_timesteps(steps: int, sample_steps: int) -> list[int]:
     T = integer("steps", steps, 1)
     S = integer("sample_steps", sample_steps, 1, T)
     return [1 + (i * T) // S for i in range(S - 1, -1, -1)]
+
+
+def remember_noise(previous, fresh, rho: float):
+    """The next token of an AR(1) noise process, ρ·previous + √(1 − ρ²)·fresh (numpy arrays or
+    tensors alike): N(0, I) when both are, lag-k correlation ρ^k; ``fresh`` itself when
+    ``previous`` is None (the first token) or ρ = 0."""
+    if previous is None or rho == 0:
+        return fresh
+    return rho * previous + math.sqrt(1 - rho * rho) * fresh
 
 
 def draw_noise(shape: Sequence[int], generator, device=None,

@@ -48,7 +48,6 @@ means what it meant in training when the closure is refreshed at the data's inte
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -58,8 +57,10 @@ from solvers.base import ClosureState
 from solvers.grid import Grid
 from solvers.validate import integer, number
 
+from ..base import online_setting
 from ..ldm.closure import _ModelClosure, torch_threads
 from ..ldm.model import conv_precision
+from ..nn.diffusion import remember_noise
 from .closure_files import load_slt_closure
 from .closure_model import SLTClosureModel
 
@@ -117,16 +118,13 @@ class SLTClosure(_ModelClosure):
         super().__init__(model, every=every, threads=threads, device=device, path=path,
                          chunk=chunk, calibrate=calibrate, gain=gain, gain_shells=gain_shells,
                          precision=precision, zonal_gain=zonal_gain)
-        online = (getattr(self.model, "card", None) or {}).get("online") or {}
-        self.noise_memory = number(
-            "noise_memory", online.get("noise_memory", 0.0) if noise_memory is None
-            else noise_memory, at_least=0, below=1)
-        self.spread_gain = number(
-            "spread_gain", online.get("spread_gain", 1.0) if spread_gain is None
-            else spread_gain, at_least=0)
-        self.spread_shells = integer(
-            "spread_shells", online.get("spread_shells", 0) if spread_shells is None
-            else spread_shells, 0)
+        card = getattr(self.model, "card", None)
+        self.noise_memory = number("noise_memory", online_setting(
+            card, "noise_memory", noise_memory, 0.0), at_least=0, below=1)
+        self.spread_gain = number("spread_gain", online_setting(
+            card, "spread_gain", spread_gain, 1.0), at_least=0)
+        self.spread_shells = integer("spread_shells", online_setting(
+            card, "spread_shells", spread_shells, 0), 0)
         self.token: np.ndarray | None = None
         if every is None:
             self.every = int(self._card_refresh.get("every") or DEFAULT_EVERY)
@@ -156,9 +154,7 @@ class SLTClosure(_ModelClosure):
         m = self.model
         x = self._inputs(state)                                       # (M, 1, n, n)
         eta = self.normal(m.width)
-        rho = self.noise_memory
-        self.token = eta if self.token is None or rho == 0 else (
-            rho * self.token + math.sqrt(1 - rho * rho) * eta)
+        self.token = remember_noise(self.token, eta, self.noise_memory)
         noise = torch.from_numpy(self.token.astype(np.float32)).to(self.device)
         cold = self.history is None
         hist = x.new_zeros((x.shape[0], m.window, m.latent_dim)) if cold else self.history

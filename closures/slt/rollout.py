@@ -26,7 +26,6 @@ They are chosen on free runs from validation data, like a closure's coefficient.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterator
 
 import numpy as np
@@ -34,8 +33,9 @@ import torch
 
 from solvers.validate import integer, number
 
+from ..base import online_setting
 from ..ldm.closure import torch_threads
-from ..nn.diffusion import draw_noise
+from ..nn.diffusion import draw_noise, remember_noise
 from .conditioned import ConditionedSLT
 from .files import load_slt
 from .model import SLT
@@ -58,11 +58,10 @@ class Emulator:
         self.device = torch.device(device)
         self.threads = integer("threads", threads, 1, allow_none=True)
         self.params = None if params is None else self._check_params(params)
-        online = self.card.get("online") or {}
-        self.noise_memory = number("noise_memory", online.get("noise_memory", 0.0)
-                                   if noise_memory is None else noise_memory, at_least=0, below=1)
-        self.spread_gain = number("spread_gain", online.get("spread_gain", 1.0)
-                                  if spread_gain is None else spread_gain, at_least=0)
+        self.noise_memory = number("noise_memory", online_setting(
+            self.card, "noise_memory", noise_memory, 0.0), at_least=0, below=1)
+        self.spread_gain = number("spread_gain", online_setting(
+            self.card, "spread_gain", spread_gain, 1.0), at_least=0)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -144,7 +143,7 @@ class Emulator:
         (nb, 1, width) drawn from ``g`` in this order, with the online settings (module
         docstring)."""
         m = self.model
-        rho, gain = self.noise_memory, self.spread_gain
+        gain = self.spread_gain
         z0 = m.encode(m.normalise(h))                                       # (L, d)
         for b0 in range(0, members, batch):
             nb = min(batch, members - b0)
@@ -153,8 +152,7 @@ class Emulator:
             token = None
             for t in range(steps):
                 eta = draw_noise((nb, 1, m.transformer.width), g, self.device)
-                token = eta if token is None or rho == 0 else (
-                    rho * token + math.sqrt(1 - rho * rho) * eta)
+                token = remember_noise(token, eta, self.noise_memory)
                 z = m.step(win, None, 1, noise=token)[0]                    # (nb, d)
                 if gain != 1:
                     centre = m.step(win, None, 1, noise=torch.zeros_like(token))[0]

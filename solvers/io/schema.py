@@ -33,6 +33,7 @@ the FFTW wisdom of the writing process.
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import json
 import os
 from pathlib import Path
@@ -152,7 +153,6 @@ def differing_keys(a: dict, b: dict, prefix: str = "",
 
 def constructor_defaults(cls: type, prefix: str = "") -> dict:
     """{prefix + argument: default} of ``cls``'s constructor arguments that have one."""
-    import inspect
     try:
         params = inspect.signature(cls.__init__).parameters.values()
     except (TypeError, ValueError):
