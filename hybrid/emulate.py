@@ -91,14 +91,20 @@ def record_at(t: np.ndarray, at: float, interval: float, flag: str, path) -> int
     return i
 
 
-def check_source(src: dict, points: int, trained, role: str, verb: str) -> None:
+def check_source(src: dict, points: int | None, trained, role: str, verb: str,
+                 spacing: float | None = None) -> None:
     """ValueError naming ``role`` unless the source run ``src`` (with its save ``interval``) has
-    the model's ``points`` per profile (the model ``verb`` that many) and, where the model
-    records it, its ``trained`` save interval."""
+    the model's ``points`` per profile (the model ``verb`` that many; None: any number, for a
+    model of any length, which needs its training grid ``spacing`` L/n where its card records
+    it) and, where the model records it, its ``trained`` save interval."""
     n, interval = src["U"].shape[-1], src["interval"]
-    if n != points:
+    if points is not None and n != points:
         raise ValueError(f"{role}: {src['path']} has profiles of {n} points; the model {verb} "
                          f"{points}")
+    if points is None and spacing and not np.isclose(src["L"] / n, spacing, rtol=1e-6):
+        raise ValueError(f"{role}: {src['path']} has a grid spacing L/n = {src['L'] / n:g}; "
+                         f"the model was trained at {spacing:g} (it runs on profiles of any "
+                         f"length at that spacing)")
     if trained and not np.isclose(trained, interval, rtol=1e-6):
         raise ValueError(f"{role}: {src['path']} is saved every {interval:g}; the model was "
                          f"trained on saves every {trained:g}")
@@ -142,7 +148,11 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     em = model if isinstance(model, Emulator) else load_emulator(model, threads=threads)
     src = read_history(init, em.window, at, member)
     n = src["history"].shape[1]
-    check_source(src, em.points, em.interval, "--init", "emulates")
+    if em.any_length:
+        check_source(src, None, em.interval, "--init", "emulates",
+                     spacing=(em.card.get("data") or {}).get("spacing"))
+    else:
+        check_source(src, em.points, em.interval, "--init", "emulates")
     steps = int(round((t_end - src["t0"]) / src["interval"]))
     if steps < 1:
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "

@@ -169,7 +169,7 @@ def test_online_settings_of_the_emulator():
         z = model.step(win, g, 1)[0]
         manual.append(z)
         win = torch.cat([win[:, 1:], z[:, None]], dim=1)
-    ref = em._decode(torch.stack(manual, dim=1), 64)
+    ref = em._decode(torch.stack(manual, dim=1), 64, N)
     assert np.array_equal(em.rollout(h, steps=4, members=2, seed=5), ref)
     # noise memory: record the tokens the transformer is given
     rho, seen = 0.8, []

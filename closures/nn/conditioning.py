@@ -50,7 +50,7 @@ from torch import nn
 
 from solvers.validate import integer
 
-from .attention import MultiHeadAttention, TransformerBlock, softmax_last
+from .attention import MultiHeadAttention, TransformerBlock, attend
 
 __all__ = ["AdaptiveLayerNorm", "LocalAttention", "ConcatConditionedAttention",
            "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets"]
@@ -135,25 +135,25 @@ class LocalAttention(MultiHeadAttention):
                              f"on each side), got {window}")
         self.bias = nn.Parameter(torch.zeros(heads, window))
 
+    def band(self, n: int, extra: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The scores' bias (heads, n, extra + n): the learned bias of offset o at key
+        (i + o) mod n of query i, −inf at the keys outside the window, 0 at the ``extra``
+        tokens (first)."""
+        offsets = local_offsets(n, self.window).to(device)
+        idx = (torch.arange(n, device=device)[:, None] + offsets) % n        # (n, K)
+        out = torch.full((self.heads, n, extra + n), float("-inf"), device=device, dtype=dtype)
+        out[:, :, :extra] = 0
+        rows = torch.arange(n, device=device)[:, None].expand_as(idx)
+        out[:, rows, extra + idx] = self.bias[:, offsets + self.window // 2].to(dtype)[:, None]
+        return out
+
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        B, N, D = x.shape
-        q, k, v = self.split_heads(self.q(x), self.kv(x))                    # (B, h, N, w)
-        offsets = local_offsets(N, self.window).to(x.device)
-        idx = (torch.arange(N, device=x.device)[:, None] + offsets) % N      # (N, K)
-        kn, vn = k[:, :, idx], v[:, :, idx]                                  # (B, h, N, K, w)
-        scale = 1.0 / float(q.shape[-1]) ** 0.5
-        s = (q.unsqueeze(-2) * kn).sum(-1) * scale                           # (B, h, N, K)
-        s = s + self.bias[:, offsets + self.window // 2].to(s.dtype)[None, :, None, :]
-        if extra is None:
-            att = softmax_last(s)
-            o = (att.unsqueeze(-1) * vn).sum(-2)
-        else:
-            ke, ve = self.kv_heads(self.kv(extra.to(x.dtype)))                  # (B, h, E, w)
-            se = q @ ke.transpose(-1, -2) * scale                             # (B, h, N, E)
-            att = softmax_last(torch.cat([se, s], dim=-1))
-            E = se.shape[-1]
-            o = att[..., :E] @ ve + (att[..., E:].unsqueeze(-1) * vn).sum(-2)
-        return self.merge_heads(o)
+        # dense scores with a banded bias: for profiles of up to a few hundred points about
+        # twice as fast on the CPU (forward and backward) as gathering each point's neighbours
+        src = x if extra is None else torch.cat([extra.to(x.dtype), x], dim=1)
+        q, k, v = self.split_heads(self.q(x), self.kv(src))                  # (B, h, ·, w)
+        E = src.shape[1] - x.shape[1]
+        return self.merge_heads(attend(q, k, v, self.band(x.shape[1], E, x.device, q.dtype)))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, heads={self.heads}, window={self.window}"

@@ -4,8 +4,10 @@ normalisation ``stats``, data, training, metrics, and the name and shape of ever
 Card version 1 is the SLT; version 2 adds the parameter-conditioned SLT
 (:class:`~closures.slt.conditioned.ConditionedSLT`), whose ``config`` names its ``parameters``
 (and ``conditioning``, ``cond_hidden``, ``frozen``) and whose ``stats`` hold ``parameters``, the
-normalisation (name → ``centre``, ``scale``). An SLT is still written as version 1, so a model
-that an older reader can use still reads there.
+normalisation (name → ``centre``, ``scale``). Version 3 adds the point-token emulator
+(:class:`~closures.slt.local.LocalSLT`, ``config['kind'] == 'local'``). Each model is written
+with the lowest version that describes it, so a model that an older reader can use still reads
+there.
 
 Written and read with the model-file helpers every model shares (:mod:`closures.ldm.files`).
 """
@@ -16,20 +18,22 @@ from pathlib import Path
 from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
                          save_model_files)
 from .conditioned import ConditionedSLT, check_conditioned_stats, is_conditioned_config
+from .local import LocalSLT, is_local_config
 from .model import SLT, check_stats
 
 __all__ = ["save_slt", "load_slt", "read_slt_card", "CARD_FORMAT", "CARD_VERSION",
            "ModelFileError"]
 
 CARD_FORMAT = "hybrid-slt-card"
-CARD_VERSION = 2           # the newest card read here: 1 an SLT, 2 also a ConditionedSLT
+CARD_VERSION = 3           # the newest card read here: 1 an SLT, 2 a ConditionedSLT, 3 a LocalSLT
 
 
 def save_slt(model: SLT, path_stem, card: dict | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.pt`` and ``<stem>.json`` (``card`` plus format, version, config, stats,
-    state_dict shapes), each atomically; an SLT or a ConditionedSLT. Returns the two paths."""
-    return save_model_files(model, path_stem, card, CARD_FORMAT,
-                            2 if isinstance(model, ConditionedSLT) else 1)
+    state_dict shapes), each atomically; an SLT, a ConditionedSLT or a LocalSLT. Returns the two
+    paths."""
+    version = 3 if isinstance(model, LocalSLT) else 2 if isinstance(model, ConditionedSLT) else 1
+    return save_model_files(model, path_stem, card, CARD_FORMAT, version)
 
 
 def read_slt_card(path_or_name) -> dict:
@@ -45,10 +49,12 @@ def _check_card_stats(card: dict) -> dict:
 
 
 def load_slt(path_or_name, device="cpu") -> SLT:
-    """The SLT or ConditionedSLT saved by :func:`save_slt` (a path to its stem or either file,
+    """The SLT, ConditionedSLT or LocalSLT saved by :func:`save_slt` (a path to its stem or either file,
     or a shipped model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError`
     naming the file for a missing, corrupt or mismatched card or weights file."""
     stem = resolve_model_path(path_or_name)
     card = read_slt_card(stem)
-    cls = ConditionedSLT if is_conditioned_config(card["config"]) else SLT
+    config = card["config"]
+    cls = ConditionedSLT if is_conditioned_config(config) else \
+        LocalSLT if is_local_config(config) else SLT
     return build_model(cls, stem, card, device)

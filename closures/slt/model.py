@@ -179,6 +179,13 @@ class SLT(nn.Module):
         """Latents (…, m) → normalised profiles (…, n)."""
         return self.ae.decode(z)
 
+    any_length = False            # runs on profiles of ``points`` values only
+
+    def noise_shape(self, batch: int, points: int) -> tuple[int, ...]:
+        """The shape of the noise of one step of ``batch`` windows (the noise tokens; ``points``,
+        the profile length, does not change it)."""
+        return (batch, 1, self.transformer.width)
+
     def step(self, z: torch.Tensor, generator: torch.Generator | None = None,
              members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Latent windows (B, L, m) → next latents (members, B, m); ``noise`` (members·B, 1,

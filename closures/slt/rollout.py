@@ -115,11 +115,20 @@ class Emulator:
         the paper's rollout)."""
         return bool((self.card.get("training") or {}).get("reencode", False))
 
+    @property
+    def any_length(self) -> bool:
+        """True when the model runs on profiles of any length (a point-token model, at its
+        training grid spacing); else profiles of :attr:`points` values only."""
+        return bool(getattr(self.model, "any_length", False))
+
     def _history(self, history) -> torch.Tensor:
         h = np.asarray(history, dtype=np.float64)
         L, n = self.window, self.points
+        if self.any_length and h.ndim == 2 and h.shape[0] == L and h.shape[1] >= 1:
+            n = h.shape[1]
         if h.shape != (L, n):
-            raise ValueError(f"history must have shape (window, points) = ({L}, {n}), got "
+            what = "any number of points" if self.any_length else n
+            raise ValueError(f"history must have shape (window, points) = ({L}, {what}), got "
                              f"{h.shape}")
         if not np.isfinite(h).all():
             raise ValueError("history must be finite")
@@ -139,8 +148,8 @@ class Emulator:
     def _latents(self, h: torch.Tensor, steps: int, members: int, g: torch.Generator,
                  batch: int, reencode: bool):
         """Yields (first member, latents (nb, steps, d)) batch after batch: the members stepped
-        together, one transformer call per step (two with a spread gain), the noise tokens
-        (nb, 1, width) drawn from ``g`` in this order, with the online settings (module
+        together, one transformer call per step (two with a spread gain), the noise of each step
+        (the model's ``noise_shape``) drawn from ``g`` in this order, with the online settings (module
         docstring)."""
         m = self.model
         gain = self.spread_gain
@@ -151,7 +160,7 @@ class Emulator:
             win = z0.expand(nb, -1, -1).contiguous()
             token = None
             for t in range(steps):
-                eta = draw_noise((nb, 1, m.transformer.width), g, self.device)
+                eta = draw_noise(m.noise_shape(nb, z0.shape[-1]), g, self.device)
                 token = remember_noise(token, eta, self.noise_memory)
                 z = m.step(win, None, 1, noise=token)[0]                    # (nb, d)
                 if gain != 1:
@@ -163,21 +172,22 @@ class Emulator:
                 win = torch.cat([win[:, 1:], z[:, None]], dim=1)
             yield b0, lat
 
-    def _decode(self, lat: torch.Tensor, chunk: int) -> np.ndarray:
-        """Latents (..., d) decoded to profiles (..., n) float32 in the data's units,
+    def _decode(self, lat: torch.Tensor, chunk: int, points: int) -> np.ndarray:
+        """Latents (..., d) decoded to profiles (..., ``points``) float32 in the data's units,
         ``chunk`` profiles at a time."""
         m = self.model
         flat = lat.reshape(-1, lat.shape[-1])
-        out = np.empty((flat.shape[0], self.points), dtype=np.float32)
+        out = np.empty((flat.shape[0], points), dtype=np.float32)
         for c0 in range(0, flat.shape[0], chunk):
             out[c0:c0 + chunk] = m.denormalise(m.decode(flat[c0:c0 + chunk])).cpu().numpy()
-        return out.reshape(*lat.shape[:-1], self.points)
+        return out.reshape(*lat.shape[:-1], points)
 
     @torch.no_grad()
     def rollout(self, history, steps: int, members: int = 1, seed: int = 0,
                 batch: int | None = None, chunk: int = 65536,
                 reencode: bool | None = None, params: dict | None = None) -> np.ndarray:
-        """``members`` emulated continuations of ``history`` (L, n), ``steps`` saves each:
+        """``members`` emulated continuations of ``history`` (L, n; any n for a model with
+        :attr:`any_length`), ``steps`` saves each:
         float32 array (members, steps, n) in the units of the data (module docstring).
         ``batch``: members stepped together (default all); ``chunk``: profiles decoded at
         once. ``reencode``: every new latent is decoded and encoded again before it joins the
@@ -193,7 +203,7 @@ class Emulator:
             g.manual_seed(seed)
             lat = torch.cat([z for _, z in self._latents(h, steps, members, g, batch,
                                                          reencode)])
-            return self._decode(lat, chunk)
+            return self._decode(lat, chunk, h.shape[-1])
 
     def rollout_batches(self, history, steps: int, members: int = 1, seed: int = 0,
                         batch: int | None = None, chunk: int = 65536,
@@ -213,7 +223,7 @@ class Emulator:
                 b0, lat = next(batches, (None, None))
                 if lat is None:
                     return
-                U = self._decode(lat, chunk)
+                U = self._decode(lat, chunk, h.shape[-1])
             yield b0, U
 
 

@@ -40,6 +40,7 @@ from solvers.validate import integer, number
 from ..fit import _gen, fit, run_signature, save_trained, training_metrics
 from ..train import _threads_scoped, train_paths
 from .files import save_slt
+from .local import LOCAL_WEIGHTS, LocalSLT
 from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
 __all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics",
@@ -48,6 +49,9 @@ __all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_m
 # the architecture arguments of train_slt and their defaults (fine-tuning leaves them there)
 ARCH_DEFAULTS = dict(latent_points=None, channels=4, window=10, width=None, heads=None,
                      layers=2, hidden=None, residual=True, phase="common")
+KINDS = ("latent", "local")   # the SLT (latent tokens per save), the point-token LocalSLT
+# the LocalSLT's sizes where train_slt's arguments are left at None / their SLT defaults
+LOCAL_DEFAULTS = dict(width=24, heads=2, layers=3, hidden=48, span=9, noise_channels=4)
 
 
 def read_profiles(data) -> tuple[np.ndarray, dict]:
@@ -63,6 +67,8 @@ def read_profiles(data) -> tuple[np.ndarray, dict]:
             u = np.asarray(ds["zonal_mean_u"].values, dtype=np.float64)
             desc = {"file": os.fspath(data), "interval": (float(ds["time"][1] - ds["time"][0])
                                                           if ds.sizes["time"] > 1 else None)}
+            if "L" in ds.attrs:
+                desc["spacing"] = float(ds.attrs["L"]) / ds.sizes["y"]
         finally:
             ds.close()
     else:
@@ -190,8 +196,10 @@ def window_terms(model: SLT, train, val, device, members: int, weights: dict,
 def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200,
               lr: float = 5e-4, gamma: float = 0.9825, members: int = 4,
               weights: dict | None = None, latent_points: int | None = None, channels: int = 4,
-              width: int | None = None, heads: int | None = None, layers: int = 2,
+              width: int | None = None, heads: int | None = None, layers: int | None = None,
               hidden: int | None = None, residual: bool = True, phase: str = "common",
+              kind: str = "latent", span: int | None = None,
+              noise_channels: int | None = None,
               val_fraction: float = 0.1, unroll: int = 1, reencode: bool = False,
               init_from=None, init_model: SLT | None = None,
               seed: int = 0, threads: int | None = None, resume: bool = False,
@@ -202,6 +210,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     ``epochs``, ``training_time_s``, ``final_train``, ``final_val``, ``one_step``
     (:func:`one_step_metrics` with ``samples_eval`` draws on the validation windows, or the
     training ones without a validation split), ``paths``.
+
+    ``kind``: 'latent' (the SLT) or 'local' (:class:`~closures.slt.local.LocalSLT`, the
+    point-token model that runs on profiles of any length: ``width``, ``heads``, ``layers``,
+    ``hidden``, ``span``, ``noise_channels`` size it, defaults :data:`LOCAL_DEFAULTS`;
+    ``latent_points``, ``channels``, ``phase`` do not apply; loss weights default
+    :data:`~closures.slt.local.LOCAL_WEIGHTS`).
 
     ``unroll``: K > 1 trains on K-step free rollouts (targets K consecutive saves; the terms of
     :meth:`closures.slt.model.SLT.loss_terms`), the remedy for rollouts that leave the data's
@@ -218,17 +232,31 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     then not saved). ``threads``: torch's thread count during training (restored after).
     ``command``: the command line, recorded in the card."""
     window = integer("window", window, 1)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
      stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
                                  checkpoint_every, samples_eval, stop_after)
-    w = loss_weights(weights)
+    w = loss_weights(weights, LOCAL_WEIGHTS if kind == "local" else None)
     unroll = integer("unroll", unroll, 1)
+    if kind == "latent" and (span is not None or noise_channels is not None):
+        raise ValueError("span and noise_channels size the point-token model: give "
+                         "kind='local'")
     u, desc = read_profiles(data)
     tr, va = split_by_time(u, val_fraction)
     dev = torch.device(device)
-    arch = dict(points=int(u.shape[2]), latent_points=latent_points, channels=channels,
-                window=window, width=width, heads=heads, layers=layers, hidden=hidden,
-                residual=residual, phase=phase)
+    if kind == "local":
+        given = dict(width=width, heads=heads, hidden=hidden, span=span,
+                     noise_channels=noise_channels, layers=layers)
+        arch = dict(points=int(u.shape[2]), window=window, residual=residual,
+                    **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in given.items()})
+        model_cls = LocalSLT
+    else:
+        layers = ARCH_DEFAULTS["layers"] if layers is None else layers
+        arch = dict(points=int(u.shape[2]), latent_points=latent_points, channels=channels,
+                    window=window, width=width, heads=heads, layers=layers, hidden=hidden,
+                    residual=residual, phase=phase)
+        model_cls = SLT
     pretrained = None
     if init_model is not None and init_from is None:
         raise ValueError("init_model: give init_from too, the model's path or name")
@@ -249,7 +277,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = SLT(**arch, stats=stats).to(dev)
+            model = model_cls(**arch, stats=stats).to(dev)
     training = dict(epochs=epochs, batch=batch, lr=lr, gamma=gamma, members=members, weights=w,
                     val_fraction=val_fraction, unroll=unroll,
                     reencode=bool(reencode) and unroll > 1,
@@ -288,10 +316,14 @@ def pretrained_slt(init_from, arch: dict, model: SLT | None = None) -> SLT:
         from .files import load_slt
         model = load_slt(init_from)
     cfg = model.config
+    if ("span" in arch) != isinstance(model, LocalSLT):
+        raise ValueError(f"init_from: {init_from} is a {type(model).__name__}; train it with "
+                         f"kind={'local' if isinstance(model, LocalSLT) else 'latent'!r}")
     if arch["points"] != cfg["points"]:
         raise ValueError(f"init_from: {init_from} models profiles of {cfg['points']} points, "
                          f"the data has {arch['points']}")
-    changed = [k for k, v in ARCH_DEFAULTS.items() if arch[k] != v and arch[k] != cfg[k]]
+    defaults = LOCAL_DEFAULTS if "span" in arch else ARCH_DEFAULTS
+    changed = [k for k, v in defaults.items() if arch[k] != v and arch[k] != cfg[k]]
     if changed:
         raise ValueError(f"init_from: the architecture comes from {init_from}; "
                          f"{', '.join(changed)} differ from it")

@@ -11,6 +11,7 @@
     hybrid train slt --data FILE --out STEM [--epochs N] [--batch B] [--lr LR] [--gamma G]
                      [--window L] [--members M] [--latent-points P] [--channels C] [--width W]
                      [--heads H] [--layers K] [--hidden D] [--phase common|channel]
+                     [--kind latent|local] [--span S] [--noise-channels K]
                      [--val-fraction F] [--device DEV]
                      [--threads T] [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
                      [--no-progress]
@@ -18,6 +19,9 @@
 ``slt`` (the stochastic latent transformer, :func:`closures.slt.train_slt`) trains on the
 ``zonal_mean_u`` of a beta-plane run (``hybrid dns PRESET --record zonal-mean``); its defaults
 are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2 blocks).
+``--kind local`` trains the point-token model instead (:class:`closures.slt.local.LocalSLT`:
+tokens are the profile's points, local attention over ``--span`` points, a noise field of
+``--noise-channels`` values per point), which runs on profiles of any length.
 ``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`,
 ``slt-closure`` (the SLT closure) :mod:`hybrid.cli.train_slt_closure`, ``slt-conditioned`` (the
 SLT conditioned on the PDE's parameters) :mod:`hybrid.cli.train_conditioned`.
@@ -40,8 +44,8 @@ from . import train_conditioned, train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
 from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
-                       check_pretrained_architecture, data_files, error_flag, models_epilog,
-                       prepare, read_data, run_training)
+                       check_pretrained_architecture, data_files, error_flag, flag_name,
+                       models_epilog, prepare, read_data, run_training)
 
 NAME = "train"
 HELP = ("train a closure model (ldm: latent conditional diffusion) on a closure dataset, or the "
@@ -162,7 +166,17 @@ def configure(p: argparse.ArgumentParser) -> None:
             metavar="MODEL",
             help="fine-tune a saved SLT (path or shipped name): its architecture and "
                  "normalisation are kept, and an architecture flag given with it must equal "
-                 "the model's")})
+                 "the model's"),
+        "--kind": dict(
+            choices=("latent", "local"),
+            help="latent (the SLT: one latent token per save; default) or local (tokens are "
+                 "the profile's points, local attention: runs on profiles of any length)"),
+        "--span": dict(
+            type=positive_int,
+            help="--kind local: points each point attends to, odd (default 9)"),
+        "--noise-channels": dict(
+            type=positive_int,
+            help="--kind local: N(0, 1) noise values per point and step (default 4)")})
     train_ensemble.add_arguments(p)
     train_slt_closure.add_arguments(p)
     train_conditioned.add_arguments(p)
@@ -232,6 +246,11 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
     if isinstance(read, int):
         return read
     u, _ = read
+    if args.kind == "local":
+        return _train_local(args, given, data, u, fail)
+    if given & {"span", "noise_channels"}:
+        return fail(f"{flag_name(sorted(given & {'span', 'noise_channels'})[0])} sizes the "
+                    f"point-token model: give --kind local")
     arch = {k: getattr(args, k) for k in SLT_ARCHITECTURE}
     init_model = None
     if args.init_from is not None:
@@ -254,6 +273,43 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
         train_slt, data, args, fail, _slt_summary, gamma=args.gamma, members=args.members,
         unroll=args.unroll, reencode=args.reencode, init_from=args.init_from,
         init_model=init_model, **arch)
+
+
+def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail) -> int:
+    """``hybrid train slt --kind local``: :func:`closures.slt.train_slt` with ``kind='local'``;
+    the TEPC flags are refused, the sizes left out take the point-token model's defaults."""
+    from closures.slt import train_slt
+    from closures.slt.local import LocalSLT
+    from closures.slt.train import LOCAL_DEFAULTS
+    tepc = sorted(given & {"latent_points", "channels", "phase", "reencode"})
+    if tepc:
+        return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
+                    f"does not have")
+    sizes = {k: getattr(args, k) if k in given else None for k in LOCAL_DEFAULTS}
+    init_model = None
+    if args.init_from is not None:
+        arch = dict(points=u.shape[2], window=args.window,
+                    **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()})
+        init_model = _init_model(args, given, arch, fail)
+        if isinstance(init_model, int):
+            return init_model
+        args.window = init_model.window
+    per = int(round((1 - args.val_fraction) * u.shape[1]))
+    if per < args.window + args.unroll:
+        return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
+                    f"per member of {data} hold no window of {args.window + args.unroll} "
+                    f"profiles")
+    if init_model is None:
+        try:
+            LocalSLT(u.shape[2], args.window,
+                     **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()})
+        except ValueError as e:
+            flag = error_flag(str(e), ("span", "heads", "width", "window", "noise_channels"))
+            return fail(f"{flag}: {e}")
+    return run_training(
+        train_slt, data, args, fail, _slt_summary, gamma=args.gamma, members=args.members,
+        unroll=args.unroll, reencode=False, kind="local", window=args.window,
+        init_from=args.init_from, init_model=init_model, **sizes)
 
 
 def _init_model(args: argparse.Namespace, given: frozenset[str], arch: dict, fail):

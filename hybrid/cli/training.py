@@ -47,7 +47,7 @@ MODEL_FLAGS: dict[str, dict] = {
             "ae_channels": [16, 32, 32], "width": 20, "modes": 4, "layers": 4, "time_dim": 64,
             "proj_hidden": 64, "mean_width": 0, "mean_blocks": 2},
     "slt": {"epochs": 400, "batch": 200, "lr": 5e-4, **_ENERGY_SCORE, **_SLT_ARCH, **_UNROLL,
-            "init_from": None},
+            "init_from": None, "kind": "latent", "span": None, "noise_channels": None},
     "ensemble-ldm": {"epochs": 100, "batch": 200, "lr": 1e-3, "gamma": 0.9825,
                      "mode": "autoregressive", "latent_points": None, "channels": 4,
                      "phase": "common", "width": 64, "heads": 4, "layers": 3, "hidden": 128,
