@@ -39,6 +39,10 @@ def test_step_is_equivariant_to_shifts_and_runs_on_a_profile_twice_as_long():
     twice = model.step(u.repeat(1, 1, 2), None, 2, noise=noise.repeat(1, 2, 1))
     assert twice.shape == (2, 3, 2 * N)
     assert float((twice - out.repeat(1, 1, 2)).abs().max()) < 1e-12
+    # the increments have zero mean: the profile's mean stays, to round-off
+    assert float((out.mean(-1) - u[:, -1].mean(-1)).abs().max()) < 1e-12
+    free = tiny(conserve_mean=False).step(u, None, 2, noise=noise)
+    assert float((free.mean(-1) - u[:, -1].mean(-1)).abs().min()) > 1e-6
     # the noise is a field: a draw changes the output, a seed reproduces it
     a = model.step(u, torch.Generator().manual_seed(0), 2)
     assert torch.equal(a, model.step(u, torch.Generator().manual_seed(0), 2))
@@ -56,7 +60,7 @@ def test_learns_an_ar1_map_with_a_noise_field_independent_between_distant_points
     a, sig = 0.8, 0.5
     torch.manual_seed(0)
     tf = LocalTransformer(window=1, width=16, heads=2, layers=2, hidden=32, span=5,
-                          noise_channels=2)
+                          noise_channels=2, conserve_mean=False)     # the map changes the mean
     g = torch.Generator().manual_seed(1)
     opt = torch.optim.Adam(tf.parameters(), lr=3e-3)
     for it in range(400):
