@@ -43,6 +43,11 @@ def test_step_is_equivariant_to_shifts_and_runs_on_a_profile_twice_as_long():
     assert float((out.mean(-1) - u[:, -1].mean(-1)).abs().max()) < 1e-12
     free = tiny(conserve_mean=False).step(u, None, 2, noise=noise)
     assert float((free.mean(-1) - u[:, -1].mean(-1)).abs().min()) > 1e-6
+    # dealias: the increments hold the modes 1 … n/3 only
+    cut = tiny(dealias=True).step(u, None, 2, noise=noise) - u[:, -1]
+    spec = torch.fft.rfft(cut).abs()
+    assert float(spec[..., N // 3 + 1:].max()) < 1e-12 and float(spec[..., 0].max()) < 1e-12
+    assert float(spec[..., 1:N // 3 + 1].min()) > 1e-6
     # the noise is a field: a draw changes the output, a seed reproduces it
     a = model.step(u, torch.Generator().manual_seed(0), 2)
     assert torch.equal(a, model.step(u, torch.Generator().manual_seed(0), 2))
@@ -111,7 +116,7 @@ def test_train_save_load_and_emulate_on_another_length(tmp_path):
     np.testing.assert_array_equal(a, em.rollout(long, steps=4, members=3, seed=2))
     with pytest.raises(ValueError, match="any number of points"):
         em.rollout(long[:2], steps=1)
-    with pytest.raises(ValueError, match="span and noise_channels size the point-token"):
+    with pytest.raises(ValueError, match="dealias are options of the point-token model"):
         train_slt(jets(), tmp_path / "x", span=5, epochs=1, progress=False)
     with pytest.raises(ValueError, match="kind must be one of latent, local"):
         train_slt(jets(), tmp_path / "x", kind="points", epochs=1, progress=False)
@@ -152,7 +157,8 @@ def test_cli_trains_a_local_model_and_emulates_a_longer_box(tmp_path, capsys):
         assert flag in capsys.readouterr().err
     assert main(["train", "slt", "--data", str(small), "--out", str(tmp_path / "bad"),
                  "--span", "5"]) == 2
-    assert "--span sizes the point-token model: give --kind local" in capsys.readouterr().err
+    assert "--span is an option of the point-token model: give --kind local" \
+        in capsys.readouterr().err
     t_end = read_profiles(long)["t"][-1] + 3
     emu = tmp_path / "emu"
     assert main(["emulate", "slt", "--model", str(out), "--init", str(long), "--members", "2",

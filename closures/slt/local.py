@@ -18,7 +18,10 @@ an n-point profile, so it models that n only. :class:`LocalTransformer` turns th
    ⟨U⟩_y stays at its start value. In the beta-plane DNS ⟨U⟩_y obeys d⟨U⟩_y/dt = −μ⟨U⟩_y
    (the forcing has no k = 0 mode), so it stays 0 from rest; a model that sees only
    neighbourhoods cannot know the domain mean, and without this its free runs drift to one
-   broad jet of mean ±0.2 (on betaplane-small, against the DNS's 1e-9).
+   broad jet of mean ±0.2 (on betaplane-small, against the DNS's 1e-9). With ``dealias`` the
+   increment is also cut to the modes a dealiased DNS of the same grid resolves,
+   |k| ≤ n/3 (in units of 2π/L: the same physical wavenumber at the same spacing, for any n);
+   the noise field is white in y, and without the cut its draws reach the grid scale.
 
 Every weight acts on one point or on a relative offset (the mean removal treats all points
 alike), so the model is equivariant to integer shifts of the profile, to round-off, and its
@@ -58,11 +61,12 @@ def is_local_config(config) -> bool:
 class LocalTransformer(nn.Module):
     """Window of profiles (B, L, n) → next profile (members, B, n) (module docstring).
     ``window`` L, ``width`` D, ``heads``, ``layers``, ``hidden`` H (MLPs), ``span`` 2r + 1
-    points attended, ``noise_channels`` k, ``conserve_mean``: increments of zero mean."""
+    points attended, ``noise_channels`` k, ``conserve_mean``: increments of zero mean,
+    ``dealias``: increments cut to |k| ≤ n/3."""
 
     def __init__(self, window: int = 10, width: int = 24, heads: int = 2, layers: int = 3,
                  hidden: int = 48, span: int = 9, noise_channels: int = 4,
-                 residual: bool = True, conserve_mean: bool = True):
+                 residual: bool = True, conserve_mean: bool = True, dealias: bool = False):
         super().__init__()
         self.window = integer("window", window, 1)
         self.width = integer("width", width, 1)
@@ -74,8 +78,10 @@ class LocalTransformer(nn.Module):
                              f"on each side), got {span}")
         self.noise_channels = integer("noise_channels", noise_channels, 1)
         self.residual, self.conserve_mean = bool(residual), bool(conserve_mean)
-        if self.conserve_mean and not self.residual:
-            raise ValueError("conserve_mean needs residual=True (it acts on the increment)")
+        self.dealias = bool(dealias)
+        if (self.conserve_mean or self.dealias) and not self.residual:
+            raise ValueError("conserve_mean and dealias need residual=True (they act on the "
+                             "increment)")
         self.embed = nn.Linear(window + noise_channels, width)
         self.blocks = nn.ModuleList()
         for _ in range(self.layers):
@@ -108,7 +114,13 @@ class LocalTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         out = self.head(self.norm(x))[..., 0]                                # (m·B, n)
-        if self.conserve_mean:
+        if self.dealias:
+            spec = torch.fft.rfft(out)
+            spec[..., n // 3 + 1:] = 0
+            if self.conserve_mean:
+                spec[..., 0] = 0
+            out = torch.fft.irfft(spec, n=n)
+        elif self.conserve_mean:
             out = out - out.mean(dim=-1, keepdim=True)
         if self.residual:
             out = out + u[:, -1].repeat(members, 1)
@@ -122,19 +134,20 @@ class LocalSLT(SLT):
 
     def __init__(self, points: int, window: int = 10, width: int = 24, heads: int = 2,
                  layers: int = 3, hidden: int = 48, span: int = 9, noise_channels: int = 4,
-                 residual: bool = True, conserve_mean: bool = True, stats: dict | None = None,
-                 kind: str = "local"):
+                 residual: bool = True, conserve_mean: bool = True, dealias: bool = False,
+                 stats: dict | None = None, kind: str = "local"):
         nn.Module.__init__(self)
         if kind != "local":
             raise ValueError(f"kind must be 'local' for a LocalSLT, got {kind!r}")
         self.transformer = LocalTransformer(window, width, heads, layers, hidden, span,
-                                            noise_channels, residual, conserve_mean)
+                                            noise_channels, residual, conserve_mean,
+                                            dealias)
         self.stats = check_stats(stats if stats is not None else {"mean": 0.0, "std": 1.0})
         self.config = dict(kind="local", points=integer("points", points, 1),
                            window=self.transformer.window, width=int(width), heads=int(heads),
                            layers=int(layers), hidden=int(hidden), span=int(span),
                            noise_channels=int(noise_channels), residual=bool(residual),
-                           conserve_mean=bool(conserve_mean))
+                           conserve_mean=bool(conserve_mean), dealias=bool(dealias))
 
     @property
     def points(self) -> int:

@@ -199,7 +199,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
               width: int | None = None, heads: int | None = None, layers: int | None = None,
               hidden: int | None = None, residual: bool = True, phase: str = "common",
               kind: str = "latent", span: int | None = None,
-              noise_channels: int | None = None,
+              noise_channels: int | None = None, dealias: bool = False,
               val_fraction: float = 0.1, unroll: int = 1, reencode: bool = False,
               init_from=None, init_model: SLT | None = None,
               seed: int = 0, threads: int | None = None, resume: bool = False,
@@ -214,6 +214,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     ``kind``: 'latent' (the SLT) or 'local' (:class:`~closures.slt.local.LocalSLT`, the
     point-token model that runs on profiles of any length: ``width``, ``heads``, ``layers``,
     ``hidden``, ``span``, ``noise_channels`` size it, defaults :data:`LOCAL_DEFAULTS`;
+    ``dealias``: its increments cut to the modes |k| ≤ n/3;
     ``latent_points``, ``channels``, ``phase`` do not apply; loss weights default
     :data:`~closures.slt.local.LOCAL_WEIGHTS`).
 
@@ -239,9 +240,9 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
                                  checkpoint_every, samples_eval, stop_after)
     w = loss_weights(weights, LOCAL_WEIGHTS if kind == "local" else None)
     unroll = integer("unroll", unroll, 1)
-    if kind == "latent" and (span is not None or noise_channels is not None):
-        raise ValueError("span and noise_channels size the point-token model: give "
-                         "kind='local'")
+    if kind == "latent" and (span is not None or noise_channels is not None or dealias):
+        raise ValueError("span, noise_channels and dealias are options of the point-token "
+                         "model: give kind='local'")
     u, desc = read_profiles(data)
     tr, va = split_by_time(u, val_fraction)
     dev = torch.device(device)
@@ -249,6 +250,7 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
         given = dict(width=width, heads=heads, hidden=hidden, span=span,
                      noise_channels=noise_channels, layers=layers)
         arch = dict(points=int(u.shape[2]), window=window, residual=residual,
+                    dealias=bool(dealias),
                     **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in given.items()})
         model_cls = LocalSLT
     else:
@@ -322,6 +324,9 @@ def pretrained_slt(init_from, arch: dict, model: SLT | None = None) -> SLT:
     if arch["points"] != cfg["points"]:
         raise ValueError(f"init_from: {init_from} models profiles of {cfg['points']} points, "
                          f"the data has {arch['points']}")
+    if arch.get("dealias") and not cfg.get("dealias"):
+        raise ValueError(f"init_from: {init_from} was trained without dealias; its "
+                         f"architecture is kept")
     defaults = LOCAL_DEFAULTS if "span" in arch else ARCH_DEFAULTS
     changed = [k for k, v in defaults.items() if arch[k] != v and arch[k] != cfg[k]]
     if changed:

@@ -11,7 +11,7 @@
     hybrid train slt --data FILE --out STEM [--epochs N] [--batch B] [--lr LR] [--gamma G]
                      [--window L] [--members M] [--latent-points P] [--channels C] [--width W]
                      [--heads H] [--layers K] [--hidden D] [--phase common|channel]
-                     [--kind latent|local] [--span S] [--noise-channels K]
+                     [--kind latent|local] [--span S] [--noise-channels K] [--dealias]
                      [--val-fraction F] [--device DEV]
                      [--threads T] [--seed S] [--resume] [--overwrite] [--checkpoint-every N]
                      [--no-progress]
@@ -176,7 +176,11 @@ def configure(p: argparse.ArgumentParser) -> None:
             help="--kind local: points each point attends to, odd (default 9)"),
         "--noise-channels": dict(
             type=positive_int,
-            help="--kind local: N(0, 1) noise values per point and step (default 4)")})
+            help="--kind local: N(0, 1) noise values per point and step (default 4)"),
+        "--dealias": dict(
+            action="store_true",
+            help="--kind local: cut each increment to the modes a dealiased DNS resolves, "
+                 "|k| ≤ n/3")})
     train_ensemble.add_arguments(p)
     train_slt_closure.add_arguments(p)
     train_conditioned.add_arguments(p)
@@ -248,9 +252,10 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
     u, _ = read
     if args.kind == "local":
         return _train_local(args, given, data, u, fail)
-    if given & {"span", "noise_channels"}:
-        return fail(f"{flag_name(sorted(given & {'span', 'noise_channels'})[0])} sizes the "
-                    f"point-token model: give --kind local")
+    local = sorted(given & {"span", "noise_channels", "dealias"})
+    if local:
+        return fail(f"{flag_name(local[0])} is an option of the point-token model: give "
+                    f"--kind local")
     arch = {k: getattr(args, k) for k in SLT_ARCHITECTURE}
     init_model = None
     if args.init_from is not None:
@@ -288,7 +293,7 @@ def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail)
     sizes = {k: getattr(args, k) if k in given else None for k in LOCAL_DEFAULTS}
     init_model = None
     if args.init_from is not None:
-        arch = dict(points=u.shape[2], window=args.window,
+        arch = dict(points=u.shape[2], window=args.window, dealias=args.dealias,
                     **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()})
         init_model = _init_model(args, given, arch, fail)
         if isinstance(init_model, int):
@@ -309,7 +314,7 @@ def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail)
     return run_training(
         train_slt, data, args, fail, _slt_summary, gamma=args.gamma, members=args.members,
         unroll=args.unroll, reencode=False, kind="local", window=args.window,
-        init_from=args.init_from, init_model=init_model, **sizes)
+        dealias=args.dealias, init_from=args.init_from, init_model=init_model, **sizes)
 
 
 def _init_model(args: argparse.Namespace, given: frozenset[str], arch: dict, fail):
