@@ -159,6 +159,20 @@ def test_cli_trains_a_local_model_and_emulates_a_longer_box(tmp_path, capsys):
                  "--span", "5"]) == 2
     assert "--span is an option of the point-token model: give --kind local" \
         in capsys.readouterr().err
+    # fine-tuning it with 2-step unrolled targets keeps its architecture; dealias cannot be added
+    tuned = tmp_path / "ft"
+    assert main(["train", "slt", "--data", str(small), "--out", str(tuned), "--kind", "local",
+                 "--init-from", str(out), "--unroll", "2", "--epochs", "1", "--batch", "8",
+                 "--val-fraction", "0.25", "--threads", "1", "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    ft = json.loads(tuned.with_suffix(".json").read_text())
+    assert ft["config"] == card["config"] and ft["training"]["init_from"] == str(out)
+    assert ft["training"]["unroll"] == 2
+    capsys.readouterr()
+    assert main(["train", "slt", "--data", str(small), "--out", str(tmp_path / "bad"), "--kind",
+                 "local", "--init-from", str(out), "--dealias"]) == 2
+    err = capsys.readouterr().err
+    assert "--init-from" in err and "was trained without dealias" in err
     t_end = read_profiles(long)["t"][-1] + 3
     emu = tmp_path / "emu"
     assert main(["emulate", "slt", "--model", str(out), "--init", str(long), "--members", "2",

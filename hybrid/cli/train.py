@@ -263,11 +263,9 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
         if isinstance(init_model, int):
             return init_model
         args.window = arch["window"] = init_model.window
-    per = int(round((1 - args.val_fraction) * u.shape[1]))
-    if per < args.window + args.unroll:
-        return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
-                    f"per member of {data} hold no window of {args.window + args.unroll} "
-                    f"profiles")
+    code = _check_windows(args, u, data, fail)
+    if code is not None:
+        return code
     if init_model is None:
         try:
             SLT(u.shape[2], **arch)
@@ -278,6 +276,17 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
         train_slt, data, args, fail, _slt_summary, gamma=args.gamma, members=args.members,
         unroll=args.unroll, reencode=args.reencode, init_from=args.init_from,
         init_model=init_model, **arch)
+
+
+def _check_windows(args: argparse.Namespace, u, data, fail) -> int | None:
+    """The exit code when the training saves per member of ``u`` (members, times, n) hold no
+    window of ``--window`` + ``--unroll`` profiles, else None."""
+    per = int(round((1 - args.val_fraction) * u.shape[1]))
+    if per < args.window + args.unroll:
+        return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
+                    f"per member of {data} hold no window of {args.window + args.unroll} "
+                    f"profiles")
+    return None
 
 
 def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail) -> int:
@@ -291,23 +300,20 @@ def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail)
         return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
                     f"does not have")
     sizes = {k: getattr(args, k) if k in given else None for k in LOCAL_DEFAULTS}
+    resolved = {k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
     init_model = None
     if args.init_from is not None:
-        arch = dict(points=u.shape[2], window=args.window, dealias=args.dealias,
-                    **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()})
+        arch = dict(points=u.shape[2], window=args.window, dealias=args.dealias, **resolved)
         init_model = _init_model(args, given, arch, fail)
         if isinstance(init_model, int):
             return init_model
         args.window = init_model.window
-    per = int(round((1 - args.val_fraction) * u.shape[1]))
-    if per < args.window + args.unroll:
-        return fail(f"--window {args.window}, --unroll {args.unroll}: the {per} training saves "
-                    f"per member of {data} hold no window of {args.window + args.unroll} "
-                    f"profiles")
+    code = _check_windows(args, u, data, fail)
+    if code is not None:
+        return code
     if init_model is None:
         try:
-            LocalSLT(u.shape[2], args.window,
-                     **{k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()})
+            LocalSLT(u.shape[2], args.window, **resolved)
         except ValueError as e:
             flag = error_flag(str(e), ("span", "heads", "width", "window", "noise_channels"))
             return fail(f"{flag}: {e}")
