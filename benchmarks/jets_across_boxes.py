@@ -58,7 +58,8 @@ def main(argv=None) -> int:
         edges = statistics.fixed_bins(b)
         hellinger[name] = statistics.hellinger_from_probabilities(statistics.pdf(a, edges),
                                                                   statistics.pdf(b, edges))
-    out = {**run_header("benchmarks.jets_across_boxes", argv), "run": str(args.run), "reference": str(args.reference), "hellinger": hellinger,
+    out = {**run_header("benchmarks.jets_across_boxes", argv), "run": str(args.run),
+           "reference": str(args.reference), "hellinger": hellinger,
            "run_summary": summary(run), "reference_summary": summary(ref)}
     write_json(args.out, out)
     print(out)

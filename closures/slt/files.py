@@ -49,9 +49,10 @@ def _check_card_stats(card: dict) -> dict:
 
 
 def load_slt(path_or_name, device="cpu") -> SLT:
-    """The SLT, ConditionedSLT or LocalSLT saved by :func:`save_slt` (a path to its stem or either file,
-    or a shipped model's name), in eval mode, with ``model.card`` set; :class:`ModelFileError`
-    naming the file for a missing, corrupt or mismatched card or weights file."""
+    """The SLT, ConditionedSLT or LocalSLT saved by :func:`save_slt` (a path to its stem or
+    either file, or a shipped model's name), in eval mode, with ``model.card`` set;
+    :class:`ModelFileError` naming the file for a missing, corrupt or mismatched card or weights
+    file."""
     stem = resolve_model_path(path_or_name)
     card = read_slt_card(stem)
     config = card["config"]

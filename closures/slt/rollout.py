@@ -148,9 +148,9 @@ class Emulator:
     def _latents(self, h: torch.Tensor, steps: int, members: int, g: torch.Generator,
                  batch: int, reencode: bool):
         """Yields (first member, latents (nb, steps, d)) batch after batch: the members stepped
-        together, one transformer call per step (two with a spread gain), the noise of each step
-        (the model's ``noise_shape``) drawn from ``g`` in this order, with the online settings (module
-        docstring)."""
+        together, one transformer call per step (two with a spread gain), the noise of each
+        step (the model's ``noise_shape``) drawn from ``g`` in this order, with the online
+        settings (module docstring)."""
         m = self.model
         gain = self.spread_gain
         z0 = m.encode(m.normalise(h))                                       # (L, d)
