@@ -18,16 +18,16 @@ an n-point profile, so it models that n only. :class:`LocalTransformer` turns th
    ⟨U⟩_y stays at its start value. In the beta-plane DNS ⟨U⟩_y obeys d⟨U⟩_y/dt = −μ⟨U⟩_y
    (the forcing has no k = 0 mode), so it stays 0 from rest; a model that sees only
    neighbourhoods cannot know the domain mean, and without this its free runs drift to one
-   broad jet of mean ±0.2 (on betaplane-small, against the DNS's 1e-9). With ``dealias`` the
+   broad jet of mean ±0.2 (on betaplane-small, against the DNS's 5e-9). With ``dealias`` the
    increment is also cut to the modes a dealiased DNS of the same grid resolves,
    |k| ≤ n/3 (in units of 2π/L: the same physical wavenumber at the same spacing, for any n);
    the noise field is white in y, and without the cut its draws reach the grid scale.
 
 Every weight acts on one point or on a relative offset (the mean removal treats all points
 alike), so the model is equivariant to integer shifts of the profile, to round-off, and its
-weights do not depend on n. The randomness is a
-field rather than the SLT's single noise token: in a box twice as long, the two halves then get
-independent forcing, as in the DNS, instead of sharing one random vector.
+weights do not depend on n. The randomness is a field rather than the SLT's single noise
+token: in a box twice as long, the two halves then get independent forcing, as in the DNS,
+instead of sharing one random vector.
 
 :class:`LocalSLT` — the model in the SLT's interface (normalisation of U by two scalars,
 ``encode``/``decode`` the identity: the "latent" is the normalised profile itself,
