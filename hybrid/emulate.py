@@ -148,11 +148,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
     em = model if isinstance(model, Emulator) else load_emulator(model, threads=threads)
     src = read_history(init, em.window, at, member)
     n = src["history"].shape[1]
-    if em.any_length:
-        check_source(src, None, em.interval, "--init", "emulates",
-                     spacing=(em.card.get("data") or {}).get("spacing"))
-    else:
-        check_source(src, em.points, em.interval, "--init", "emulates")
+    check_source(src, None if em.any_length else em.points, em.interval, "--init", "emulates",
+                 spacing=em.spacing)
     steps = int(round((t_end - src["t0"]) / src["interval"]))
     if steps < 1:
         raise ValueError(f"--t-end must be at least one save interval ({src['interval']:g}) after "

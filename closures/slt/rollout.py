@@ -98,15 +98,24 @@ class Emulator:
     def card(self) -> dict:
         return getattr(self.model, "card", {})
 
-    @property
-    def interval(self) -> float | None:
-        """The save interval of the model's training data, the time of one step (its card's
-        ``data``: one run, or the runs of a conditioned model, which share it); None when the
-        card records none."""
+    def _data_value(self, key: str) -> float | None:
+        """``key`` of the model's training data as its card records it (``data``: one run, or
+        the runs of a conditioned model, which share it); None when the card records none."""
         data = self.card.get("data")
         runs = data if isinstance(data, list) else [data]
-        found = [r["interval"] for r in runs if isinstance(r, dict) and r.get("interval")]
+        found = [r[key] for r in runs if isinstance(r, dict) and r.get(key)]
         return float(found[0]) if found else None
+
+    @property
+    def interval(self) -> float | None:
+        """The save interval of the model's training data, the time of one step."""
+        return self._data_value("interval")
+
+    @property
+    def spacing(self) -> float | None:
+        """The grid spacing L/n of the model's training data, at which a model of any length
+        runs."""
+        return self._data_value("spacing")
 
     @property
     def reencode(self) -> bool:
