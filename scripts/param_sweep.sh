@@ -5,17 +5,22 @@
 # unfinished one is started again from rest (--overwrite). Run from anywhere:
 #   mkdir -p data/betaplane-sweep
 #   setsid nohup sh scripts/param_sweep.sh > data/betaplane-sweep/sweep.log 2>&1 < /dev/null &
+# An optional argument, a shell pattern of split names, runs those splits only: two processes
+# `sh scripts/param_sweep.sh train` and `sh scripts/param_sweep.sh 'val|test-*'` (each with its
+# own log) make the sweep on two cores.
 cd "$(dirname "$0")/.." || exit 1
 export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
 H=.venv/bin/hybrid
 ROOT=data/betaplane-sweep
 mkdir -p $ROOT/logs
 failed=0
+PART=${1:-*}
 
 # run SPLIT BETA MU MEMBERS T_END SEED: spin-up 3/mu (3 damping times), then T_END recorded, U(y)
 # every 10 time units (the preset's), every other setting the preset's.
 run() {
   split=$1 beta=$2 mu=$3 members=$4 tend=$5 seed=$6
+  eval "case $split in $PART) ;; *) return 0 ;; esac"
   name=beta$beta-mu$mu
   out=$ROOT/$split/$name
   if [ -f $out/run.json ]; then echo "skip  $split/$name (done)"; return 0; fi

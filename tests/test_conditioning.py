@@ -295,8 +295,8 @@ def test_mismatched_conditioned_files_name_the_file(tmp_path):
     js.write_text(json.dumps({**card, "config": config}))     # read as an SLT: other tensors
     with pytest.raises(ModelFileError, match=r"c\.json"):
         load_slt(tmp_path / "c")
-    js.write_text(json.dumps({**card, "version": 4}))
-    with pytest.raises(ModelFileError, match="has version 4; this package reads up to 3"):
+    js.write_text(json.dumps({**card, "version": 5}))
+    with pytest.raises(ModelFileError, match="has version 5; this package reads up to 4"):
         load_slt(tmp_path / "c")
     js.write_text(json.dumps({**card, "config": {**card["config"], "conditioning": "film"}}))
     with pytest.raises(ModelFileError, match=r"bad architecture config: conditioning must be"):

@@ -53,7 +53,8 @@ from solvers.validate import integer
 from .attention import MultiHeadAttention, TransformerBlock, attend
 
 __all__ = ["AdaptiveLayerNorm", "LocalAttention", "ConcatConditionedAttention",
-           "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets"]
+           "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets",
+           "conditioning_weights", "set_conditioning_frozen"]
 
 CONDITIONINGS = ("adaln", "concat")
 
@@ -64,6 +65,29 @@ def check_conditioning(conditioning) -> str:
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got "
                          f"{conditioning!r}")
     return conditioning
+
+
+def conditioning_weights(module: nn.Module) -> list[nn.Parameter]:
+    """The weights of ``module`` that act on the conditioning vector only (every AdaLN's MLP,
+    every concatenation attention's weights on c)."""
+    out = []
+    for mod in module.modules():
+        if isinstance(mod, AdaptiveLayerNorm):
+            out += list(mod.modulation.parameters())
+        elif isinstance(mod, ConcatConditionedAttention):
+            out += [mod.q_cond.weight, mod.kv_cond.weight]
+    return out
+
+
+def set_conditioning_frozen(module: nn.Module, frozen: bool) -> None:
+    """Fix every AdaLN of ``module`` at the identity (``frozen``) or let it act, and stop or
+    restart the gradient of :func:`conditioning_weights`. (A concatenation attention is frozen
+    by its caller, which passes c = 0.)"""
+    for mod in module.modules():
+        if isinstance(mod, AdaptiveLayerNorm):
+            mod.frozen = bool(frozen)
+    for p in conditioning_weights(module):
+        p.requires_grad_(not frozen)
 
 
 def _cond_rows(cond: torch.Tensor, batch: int, cond_dim: int, what: str) -> torch.Tensor:

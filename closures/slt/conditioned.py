@@ -49,7 +49,8 @@ from torch import nn
 
 from solvers.validate import integer, number
 
-from ..nn.conditioning import AdaptiveLayerNorm, ConditionedBlock, check_conditioning
+from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, check_conditioning,
+                                conditioning_weights, set_conditioning_frozen)
 from .model import SLT, StochasticTransformer, check_stats
 
 __all__ = ["ConditionedSLT", "ConditionedTransformer", "check_parameter_names",
@@ -145,22 +146,12 @@ class ConditionedTransformer(StochasticTransformer):
 
     def conditioning_parameters(self) -> list[nn.Parameter]:
         """The weights that act on ĉ only (AdaLN MLPs, or the concatenation weights)."""
-        out = []
-        for mod in self.modules():
-            if isinstance(mod, AdaptiveLayerNorm):
-                out += list(mod.modulation.parameters())
-            elif hasattr(mod, "q_cond"):
-                out += [mod.q_cond.weight, mod.kv_cond.weight]
-        return out
+        return conditioning_weights(self)
 
     def freeze_conditioning(self, frozen: bool = True) -> None:
         """Fix the conditioning at the identity (``frozen``) or let it act and learn."""
         self.frozen = bool(frozen)
-        for mod in self.modules():
-            if isinstance(mod, AdaptiveLayerNorm):
-                mod.frozen = self.frozen
-        for p in self.conditioning_parameters():
-            p.requires_grad_(not self.frozen)
+        set_conditioning_frozen(self, self.frozen)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None,
                 members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,61 +180,38 @@ class ConditionedTransformer(StochasticTransformer):
         return self.norm(last, context) if self.conditioning == "adaln" else self.norm(last)
 
 
-# ------------------------------------------------------------------------------------ the model
+# ------------------------------------------------------------------- parameters of a model
 
-class ConditionedSLT(SLT):
-    """The SLT conditioned on the PDE parameters ``parameters`` (module docstring).
+class ParameterConditioned:
+    """What every model conditioned on named PDE parameters shares (mixed into a model class
+    before it): the names (``parameter_names``), their normalisation (``stats['parameters']``),
+    the checks of a call's ``params``, the normalised vector ĉ, :meth:`conditioned_on`, and the
+    freezing of the conditioning. The model's ``transformer`` has ``embed`` (its first layer:
+    the device and dtype of ĉ), ``frozen``, ``freeze_conditioning`` and
+    ``conditioning_parameters``; its ``forward`` takes ĉ as the second argument."""
 
-    ``parameters``: the names (required); ``conditioning`` ('adaln' or 'concat'),
-    ``cond_hidden`` (hidden width of the AdaLN MLPs, 32), ``frozen`` (conditioning fixed at the
-    identity); ``stats``: ``mean``, ``std`` of U and ``parameters`` (name → ``centre``,
-    ``scale``; default 0 and 1); every other argument is the :class:`SLT`'s. ``config`` holds
-    every argument (the model card's architecture)."""
+    parameter_names: tuple[str, ...]
+    _cond: torch.Tensor | None = None
 
-    def __init__(self, points: int, *, parameters, conditioning: str = "adaln",
-                 cond_hidden: int = 32, frozen: bool = False, stats: dict | None = None,
-                 **slt_args):
-        names = check_parameter_names(parameters)
-        stats = dict(stats) if stats is not None else {"mean": 0.0, "std": 1.0}
-        pstats = stats.pop("parameters", {n: {"centre": 0.0, "scale": 1.0} for n in names})
-        super().__init__(points, **slt_args, stats=stats)
-        t, c = self.transformer, self.config
-        self.transformer = ConditionedTransformer(
-            t.latent_dim, len(names), t.window, t.width, c["heads"], t.layers, c["hidden"],
-            align=t.align, residual=t.residual, conditioning=conditioning,
-            cond_hidden=cond_hidden)
+    def _set_parameters(self, names: tuple[str, ...], pstats: dict, conditioning: str,
+                        cond_hidden: int, frozen: bool) -> None:
         self.parameter_names = names
         self.stats = {**self.stats, "parameters": check_parameter_stats(pstats, names)}
         self.config.update(parameters=list(names), conditioning=conditioning,
                            cond_hidden=int(cond_hidden), frozen=bool(frozen))
         self.freeze_conditioning(frozen)
-        self._cond: torch.Tensor | None = None
+        self._cond = None
 
-    @classmethod
-    def from_slt(cls, slt: SLT, parameters, conditioning: str = "adaln", cond_hidden: int = 32,
-                 parameter_stats: dict | None = None, frozen: bool = False) -> "ConditionedSLT":
-        """A conditioned model with the architecture, normalisation of U and weights of the
-        unconditioned ``slt``; its conditioning starts at the identity, so it computes what
-        ``slt`` computes (bit for bit) until the conditioning weights are trained."""
-        if type(slt) is not SLT:
-            raise ValueError(f"from_slt takes an unconditioned SLT, got {type(slt).__name__}")
-        names = check_parameter_names(parameters)
-        stats = dict(slt.stats)
-        if parameter_stats is not None:
-            stats["parameters"] = parameter_stats
-        with torch.random.fork_rng(devices=[]):
-            model = cls(**slt.config, parameters=names, conditioning=conditioning,
-                        cond_hidden=cond_hidden, frozen=frozen, stats=stats)
-        dtype = next(slt.parameters()).dtype
-        model = model.to(dtype)
-        res = model.load_state_dict(slt.state_dict(), strict=False)
-        ids = {id(p) for p in model.conditioning_parameters()}
-        cond = {n for n, p in model.named_parameters() if id(p) in ids}
+    def _load_unconditioned(self, base: nn.Module) -> None:
+        """Load the weights of the unconditioned ``base`` (``strict=False``); ValueError unless
+        the only weights left out are the conditioning's."""
+        res = self.load_state_dict(base.state_dict(), strict=False)
+        ids = {id(p) for p in self.conditioning_parameters()}
+        cond = {n for n, p in self.named_parameters() if id(p) in ids}
         if res.unexpected_keys or set(res.missing_keys) - cond:
-            raise ValueError(f"the SLT's weights do not fit the conditioned model (missing "
-                             f"{sorted(set(res.missing_keys) - cond)}, unexpected "
-                             f"{res.unexpected_keys})")
-        return model.to(next(slt.parameters()).device)
+            raise ValueError(f"the {type(base).__name__}'s weights do not fit the conditioned "
+                             f"model (missing {sorted(set(res.missing_keys) - cond)}, "
+                             f"unexpected {res.unexpected_keys})")
 
     # --- conditioning state
     @property
@@ -311,7 +279,7 @@ class ConditionedSLT(SLT):
         return ((p.cpu() - centre) / scale).to(device=w.device, dtype=w.dtype)
 
     @contextlib.contextmanager
-    def conditioned_on(self, params) -> Iterator["ConditionedSLT"]:
+    def conditioned_on(self, params) -> Iterator["ParameterConditioned"]:
         """Every step inside uses ``params`` (module docstring); the previous ones are restored
         after."""
         cond = self.condition_vector(params)
@@ -334,18 +302,62 @@ class ConditionedSLT(SLT):
         raise ValueError(f"params give {rows} rows for a batch of {batch} windows (need 1, "
                          f"{batch} or a divisor of it)")
 
-    # --- the SLT's interface
     def step(self, z: torch.Tensor, generator: torch.Generator | None = None,
              members: int = 1, noise: torch.Tensor | None = None, params=None) -> torch.Tensor:
-        """Latent windows (B, L, m) → next latents (members, B, m) at the parameters ``params``
-        (or those of :meth:`conditioned_on`); ``noise`` as in :meth:`SLT.step`."""
+        """Windows (B, L, ·) → next states (members, B, ·) at the parameters ``params`` (or
+        those of :meth:`conditioned_on`); ``noise`` as in the unconditioned model's ``step``."""
         return self.transformer(z, self._cond_rows(z.shape[0], params), generator, members,
                                 noise=noise)
 
     def loss_terms(self, *args, params=None, **kwargs) -> dict:
-        """:meth:`SLT.loss_terms` at the parameters ``params`` (one row per window, or a
-        mapping for all)."""
+        """The unconditioned model's ``loss_terms`` at the parameters ``params`` (one row per
+        window, or a mapping for all)."""
         if params is None:
             return super().loss_terms(*args, **kwargs)
         with self.conditioned_on(params):
             return super().loss_terms(*args, **kwargs)
+
+
+# ------------------------------------------------------------------------------------ the model
+
+class ConditionedSLT(ParameterConditioned, SLT):
+    """The SLT conditioned on the PDE parameters ``parameters`` (module docstring).
+
+    ``parameters``: the names (required); ``conditioning`` ('adaln' or 'concat'),
+    ``cond_hidden`` (hidden width of the AdaLN MLPs, 32), ``frozen`` (conditioning fixed at the
+    identity); ``stats``: ``mean``, ``std`` of U and ``parameters`` (name → ``centre``,
+    ``scale``; default 0 and 1); every other argument is the :class:`SLT`'s. ``config`` holds
+    every argument (the model card's architecture)."""
+
+    def __init__(self, points: int, *, parameters, conditioning: str = "adaln",
+                 cond_hidden: int = 32, frozen: bool = False, stats: dict | None = None,
+                 **slt_args):
+        names = check_parameter_names(parameters)
+        stats = dict(stats) if stats is not None else {"mean": 0.0, "std": 1.0}
+        pstats = stats.pop("parameters", {n: {"centre": 0.0, "scale": 1.0} for n in names})
+        super().__init__(points, **slt_args, stats=stats)
+        t, c = self.transformer, self.config
+        self.transformer = ConditionedTransformer(
+            t.latent_dim, len(names), t.window, t.width, c["heads"], t.layers, c["hidden"],
+            align=t.align, residual=t.residual, conditioning=conditioning,
+            cond_hidden=cond_hidden)
+        self._set_parameters(names, pstats, conditioning, cond_hidden, frozen)
+
+    @classmethod
+    def from_slt(cls, slt: SLT, parameters, conditioning: str = "adaln", cond_hidden: int = 32,
+                 parameter_stats: dict | None = None, frozen: bool = False) -> "ConditionedSLT":
+        """A conditioned model with the architecture, normalisation of U and weights of the
+        unconditioned ``slt``; its conditioning starts at the identity, so it computes what
+        ``slt`` computes (bit for bit) until the conditioning weights are trained."""
+        if type(slt) is not SLT:
+            raise ValueError(f"from_slt takes an unconditioned SLT, got {type(slt).__name__}")
+        names = check_parameter_names(parameters)
+        stats = dict(slt.stats)
+        if parameter_stats is not None:
+            stats["parameters"] = parameter_stats
+        with torch.random.fork_rng(devices=[]):
+            model = cls(**slt.config, parameters=names, conditioning=conditioning,
+                        cond_hidden=cond_hidden, frozen=frozen, stats=stats)
+        model = model.to(next(slt.parameters()).dtype)
+        model._load_unconditioned(slt)
+        return model.to(next(slt.parameters()).device)

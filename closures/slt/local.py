@@ -91,14 +91,22 @@ class LocalTransformer(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
+    def trunk(self, x: torch.Tensor, context=None) -> torch.Tensor:
+        """The blocks and the output LayerNorm on the tokens (m·B, n, D) (``context`` unused
+        here: a conditioned subclass's parameters)."""
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
     def noise_shape(self, batch: int, points: int) -> tuple[int, int, int]:
         """The shape of the noise field of one step of ``batch`` windows of ``points`` points."""
         return (batch, points, self.noise_channels)
 
     def forward(self, u: torch.Tensor, generator: torch.Generator | None = None,
-                members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
+                members: int = 1, noise: torch.Tensor | None = None,
+                context=None) -> torch.Tensor:
         """u (B, L, n) → (members, B, n); ``noise`` (members·B, n, k), member-major, replaces
-        the draws from ``generator``."""
+        the draws from ``generator``; ``context``: passed to :meth:`trunk`."""
         if u.ndim != 3 or u.shape[1] != self.window:
             raise ValueError(f"the transformer expects windows (batch, {self.window}, points), "
                              f"got {tuple(u.shape)}")
@@ -110,10 +118,8 @@ class LocalTransformer(nn.Module):
             raise ValueError(f"noise must have shape {self.noise_shape(members * B, n)}, got "
                              f"{tuple(noise.shape)}")
         x = torch.cat([u.transpose(1, 2).repeat(members, 1, 1), noise.to(u.dtype)], dim=-1)
-        x = self.embed(x)                                                    # (m·B, n, D)
-        for block in self.blocks:
-            x = block(x)
-        out = self.head(self.norm(x))[..., 0]                                # (m·B, n)
+        x = self.trunk(self.embed(x), context)                               # (m·B, n, D)
+        out = self.head(x)[..., 0]                                           # (m·B, n)
         if self.dealias:
             spec = torch.fft.rfft(out)
             spec[..., n // 3 + 1:] = 0

@@ -36,7 +36,7 @@ from solvers.validate import integer, number
 from ..base import online_setting
 from ..ldm.closure import torch_threads
 from ..nn.diffusion import draw_noise, remember_noise
-from .conditioned import ConditionedSLT
+from .conditioned import ParameterConditioned
 from .files import load_slt
 from .model import SLT
 
@@ -69,7 +69,7 @@ class Emulator:
         return getattr(self.model, "parameter_names", ())
 
     def _check_params(self, params) -> dict[str, float]:
-        if not isinstance(self.model, ConditionedSLT):
+        if not isinstance(self.model, ParameterConditioned):
             raise ValueError(f"params={params!r}: this emulator's model is not conditioned on "
                              f"parameters (an SLT trained at one parameter value); give no "
                              f"params")
@@ -78,7 +78,7 @@ class Emulator:
     def _conditioning(self, params):
         """The context of a rollout at ``params`` (or the emulator's own)."""
         p = self.params if params is None else self._check_params(params)
-        if not isinstance(self.model, ConditionedSLT):
+        if not isinstance(self.model, ParameterConditioned):
             return contextlib.nullcontext()
         if p is None:
             names = self.parameter_names

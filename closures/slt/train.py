@@ -178,16 +178,22 @@ def window_terms(model: SLT, train, val, device, members: int, weights: dict,
                  reencode: bool = False):
     """:func:`closures.fit.fit`'s ``batch_terms`` for an SLT on the windows ``train`` and ``val``
     (:class:`Windows`, or :class:`~closures.slt.train_conditioned.ConditionedWindows`, whose
-    batches add the parameters of each window): the terms of
+    batches add the parameters of each window and come in groups of one profile length, each
+    weighted by its share of the batch): the terms of
     :meth:`~closures.slt.model.SLT.loss_terms` (``members`` draws, ``reencode``) and their sum
     weighted by ``weights``."""
     def batch_terms(split: str, idx, generator):
         wins = train if split == "train" else val
         if isinstance(idx, slice):
             idx = torch.arange(idx.start, idx.stop)
-        x, y, *params = wins.batch(idx)
-        terms = model.loss_terms(x.to(device), y.to(device), generator, members, reencode,
-                                 **({"params": params[0]} if params else {}))
+        groups = wins.batch_groups(idx) if hasattr(wins, "batch_groups") else [wins.batch(idx)]
+        terms = {}
+        for x, y, *params in groups:          # one group per profile length, weighted by size
+            part = model.loss_terms(x.to(device), y.to(device), generator, members, reencode,
+                                    **({"params": params[0]} if params else {}))
+            share = len(x) / len(idx)
+            for k, v in part.items():
+                terms[k] = terms[k] + v * share if k in terms else v * share
         return terms, sum(weights[k] * v for k, v in terms.items())
     return batch_terms
 

@@ -10,7 +10,8 @@ Data: several runs, each at its own parameter values. An entry of ``datasets`` i
 * a pair ``(data, {name: value})``: an array (times, n) or (members, times, n) of U with its
   values, or a path whose recorded values are checked against the given ones.
 
-Every run has the same number of points n and, where the files record it, the same save
+Every run has the same number of points n (the point-token model, ``kind='local'``: the same
+grid spacing L/n where the files record it, any n) and, where the files record it, the same save
 interval (the emulator steps one save). Each run is split by time as in
 :func:`closures.slt.train.train_slt` (the first 1 − ``val_fraction`` of every member's saves
 train, the rest validate); a sample is a window of L profiles, the next profile (the next K
@@ -57,10 +58,13 @@ from ..fit import _gen, fit, run_signature, save_trained, training_metrics
 from ..ldm.files import model_paths, resolve_model_path
 from ..train import _threads_scoped, train_paths
 from ..nn.conditioning import check_conditioning
-from .conditioned import ConditionedSLT, check_parameter_names, parameter_normalisation
+from .conditioned import (ConditionedSLT, ParameterConditioned, check_parameter_names,
+                          parameter_normalisation)
 from .files import load_slt, save_slt
-from .train import (ARCH_DEFAULTS, Windows, check_options, loss_weights, one_step_metrics,
-                    read_profiles, split_by_time, window_terms)
+from .local import LOCAL_WEIGHTS, LocalSLT
+from .local_conditioned import ConditionedLocalSLT
+from .train import (ARCH_DEFAULTS, KINDS, LOCAL_DEFAULTS, Windows, check_options, loss_weights,
+                    one_step_metrics, read_profiles, split_by_time, window_terms)
 
 __all__ = ["train_conditioned_slt", "read_parameters", "ConditionedWindows"]
 
@@ -163,7 +167,9 @@ def _load_dataset(i: int, entry, names: tuple[str, ...]) -> tuple[np.ndarray, di
 class ConditionedWindows:
     """The sliding windows of several runs, each with its parameter vector: ``len``, and
     ``batch(idx)`` → (windows (B, L, n), targets (B, n), or (B, K, n) for windows of horizon
-    K > 1, raw parameters (B, P) float64)."""
+    K > 1, raw parameters (B, P) float64). Runs of different lengths n (the point-token model
+    on boxes of several sizes) are batched by length: ``batch_groups(idx)``, one such triple
+    per length."""
 
     def __init__(self, parts: list[tuple[Windows, Sequence[float]]]):
         self.parts = [w for w, _ in parts]
@@ -172,14 +178,18 @@ class ConditionedWindows:
         self.ends = torch.cumsum(counts, 0)
         self.starts = self.ends - counts
         self.count = int(self.ends[-1]) if len(counts) else 0
+        self.lengths = torch.tensor([w.series.shape[-1] for w in self.parts])
 
     def __len__(self) -> int:
         return self.count
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         d = torch.searchsorted(self.ends, idx, right=True)
+        if len(torch.unique(self.lengths[d])) > 1:
+            raise ValueError("the windows of this batch have profiles of different lengths: "
+                             "use batch_groups")
         local = idx - self.starts[d]
-        first = self.parts[0]
+        first = self.parts[int(d[0])] if len(d) else self.parts[0]
         n, K = first.series.shape[-1], getattr(first, "horizon", 1)
         x = torch.empty(len(idx), first.window, n, dtype=first.series.dtype)
         y = torch.empty((len(idx), n) if K == 1 else (len(idx), K, n), dtype=first.series.dtype)
@@ -187,6 +197,11 @@ class ConditionedWindows:
             sel = d == k
             x[sel], y[sel] = self.parts[k].batch(local[sel])
         return x, y, self.values[d]
+
+    def batch_groups(self, idx: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """:meth:`batch` of the windows of ``idx`` of each profile length, in order of length."""
+        lengths = self.lengths[torch.searchsorted(self.ends, idx, right=True)]
+        return [self.batch(idx[lengths == n]) for n in torch.unique(lengths).tolist()]
 
 
 def _file_sha256(path: Path) -> str:
@@ -198,18 +213,27 @@ def _file_sha256(path: Path) -> str:
 
 
 def _start_model(pretrained, names, arch_given: dict, points: int, conditioning, cond_hidden,
-                 freeze: bool, pstats_data: dict, u_stats_data: dict | None, seed: int):
-    """(the model to train, the description of the pre-trained model or None)."""
+                 freeze: bool, pstats_data: dict, u_stats_data: dict | None, seed: int,
+                 kind: str = "latent"):
+    """(the model to train, the description of the pre-trained model or None). ``kind``:
+    'latent' (a ConditionedSLT) or 'local' (a ConditionedLocalSLT)."""
+    local = kind == "local"
     if pretrained is None:
-        arch = {**ARCH_DEFAULTS, **{k: v for k, v in arch_given.items() if v is not None}}
+        given = {k: v for k, v in arch_given.items() if v is not None}
+        if local:
+            arch = {"window": ARCH_DEFAULTS["window"], "residual": True, **LOCAL_DEFAULTS,
+                    **given}
+            cls = ConditionedLocalSLT
+        else:
+            arch = {**ARCH_DEFAULTS, **given}
+            cls = ConditionedSLT
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = ConditionedSLT(points, **arch, parameters=names,
-                                   conditioning=conditioning or "adaln", cond_hidden=cond_hidden,
-                                   frozen=freeze,
-                                   stats={**u_stats_data, "parameters": pstats_data})
+            model = cls(points, **arch, parameters=names, conditioning=conditioning or "adaln",
+                        cond_hidden=cond_hidden, frozen=freeze,
+                        stats={**u_stats_data, "parameters": pstats_data})
         return model, None
-    given = sorted(k for k, v in arch_given.items() if v is not None)
+    given = sorted(k for k, v in arch_given.items() if v is not None and v is not False)
     if given:
         raise ValueError(f"{', '.join(given)}: the architecture comes from the pretrained model "
                          f"{pretrained}; leave these unset")
@@ -217,10 +241,13 @@ def _start_model(pretrained, names, arch_given: dict, points: int, conditioning,
     stem = resolve_model_path(pretrained)
     info = {"model": os.fspath(pretrained), "kind": type(base).__name__,
             "name": base.card.get("name"), "sha256": _file_sha256(model_paths(stem)[0])}
-    if base.points != points:
+    if isinstance(base, LocalSLT) != local:
+        raise ValueError(f"pretrained: {pretrained} is a {type(base).__name__}; train it with "
+                         f"kind={'local' if isinstance(base, LocalSLT) else 'latent'!r}")
+    if base.points != points and not local:
         raise ValueError(f"pretrained: {pretrained} models profiles of {base.points} points, "
                          f"the datasets have {points}")
-    if isinstance(base, ConditionedSLT):
+    if isinstance(base, ParameterConditioned):
         if base.parameter_names != names:
             raise ValueError(f"pretrained: {pretrained} is conditioned on "
                              f"{', '.join(base.parameter_names)}, not on {', '.join(names)}")
@@ -234,8 +261,17 @@ def _start_model(pretrained, names, arch_given: dict, points: int, conditioning,
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = ConditionedSLT.from_slt(base, names, conditioning or "adaln", cond_hidden,
-                                            parameter_stats=pstats_data, frozen=freeze)
+            if local:
+                if conditioning not in (None, "adaln"):
+                    raise ValueError(f"conditioning: the point-token model is conditioned by "
+                                     f"adaptive LayerNorms ('adaln'), got {conditioning!r}")
+                model = ConditionedLocalSLT.from_local(base, names, cond_hidden,
+                                                       parameter_stats=pstats_data,
+                                                       frozen=freeze)
+            else:
+                model = ConditionedSLT.from_slt(base, names, conditioning or "adaln",
+                                                cond_hidden, parameter_stats=pstats_data,
+                                                frozen=freeze)
     return model.train(), info
 
 
@@ -249,7 +285,9 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
                           channels: int | None = None, width: int | None = None,
                           heads: int | None = None, layers: int | None = None,
                           hidden: int | None = None, residual: bool | None = None,
-                          phase: str | None = None, val_fraction: float = 0.1,
+                          phase: str | None = None, kind: str = "latent",
+                          span: int | None = None, noise_channels: int | None = None,
+                          dealias: bool = False, val_fraction: float = 0.1,
                           unroll: int = 1, reencode: bool = False, seed: int = 0,
                           threads: int | None = None, resume: bool = False,
                           progress: bool = True, checkpoint_every: int = 1,
@@ -267,8 +305,24 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     ``freeze``: train with the conditioning fixed at the identity (pre-training). ``unroll``:
     K-step free-rollout targets and ``reencode`` (each unrolled draw fed back decoded and
     encoded again; recorded in the card only when it acts, K > 1): as in
-    :func:`~closures.slt.train.train_slt`. The other arguments are ``train_slt``'s."""
+    :func:`~closures.slt.train.train_slt`. ``kind='local'``: the point-token model
+    (:class:`~closures.slt.local_conditioned.ConditionedLocalSLT`; ``width``, ``heads``,
+    ``layers``, ``hidden``, ``span``, ``noise_channels``, ``dealias`` as in ``train_slt``, the
+    TEPC arguments ``latent_points``, ``channels``, ``phase`` and ``reencode`` refused;
+    ``pretrained`` a LocalSLT or a conditioned one). The other arguments are ``train_slt``'s."""
     names = check_parameter_names(params)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "local":
+        tepc = [k for k, v in dict(latent_points=latent_points, channels=channels,
+                                   phase=phase, reencode=reencode or None).items()
+                if v is not None]
+        if tepc:
+            raise ValueError(f"{tepc[0]}: an option of the TEPC autoencoder, which the "
+                             f"point-token model (kind='local') does not have")
+    elif span is not None or noise_channels is not None or dealias:
+        raise ValueError("span, noise_channels and dealias are options of the point-token "
+                         "model: give kind='local'")
     if conditioning is not None:
         check_conditioning(conditioning)
     cond_hidden = integer("cond_hidden", cond_hidden, 1)
@@ -278,15 +332,22 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     lr_factor = number("lr_factor", lr_factor, above=0, at_most=1)
     window = integer("window", window, 1, allow_none=True)
     unroll = integer("unroll", unroll, 1)
-    w = loss_weights(weights)
+    w = loss_weights(weights, LOCAL_WEIGHTS if kind == "local" else None)
 
     # --- the runs
     runs = [_load_dataset(i, e, names) for i, e in enumerate(_entries(datasets))]
-    points = {int(u.shape[2]) for u, _, _ in runs}
-    if len(points) > 1:
+    lengths = [int(u.shape[2]) for u, _, _ in runs]
+    if len(set(lengths)) > 1 and kind != "local":
         raise ValueError(f"datasets: the runs have profiles of different lengths "
-                         f"{sorted(points)}; one model steps one grid")
-    points = points.pop()
+                         f"{sorted(set(lengths))}; one model steps one grid (kind='local' "
+                         f"runs on any length at one grid spacing)")
+    points = lengths[0]
+    spacings = [(i, d["spacing"]) for i, (_, d, _) in enumerate(runs) if d.get("spacing")]
+    for i, dx in spacings[1:]:
+        if not math.isclose(dx, spacings[0][1], rel_tol=1e-6):
+            raise ValueError(f"datasets: run {spacings[0][0]} has the grid spacing "
+                             f"{spacings[0][1]:g}, run {i} {dx:g}; the point-token model "
+                             f"steps one grid spacing")
     intervals = [(i, d["interval"]) for i, (_, d, _) in enumerate(runs)
                  if d.get("interval") is not None]
     for i, dt in intervals[1:]:
@@ -299,14 +360,17 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     pooled = np.concatenate([tr.ravel() for tr, _ in splits])
     u_stats = {"mean": float(pooled.mean()), "std": float(pooled.std())}
     del pooled
-    arch_given = dict(window=window, latent_points=latent_points, channels=channels,
-                      width=width, heads=heads, layers=layers, hidden=hidden,
-                      residual=residual, phase=phase)
+    arch_given = dict(window=window, width=width, heads=heads, layers=layers, hidden=hidden,
+                      residual=residual)
+    if kind == "local":
+        arch_given.update(span=span, noise_channels=noise_channels, dealias=bool(dealias))
+    else:
+        arch_given.update(latent_points=latent_points, channels=channels, phase=phase)
     if pretrained is None and not u_stats["std"] > 0:
         raise ValueError("datasets: the training profiles are constant (std 0)")
     dev = torch.device(device)
     model, pre = _start_model(pretrained, names, arch_given, points, conditioning, cond_hidden,
-                              freeze, pstats, u_stats, seed)
+                              freeze, pstats, u_stats, seed, kind)
     model = model.to(dev)
     stats = model.stats
     L = model.window

@@ -6,7 +6,8 @@ transformer (:func:`closures.slt.train_conditioned_slt`) on runs at several para
                                  [--lr-factor F] [--epochs N] [--batch B] [--lr LR]
                                  [--gamma G] [--window L] [--members M] [--unroll K]
                                  [--reencode] [architecture: --latent-points --channels --width
-                                 --heads --layers --hidden --phase] [--val-fraction F]
+                                 --heads --layers --hidden --phase] [--kind latent|local]
+                                 [--span S] [--noise-channels K] [--dealias] [--val-fraction F]
                                  [--samples-eval K] [--device DEV] [--threads T] [--seed S]
                                  [--resume] [--overwrite] [--checkpoint-every N] [--no-progress]
 
@@ -18,6 +19,9 @@ stem of a trained SLT or conditioned SLT) at ``--lr`` × ``--lr-factor`` (defaul
 its architecture and normalisation of U; an architecture flag given with it must equal the
 model's.
 ``--freeze``: the conditioning fixed at the identity (pre-training at one parameter value).
+``--kind local``: the point-token model (:class:`closures.slt.local_conditioned.ConditionedLocalSLT`,
+``hybrid train slt --kind local`` with adaptive LayerNorms), which runs on profiles of any length;
+the TEPC flags (``--latent-points``, ``--channels``, ``--phase``, ``--reencode``) do not apply.
 Defaults are ``hybrid train slt``'s (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10,
 4 members).
 
@@ -37,11 +41,13 @@ import functools
 from .arguments import positive_float
 from .arguments import fail as cli_fail
 from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
-                       check_pretrained_architecture, data_files, error_flag, run_training)
+                       check_pretrained_architecture, data_files, error_flag, flag_name,
+                       run_training)
 
 __all__ = ["add_arguments", "handler", "LR_FACTOR"]
 
 LR_FACTOR = 1 / 50
+LOCAL_FLAGS = ("span", "noise_channels", "dealias", "kind")
 # what the head of an error message of train_conditioned_slt names → its flag
 FLAGS = {"datasets": "--data", "parameters": "--params", "conditioning": "--conditioning",
          "pretrained": "--pretrained", "lr_factor": "--lr-factor", "unroll": "--unroll"}
@@ -106,6 +112,21 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
         return code
     # None: train_conditioned_slt's default, or with --pretrained the model's (equal if given)
     arch = {k: None if args.pretrained else getattr(args, k) for k in SLT_ARCHITECTURE}
+    if args.kind == "local":
+        tepc = sorted(given & {"latent_points", "channels", "phase", "reencode"})
+        if tepc:
+            return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
+                        f"does not have")
+        for k in ("latent_points", "channels", "phase"):
+            del arch[k]
+        arch.update(kind="local", span=None if args.pretrained else args.span,
+                    noise_channels=None if args.pretrained else args.noise_channels,
+                    dealias=bool(args.dealias) and not args.pretrained)
+    else:
+        local = sorted(given & {"span", "noise_channels", "dealias"})
+        if local:
+            return fail(f"{flag_name(local[0])} is an option of the point-token model: give "
+                        f"--kind local")
     from closures.slt import train_conditioned_slt
 
     def train(datasets, out, **kwargs) -> dict:
@@ -113,7 +134,8 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
             return train_conditioned_slt(datasets, out, **kwargs)
         except ValueError as e:                       # named by its flag
             msg = str(e)
-            flag = error_flag(msg.split(':')[0], (*FLAGS, *SLT_ARCHITECTURE), FLAGS)
+            flag = error_flag(msg.split(':')[0], (*FLAGS, *SLT_ARCHITECTURE, *LOCAL_FLAGS),
+                              FLAGS)
             raise ValueError(f"{flag}: {msg}") from None
 
     return run_training(
@@ -153,6 +175,14 @@ def _check_inputs(args: argparse.Namespace, given: frozenset[str], files, fail) 
         if names is not None and args.conditioning not in (None, kind):
             return fail(f"--conditioning {args.conditioning}: the pretrained model "
                         f"{args.pretrained} uses {kind}")
+        model_kind = "local" if config.get("kind") == "local" else "latent"
+        if args.kind != model_kind:
+            return fail(f"--kind {args.kind}: the pretrained model {args.pretrained} is a "
+                        f"{model_kind} model; give --kind {model_kind}")
+        for k in ("span", "noise_channels", "dealias"):
+            if k in given and getattr(args, k) != config.get(k):
+                return fail(f"{flag_name(k)}: the architecture comes from --pretrained "
+                            f"{args.pretrained}, whose {k} is {config.get(k)}")
         return check_pretrained_architecture(args, given, config,
                                              f"--pretrained {args.pretrained}", fail)
     return None

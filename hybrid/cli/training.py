@@ -64,7 +64,8 @@ MODEL_FLAGS: dict[str, dict] = {
     "slt-conditioned": {"epochs": 400, "batch": 200, "lr": 5e-4, **_ENERGY_SCORE,
                         **dict.fromkeys(SLT_ARCHITECTURE), **_UNROLL, "params": None,
                         "pretrained": None, "freeze": False, "conditioning": None,
-                        "lr_factor": None},
+                        "lr_factor": None, "kind": "latent", "span": None,
+                        "noise_channels": None, "dealias": False},
 }
 # the values --mode takes, for the models that take it
 MODES = {"ldm": ("joint", "two-phase"), "ensemble-ldm": ("autoregressive", "window")}
