@@ -34,6 +34,10 @@ for every step inside (the SLT's own ``loss_terms`` and rollout loops then run u
 call with B rows on a batch of k·B windows (the members of a multi-step unroll, stacked
 member-major as the SLT stacks them) uses row b for windows b, B + b, 2B + b, ….
 
+:class:`ParameterConditioned` holds what this model shares with the conditioned point-token
+emulator (:class:`closures.slt.local_conditioned.ConditionedLocalSLT`): the names, their
+normalisation, the checks of ``params``, ``conditioned_on`` and the freezing.
+
 Files: :func:`closures.slt.save_slt` / :func:`~closures.slt.load_slt` write and read it as an
 SLT card of version 2 (``config`` adds ``parameters``, ``conditioning``, ``cond_hidden``,
 ``frozen``; ``stats`` adds ``parameters``: the normalisation).
@@ -53,7 +57,7 @@ from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, check_condit
                                 conditioning_weights, set_conditioning_frozen)
 from .model import SLT, StochasticTransformer, check_stats
 
-__all__ = ["ConditionedSLT", "ConditionedTransformer", "check_parameter_names",
+__all__ = ["ConditionedSLT", "ConditionedTransformer", "ParameterConditioned", "check_parameter_names",
            "check_parameter_stats", "check_conditioned_stats", "parameter_normalisation",
            "is_conditioned_config"]
 

@@ -19,9 +19,10 @@ stem of a trained SLT or conditioned SLT) at ``--lr`` × ``--lr-factor`` (defaul
 its architecture and normalisation of U; an architecture flag given with it must equal the
 model's.
 ``--freeze``: the conditioning fixed at the identity (pre-training at one parameter value).
-``--kind local``: the point-token model (:class:`closures.slt.local_conditioned.ConditionedLocalSLT`,
-``hybrid train slt --kind local`` with adaptive LayerNorms), which runs on profiles of any length;
-the TEPC flags (``--latent-points``, ``--channels``, ``--phase``, ``--reencode``) do not apply.
+``--kind local``: the point-token model
+(:class:`closures.slt.local_conditioned.ConditionedLocalSLT`, ``hybrid train slt --kind local``
+with adaptive LayerNorms), which runs on profiles of any length (the runs may differ in length at
+one grid spacing: boxes of several sizes); the TEPC flags (``--latent-points``, ``--channels``, ``--phase``, ``--reencode``) do not apply.
 Defaults are ``hybrid train slt``'s (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10,
 4 members).
 
