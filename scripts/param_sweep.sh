@@ -5,9 +5,9 @@
 # unfinished one is started again from rest (--overwrite). Run from anywhere:
 #   mkdir -p data/betaplane-sweep
 #   setsid nohup sh scripts/param_sweep.sh > data/betaplane-sweep/sweep.log 2>&1 < /dev/null &
-# An optional argument, a shell pattern of split names, runs those splits only: two processes
-# `sh scripts/param_sweep.sh train` and `sh scripts/param_sweep.sh 'val|test-*'` (each with its
-# own log) make the sweep on two cores.
+# An optional argument, a shell pattern of SPLIT/NAME (e.g. 'train/*-mu2e-3'), runs the matching
+# runs only: processes with disjoint patterns, each with its own log, make the sweep on several
+# cores, e.g. 'train/*-mu[48]e-3', 'train/*-mu2e-3' and 'val/*|test-*'.
 cd "$(dirname "$0")/.." || exit 1
 export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
 H=.venv/bin/hybrid
@@ -20,7 +20,7 @@ PART=${1:-*}
 # every 10 time units (the preset's), every other setting the preset's.
 run() {
   split=$1 beta=$2 mu=$3 members=$4 tend=$5 seed=$6
-  eval "case $split in $PART) ;; *) return 0 ;; esac"
+  eval "case $split/beta$beta-mu$mu in $PART) ;; *) return 0 ;; esac"
   name=beta$beta-mu$mu
   out=$ROOT/$split/$name
   if [ -f $out/run.json ]; then echo "skip  $split/$name (done)"; return 0; fi
