@@ -54,7 +54,7 @@ from .attention import MultiHeadAttention, TransformerBlock, attend
 
 __all__ = ["AdaptiveLayerNorm", "LocalAttention", "ConcatConditionedAttention",
            "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets",
-           "conditioning_weights", "set_conditioning_frozen"]
+           "ConditioningSwitch", "member_conditions"]
 
 CONDITIONINGS = ("adaln", "concat")
 
@@ -67,27 +67,50 @@ def check_conditioning(conditioning) -> str:
     return conditioning
 
 
-def conditioning_weights(module: nn.Module) -> list[nn.Parameter]:
-    """The weights of ``module`` that act on the conditioning vector only (every AdaLN's MLP,
-    every concatenation attention's weights on c)."""
-    out = []
-    for mod in module.modules():
-        if isinstance(mod, AdaptiveLayerNorm):
-            out += list(mod.modulation.parameters())
-        elif isinstance(mod, ConcatConditionedAttention):
-            out += [mod.q_cond.weight, mod.kv_cond.weight]
-    return out
+class ConditioningSwitch:
+    """What a conditioned transformer (an ``nn.Module`` mixing this in first) shares:
+    ``frozen``, :meth:`conditioning_parameters` and :meth:`freeze_conditioning`."""
+
+    frozen = False
+
+    def conditioning_parameters(self) -> list[nn.Parameter]:
+        """The weights that act on the conditioning vector only (every AdaLN's MLP, every
+        concatenation attention's weights on c)."""
+        out = []
+        for mod in self.modules():
+            if isinstance(mod, AdaptiveLayerNorm):
+                out += list(mod.modulation.parameters())
+            elif isinstance(mod, ConcatConditionedAttention):
+                out += [mod.q_cond.weight, mod.kv_cond.weight]
+        return out
+
+    def freeze_conditioning(self, frozen: bool = True) -> None:
+        """Fix every AdaLN at the identity (``frozen``) or let it act and learn, and stop or
+        restart the gradient of :meth:`conditioning_parameters`. (A concatenation attention is
+        frozen by its caller, which passes c = 0 while ``frozen``.)"""
+        self.frozen = bool(frozen)
+        for mod in self.modules():
+            if isinstance(mod, AdaptiveLayerNorm):
+                mod.frozen = self.frozen
+        for p in self.conditioning_parameters():
+            p.requires_grad_(not self.frozen)
 
 
-def set_conditioning_frozen(module: nn.Module, frozen: bool) -> None:
-    """Fix every AdaLN of ``module`` at the identity (``frozen``) or let it act, and stop or
-    restart the gradient of :func:`conditioning_weights`. (A concatenation attention is frozen
-    by its caller, which passes c = 0.)"""
-    for mod in module.modules():
-        if isinstance(mod, AdaptiveLayerNorm):
-            mod.frozen = bool(frozen)
-    for p in conditioning_weights(module):
-        p.requires_grad_(not frozen)
+def member_conditions(cond, batch: int, cond_dim: int, members: int, frozen: bool,
+                      dtype: torch.dtype) -> torch.Tensor:
+    """The conditioning vectors of a stochastic step of ``members`` draws of ``batch`` windows:
+    ``cond`` (batch or 1, cond_dim) checked (ValueError naming the shape expected), as
+    ``dtype``, repeated member-major to (members·batch, cond_dim) when it has a row per window;
+    zeros (1, cond_dim) when ``frozen`` (the identity conditioning)."""
+    if not torch.is_tensor(cond) or cond.ndim != 2 or cond.shape[0] not in (1, batch) \
+            or cond.shape[1] != cond_dim:
+        shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
+        raise ValueError(f"the normalised parameters must have shape ({batch} or 1, "
+                         f"{cond_dim}), got {shape}")
+    cond = cond.to(dtype)
+    if frozen:
+        return torch.zeros_like(cond[:1])
+    return cond.repeat(members, 1) if cond.shape[0] > 1 else cond
 
 
 def _cond_rows(cond: torch.Tensor, batch: int, cond_dim: int, what: str) -> torch.Tensor:

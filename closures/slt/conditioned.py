@@ -54,7 +54,7 @@ from torch import nn
 from solvers.validate import integer, number
 
 from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, check_conditioning,
-                                conditioning_weights, set_conditioning_frozen)
+                                ConditioningSwitch, member_conditions)
 from .model import SLT, StochasticTransformer, check_stats
 
 __all__ = ["ConditionedSLT", "ConditionedTransformer", "ParameterConditioned", "check_parameter_names",
@@ -128,7 +128,7 @@ def parameter_normalisation(values: Mapping[str, Sequence[float]]) -> dict:
 
 # ------------------------------------------------------------------------------ the transformer
 
-class ConditionedTransformer(StochasticTransformer):
+class ConditionedTransformer(ConditioningSwitch, StochasticTransformer):
     """Window of latents (B, L, d) and normalised parameters ĉ (B or 1, P) → next latent,
     ``members`` draws (module docstring). ``cond_dim`` = P; ``conditioning``: 'adaln' or
     'concat'; ``cond_hidden``: the hidden width of every AdaLN's MLP."""
@@ -148,31 +148,13 @@ class ConditionedTransformer(StochasticTransformer):
             self.norm = AdaptiveLayerNorm(width, cond_dim, cond_hidden)
         self.frozen = False
 
-    def conditioning_parameters(self) -> list[nn.Parameter]:
-        """The weights that act on ĉ only (AdaLN MLPs, or the concatenation weights)."""
-        return conditioning_weights(self)
-
-    def freeze_conditioning(self, frozen: bool = True) -> None:
-        """Fix the conditioning at the identity (``frozen``) or let it act and learn."""
-        self.frozen = bool(frozen)
-        set_conditioning_frozen(self, self.frozen)
-
     def forward(self, z: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None,
                 members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, L, d), cond (B or 1, P) → (members, B, d). ``noise`` (members·B, 1, width),
         member-major, replaces the draws from ``generator``."""
         members = integer("members", members, 1)
         B = z.shape[0] if z.ndim else 0                     # z itself is checked by the base
-        if not torch.is_tensor(cond) or cond.ndim != 2 or cond.shape[0] not in (1, B) \
-                or cond.shape[1] != self.cond_dim:
-            shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
-            raise ValueError(f"the normalised parameters must have shape ({B} or 1, "
-                             f"{self.cond_dim}), got {shape}")
-        cond = cond.to(z.dtype)
-        if self.frozen:
-            cond = torch.zeros_like(cond[:1])
-        elif cond.shape[0] > 1:
-            cond = cond.repeat(members, 1)                                     # member-major
+        cond = member_conditions(cond, B, self.cond_dim, members, self.frozen, z.dtype)
         return super().forward(z, generator, members, noise, context=cond)
 
     def trunk(self, x: torch.Tensor, generator: torch.Generator | None,

@@ -24,15 +24,15 @@ from torch import nn
 
 from solvers.validate import integer
 
-from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, conditioning_weights,
-                               set_conditioning_frozen)
+from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, ConditioningSwitch,
+                               member_conditions)
 from .conditioned import ParameterConditioned, check_parameter_names
 from .local import LocalSLT, LocalTransformer
 
 __all__ = ["ConditionedLocalTransformer", "ConditionedLocalSLT"]
 
 
-class ConditionedLocalTransformer(LocalTransformer):
+class ConditionedLocalTransformer(ConditioningSwitch, LocalTransformer):
     """:class:`~closures.slt.local.LocalTransformer` with AdaLN conditioning on ``cond_dim``
     normalised parameters (hidden width ``cond_hidden``); ``forward(u, cond, generator,
     members, noise)`` with cond (B or 1, P)."""
@@ -51,15 +51,6 @@ class ConditionedLocalTransformer(LocalTransformer):
         self.norm = AdaptiveLayerNorm(width, cond_dim, cond_hidden)
         self.frozen = False
 
-    def conditioning_parameters(self) -> list[nn.Parameter]:
-        """The weights that act on ĉ only (the AdaLN MLPs)."""
-        return conditioning_weights(self)
-
-    def freeze_conditioning(self, frozen: bool = True) -> None:
-        """Fix the conditioning at the identity (``frozen``) or let it act and learn."""
-        self.frozen = bool(frozen)
-        set_conditioning_frozen(self, self.frozen)
-
     def forward(self, u: torch.Tensor, cond: torch.Tensor,
                 generator: torch.Generator | None = None, members: int = 1,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,16 +58,7 @@ class ConditionedLocalTransformer(LocalTransformer):
         :meth:`LocalTransformer.forward`."""
         members = integer("members", members, 1)
         B = u.shape[0] if u.ndim else 0                      # u itself is checked by the base
-        if not torch.is_tensor(cond) or cond.ndim != 2 or cond.shape[0] not in (1, B) \
-                or cond.shape[1] != self.cond_dim:
-            shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
-            raise ValueError(f"the normalised parameters must have shape ({B} or 1, "
-                             f"{self.cond_dim}), got {shape}")
-        cond = cond.to(u.dtype)
-        if self.frozen:
-            cond = torch.zeros_like(cond[:1])
-        elif cond.shape[0] > 1:
-            cond = cond.repeat(members, 1)                                     # member-major
+        cond = member_conditions(cond, B, self.cond_dim, members, self.frozen, u.dtype)
         return super().forward(u, generator, members, noise, context=cond)
 
     def trunk(self, x: torch.Tensor, context=None) -> torch.Tensor:
