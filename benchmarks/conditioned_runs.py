@@ -14,7 +14,8 @@ training value at or below, or at or above, D's), ``hybrid jets N D``. Written: 
 (per run: the Hellinger distances of the PDFs of U, ∂yU and ∂tU and their floors, mean jet
 number, zonal energy and its 95 % interval, fraction of time and residence time per jet number
 with the DNS's 95 % intervals, the neighbours' H(U) and jet numbers) and ``DIR/runs.md``, a
-table of them. Emulations that exist (``emulation.json``) are not run again (``--resume``).
+table of them. Emulations and ``hybrid jets`` reports already in DIR (``emulation.json``,
+``jets.json``) are read, not made again, so a stopped run is continued by the same command.
 """
 from __future__ import annotations
 
@@ -23,8 +24,6 @@ import json
 import shlex
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from hybrid.cli import main as hybrid
 

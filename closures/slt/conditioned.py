@@ -57,9 +57,9 @@ from ..nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, check_condit
                                 ConditioningSwitch, member_conditions)
 from .model import SLT, StochasticTransformer, check_stats
 
-__all__ = ["ConditionedSLT", "ConditionedTransformer", "ParameterConditioned", "check_parameter_names",
-           "check_parameter_stats", "check_conditioned_stats", "parameter_normalisation",
-           "is_conditioned_config"]
+__all__ = ["ConditionedSLT", "ConditionedTransformer", "ParameterConditioned",
+           "check_parameter_names", "check_parameter_stats", "check_conditioned_stats",
+           "parameter_normalisation", "is_conditioned_config"]
 
 
 # --------------------------------------------------------------------- parameters and their norm

@@ -43,8 +43,8 @@ from .files import save_slt
 from .local import LOCAL_WEIGHTS, LocalSLT
 from .model import DEFAULT_WEIGHTS, SLT, ensemble_loss
 
-__all__ = ["train_slt", "read_profiles", "split_by_time", "Windows", "one_step_metrics",
-           "pretrained_slt"]
+__all__ = ["train_slt", "check_kind", "read_profiles", "split_by_time", "Windows",
+           "one_step_metrics", "pretrained_slt"]
 
 # the architecture arguments of train_slt and their defaults (fine-tuning leaves them there)
 ARCH_DEFAULTS = dict(latent_points=None, channels=4, window=10, width=None, heads=None,
@@ -162,6 +162,17 @@ def check_options(epochs, batch, lr, gamma, members, val_fraction, seed, checkpo
             integer("stop_after", stop_after, 1, allow_none=True))
 
 
+def check_kind(kind: str, span, noise_channels, dealias) -> str:
+    """``kind``, one of :data:`KINDS`; ValueError for another, or for the point-token model's
+    options (``span``, ``noise_channels``, ``dealias``) given with ``kind='latent'``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "latent" and (span is not None or noise_channels is not None or dealias):
+        raise ValueError("span, noise_channels and dealias are options of the point-token "
+                         "model: give kind='local'")
+    return kind
+
+
 def loss_weights(weights: dict | None, defaults: dict | None = None) -> dict:
     """The weights of the loss terms: ``defaults`` (default
     :data:`~closures.slt.model.DEFAULT_WEIGHTS`) with those of ``weights`` (term → weight ≥ 0)
@@ -239,16 +250,12 @@ def train_slt(data, out, *, window: int = 10, epochs: int = 10, batch: int = 200
     then not saved). ``threads``: torch's thread count during training (restored after).
     ``command``: the command line, recorded in the card."""
     window = integer("window", window, 1)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    check_kind(kind, span, noise_channels, dealias)
     (epochs, batch, lr, gamma, members, val_fraction, seed, checkpoint_every, samples_eval,
      stop_after) = check_options(epochs, batch, lr, gamma, members, val_fraction, seed,
                                  checkpoint_every, samples_eval, stop_after)
     w = loss_weights(weights, LOCAL_WEIGHTS if kind == "local" else None)
     unroll = integer("unroll", unroll, 1)
-    if kind == "latent" and (span is not None or noise_channels is not None or dealias):
-        raise ValueError("span, noise_channels and dealias are options of the point-token "
-                         "model: give kind='local'")
     u, desc = read_profiles(data)
     tr, va = split_by_time(u, val_fraction)
     dev = torch.device(device)

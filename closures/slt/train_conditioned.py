@@ -63,8 +63,8 @@ from .conditioned import (ConditionedSLT, ParameterConditioned, check_parameter_
 from .files import load_slt, save_slt
 from .local import LOCAL_WEIGHTS, LocalSLT
 from .local_conditioned import ConditionedLocalSLT
-from .train import (ARCH_DEFAULTS, KINDS, LOCAL_DEFAULTS, Windows, check_options, loss_weights,
-                    one_step_metrics, read_profiles, split_by_time, window_terms)
+from .train import (ARCH_DEFAULTS, LOCAL_DEFAULTS, Windows, check_kind, check_options,
+                    loss_weights, one_step_metrics, read_profiles, split_by_time, window_terms)
 
 __all__ = ["train_conditioned_slt", "read_parameters", "ConditionedWindows"]
 
@@ -233,7 +233,7 @@ def _start_model(pretrained, names, arch_given: dict, points: int, conditioning,
                         cond_hidden=cond_hidden, frozen=freeze,
                         stats={**u_stats_data, "parameters": pstats_data})
         return model, None
-    given = sorted(k for k, v in arch_given.items() if v is not None and v is not False)
+    given = sorted(k for k, v in arch_given.items() if v is not None)
     if given:
         raise ValueError(f"{', '.join(given)}: the architecture comes from the pretrained model "
                          f"{pretrained}; leave these unset")
@@ -311,18 +311,13 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     TEPC arguments ``latent_points``, ``channels``, ``phase`` and ``reencode`` refused;
     ``pretrained`` a LocalSLT or a conditioned one). The other arguments are ``train_slt``'s."""
     names = check_parameter_names(params)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if kind == "local":
+    if check_kind(kind, span, noise_channels, dealias) == "local":
         tepc = [k for k, v in dict(latent_points=latent_points, channels=channels,
                                    phase=phase, reencode=reencode or None).items()
                 if v is not None]
         if tepc:
             raise ValueError(f"{tepc[0]}: an option of the TEPC autoencoder, which the "
                              f"point-token model (kind='local') does not have")
-    elif span is not None or noise_channels is not None or dealias:
-        raise ValueError("span, noise_channels and dealias are options of the point-token "
-                         "model: give kind='local'")
     if conditioning is not None:
         check_conditioning(conditioning)
     cond_hidden = integer("cond_hidden", cond_hidden, 1)
@@ -363,7 +358,7 @@ def train_conditioned_slt(datasets, out, params: Sequence[str] | str, pretrained
     arch_given = dict(window=window, width=width, heads=heads, layers=layers, hidden=hidden,
                       residual=residual)
     if kind == "local":
-        arch_given.update(span=span, noise_channels=noise_channels, dealias=bool(dealias))
+        arch_given.update(span=span, noise_channels=noise_channels, dealias=dealias or None)
     else:
         arch_given.update(latent_points=latent_points, channels=channels, phase=phase)
     if pretrained is None and not u_stats["std"] > 0:

@@ -44,7 +44,7 @@ from . import train_conditioned, train_ensemble, train_slt_closure
 from .arguments import fraction, nonnegative_int, positive_float, positive_int
 from .arguments import fail as cli_fail
 from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
-                       check_pretrained_architecture, data_files, error_flag, flag_name,
+                       check_kind_flags, check_pretrained_architecture, data_files, error_flag,
                        models_epilog, prepare, read_data, run_training)
 
 NAME = "train"
@@ -250,12 +250,11 @@ def _train_slt(args: argparse.Namespace, given: frozenset[str]) -> int:
     if isinstance(read, int):
         return read
     u, _ = read
+    code = check_kind_flags(args.kind, given, fail)
+    if code is not None:
+        return code
     if args.kind == "local":
         return _train_local(args, given, data, u, fail)
-    local = sorted(given & {"span", "noise_channels", "dealias"})
-    if local:
-        return fail(f"{flag_name(local[0])} is an option of the point-token model: give "
-                    f"--kind local")
     arch = {k: getattr(args, k) for k in SLT_ARCHITECTURE}
     init_model = None
     if args.init_from is not None:
@@ -291,14 +290,11 @@ def _check_windows(args: argparse.Namespace, u, data, fail) -> int | None:
 
 def _train_local(args: argparse.Namespace, given: frozenset[str], data, u, fail) -> int:
     """``hybrid train slt --kind local``: :func:`closures.slt.train_slt` with ``kind='local'``;
-    the TEPC flags are refused, the sizes left out take the point-token model's defaults."""
+    the TEPC flags are refused before (:func:`~hybrid.cli.training.check_kind_flags`), the sizes
+    left out take the point-token model's defaults."""
     from closures.slt import train_slt
     from closures.slt.local import LocalSLT
     from closures.slt.train import LOCAL_DEFAULTS
-    tepc = sorted(given & {"latent_points", "channels", "phase", "reencode"})
-    if tepc:
-        return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
-                    f"does not have")
     sizes = {k: getattr(args, k) if k in given else None for k in LOCAL_DEFAULTS}
     resolved = {k: LOCAL_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
     init_model = None

@@ -21,8 +21,9 @@ model's.
 ``--freeze``: the conditioning fixed at the identity (pre-training at one parameter value).
 ``--kind local``: the point-token model
 (:class:`closures.slt.local_conditioned.ConditionedLocalSLT`, ``hybrid train slt --kind local``
-with adaptive LayerNorms), which runs on profiles of any length (the runs may differ in length at
-one grid spacing: boxes of several sizes); the TEPC flags (``--latent-points``, ``--channels``, ``--phase``, ``--reencode``) do not apply.
+with adaptive LayerNorms), which runs on profiles of any length (the runs may differ in length
+at one grid spacing: boxes of several sizes); the TEPC flags (``--latent-points``,
+``--channels``, ``--phase``, ``--reencode``) do not apply.
 Defaults are ``hybrid train slt``'s (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10,
 4 members).
 
@@ -42,8 +43,8 @@ import functools
 from .arguments import positive_float
 from .arguments import fail as cli_fail
 from .training import (SLT_ARCHITECTURE, add_model_flags, check_ensemble_options,
-                       check_pretrained_architecture, data_files, error_flag, flag_name,
-                       run_training)
+                       check_kind_flags, check_pretrained_architecture, data_files, error_flag,
+                       flag_name, run_training)
 
 __all__ = ["add_arguments", "handler", "LR_FACTOR"]
 
@@ -113,21 +114,15 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
         return code
     # None: train_conditioned_slt's default, or with --pretrained the model's (equal if given)
     arch = {k: None if args.pretrained else getattr(args, k) for k in SLT_ARCHITECTURE}
+    code = check_kind_flags(args.kind, given, fail)
+    if code is not None:
+        return code
     if args.kind == "local":
-        tepc = sorted(given & {"latent_points", "channels", "phase", "reencode"})
-        if tepc:
-            return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
-                        f"does not have")
         for k in ("latent_points", "channels", "phase"):
             del arch[k]
         arch.update(kind="local", span=None if args.pretrained else args.span,
                     noise_channels=None if args.pretrained else args.noise_channels,
                     dealias=bool(args.dealias) and not args.pretrained)
-    else:
-        local = sorted(given & {"span", "noise_channels", "dealias"})
-        if local:
-            return fail(f"{flag_name(local[0])} is an option of the point-token model: give "
-                        f"--kind local")
     from closures.slt import train_conditioned_slt
 
     def train(datasets, out, **kwargs) -> dict:

@@ -4,7 +4,8 @@ slt-closure; :mod:`hybrid.cli.train_conditioned`: slt-conditioned): the flags ea
 and their defaults (:data:`MODEL_FLAGS`; added to the parser by :func:`add_model_flags`, listed
 in the help by :func:`models_epilog`), checked and filled in by :func:`prepare`, the
 ``--data`` files (:func:`data_files`), the ``--device`` and the data read (:func:`read_data`),
-the options of the ensemble models (:func:`check_ensemble_options`), the architecture flags
+the options of the ensemble models (:func:`check_ensemble_options`), the flags of one ``--kind``
+(:func:`check_kind_flags`), the architecture flags
 given with a pretrained model (:func:`check_pretrained_architecture`), the flag an architecture
 error is about (:func:`error_flag`), and the output checks, the training call and its report
 (:func:`run_training`).
@@ -28,7 +29,8 @@ from .arguments import EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["MODEL_FLAGS", "MODES", "SLT_ARCHITECTURE", "flag_name", "models_epilog",
            "add_model_flags", "prepare", "fill_defaults", "data_files", "read_data",
-           "check_ensemble_options", "check_pretrained_architecture", "error_flag",
+           "check_ensemble_options", "check_pretrained_architecture", "check_kind_flags",
+           "error_flag",
            "run_training"]
 
 # the architecture flags of an SLT (those of its config), with slt's defaults
@@ -184,6 +186,23 @@ def check_pretrained_architecture(args: argparse.Namespace, given: frozenset[str
         if k in given and getattr(args, k) != config.get(k):
             return fail(f"{flag_name(k)}: the architecture comes from {source}, whose {k} is "
                         f"{config.get(k)}; leave {flag_name(k)} out or give that value")
+    return None
+
+
+def check_kind_flags(kind: str, given: frozenset[str], fail) -> int | None:
+    """The flags ``given`` fit ``--kind``: with ``local`` none of the TEPC autoencoder's, with
+    ``latent`` none of the point-token model's. The exit code of ``fail`` naming the first that
+    does not, else None."""
+    if kind == "local":
+        tepc = sorted(given & {"latent_points", "channels", "phase", "reencode"})
+        if tepc:
+            return fail(f"{flag_name(tepc[0])} is about the TEPC autoencoder, which --kind local "
+                        f"does not have")
+        return None
+    local = sorted(given & {"span", "noise_channels", "dealias"})
+    if local:
+        return fail(f"{flag_name(local[0])} is an option of the point-token model: give "
+                    f"--kind local")
     return None
 
 
