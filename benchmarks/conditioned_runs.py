@@ -14,7 +14,9 @@ training value at or below, or at or above, D's), ``hybrid jets N D``. Written: 
 (per run: the Hellinger distances of the PDFs of U, ∂yU and ∂tU and their floors, mean jet
 number, zonal energy and its 95 % interval, fraction of time and residence time per jet number
 with the DNS's 95 % intervals, the neighbours' H(U) and jet numbers) and ``DIR/runs.md``, a
-table of them. Emulations and ``hybrid jets`` reports already in DIR (``emulation.json``,
+table of them. An unconditioned model (``--model`` an SLT, e.g. the pre-trained model of a
+fine-tuning) is run without ``--param``, at the parameters it was trained at; ``--params`` still
+names the runs' parameters. Emulations and ``hybrid jets`` reports already in DIR (``emulation.json``,
 ``jets.json``) are read, not made again, so a stopped run is continued by the same command.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from closures.slt.files import read_slt_card
 from hybrid.cli import main as hybrid
 
 from .provenance import run_header, write_results
@@ -131,7 +134,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="a conditioned emulator (name or path)")
+    p.add_argument("--model", required=True,
+                   help="an emulator (name or path), conditioned or not")
     p.add_argument("--params", required=True, help="its parameters, comma-separated")
     p.add_argument("--runs", nargs="+", type=Path, required=True, help="held-out DNS runs")
     p.add_argument("--neighbours", nargs="*", type=Path, default=[],
@@ -143,6 +147,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = [n.strip() for n in args.params.split(",")]
     train = {r: parameters(r, names) for r in args.neighbours}
+    conditioned = bool(read_slt_card(args.model)["config"].get("parameters"))
     rows = []
     for run in args.runs:
         name = f"{run.parent.name}/{run.name}"
@@ -154,7 +159,7 @@ def main(argv=None) -> int:
                       "--at", f"{s + 100:g}", "--members", str(args.members),
                       "--t-end", f"{s + args.span:g}", "--threads", str(args.threads),
                       "--overwrite", "--out", str(out)]
-            for k, v in pv.items():
+            for k, v in (pv.items() if conditioned else ()):
                 argv_e += ["--param", f"{k}={v!r}"]
             if hybrid(argv_e) != 0:
                 raise SystemExit(f"hybrid {shlex.join(argv_e)} failed")

@@ -62,5 +62,9 @@ run test-interp 11.3 5.66e-3 2 20000 2207
 run test-interp 22.6 2.83e-3 2 20000 2208
 run test-extrap 8 1.6e-2 2 20000 2303
 
+# Stage 3, the pre-training point (beta = 8, mu = 4e-3) held out for the forgetting test of
+# fine-tuning (docs/conditioned-slt.md, "Pre-training at one point, then fine-tuning").
+run test-pretrain 8 4e-3 2 20000 2501
+
 echo "finished $(date -u +%FT%TZ), failed runs: $failed"
 [ $failed -eq 0 ]

@@ -123,3 +123,23 @@ def test_generator_models_name_their_gain_and_steps():
     assert model_spec("m@steps=5") == ("m", None, 5) and model_spec("m") == ("m", None, None)
     with pytest.raises(ValueError, match="neither a gain nor steps"):
         model_spec("m@rate=2")
+
+
+def test_held_out_runs_are_judged_against_the_training_points_that_surround_them():
+    from benchmarks.conditioned_runs import neighbours, regime_hits
+    train = {f"b{b}-m{m}": {"beta": b, "mu": m} for b in (2, 4, 8) for m in (2e-3, 4e-3)}
+    # inside in both parameters: the four corners around it
+    assert neighbours({"beta": 5.66, "mu": 2.83e-3}, train) == [
+        "b4-m0.002", "b4-m0.004", "b8-m0.002", "b8-m0.004"]
+    # on a training value of mu: the two runs at that mu either side in beta
+    assert neighbours({"beta": 2.83, "mu": 4e-3}, train) == ["b2-m0.004", "b4-m0.004"]
+    # outside the range in beta: only the nearest end
+    assert neighbours({"beta": 64.0, "mu": 4e-3}, train) == ["b8-m0.004"]
+    regimes = {"1": {"fraction": 0.5, "fraction_dns": 0.4, "fraction_dns_95": [0.3, 0.6],
+                     "residence": 90.0, "residence_dns": 100.0, "residence_dns_95": [95, 110]},
+               "2": {"fraction": 0.5, "fraction_dns": 0.6, "fraction_dns_95": [0.4, 0.7],
+                     "residence": 50.0, "residence_dns": 60.0, "residence_dns_95": None},
+               "3": {"fraction": 0.1, "fraction_dns": 0.0, "fraction_dns_95": [0.0, 0.0],
+                     "residence": 10.0, "residence_dns": None, "residence_dns_95": None}}
+    # jet number 3 is never visited by the DNS and not judged; 2's residence has no interval
+    assert regime_hits(regimes) == (2, 3)
