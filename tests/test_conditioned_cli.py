@@ -12,7 +12,7 @@ import pytest
 from closures.slt import SLT, load_emulator, read_parameters, save_slt
 from hybrid.cli import main
 from hybrid.jets import count_jets, events, jet_statistics, read_profiles
-from hybrid.jets.sweep import jet_rates
+from hybrid.jets.sweep import comparison_table, emulator_at_dns, jet_rates
 
 TINY = ["--epochs", "1", "--batch", "64", "--window", "3", "--width", "8", "--heads", "2",
         "--layers", "1", "--hidden", "16", "--val-fraction", "0.25", "--threads", "1",
@@ -193,8 +193,40 @@ def test_sweep_writes_its_files_and_its_rates_are_those_of_hybrid_jets(model, ru
             ref["mergings"] / (shape[0] * shape[1] * 1.0))
         assert d["mean_jets"]["value"] == pytest.approx(
             sum(int(n) * f["records"] for n, f in ref["fraction"].items()))
+    # the runs sit at the ends of the range: the emulator there is the end values themselves
+    for d, v in zip(rep["dns"], (rep["values"][0], rep["values"][-1])):
+        for q in ("mean_jets", "merging_rate", "nucleation_rate"):
+            assert d["emulator_there"][q]["value"] == pytest.approx(v[q]["value"], rel=1e-12)
     table = (out / "sweep.md").read_text()
-    assert table.count("| emulator |") == 4 and table.count("| DNS ") == 2
+    assert table.count("| emulator |") == 4
+    assert table.count("| DNS ") == 3                   # two rows and the comparison's header
+    assert "Inside the DNS's 95 % interval: mean jets" in table
+
+
+def test_the_emulator_is_read_at_the_dns_values_in_the_sweeps_spacing():
+    def q(x, ci=None):
+        return {"value": x, "interval_95": ci}
+    values = [{"value": p, "mean_jets": q(y), "merging_rate": q(y / 1e3),
+               "nucleation_rate": q(0.0)} for p, y in ((1.0, 1.0), (4.0, 3.0))]
+    dns = [{"run": "a/trajectory.nc", "value": 2.0, "mean_jets": q(2.1, [2.05, 2.15]),
+            "merging_rate": q(2e-3, [1.5e-3, 2.5e-3]), "nucleation_rate": q(0.0)},
+           {"run": "b/trajectory.nc", "value": 8.0, "mean_jets": q(4.0, [3.9, 4.1]),
+            "merging_rate": q(0.0), "nucleation_rate": q(0.0)}]
+    rep = {"parameter": "beta", "range": [1.0, 4.0], "spacing": "log", "values": values,
+           "dns": dns}
+    counts = emulator_at_dns(rep)
+    there = dns[0]["emulator_there"]
+    # halfway in ln p from 1 to 4: (1 + 3)/2 = 2, not the value 1.667 of linear interpolation
+    assert there["mean_jets"]["value"] == pytest.approx(2.0)
+    assert there["mean_jets"]["inside_dns_95"] is False               # 2.0 is not in [2.05, 2.15]
+    assert there["merging_rate"]["inside_dns_95"] is True
+    assert there["nucleation_rate"]["inside_dns_95"] is None         # no interval: not judged
+    assert dns[1]["emulator_there"] is None                           # outside the swept range
+    assert counts == {"mean_jets": [0, 1], "merging_rate": [1, 1], "nucleation_rate": [0, 0]}
+    rep["spacing"] = "linear"
+    emulator_at_dns(rep)
+    assert dns[0]["emulator_there"]["mean_jets"]["value"] == pytest.approx(1 + 2 / 3)
+    assert "| a | 2 | 2.1 [2.05, 2.15] / 1.67 (out) | 2 [1.5, 2.5] / 1.67 (in) | 0 / 0 |" in comparison_table(rep)
 
 
 def test_sweep_names_bad_input_and_writes_nothing(model, runs, tmp_path, capsys):

@@ -35,8 +35,12 @@ each batch is decoded and counted before the next is stepped, so memory holds on
 profiles (``batch``, default: as many members as have 2²⁶ profile values) and the jet counts
 (int16, M × steps per value).
 
+DNS runs against the emulator (:func:`emulator_at_dns`): for every DNS run inside the swept range,
+each quantity of the emulator interpolated to the run's value (linearly in ln p for log spacing,
+in p for linear) and whether it falls inside the run's 95 % interval.
+
 Writes ``sweep.json`` (settings, definitions, every value and DNS run, the cost), ``sweep.md``
-(the table) and ``sweep.png`` (the three quantities against p, the emulator as a line with its
+(the tables) and ``sweep.png`` (the three quantities against p, the emulator as a line with its
 95 % band, the DNS runs as points with error bars).
 """
 from __future__ import annotations
@@ -55,7 +59,8 @@ from .report import JetsError, read_profiles
 from .statistics import save_interval
 
 __all__ = ["OUTPUTS", "SWEEP_DEFINITIONS", "sweep_values", "jet_rates", "segments_for",
-           "nearest_run", "sweep_files", "add_arguments", "run_sweep_cli", "sweep_table"]
+           "nearest_run", "sweep_files", "add_arguments", "run_sweep_cli", "sweep_table",
+           "emulator_at_dns", "comparison_table", "sweep_markdown"]
 
 OUTPUTS = ("sweep.json", "sweep.md", "sweep.png")
 MIN_SEGMENTS = 20                # bootstrap units per estimate: members × blocks ≥ this
@@ -76,6 +81,9 @@ SWEEP_DEFINITIONS = {
              "of every member dropped (records_dropped)",
     "seed": "value i's members: Emulator.rollout(history, steps, members, seed=seed + i, "
             "batch=batch) at its parameters",
+    "emulator_there": "per DNS run inside the swept range: the emulator's quantity "
+                      "interpolated to the run's value (linear in ln p for log spacing, in p "
+                      "for linear) and whether it is inside the run's 95 % interval",
 }
 
 
@@ -347,19 +355,78 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
            "batch": batch, "seed": seed, "prominence": prominence, "bootstrap": bootstrap,
            "t_min": t_min, "definitions": SWEEP_DEFINITIONS, "values": entries,
            "dns": dns_entries, "cost": cost}
+    emulator_at_dns(rep)
     rep = json_finite(rep)
     out.mkdir(parents=True, exist_ok=True)
-    table = sweep_table(rep)
     write_json(out / "sweep.json", rep, allow_nan=False)
-    (out / "sweep.md").write_text(
-        f"# Jets across {name}: {model}\n\nCommand: `{command}`  \nDate: {rep['date']}  \n"
-        f"{members} members × {steps} saves (every {interval:g}) per value, the first "
-        f"{drop} dropped; other parameters {_params_text(fixed) or 'none'}; rates per member "
-        f"per 10³ time units, 95 % bootstrap intervals.\n\n{table}\n", encoding="utf-8")
+    (out / "sweep.md").write_text(sweep_markdown(rep), encoding="utf-8")
     plots.plot_jet_sweep(rep, out / "sweep.png")
     rep["out"] = str(out)
-    rep["table"] = table
+    rep["table"] = sweep_table(rep)
     return rep
+
+
+def sweep_markdown(rep: dict) -> str:
+    """``sweep.md``: the settings, :func:`sweep_table` and :func:`comparison_table`."""
+    comparison = comparison_table(rep)
+    return (f"# Jets across {rep['parameter']}: {rep['model']}\n\nCommand: `{rep['command']}`  \n"
+            f"Date: {rep['date']}  \n{rep['members']} members × {rep['steps']} saves (every "
+            f"{rep['interval']:g}) per value, the first {rep['records_dropped']} dropped; other "
+            f"parameters {_params_text(rep['fixed']) or 'none'}; rates per member per 10³ time "
+            f"units, 95 % bootstrap intervals.\n\n{sweep_table(rep)}\n"
+            + (f"\nThe emulator at the DNS runs' values (interpolated), inside their 95 % "
+               f"intervals?\n\n{comparison}\n" if comparison else ""))
+
+
+def emulator_at_dns(rep: dict) -> dict:
+    """Each DNS entry of a sweep report gets ``emulator_there``: per quantity, the emulated
+    values interpolated to the run's value (in ln p for ``spacing`` log, else in p) and whether
+    that lies inside the run's 95 % interval; None for a run outside the swept range. Returns
+    the counts {quantity: [inside, judged]} (also ``rep['emulator_inside_dns_95']``)."""
+    xs = np.array([e["value"] for e in rep["values"]], dtype=float)
+    lo, hi = rep["range"]
+    log = rep["spacing"] == "log"
+    counts = {q: [0, 0] for q in QUANTITIES}
+    for d in rep["dns"]:
+        v = d["value"]
+        if not lo - 1e-9 * abs(lo) <= v <= hi + 1e-9 * abs(hi):
+            d["emulator_there"] = None
+            continue
+        there = {}
+        for q in QUANTITIES:
+            ys = np.array([e[q]["value"] for e in rep["values"]], dtype=float)
+            x = float(np.interp(np.log(v), np.log(xs), ys) if log else np.interp(v, xs, ys))
+            ci = d[q].get("interval_95")
+            inside = None if ci is None else bool(ci[0] <= x <= ci[1])
+            there[q] = {"value": x, "inside_dns_95": inside}
+            if inside is not None:
+                counts[q][0] += inside
+                counts[q][1] += 1
+        d["emulator_there"] = there
+    rep["emulator_inside_dns_95"] = counts
+    return counts
+
+
+def comparison_table(rep: dict) -> str:
+    """The markdown table of :func:`emulator_at_dns`: per DNS run inside the range, each
+    quantity's DNS value [95 %] and the emulator's there, with a count line; '' when no run
+    is inside."""
+    rows = [d for d in rep["dns"] if d.get("emulator_there")]
+    if not rows:
+        return ""
+    lines = [f"| DNS run | {rep['parameter']} | mean jets DNS / emulator | mergings / 10³ DNS / "
+             "emulator | nucleations / 10³ DNS / emulator |", "|---|---|---|---|---|"]
+    for d in rows:
+        cells = []
+        for q, scale in zip(QUANTITIES, (1.0, 1e3, 1e3)):
+            th = d["emulator_there"][q]
+            mark = {True: " (in)", False: " (out)", None: ""}[th["inside_dns_95"]]
+            cells.append(f"{_cell(d[q], scale)} / {th['value'] * scale:.3g}{mark}")
+        lines.append(f"| {_run_name(d['run'])} | {d['value']:.4g} | " + " | ".join(cells) + " |")
+    n = rep["emulator_inside_dns_95"]
+    lines.append("\nInside the DNS's 95 % interval: " + ", ".join(
+        f"{q.replace('_', ' ')} {n[q][0]} of {n[q][1]}" for q in QUANTITIES) + ".")
+    return "\n".join(lines)
 
 
 def _run_name(path: str) -> str:
