@@ -16,8 +16,9 @@ number, zonal energy and its 95 % interval, fraction of time and residence time 
 with the DNS's 95 % intervals, the neighbours' H(U) and jet numbers) and ``DIR/runs.md``, a
 table of them. An unconditioned model (``--model`` an SLT, e.g. the pre-trained model of a
 fine-tuning) is run without ``--param``, at the parameters it was trained at; ``--params`` still
-names the runs' parameters. Emulations and ``hybrid jets`` reports already in DIR (``emulation.json``,
-``jets.json``) are read, not made again, so a stopped run is continued by the same command.
+names the runs' parameters. Emulations and ``hybrid jets`` reports already in DIR
+(``emulation.json``, ``jets.json``) are read, not made again, so a stopped run is continued by
+the same command.
 """
 from __future__ import annotations
 
