@@ -13,7 +13,8 @@ neighbour run N (``--neighbours``: the training runs whose every parameter is th
 training value at or below, or at or above, D's), ``hybrid jets N D``. Written: ``DIR/runs.json``
 (per run: the Hellinger distances of the PDFs of U, ∂yU and ∂tU and their floors, mean jet
 number, zonal energy and its 95 % interval, fraction of time and residence time per jet number
-with the DNS's 95 % intervals, the neighbours' H(U) and jet numbers) and ``DIR/runs.md``, a
+with the DNS's 95 % intervals, the neighbours' H(U), jet numbers and regime counts (a neighbour
+at the run's own parameters gives the DNS-against-DNS scale of every number)) and ``DIR/runs.md``, a
 table of them. An unconditioned model (``--model`` an SLT, e.g. the pre-trained model of a
 fine-tuning) is run without ``--param``, at the parameters it was trained at; ``--params`` still
 names the runs' parameters. Emulations and ``hybrid jets`` reports already in DIR
@@ -170,7 +171,8 @@ def main(argv=None) -> int:
             j = summary(jets(nb, run, args.out / "neighbours" / name / nb.name))
             row["neighbours"].append({"run": str(nb), "parameters": train[nb],
                                       "hellinger_U": j["hellinger"]["U"],
-                                      "mean_jets": j["mean_jets"]})
+                                      "mean_jets": j["mean_jets"],
+                                      "regimes_in_dns_95": list(regime_hits(j["regimes"]))})
         rows.append(row)
         print(f"{name}: H(U) {row['emulator']['hellinger']['U']:.3f}", file=sys.stderr)
     header = run_header("benchmarks.conditioned_runs", argv)
