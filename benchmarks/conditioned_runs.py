@@ -144,6 +144,10 @@ def main(argv=None) -> int:
                    help="the training runs (the DNS a user would have without the emulator)")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--span", type=float, default=20000.0, help="time units emulated")
+    p.add_argument("--noise-memory", type=float, default=None,
+                   help="hybrid emulate's --noise-memory (default: the card's)")
+    p.add_argument("--spread-gain", type=float, default=None,
+                   help="hybrid emulate's --spread-gain (default: the card's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -163,6 +167,9 @@ def main(argv=None) -> int:
                       "--overwrite", "--out", str(out)]
             for k, v in (pv.items() if conditioned else ()):
                 argv_e += ["--param", f"{k}={v!r}"]
+            for flag, v in (("--noise-memory", args.noise_memory),
+                            ("--spread-gain", args.spread_gain)):
+                argv_e += [flag, f"{v!r}"] if v is not None else []
             if hybrid(argv_e) != 0:
                 raise SystemExit(f"hybrid {shlex.join(argv_e)} failed")
         row = {"name": name, "run": str(run), "parameters": pv,
