@@ -29,6 +29,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from closures.slt.conditioned import is_conditioned_config
 from closures.slt.files import read_slt_card
 from hybrid.cli import main as hybrid
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = [n.strip() for n in args.params.split(",")]
     train = {r: parameters(r, names) for r in args.neighbours}
-    conditioned = bool(read_slt_card(args.model)["config"].get("parameters"))
+    conditioned = is_conditioned_config(read_slt_card(args.model)["config"])
     rows = []
     for run in args.runs:
         name = f"{run.parent.name}/{run.name}"

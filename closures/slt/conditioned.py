@@ -146,7 +146,6 @@ class ConditionedTransformer(ConditioningSwitch, StochasticTransformer):
             for i in range(self.layers))
         if conditioning == "adaln":
             self.norm = AdaptiveLayerNorm(width, cond_dim, cond_hidden)
-        self.frozen = False
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None,
                 members: int = 1, noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -49,7 +49,6 @@ class ConditionedLocalTransformer(ConditioningSwitch, LocalTransformer):
             ConditionedBlock(width, heads, hidden, cond_dim, cond_hidden=cond_hidden,
                              window=span) for _ in range(self.layers))
         self.norm = AdaptiveLayerNorm(width, cond_dim, cond_hidden)
-        self.frozen = False
 
     def forward(self, u: torch.Tensor, cond: torch.Tensor,
                 generator: torch.Generator | None = None, members: int = 1,

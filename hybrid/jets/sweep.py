@@ -386,6 +386,8 @@ def emulator_at_dns(rep: dict) -> dict:
     xs = np.array([e["value"] for e in rep["values"]], dtype=float)
     lo, hi = rep["range"]
     log = rep["spacing"] == "log"
+    curves = {q: np.array([e[q]["value"] for e in rep["values"]], dtype=float)
+              for q in QUANTITIES}
     counts = {q: [0, 0] for q in QUANTITIES}
     for d in rep["dns"]:
         v = d["value"]
@@ -394,8 +396,8 @@ def emulator_at_dns(rep: dict) -> dict:
             continue
         there = {}
         for q in QUANTITIES:
-            ys = np.array([e[q]["value"] for e in rep["values"]], dtype=float)
-            x = float(np.interp(np.log(v), np.log(xs), ys) if log else np.interp(v, xs, ys))
+            x = float(np.interp(np.log(v), np.log(xs), curves[q]) if log
+                      else np.interp(v, xs, curves[q]))
             ci = d[q].get("interval_95")
             inside = None if ci is None else bool(ci[0] <= x <= ci[1])
             there[q] = {"value": x, "inside_dns_95": inside}
