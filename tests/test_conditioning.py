@@ -116,6 +116,29 @@ def test_local_attention_is_windowed_shift_equivariant_and_runs_on_other_lengths
         LocalAttention(8, 2, window=4)
 
 
+def test_local_attention_gradients_are_those_of_the_masked_full_attention():
+    """The banded computation trains as the masked one: the same gradients with respect to the
+    tokens, the extra token, the projections and the offset biases (the edge offsets too)."""
+    torch.manual_seed(3)
+    att = LocalAttention(8, 2, window=5).double()
+    with torch.no_grad():
+        att.bias.normal_()
+    for n, with_extra in ((12, False), (12, True), (3, True)):
+        x = torch.randn(2, n, 8, dtype=torch.float64, requires_grad=True)
+        extra = torch.randn(2, 1, 8, dtype=torch.float64, requires_grad=True) \
+            if with_extra else None
+        weight = torch.randn(2, n, 8, dtype=torch.float64)
+        grads = []
+        for f in (att, lambda *a: local_by_mask(att, *a)):
+            inputs = [x] + ([extra] if with_extra else [])
+            out = (f(x, extra) * weight).sum()
+            g = torch.autograd.grad(out, inputs + list(att.parameters()))
+            grads.append(g)
+        for a, b in zip(*grads):
+            assert float((a - b).abs().max()) < 1e-12
+        assert float(grads[0][-1].abs().max()) > 0            # the bias gets a gradient
+
+
 @torch.no_grad()
 def test_a_window_covering_the_profile_is_full_attention_with_the_same_weights():
     torch.manual_seed(1)

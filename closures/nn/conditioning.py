@@ -45,12 +45,14 @@ for tokens that are the points of a periodic profile).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from solvers.validate import integer
 
-from .attention import MultiHeadAttention, TransformerBlock, attend
+from .attention import MultiHeadAttention, TransformerBlock, softmax_last
 
 __all__ = ["AdaptiveLayerNorm", "LocalAttention", "ConcatConditionedAttention",
            "ConditionedBlock", "CONDITIONINGS", "check_conditioning", "local_offsets",
@@ -182,25 +184,38 @@ class LocalAttention(MultiHeadAttention):
                              f"on each side), got {window}")
         self.bias = nn.Parameter(torch.zeros(heads, window))
 
-    def band(self, n: int, extra: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
-        """The scores' bias (heads, n, extra + n): the learned bias of offset o at key
-        (i + o) mod n of query i, −inf at the keys outside the window, 0 at the ``extra``
-        tokens (first)."""
-        offsets = local_offsets(n, self.window).to(device)
-        idx = (torch.arange(n, device=device)[:, None] + offsets) % n        # (n, K)
-        out = torch.full((self.heads, n, extra + n), float("-inf"), device=device, dtype=dtype)
-        out[:, :, :extra] = 0
-        rows = torch.arange(n, device=device)[:, None].expand_as(idx)
-        out[:, rows, extra + idx] = self.bias[:, offsets + self.window // 2].to(dtype)[:, None]
-        return out
-
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        # dense scores with a banded bias: for profiles of up to a few hundred points about
-        # twice as fast on the CPU (forward and backward) as gathering each point's neighbours
         src = x if extra is None else torch.cat([extra.to(x.dtype), x], dim=1)
         q, k, v = self.split_heads(self.q(x), self.kv(src))                  # (B, h, ·, w)
         E = src.shape[1] - x.shape[1]
-        return self.merge_heads(attend(q, k, v, self.band(x.shape[1], E, x.device, q.dtype)))
+        return self.merge_heads(self.attend_band(q, k[:, :, E:], v[:, :, E:], k[:, :, :E],
+                                                 v[:, :, :E]))
+
+    def attend_band(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    k_extra: torch.Tensor, v_extra: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values (B, h, n, w) of the profile's points and the ``extra``
+        tokens' keys and values (B, h, E, w) → the outputs (B, h, n, w) (module docstring).
+
+        The K = 2r + 1 scores of each point are formed from K shifted slices of the keys padded
+        periodically to n + K − 1 points, and the output as a sum of K shifted slices of the
+        values: O(n K w) work, against O(n² w) for dense scores with a −inf band (on the CPU,
+        for n = 64, K = 9, w = 12: about 4× faster forward, 2× forward and backward)."""
+        n, w = q.shape[2], q.shape[3]
+        offsets = local_offsets(n, self.window).to(q.device)
+        K, E = offsets.numel(), k_extra.shape[2]
+        pad = (torch.arange(n + K - 1, device=q.device) + offsets[0]) % n
+        # contiguous copies: the slices below then run over contiguous memory (2× faster)
+        kp, vp = k[:, :, pad].contiguous(), v[:, :, pad].contiguous()       # (B, h, n+K−1, w)
+        qs = (q * (1.0 / math.sqrt(w))).contiguous()
+        s = torch.stack([(qs * kp[:, :, j:j + n]).sum(-1) for j in range(K)], dim=-1)
+        s = s + self.bias[:, offsets + self.window // 2].to(q.dtype)[:, None]  # (B, h, n, K)
+        if E:
+            s = torch.cat([qs @ k_extra.transpose(-1, -2), s], dim=-1)
+        p = softmax_last(s)
+        out = p[..., E:E + 1] * vp[:, :, :n]
+        for j in range(1, K):
+            out = out + p[..., E + j:E + j + 1] * vp[:, :, j:j + n]
+        return out + p[..., :E] @ v_extra if E else out
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, heads={self.heads}, window={self.window}"
