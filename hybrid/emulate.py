@@ -180,7 +180,8 @@ def emulate_slt(model, init, out, *, members: int, t_end: float, at: float | Non
                "at": src["t0"], "t_end": float(times[-1]), "interval": src["interval"],
                "members": members, "steps": steps, "seed": seed,
                "reencode": bool(reencode), "parameters": used,
-               "noise_memory": em.noise_memory, "spread_gain": em.spread_gain, "wall_s": wall,
+               "noise_memory": em.noise_memory, "spread_gain": em.spread_gain,
+               "compiled": em.compiled, "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * steps * src["interval"]),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

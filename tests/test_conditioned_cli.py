@@ -259,3 +259,44 @@ def test_sweep_names_bad_input_and_writes_nothing(model, runs, tmp_path, capsys)
         err = capsys.readouterr().err
         assert re.search(words, err), (argv, err)
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_interrupted_sweep_resumes_to_the_numbers_of_an_uninterrupted_one(
+        model, runs, tmp_path, capsys, monkeypatch):
+    from hybrid.jets import sweep as sweep_module
+    b2, b6 = runs
+    args = ["jets", "--sweep", str(model), "--param-range", "beta=2:6", "--points", "3",
+            "--members", "3", "--steps", "12", "--dns", str(b2), str(b6), "--persist", "3",
+            "--bootstrap", "100", "--threads", "1"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "sweep.json").read_text())
+    assert whole["cost"]["values_resumed"] == 0
+
+    save = sweep_module._save_value
+
+    def stop_after_the_second(folder, entry, common):
+        save(folder, entry, common)
+        if entry["index"] == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(sweep_module, "_save_value", stop_after_the_second)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--out", str(out)])
+    monkeypatch.undo()
+    assert sorted(p.name for p in (out / "values").iterdir()) == ["000.json", "001.json"]
+    assert not (out / "sweep.json").exists()
+    capsys.readouterr()
+    for extra, words in [([], "holds 2 finished values .* pass --resume"),
+                         (["--resume", "--overwrite"], "give one of them"),
+                         (["--resume", "--seed", "1"], r"000.json was made with seed = 0, "
+                                                       r"this sweep has 1")]:
+        assert main([*args, "--out", str(out), *extra]) == 2, extra
+        assert re.search(words, capsys.readouterr().err), extra
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    resumed = json.loads((out / "sweep.json").read_text())
+    assert resumed["cost"]["values_resumed"] == 2
+    assert not (out / "values").exists()                      # removed once sweep.json is written
+    for a, b in zip(whole["values"], resumed["values"]):
+        a.pop("wall_s"), b.pop("wall_s")
+        assert a == b
+    assert [d["mean_jets"] for d in whole["dns"]] == [d["mean_jets"] for d in resumed["dns"]]

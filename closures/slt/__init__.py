@@ -26,7 +26,7 @@ from .local import LocalSLT
 from .local_conditioned import ConditionedLocalSLT
 from .files import CARD_FORMAT, ModelFileError, load_slt, read_slt_card, save_slt
 from .model import DEFAULT_WEIGHTS, SLT, StochasticTransformer, ensemble_loss
-from .rollout import Emulator, load_emulator
+from .rollout import Emulator, check_compiler, load_emulator
 from .train import read_profiles, train_slt
 from .train_closure import train_slt_closure
 from .train_conditioned import read_parameters, train_conditioned_slt

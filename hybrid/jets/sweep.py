@@ -42,10 +42,19 @@ in p for linear) and whether it falls inside the run's 95 % interval.
 Writes ``sweep.json`` (settings, definitions, every value and DNS run, the cost), ``sweep.md``
 (the tables) and ``sweep.png`` (the three quantities against p, the emulator as a line with its
 95 % band, the DNS runs as points with error bars).
+
+Resuming. Every finished value is written at once to ``values/NNN.json`` in the output folder
+(its entry and the settings that decide it); ``resume=True`` (``--resume``) reuses those whose
+settings are the run's and emulates the rest, so an interrupted sweep loses at most the value it
+was at, and a resumed sweep's numbers are those of an uninterrupted one. A file made with other
+settings is an error naming it and the first setting that differs. The folder is removed once
+``sweep.json`` is written. ``compile=True`` compiles the emulator's transformer
+(:class:`closures.slt.Emulator`).
 """
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -63,6 +72,7 @@ __all__ = ["OUTPUTS", "SWEEP_DEFINITIONS", "sweep_values", "jet_rates", "segment
            "emulator_at_dns", "comparison_table", "sweep_markdown"]
 
 OUTPUTS = ("sweep.json", "sweep.md", "sweep.png")
+PARTIAL = "values"               # the folder of the finished values of an unfinished sweep
 MIN_SEGMENTS = 20                # bootstrap units per estimate: members × blocks ≥ this
 BATCH_VALUES = 1 << 26           # profile values (members × steps × points) decoded at once
 QUANTITIES = ("mean_jets", "merging_rate", "nucleation_rate")
@@ -159,12 +169,68 @@ def nearest_run(value: float, values) -> int:
     return int(np.argmin(np.abs(v - value)))
 
 
+# ------------------------------------------------------------------------------ resuming
+
+def _value_settings(entry: dict, common: dict) -> dict:
+    """What decides a value's numbers: the sweep's ``common`` settings and the entry's own."""
+    keys = ("index", "value", "parameters", "seed", "start", "smooth_k", "persist")
+    return {**common, **{k: entry[k] for k in keys}}
+
+
+def _save_value(folder: Path, entry: dict, common: dict) -> None:
+    """A finished value's entry and settings, written atomically to ``folder/NNN.json``."""
+    from solvers.files import json_finite, write_json
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / f"{entry['index']:03d}.json",
+               json_finite({"settings": _value_settings(entry, common), "entry": entry}),
+               allow_nan=False)
+
+
+def _finished_values(folder: Path, entries: list, common: dict, resume: bool,
+                     overwrite: bool) -> dict:
+    """The entries of the values finished by an earlier run of this sweep (index → entry) when
+    ``resume``; JetsError when ``folder`` holds values and neither ``resume`` nor
+    ``overwrite`` is given, or when a file's settings differ from this sweep's. With
+    ``overwrite`` the folder is emptied."""
+    import json
+    files = sorted(folder.glob("[0-9][0-9][0-9].json")) if folder.is_dir() else []
+    if overwrite:
+        for f in files:
+            f.unlink()
+        return {}
+    if files and not resume:
+        raise JetsError(f"--out: {folder} holds {len(files)} finished values of an unfinished "
+                        f"sweep; pass --resume to continue it or --overwrite to start again")
+    done = {}
+    for e in entries:
+        f = folder / f"{e['index']:03d}.json"
+        if not f.is_file():
+            continue
+        try:
+            saved = json.loads(f.read_text(encoding="utf-8"))
+            settings, entry = saved["settings"], saved["entry"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise JetsError(f"--resume: {f} is not a value of a sweep ({err})") from None
+        want = json.loads(json.dumps(_value_settings(e, common)))
+        for k, v in want.items():
+            if settings.get(k) != v:
+                raise JetsError(f"--resume: {f} was made with {k} = {settings.get(k)!r}, this "
+                                f"sweep has {v!r}; use another --out, or --overwrite")
+        done[e["index"]] = entry
+    return done
+
+
 # ------------------------------------------------------------------------------ checks
 
-def _load_model(model, threads):
-    from closures.slt import ModelFileError, load_emulator
+def _load_model(model, threads, compile: bool = False):
+    from closures.slt import ModelFileError, check_compiler, load_emulator
+    if compile:
+        try:
+            check_compiler(what="--compile")
+        except ValueError as e:
+            raise JetsError(str(e)) from None
     try:
-        em = load_emulator(model, threads=threads)
+        em = load_emulator(model, threads=threads, compile=compile)
     except (ModelFileError, OSError, ValueError) as e:
         raise JetsError(f"--sweep: {e}") from None
     if not em.parameter_names:
@@ -230,15 +296,17 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
                 burn_in: float = 0.0, smooth_k: float | None = None, prominence: float = 0.1,
                 persist: float | None = None, batch: int | None = None,
                 threads: int | None = None, bootstrap: int = 2000, seed: int = 0,
-                overwrite: bool = False, progress: bool = False,
-                command: str | None = None) -> dict:
+                overwrite: bool = False, resume: bool = False, compile: bool = False,
+                progress: bool = False, command: str | None = None) -> dict:
     """``hybrid jets --sweep`` from Python (module docstring): the conditioned emulator
     ``model`` (a shipped name or a path) at ``points`` values of ``param_range`` = (name, lo,
     hi), its other parameters at ``fixed``, ``members`` members of ``steps`` saves each, from
     ``init`` or the nearest of the ``dns`` runs (whose statistics are computed too, from
     ``t_min`` on). Every input and the output folder are checked first (JetsError naming the
     argument, nothing written); then writes :data:`OUTPUTS` into ``out`` and returns the report.
-    ``progress``: a line per value on stderr."""
+    ``resume``: reuse the finished values of an interrupted sweep in ``out``; ``compile``:
+    compile the emulator's transformer (module docstring); ``progress``: a line per value on
+    stderr."""
     from solvers import validate
     from solvers.files import check_output_folder, json_finite, write_json
 
@@ -264,7 +332,10 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
         values, spacing = sweep_values(param_range[1], param_range[2], points, spacing)
     except ValueError as e:
         raise JetsError(f"--param-range {param_range[0]}: {e}") from None
-    em = _load_model(model, threads)
+    if resume and overwrite:
+        raise JetsError("--resume continues the sweep in --out, --overwrite starts it again: "
+                        "give one of them")
+    em = _load_model(model, threads, compile)
     name, fixed = _parameters(em.parameter_names, param_range, dict(fixed or {}))
     dns_runs = _dns_runs(list(dns), em.parameter_names, fixed, t_min)
     if init is None and not dns_runs:
@@ -313,11 +384,20 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
                                   what="--out")
     except (TypeError, FileExistsError, NotADirectoryError, PermissionError) as e:
         raise JetsError(str(e)) from None
+    common = {"model": str(model), "members": members, "steps": steps, "batch": batch,
+              "records_dropped": drop, "prominence": prominence, "bootstrap": bootstrap,
+              "compiled": bool(compile)}
+    done = _finished_values(out / PARTIAL, entries, common, resume, overwrite)
 
     # --- the emulated values
     started = time.perf_counter()
-    cost = {"emulation_s": 0.0, "counting_s": 0.0}
+    cost = {"emulation_s": 0.0, "counting_s": 0.0, "values_resumed": len(done)}
     for e in entries:
+        if e["index"] in done:
+            e.update(done[e["index"]])
+            cost["emulation_s"] += e["wall_s"]["emulation"]
+            cost["counting_s"] += e["wall_s"]["counting"]
+            continue
         src = sources[e["start"]]
         t = src["t0"] + interval * np.arange(1, steps + 1)
         counts = np.empty((members, steps), dtype=np.int16)
@@ -334,6 +414,7 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
                  start_time=src["t0"], wall_s={"emulation": wall - spent, "counting": spent})
         cost["emulation_s"] += wall - spent
         cost["counting_s"] += spent
+        _save_value(out / PARTIAL, e, common)
         if progress:
             print(f"hybrid jets --sweep: {e['index'] + 1}/{len(entries)} {name}={e['value']:.4g}:"
                   f" {e['mean_jets']['value']:.3g} jets, {e['merging_rate']['events']} mergings, "
@@ -352,7 +433,8 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
            "model": str(model), "parameter": name, "range": [float(values[0]), float(values[-1])],
            "spacing": spacing, "fixed": fixed, "points": len(entries), "members": members,
            "steps": steps, "interval": interval, "burn_in": burn_in, "records_dropped": drop,
-           "batch": batch, "seed": seed, "prominence": prominence, "bootstrap": bootstrap,
+           "batch": batch, "compiled": bool(compile), "seed": seed, "prominence": prominence,
+           "bootstrap": bootstrap,
            "t_min": t_min, "definitions": SWEEP_DEFINITIONS, "values": entries,
            "dns": dns_entries, "cost": cost}
     emulator_at_dns(rep)
@@ -361,6 +443,7 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
     write_json(out / "sweep.json", rep, allow_nan=False)
     (out / "sweep.md").write_text(sweep_markdown(rep), encoding="utf-8")
     plots.plot_jet_sweep(rep, out / "sweep.png")
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)
     rep["out"] = str(out)
     rep["table"] = sweep_table(rep)
     return rep
@@ -518,6 +601,11 @@ def add_arguments(p) -> None:
     g.add_argument("--batch", type=positive_int, default=None,
                    help="members stepped and decoded together (default: 2^26 profile values)")
     g.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep in --out, reusing its finished values")
+    g.add_argument("--compile", action="store_true",
+                   help="compile the emulator's transformer with torch.compile (needs a C++ "
+                        "compiler on the CPU)")
 
 
 def run_sweep_cli(args) -> int:
@@ -553,4 +641,4 @@ def _sweep_from(args) -> dict:
                        smooth_k=args.smooth_k, prominence=args.prominence,
                        persist=args.persist, batch=args.batch, threads=args.threads,
                        bootstrap=args.bootstrap, seed=args.seed, overwrite=args.overwrite,
-                       progress=True, command=" ".join(getattr(args, "argv", ["hybrid", "jets"])))
+                       resume=args.resume, compile=args.compile, progress=True, command=" ".join(getattr(args, "argv", ["hybrid", "jets"])))
