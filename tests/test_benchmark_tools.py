@@ -143,3 +143,25 @@ def test_held_out_runs_are_judged_against_the_training_points_that_surround_them
                      "residence": 10.0, "residence_dns": None, "residence_dns_95": None}}
     # jet number 3 is never visited by the DNS and not judged; 2's residence has no interval
     assert regime_hits(regimes) == (2, 3)
+
+
+def test_paired_bootstrap_of_hellinger_distances_tells_a_shift_from_sampling():
+    """Gaussian samples in blocks: B drawn like A gives a ratio interval holding 1; B shifted by
+    half a standard deviation is further, its difference interval above 0; the point values are
+    the distances of the pooled histograms."""
+    from benchmarks.hellinger_difference import block_histograms, paired_bootstrap
+    from hybrid.jets.statistics import fixed_bins, hellinger_from_probabilities, pdf
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, 4000, 4))
+    a = rng.standard_normal((4, 2000, 4))
+    same = rng.standard_normal((4, 2000, 4))
+    shifted = 0.5 + rng.standard_normal((4, 2000, 4))
+    edges = fixed_bins(ref, 40)
+    hr, ha = block_histograms(ref, edges, 5), block_histograms(a, edges, 5)
+    assert hr.shape == (10, 40) and ha.shape == (20, 40) and ha.sum() == a.size
+    r = paired_bootstrap(ha, block_histograms(same, edges, 5), hr, resamples=400)
+    assert r["A"] == pytest.approx(hellinger_from_probabilities(pdf(a, edges), pdf(ref, edges)))
+    lo, hi = r["ratio_95"]
+    assert lo < 1 < hi
+    s = paired_bootstrap(ha, block_histograms(shifted, edges, 5), hr, resamples=400)
+    assert s["difference_95"][0] > 0 and s["ratio_95"][0] > 1.5
