@@ -12,7 +12,7 @@ import pytest
 from closures.slt import SLT, load_emulator, read_parameters, save_slt
 from hybrid.cli import main
 from hybrid.jets import count_jets, events, jet_statistics, read_profiles
-from hybrid.jets.sweep import comparison_table, emulator_at_dns, jet_rates
+from hybrid.jets.sweep import comparison_table, emulator_at_dns, jet_rates, saves_dropped
 
 TINY = ["--epochs", "1", "--batch", "64", "--window", "3", "--width", "8", "--heads", "2",
         "--layers", "1", "--hidden", "16", "--val-fraction", "0.25", "--threads", "1",
@@ -201,6 +201,14 @@ def test_sweep_writes_its_files_and_its_rates_are_those_of_hybrid_jets(model, ru
     assert table.count("| emulator |") == 4
     assert table.count("| DNS ") == 3                   # two rows and the comparison's header
     assert "Inside the DNS's 95 % interval: mean jets" in table
+
+
+def test_the_burn_in_drops_whole_saves_despite_a_rounded_interval():
+    assert saves_dropped(3000.0, 9.99999999985448) == 300       # the interval as stored
+    assert saves_dropped(3000.0, 10.0) == 300
+    assert saves_dropped(3001.0, 10.0) == 301
+    assert saves_dropped(0.0, 10.0) == 0
+    assert saves_dropped(2.0, 1.0) == 2
 
 
 def test_the_emulator_is_read_at_the_dns_values_in_the_sweeps_spacing():
