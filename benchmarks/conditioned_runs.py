@@ -19,16 +19,20 @@ table of them. An unconditioned model (``--model`` an SLT, e.g. the pre-trained 
 fine-tuning) is run without ``--param``, at the parameters it was trained at; ``--params`` still
 names the runs' parameters. Emulations and ``hybrid jets`` reports already in DIR
 (``emulation.json``, ``jets.json``) are read, not made again, so a stopped run is continued by
-the same command.
+the same command; an emulation made with other settings (model, members, start, end,
+parameters, noise memory or spread gain: :func:`same_emulation`) is made again, and its
+``hybrid jets`` report with it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
 
+from closures.base import online_setting
 from closures.slt.conditioned import is_conditioned_config
 from closures.slt.files import read_slt_card
 from hybrid.cli import main as hybrid
@@ -61,12 +65,30 @@ def neighbours(p: dict, train: dict[Path, dict]) -> list[Path]:
     return sorted(r for r, q in train.items() if all(q[n] in pick[n] for n in p))
 
 
-def jets(run: Path, ref: Path, out: Path) -> dict:
-    """``hybrid jets RUN REF --out OUT`` (unless done) and its jets.json."""
-    if not (out / "jets.json").is_file():
-        if hybrid(["jets", str(run), str(ref), "--out", str(out)]) != 0:
+def jets(run: Path, ref: Path, out: Path, again: bool = False) -> dict:
+    """``hybrid jets RUN REF --out OUT`` (unless done, or ``again``) and its jets.json."""
+    if again or not (out / "jets.json").is_file():
+        if hybrid(["jets", str(run), str(ref), "--out", str(out), "--overwrite"]) != 0:
             raise SystemExit(f"hybrid jets {run} {ref} failed")
     return json.loads((out / "jets.json").read_text())
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    return a == b
+
+
+def same_emulation(folder: Path, expected: dict) -> bool:
+    """Whether ``folder/emulation.json`` exists and records every setting of ``expected`` (numbers
+    to a relative 1e-6: a start asked at t = 850 is the record at 849.9999999998)."""
+    try:
+        made = json.loads((folder / "emulation.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all(k in made and _same(made[k], v) for k, v in expected.items())
 
 
 def mean_jets(side: dict) -> float:
@@ -154,14 +176,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = [n.strip() for n in args.params.split(",")]
     train = {r: parameters(r, names) for r in args.neighbours}
-    conditioned = is_conditioned_config(read_slt_card(args.model)["config"])
+    card = read_slt_card(args.model)
+    conditioned = is_conditioned_config(card["config"])
+    online = {"noise_memory": online_setting(card, "noise_memory", args.noise_memory, 0.0),
+              "spread_gain": online_setting(card, "spread_gain", args.spread_gain, 1.0)}
     rows = []
     for run in args.runs:
         name = f"{run.parent.name}/{run.name}"
         pv = parameters(run, names)
         s = first_time(run)
         out = args.out / run.parent.name / run.name
-        if not (out / "emulation.json").is_file():
+        again = not same_emulation(out, {
+            "model": card.get("name", "emulator"), "members": args.members, "at": s + 100,
+            "t_end": s + args.span, "parameters": pv if conditioned else None, **online})
+        if again:
             argv_e = ["emulate", "slt", "--model", str(args.model), "--init", str(run),
                       "--at", f"{s + 100:g}", "--members", str(args.members),
                       "--t-end", f"{s + args.span:g}", "--threads", str(args.threads),
@@ -174,7 +202,7 @@ def main(argv=None) -> int:
             if hybrid(argv_e) != 0:
                 raise SystemExit(f"hybrid {shlex.join(argv_e)} failed")
         row = {"name": name, "run": str(run), "parameters": pv,
-               "emulator": summary(jets(out, run, out / "jets")), "neighbours": []}
+               "emulator": summary(jets(out, run, out / "jets", again)), "neighbours": []}
         for nb in neighbours(pv, train):
             j = summary(jets(nb, run, args.out / "neighbours" / name / nb.name))
             row["neighbours"].append({"run": str(nb), "parameters": train[nb],

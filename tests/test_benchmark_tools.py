@@ -145,6 +145,24 @@ def test_held_out_runs_are_judged_against_the_training_points_that_surround_them
     assert regime_hits(regimes) == (2, 3)
 
 
+def test_an_emulation_is_reused_only_when_made_with_the_same_settings(tmp_path):
+    import json
+
+    from benchmarks.conditioned_runs import same_emulation
+    made = {"model": "u8", "members": 4, "at": 849.9999999997747, "t_end": 20749.99999971019,
+            "parameters": {"beta": 8.0, "mu": 0.004}, "noise_memory": 0.0, "spread_gain": 1.0,
+            "wall_s": 6.6}
+    (tmp_path / "emulation.json").write_text(json.dumps(made))
+    want = {"model": "u8", "members": 4, "at": 850.0, "t_end": 20750.0,
+            "parameters": {"beta": 8.0, "mu": 4e-3}, "noise_memory": 0.0, "spread_gain": 1.0}
+    assert same_emulation(tmp_path, want)                   # record times within round-off
+    for key, other in (("noise_memory", 0.1), ("spread_gain", 0.9), ("members", 8),
+                       ("model", "u4"), ("at", 860.0), ("parameters", {"beta": 5.66, "mu": 4e-3}),
+                       ("parameters", {"beta": 8.0})):
+        assert not same_emulation(tmp_path, {**want, key: other}), key
+    assert not same_emulation(tmp_path / "none", want)     # nothing made yet
+
+
 def test_paired_bootstrap_of_hellinger_distances_tells_a_shift_from_sampling():
     """Gaussian samples in blocks: B drawn like A gives a ratio interval holding 1; B shifted by
     half a standard deviation is further, its difference interval above 0; the point values are
