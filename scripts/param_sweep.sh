@@ -65,6 +65,8 @@ run test-extrap 8 1.6e-2 2 20000 2303
 # Stage 3, the pre-training point (beta = 8, mu = 4e-3) held out for the forgetting test of
 # fine-tuning (docs/conditioned-slt.md, "Pre-training at one point, then fine-tuning").
 run test-pretrain 8 4e-3 2 20000 2501
+# ... and a longer sample of it (8 members) that can resolve a 10 % change of a distance
+run test-pretrain-long 8 4e-3 8 20000 2502
 
 echo "finished $(date -u +%FT%TZ), failed runs: $failed"
 [ $failed -eq 0 ]
