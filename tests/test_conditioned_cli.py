@@ -271,9 +271,15 @@ def test_sweep_names_bad_input_and_writes_nothing(model, runs, tmp_path, capsys)
 
 def test_an_interrupted_sweep_resumes_to_the_numbers_of_an_uninterrupted_one(
         model, runs, tmp_path, capsys, monkeypatch):
+    import torch
+
     from hybrid.jets import sweep as sweep_module
     b2, b6 = runs
-    args = ["jets", "--sweep", str(model), "--param-range", "beta=2:6", "--points", "3",
+    copy = tmp_path / "model" / model.name                   # a copy whose weights can change
+    copy.parent.mkdir()
+    for f in model.parent.glob(model.name + ".*"):
+        (copy.parent / f.name).write_bytes(f.read_bytes())
+    args = ["jets", "--sweep", str(copy), "--param-range", "beta=2:6", "--points", "3",
             "--members", "3", "--steps", "12", "--dns", str(b2), str(b6), "--persist", "3",
             "--bootstrap", "100", "--threads", "1"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
@@ -300,6 +306,16 @@ def test_an_interrupted_sweep_resumes_to_the_numbers_of_an_uninterrupted_one(
                                                        r"this sweep has 1")]:
         assert main([*args, "--out", str(out), *extra]) == 2, extra
         assert re.search(words, capsys.readouterr().err), extra
+    # other weights under the same path are another setting
+    weights = copy.parent / (copy.name + ".pt")
+    original = weights.read_bytes()
+    state = torch.load(weights, weights_only=True)
+    first = next(iter(state))
+    state[first] = state[first] + 1e-3
+    torch.save(state, weights)
+    assert main([*args, "--out", str(out), "--resume"]) == 2
+    assert "was made with weights = " in capsys.readouterr().err
+    weights.write_bytes(original)
     assert main([*args, "--out", str(out), "--resume"]) == 0
     resumed = json.loads((out / "sweep.json").read_text())
     assert resumed["cost"]["values_resumed"] == 2

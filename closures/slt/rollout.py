@@ -27,7 +27,7 @@ Compilation. ``compile=True`` compiles the model's transformer in place with
 ``torch.compile`` (``nn.Module.compile``; on the CPU, inductor writes and builds C++, so a C++
 compiler must be on the PATH or named by ``CXX``: checked when the emulator is made). The first
 step of each batch size pays the compilation (about 30 s for the shipped point-token model);
-after that a step of the point-token emulator is about 2× faster on one CPU thread. A compiled
+after that a step of the point-token emulator is 1.8× faster on one CPU thread. A compiled
 rollout repeats bit for bit with the same seed and batch; it agrees with the eager one to
 round-off (about 1e-6 of U's scale), not bit for bit. The parameters of a conditioned model
 enter as a tensor argument, so other values reuse the compiled code.

@@ -64,7 +64,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: the model card's online value, else 1)")
     p.add_argument("--compile", action="store_true",
                    help="compile the transformer with torch.compile (about 30 s once, then "
-                        "about 2x faster steps for the point-token model on one CPU thread; "
+                        "1.8x faster steps for the point-token model on one CPU thread; "
                         "needs a C++ compiler on the CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 

@@ -44,11 +44,11 @@ Writes ``sweep.json`` (settings, definitions, every value and DNS run, the cost)
 95 % band, the DNS runs as points with error bars).
 
 Resuming. Every finished value is written at once to ``values/NNN.json`` in the output folder
-(its entry and the settings that decide it); ``resume=True`` (``--resume``) reuses those whose
-settings are the run's and emulates the rest, so an interrupted sweep loses at most the value it
-was at, and a resumed sweep's numbers are those of an uninterrupted one. A file made with other
-settings is an error naming it and the first setting that differs. The folder is removed once
-``sweep.json`` is written. ``compile=True`` compiles the emulator's transformer
+(its entry and the settings that decide it, the weights' SHA-256 among them); ``resume=True``
+(``--resume``) reuses those whose settings are the run's and emulates the rest, so an
+interrupted sweep loses at most the value it was at, and a resumed sweep's numbers are those of
+an uninterrupted one. A file made with other settings is an error naming it and the first
+setting that differs. The folder is removed once ``sweep.json`` is written. ``compile=True`` compiles the emulator's transformer
 (:class:`closures.slt.Emulator`).
 """
 from __future__ import annotations
@@ -181,6 +181,17 @@ def _value_settings(entry: dict, common: dict) -> dict:
     """What decides a value's numbers: the sweep's ``common`` settings and the entry's own."""
     keys = ("index", "value", "parameters", "seed", "start", "smooth_k", "persist")
     return {**common, **{k: entry[k] for k in keys}}
+
+
+def _weights_digest(model) -> str:
+    """SHA-256 of a model's weights (names and values): a value made by other weights, under
+    the same path, is not reused."""
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _save_value(folder: Path, entry: dict, common: dict) -> None:
@@ -390,7 +401,8 @@ def sweep_files(model, param_range: tuple[str, float, float], out, *, fixed: dic
                                   what="--out")
     except (TypeError, FileExistsError, NotADirectoryError, PermissionError) as e:
         raise JetsError(str(e)) from None
-    common = {"model": str(model), "members": members, "steps": steps, "batch": batch,
+    common = {"model": str(model), "weights": _weights_digest(em.model), "members": members,
+              "steps": steps, "batch": batch,
               "records_dropped": drop, "prominence": prominence, "bootstrap": bootstrap,
               "compiled": bool(compile)}
     done = _finished_values(out / PARTIAL, entries, common, resume, overwrite)
