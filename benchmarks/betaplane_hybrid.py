@@ -23,12 +23,13 @@ import json
 import re
 from pathlib import Path
 
+from hybrid.jets.statistics import VARIABLE_LABELS
+
 from .provenance import run_header, write_results
 
 PRESET = "betaplane-hybrid"
 NAMES = ("none", "smagorinsky", "leith", "dynamic-smagorinsky", "ldm-mean", "ldm", "pcdm",
          "slt-closure")
-LABELS = {"U": "U", "dUdy": "∂yU", "dUdt": "∂tU"}
 
 
 def row_folder(row: str) -> str:
@@ -150,7 +151,8 @@ def markdown(r: dict) -> str:
     floor = next((v["floor"] for v in r["rows"].values() if "floor" in v), None)
     if floor:
         lines += ["", "Floor (the reference's halves): " + ", ".join(
-            f"H({LABELS.get(k, k)}) {x:.3f}" for k, x in floor.items() if x is not None) + "."]
+            f"H({VARIABLE_LABELS.get(k, k)}) {x:.3f}" for k, x in floor.items()
+            if x is not None) + "."]
     numbers = sorted(numbers, key=int)
     lines += ["", "Fraction of time with each jet number (episodes, as `hybrid jets` reports them "
               "and as the reference's 95 % intervals are computed), and mean residence time:", "",

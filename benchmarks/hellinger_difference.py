@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.jets import read_profiles
-from hybrid.jets.statistics import (VARIABLES, fixed_bins, hellinger_from_probabilities, pdf,
-                                    variable)
+from hybrid.jets.statistics import (VARIABLE_LABELS, VARIABLES, fixed_bins,
+                                    hellinger_from_probabilities, pdf, variable)
 
 from .provenance import run_header, write_results
 
@@ -83,7 +83,6 @@ def main(argv=None) -> dict:
         edges = fixed_bins(x[2])
         h = [block_histograms(v, edges, args.blocks) for v in x]
         r[name] = paired_bootstrap(*h, resamples=args.resamples, seed=args.seed)
-    labels = {"U": "U", "dUdy": "∂yU", "dUdt": "∂tU"}
     lines = [f"# Hellinger distances of two runs to one reference ({r['date']}, "
              f"{r['machine']})", "", f"Command: `{r['command']}`", "",
              f"A = `{args.run_a}`, B = `{args.run_b}`, reference `{args.reference}`; "
@@ -92,7 +91,7 @@ def main(argv=None) -> dict:
              "|---|---|---|---|---|"]
     for name in VARIABLES:
         v = r[name]
-        lines.append(f"| {labels[name]} | {v['A']:.3f} | {v['B']:.3f} | {v['difference']:+.3f} "
+        lines.append(f"| {VARIABLE_LABELS[name]} | {v['A']:.3f} | {v['B']:.3f} | {v['difference']:+.3f} "
                      f"[{v['difference_95'][0]:+.3f}, {v['difference_95'][1]:+.3f}] | "
                      f"{v['ratio']:.2f} [{v['ratio_95'][0]:.2f}, {v['ratio_95'][1]:.2f}] |")
     write_results(args.out, "hellinger_difference", r, "\n".join(lines) + "\n")

@@ -245,9 +245,9 @@ def plot_jet_hovmoller(panels, path, title: str = "") -> Path:
 def plot_jet_pdfs(pdfs: dict, path) -> Path:
     """PDFs of U, ∂yU and ∂tU of a run and its reference on the reference's bins
     (:func:`hybrid.jets.pdf_distances`), the Hellinger distance and floor in each title."""
-    labels = {"U": "U", "dUdy": "∂yU", "dUdt": "∂tU"}
+    from .jets.statistics import VARIABLE_LABELS
     fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
-    for ax, (name, label) in zip(axes, labels.items()):
+    for ax, (name, label) in zip(axes, VARIABLE_LABELS.items()):
         p = pdfs[name]
         edges = np.asarray(p["edges"], float)
         centres, width = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)

@@ -12,9 +12,10 @@ from ..compare.distances import hellinger_from_probabilities
 
 __all__ = ["VARIABLES", "as_profiles", "save_interval", "d_dy", "d_dt", "variable", "variables",
            "fixed_bins", "pdf", "split_halves", "pdf_distances", "spectrum", "zonal_energy",
-           "mean_interval", "SPACING_RTOL", "SAME_RTOL"]
+           "mean_interval", "SPACING_RTOL", "SAME_RTOL", "VARIABLE_LABELS"]
 
 VARIABLES = ("U", "dUdy", "dUdt")
+VARIABLE_LABELS = {"U": "U", "dUdy": "∂yU", "dUdt": "∂tU"}      # for tables and figures
 SPACING_RTOL = 0.1      # a record interval may differ from the median by this fraction (a run
                         # loop may land a record one step early or late)
 SAME_RTOL = 0.01        # two files share a save interval when their medians differ by at most this
