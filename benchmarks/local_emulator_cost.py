@@ -41,14 +41,20 @@ MODEL = "slt-local-conditioned-betaplane"
 PARAMS = {"beta": 8.0, "mu": 4e-3, "L": 2 * math.pi}
 
 
-def dense_band(att: LocalAttention, x: torch.Tensor) -> torch.Tensor:
-    """The local attention as dense n × n scores plus the window's bias, −inf outside it."""
+def dense_band(att: LocalAttention, x: torch.Tensor,
+               extra: torch.Tensor | None = None) -> torch.Tensor:
+    """The local attention written as full attention with dense n × n scores plus the window's
+    bias, −inf outside it (0 at the ``extra`` tokens): the masked form, independent of the
+    module's banded computation (the tests check the module against it)."""
     n, r = x.shape[1], att.window // 2
-    q, k, v = att.split_heads(att.q(x), att.kv(x))
+    src = x if extra is None else torch.cat([extra, x], dim=1)
+    q, k, v = att.split_heads(att.q(x), att.kv(src))
     i = torch.arange(n)
     bias = torch.full((att.heads, n, n), -math.inf, dtype=x.dtype)
     for o in local_offsets(n, att.window).tolist():
         bias[:, i, (i + o) % n] = att.bias[:, o + r, None].to(x.dtype)
+    if extra is not None:
+        bias = torch.cat([torch.zeros(att.heads, n, extra.shape[1], dtype=x.dtype), bias], -1)
     return att.merge_heads(attend(q, k, v, bias[None]))
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from closures.nn.attention import MultiHeadAttention, TransformerBlock, attend
-from closures.nn.conditioning import (AdaptiveLayerNorm, ConditionedBlock, LocalAttention,
-                                      local_offsets)
+from benchmarks.local_emulator_cost import dense_band
+from closures.nn.attention import MultiHeadAttention, TransformerBlock
+from closures.nn.conditioning import AdaptiveLayerNorm, ConditionedBlock, LocalAttention
 from closures.slt import (SLT, ConditionedSLT, ConditionedTransformer, Emulator,
                           ModelFileError, ensemble_loss, load_emulator, load_slt,
                           read_parameters, save_slt, train_conditioned_slt, train_slt)
@@ -74,22 +74,6 @@ def test_adaln_is_the_layernorm_at_initialisation_and_depends_on_c_after_a_step(
 
 # --- local attention --------------------------------------------------------------------------
 
-def local_by_mask(att: LocalAttention, x, extra=None):
-    """The local attention written as full attention with an additive bias matrix: the offset
-    bias inside the window, −inf outside (independent of the module's gather)."""
-    n, r = x.shape[1], att.window // 2
-    src = x if extra is None else torch.cat([extra, x], dim=1)
-    q, k, v = att.split_heads(att.q(x), att.kv(src))
-    i = torch.arange(n)
-    offsets = local_offsets(n, att.window)
-    bias = torch.full((att.heads, n, n), -math.inf, dtype=x.dtype)
-    for o in offsets.tolist():
-        bias[:, i, (i + o) % n] = att.bias[:, o + r, None].to(x.dtype)
-    if extra is not None:
-        bias = torch.cat([torch.zeros(att.heads, n, extra.shape[1], dtype=x.dtype), bias], -1)
-    return att.merge_heads(attend(q, k, v, bias[None]))
-
-
 @torch.no_grad()
 def test_local_attention_is_windowed_shift_equivariant_and_runs_on_other_lengths():
     torch.manual_seed(0)
@@ -101,7 +85,7 @@ def test_local_attention_is_windowed_shift_equivariant_and_runs_on_other_lengths
         for extra in (None, noise):
             y = att(x, extra)
             assert y.shape == x.shape
-            assert float((y - local_by_mask(att, x, extra)).abs().max()) < 1e-12
+            assert float((y - dense_band(att, x, extra)).abs().max()) < 1e-12
             for s in (1, n // 2 + 1):                        # cyclic shifts, to round-off
                 ys = att(torch.roll(x, s, 1), extra)
                 assert float((ys - torch.roll(y, s, 1)).abs().max()) < 1e-12
@@ -129,7 +113,7 @@ def test_local_attention_gradients_are_those_of_the_masked_full_attention():
             if with_extra else None
         weight = torch.randn(2, n, 8, dtype=torch.float64)
         grads = []
-        for f in (att, lambda *a: local_by_mask(att, *a)):
+        for f in (att, lambda *a: dense_band(att, *a)):
             inputs = [x] + ([extra] if with_extra else [])
             out = (f(x, extra) * weight).sum()
             g = torch.autograd.grad(out, inputs + list(att.parameters()))
