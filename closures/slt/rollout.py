@@ -273,8 +273,6 @@ def load_emulator(name_or_path, device="cpu", threads: int | None = None,
     ``train_slt`` or ``train_conditioned_slt``; ``params``: the parameters of a conditioned
     model (e.g. ``{'beta': 8.0}``), checked here; ``noise_memory``, ``spread_gain``: the
     online settings; ``compile``: compile the transformer (module docstring)."""
-    if compile:
-        check_compiler(device)
     return Emulator(load_slt(name_or_path, device=device), device=device, threads=threads,
                     params=params, noise_memory=noise_memory, spread_gain=spread_gain,
                     compile=compile)
