@@ -108,7 +108,7 @@ def main(argv=None) -> dict:
     s.step(int(round(100.0 / s.dt)))
     dns = _median_time(lambda: s.step(args.dns_steps), args.repeats) / (
         args.dns_steps * s.dt * 16)
-    interval = 10.0
+    interval = load_emulator(MODEL).interval                  # the data's save interval
     r["dns_s_per_member_time_unit"] = dns
     r["dns_over_emulator"] = {k: dns * interval / v for k, v in roll.items()}
     a = r["attention"]
