@@ -21,7 +21,8 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
 * the cost per member per time unit.
 
 A model given as ``NAME@G`` runs with residual gain G, ``NAME@G@steps=S`` (or ``NAME@steps=S``)
-with S DDIM steps per block (``EnsembleGenerator.generate``).
+with S sampler steps per block, ``NAME@sampler=dpm2m`` with another sampler
+(``EnsembleGenerator.generate``).
 ``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
 --at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
 member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
@@ -71,22 +72,26 @@ def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
     return n
 
 
-def model_spec(text: str) -> tuple[str, float | None, int | None]:
-    """'NAME[@G][@steps=S]' → (NAME, G or None, S or None); ValueError naming the part."""
+def model_spec(text: str) -> tuple[str, dict]:
+    """'NAME[@G][@steps=S][@sampler=M]' → (NAME, the keywords of ``EnsembleGenerator.generate``
+    given: ``residual_gain``, ``steps``, ``method``); ValueError naming the part."""
     name, *parts = text.split("@")
-    gain = steps = None
+    kw = {}
     for part in parts:
         key, sep, value = part.rpartition("=")
         try:
             if key == "steps":
-                steps = int(value)
+                kw["steps"] = int(value)
+            elif key == "sampler" and value:
+                kw["method"] = value
             elif not sep or key == "gain":
-                gain = float(value)
+                kw["residual_gain"] = float(value)
             else:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--model {text}: {part!r} is neither a gain nor steps=S") from None
-    return name, gain, steps
+            raise ValueError(f"--model {text}: {part!r} is neither a gain, steps=S nor "
+                             f"sampler=M") from None
+    return name, kw
 
 
 def main(argv=None) -> dict:
@@ -142,9 +147,8 @@ def main(argv=None) -> dict:
             em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members, seed=1)
             big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         else:
-            stem, gain, sample_steps = model_spec(path)
+            stem, kw = model_spec(path)
             gen = load_generator(stem, threads=args.threads)
-            kw = dict(residual_gain=gain, steps=sample_steps)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
             t1 = time.perf_counter()

@@ -56,7 +56,7 @@ def read_conditioning(run, member: int = 0, at: float | None = None,
 def generate_ensemble(model, run, out, *, members: int, member: int = 0,
                       at: float | None = None, t_end: float | None = None, seed: int = 0,
                       batch: int | None = None, steps: int | None = None,
-                      method: str = "ddim", threads: int | None = None,
+                      method: str | None = None, threads: int | None = None,
                       overwrite: bool = False, residual_gain: float | None = None) -> dict:
     """Generate an ensemble around member ``member`` of ``run`` and write :data:`OUTPUTS` to
     ``out`` (module docstring). ``model``: a shipped model's name, a path, or a
@@ -74,6 +74,7 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
                                                                             threads=threads)
     src = read_conditioning(run, member, at, t_end)
     check_source(src, gen.points, gen.interval, "RUN", "generates")
+    method = gen.method(method)
     steps = gen.sample_steps(steps, method)
     gain = gen.residual_gain(residual_gain)
     t0 = time.perf_counter()

@@ -118,10 +118,11 @@ def test_jet_rows_take_les_settings_and_online_rows_count_their_targets():
 
 def test_generator_models_name_their_gain_and_steps():
     from benchmarks.eldm_ensembles import model_spec
-    assert model_spec("runs/m@0.5") == ("runs/m", 0.5, None)
-    assert model_spec("m@gain=0.7@steps=10") == ("m", 0.7, 10)
-    assert model_spec("m@steps=5") == ("m", None, 5) and model_spec("m") == ("m", None, None)
-    with pytest.raises(ValueError, match="neither a gain nor steps"):
+    assert model_spec("runs/m@0.5") == ("runs/m", {"residual_gain": 0.5})
+    assert model_spec("m@gain=0.7@steps=10") == ("m", {"residual_gain": 0.7, "steps": 10})
+    assert model_spec("m@steps=5@sampler=dpm2m") == ("m", {"steps": 5, "method": "dpm2m"})
+    assert model_spec("m") == ("m", {})
+    with pytest.raises(ValueError, match="neither a gain, steps=S nor sampler"):
         model_spec("m@rate=2")
 
 

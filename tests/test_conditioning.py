@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from benchmarks.local_emulator_cost import dense_band
-from closures.nn.attention import MultiHeadAttention, TransformerBlock
+from closures.nn.attention import FUSED_KEYS, MultiHeadAttention, TransformerBlock, attend
 from closures.nn.conditioning import AdaptiveLayerNorm, ConditionedBlock, LocalAttention
 from closures.slt import (SLT, ConditionedSLT, ConditionedTransformer, Emulator,
                           ModelFileError, ensemble_loss, load_emulator, load_slt,
@@ -121,6 +121,31 @@ def test_local_attention_gradients_are_those_of_the_masked_full_attention():
         for a, b in zip(*grads):
             assert float((a - b).abs().max()) < 1e-12
         assert float(grads[0][-1].abs().max()) > 0            # the bias gets a gradient
+
+
+def test_attention_on_many_keys_takes_the_fused_kernel_with_the_same_values_and_gradients():
+    """attend() switches to torch's fused kernel from FUSED_KEYS keys on (no bias): values and
+    gradients equal softmax(q·kᵀ/√w) v by torch.softmax, on strided heads as the blocks pass
+    them, just below and at the switch; with a bias it stays written out."""
+    torch.manual_seed(4)
+    for S in (FUSED_KEYS - 1, FUSED_KEYS, 2 * FUSED_KEYS):
+        qkv = torch.randn(3, 5, S, 2, 4, dtype=torch.float64)          # (q|k|v, B, S, h, w)
+        q, k, v = (t.transpose(1, 2).requires_grad_() for t in qkv)      # (B, h, S, w), strided
+        ref_q, ref_k, ref_v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+        weight = torch.randn(5, 2, S, 4, dtype=torch.float64)
+        out = (attend(q, k, v) * weight).sum()
+        ref = (torch.softmax(ref_q @ ref_k.transpose(-1, -2) / 2.0, -1) @ ref_v * weight).sum()
+        out.backward()
+        ref.backward()
+        assert abs(out.item() - ref.item()) < 1e-12
+        for a, b in ((q, ref_q), (k, ref_k), (v, ref_v)):
+            assert float((a.grad - b.grad).abs().max()) < 1e-12
+    bias = torch.zeros(1, 1, 1, FUSED_KEYS, dtype=torch.float64)
+    bias[..., 0] = -math.inf
+    q, k, v = torch.randn(3, 2, 1, 3, FUSED_KEYS, 4, dtype=torch.float64)
+    w = torch.softmax(q @ k.transpose(-1, -2) / 2.0 + bias, -1)
+    assert torch.allclose(attend(q, k, v, bias), w @ v, atol=1e-14, rtol=0)
+    assert float(w[..., 0].abs().max()) == 0.0
 
 
 @torch.no_grad()

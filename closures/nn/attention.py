@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from solvers.validate import integer
@@ -31,7 +32,9 @@ from solvers.validate import integer
 from .diffusion import draw_noise
 
 __all__ = ["MultiHeadAttention", "TransformerBlock", "attend", "softmax_last",
-           "sinusoidal_positions", "check_heads"]
+           "sinusoidal_positions", "check_heads", "FUSED_KEYS"]
+
+FUSED_KEYS = 32     # from this many keys on (and without a bias) attend() calls torch's kernel
 
 
 def check_heads(heads: int, width: int) -> int:
@@ -68,7 +71,15 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
            bias: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention of queries q (…, T, w) on keys k and values v (…, S, w):
     softmax_S(q·kᵀ/√w + bias) v, shape (…, T, w). ``bias`` (broadcast to (…, T, S)) is added to
-    the scores, −inf masking a key out."""
+    the scores, −inf masking a key out.
+
+    Written out (:func:`softmax_last`) for short rows; with S ≥ :data:`FUSED_KEYS` keys and no
+    bias, torch's fused ``scaled_dot_product_attention`` (equal to round-off). Measured on one CPU
+    thread, 1000 samples × 4 heads of width 16: the written-out form is 2–3× faster forward at
+    S = 5–11 keys, the fused kernel 2.3× faster at S = 33 and 68 (and in a whole denoiser pass on
+    strided heads, S = 36, 1.8×)."""
+    if bias is None and k.shape[-2] >= FUSED_KEYS:
+        return F.scaled_dot_product_attention(q, k, v)
     s = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(q.shape[-1]))
     if bias is not None:
         s = s + bias

@@ -31,7 +31,23 @@ and a DDIM step from T to T − T/S multiplies an error δ of ε̂ by √(ᾱ_p/
 from τ_S = T − T/S + 1 the factor is about 2, and starting there from N(0, I) neglects a signal
 of √ᾱ_{τ_S} ≈ 0.01–0.03 of the data's scale.
 
-``clip`` (optional, both samplers) bounds x̂_0 to [−clip, clip]; the ancestral step is then the
+DPM-Solver++(2M) (Lu et al. 2022; :meth:`DDPM.dpm2m`), deterministic, from the same start τ_S
+as DDIM down to τ = 1 on steps evenly spaced in λ = ln(α/σ), α = √ᾱ, σ = √(1 − ᾱ) (the nearest
+whole steps; :func:`log_snr_timesteps`). With the data prediction x̂_0 as above and
+h = λ_p − λ_τ::
+
+    x ← (σ_p/σ_τ) x + α_p (1 − e^{−h}) D,   D = (1 + 1/2r) x̂_0 − (1/2r) x̂_0',
+
+with x̂_0' the previous step's prediction and r = h'/h the ratio of the previous step to this
+one; D = x̂_0 (first order) on the first step and on the last (to ᾱ_p = 1, where the update is
+x = x̂_0). First order everywhere is DDIM exactly (on these steps); the two-step D makes the
+error of the probability-flow integration second order in the step, for one network pass per step
+like DDIM. On a Gaussian whose flow map is known in closed form (data N(μ, s²), s = 0.1 … 1.2) it
+is: 10 steps give the spread within 3 % where DDIM on its 'leading' steps is 10–46 % low
+(tested); on 'leading' steps the 2M update overshoots at few steps (spread up to 26 % high at 10
+steps), which is why it takes λ-even steps.
+
+``clip`` (optional, every sampler) bounds x̂_0 to [−clip, clip]; the ancestral step is then the
 posterior mean of q(x_{t−1} | x_t, x̂_0) (equal to the ε form above without the bound), DDIM uses
 the ε consistent with the bounded x̂_0.
 
@@ -49,10 +65,10 @@ from torch import nn
 
 from solvers.validate import integer, number
 
-__all__ = ["DDPM", "cosine_alpha_bar", "ddim_timesteps", "draw_noise", "remember_noise",
-           "METHODS"]
+__all__ = ["DDPM", "cosine_alpha_bar", "ddim_timesteps", "log_snr_timesteps", "draw_noise",
+           "remember_noise", "METHODS"]
 
-METHODS = ("ddim", "ancestral")
+METHODS = ("ddim", "ancestral", "dpm2m")
 COSINE_OFFSET = 0.008
 MAX_BETA = 0.999
 
@@ -74,6 +90,28 @@ def ddim_timesteps(steps: int, sample_steps: int) -> list[int]:
     T = integer("steps", steps, 1)
     S = integer("sample_steps", sample_steps, 1, T)
     return [1 + (i * T) // S for i in range(S - 1, -1, -1)]
+
+
+def log_snr_timesteps(alpha_bar: torch.Tensor, sample_steps: int) -> list[int]:
+    """S descending steps from τ_S = 1 + ⌊(S − 1)·T/S⌋ (DDIM's start) to 1, spaced evenly in
+    λ = ½ ln(ᾱ/(1 − ᾱ)) of ``alpha_bar`` (entries t = 0 … T) and rounded to the nearest whole
+    step; where rounding makes two equal (near t = 1, where λ changes fastest), the later one is
+    moved to the next free step, so there are always S distinct steps."""
+    T = alpha_bar.shape[0] - 1
+    S = integer("sample_steps", sample_steps, 1, T)
+    start = ddim_timesteps(T, S)[0]
+    if S == 1:
+        return [start]
+    ab = alpha_bar[1:start + 1].double()
+    lam = 0.5 * (ab.log() - torch.log1p(-ab))                       # λ at t = 1 … start
+    want = torch.linspace(float(lam[0]), float(lam[-1]), S, dtype=torch.float64)
+    t = (torch.argmin((lam[None, :] - want[:, None]).abs(), dim=1) + 1).tolist()  # ascending
+    for i in range(1, S):                                           # distinct, upwards …
+        t[i] = max(t[i], t[i - 1] + 1)
+    t[-1] = start
+    for i in range(S - 2, -1, -1):                                  # … and below the start
+        t[i] = min(t[i], t[i + 1] - 1)
+    return t[::-1]
 
 
 def remember_noise(previous, fresh, rho: float):
@@ -99,6 +137,11 @@ def draw_noise(shape: Sequence[int], generator, device=None,
         raise ValueError(f"{len(gens)} generators for a batch of {shape[0]}")
     return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype)
                         .to(device) for g in gens])
+
+
+def _log_snr(alpha_bar: float) -> float:
+    """λ = ln(√ᾱ/√(1 − ᾱ))."""
+    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
 
 
 class DDPM(nn.Module):
@@ -207,11 +250,40 @@ class DDPM(nn.Module):
                 x = x + sigma * noise[i]
         return x
 
+    def dpm2m(self, eps_fn: EpsFn, x: torch.Tensor, sample_steps: int,
+              clip: float | None = None) -> torch.Tensor:
+        """DPM-Solver++(2M) from x (B, …) at τ_S over :func:`log_snr_timesteps` (module
+        docstring); deterministic, one call of ``eps_fn`` per step."""
+        taus = log_snr_timesteps(self.alpha_bar, sample_steps)
+        ab_all = self.alpha_bar
+        x0_prev, h_prev = None, None
+        for i, tau in enumerate(taus):
+            tt = torch.full((x.shape[0],), tau, dtype=torch.long, device=x.device)
+            eps = eps_fn(x, tt)
+            ab = float(ab_all[tau])
+            x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+            if clip is not None:
+                x0 = x0.clamp(-clip, clip)
+            if i + 1 == len(taus):                       # to ᾱ = 1: x = x̂_0
+                return x0
+            ab_p = float(ab_all[taus[i + 1]])
+            lam, lam_p = _log_snr(ab), _log_snr(ab_p)
+            h = lam_p - lam
+            d = x0
+            if x0_prev is not None:
+                c = h / (2 * h_prev)                     # 1/(2r), r = h'/h
+                d = (1 + c) * x0 - c * x0_prev
+            x = (math.sqrt((1 - ab_p) / (1 - ab))) * x + math.sqrt(ab_p) * (-math.expm1(-h)) * d
+            x0_prev, h_prev = x0, h
+        return x
+
     def noise_draws(self, method: str, sample_steps: int | None = None,
                     eta: float = 0.0) -> int:
         """How many N(0, I) draws of the sample's shape a sampler uses, the start included."""
         if method == "ancestral":
             return self.steps
+        if method == "dpm2m":
+            return 1
         if method != "ddim":
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         S = self.steps if sample_steps is None else sample_steps
@@ -220,9 +292,9 @@ class DDPM(nn.Module):
     def sample(self, eps_fn: EpsFn, shape: Sequence[int], generator=None, *,
                method: str = "ddim", sample_steps: int | None = None, eta: float = 0.0,
                clip: float | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
-        """Samples of ``shape`` (B, …) by ``method`` ('ddim': ``sample_steps`` steps, default T;
-        'ancestral': T steps), every draw from ``generator`` (one, or a list of B generators:
-        :func:`draw_noise`), the start first."""
+        """Samples of ``shape`` (B, …) by ``method`` ('ddim' or 'dpm2m': ``sample_steps`` steps,
+        default T; 'ancestral': T steps), every draw from ``generator`` (one, or a list of B
+        generators: :func:`draw_noise`), the start first."""
         shape = tuple(int(s) for s in shape)
         count = self.noise_draws(method, sample_steps, eta)
         z = draw_noise((shape[0], count) + shape[1:], generator, device, dtype)
@@ -230,4 +302,6 @@ class DDPM(nn.Module):
         if method == "ancestral":
             return self.ancestral(eps_fn, z[0], z[1:], clip)
         S = self.steps if sample_steps is None else sample_steps
+        if method == "dpm2m":
+            return self.dpm2m(eps_fn, z[0], S, clip)
         return self.ddim(eps_fn, z[0], S, eta, z[1:] if eta > 0 else None, clip)

@@ -2,7 +2,8 @@
 diffusion ensemble generator (the work is in :mod:`hybrid.ldm_ensemble`).
 
     hybrid ensemble RUN --model NAME|PATH --members M --out DIR [--member I] [--at T]
-                    [--t-end T] [--seed S] [--batch B] [--steps N] [--sampler ddim|ancestral]
+                    [--t-end T] [--seed S] [--batch B] [--steps N]
+                    [--sampler ddim|dpm2m|ancestral]
                     [--residual-gain G] [--threads N] [--overwrite]
 
 RUN is a run with ``zonal_mean_u`` (``hybrid dns PRESET --record zonal-mean``, a file or its
@@ -44,10 +45,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=None,
                    help="members generated together (default all)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="DDIM steps per sample (default: the model card's)")
-    p.add_argument("--sampler", choices=("ddim", "ancestral"), default="ddim",
-                   help="ddim (deterministic, --steps steps; default) or ancestral (every "
-                        "diffusion step)")
+                   help="sampler steps per sample, ddim or dpm2m (default: the model card's)")
+    p.add_argument("--sampler", choices=("ddim", "dpm2m", "ancestral"), default=None,
+                   help="ddim (deterministic, first order), dpm2m (DPM-Solver++(2M): "
+                        "deterministic, second order, so fewer --steps) or ancestral (every "
+                        "diffusion step); default: the model card's")
     p.add_argument("--residual-gain", type=nonnegative_float, default=None, metavar="G",
                    help="members z_c + G·r: G < 1 pulls them towards the conditioning run "
                         "(default: the model card's online value, else 1)")
