@@ -104,7 +104,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--members", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cost-members", type=int, default=1000,
-                    help="members generated together for the cost per member (one start)")
+                    help="members generated for the cost per member (one start; 0: not "
+                         "measured; benchmarks.eldm_cost times the generators against the DNS "
+                         "in one process)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     from closures.ensemble_ldm import load_generator
@@ -143,17 +145,20 @@ def main(argv=None) -> dict:
             sets[name] = [np.concatenate([np.repeat(U[:1, :1], members, 0), em.rollout(
                 _history(src, at, em.window), steps, members, seed=5000 + i)], 1)
                 for i, (U, at) in enumerate(zip(starts, p["short"]))]
-            t1 = time.perf_counter()
-            em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members, seed=1)
-            big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
+            if args.cost_members:
+                t1 = time.perf_counter()
+                em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members,
+                           seed=1)
+                big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         else:
             stem, kw = model_spec(path)
             gen = load_generator(stem, threads=args.threads)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
-            t1 = time.perf_counter()
-            gen.generate(starts[0][0], args.cost_members, seed=1, **kw)
-            big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
+            if args.cost_members:
+                t1 = time.perf_counter()
+                gen.generate(starts[0][0], args.cost_members, seed=1, **kw)
+                big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
         walls[name] = (time.perf_counter() - t0) / (len(starts) * members * steps * dt)
     runs = [json.loads((d / "run.json").read_text()) for d in folders]
     walls["dns"] = float(np.mean([q["timings"]["wall_s"] / (q["members"] * q["simulated_time"])
@@ -163,7 +168,7 @@ def main(argv=None) -> dict:
     ref_events = events_per_member(ref, t, L)
     ref_spec = spectrum(ref)
     r = dict(run_header("benchmarks.eldm_ensembles", argv), starts=len(starts),
-             members=members, save_interval=dt, models={},
+             members=members, cost_members=args.cost_members, save_interval=dt, models={},
              data="validation" if args.validation else "test")
     pooled_dns = pool_scores([ensemble_scores(X, y, lead, seed=i)
                               for i, (X, y) in enumerate(zip(sets["dns"], truths))])
@@ -227,11 +232,13 @@ def markdown(r: dict) -> str:
             lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
     row("spectrum rel. error, modes 1–10", lambda m: f"{m['spectrum_rel_error_modes_1_10']:.3f}")
     row("s per member per time unit", lambda m: f"{m['s_per_member_per_time_unit']:.3g}")
-    row("the same, 1000 members together", lambda m: (
-        f"{m['s_per_member_per_time_unit_batched']:.3g}" if m['s_per_member_per_time_unit_batched']
-        else ""))
-    row("DNS / this, 1000 together", lambda m: (f"{m['cheaper_than_dns_batched']:.3g}"
-                                              if m['cheaper_than_dns_batched'] else ""))
+    n_cost = r.get("cost_members", 1000)
+    if n_cost:
+        row(f"the same, {n_cost} members", lambda m: (
+            f"{m['s_per_member_per_time_unit_batched']:.3g}"
+            if m['s_per_member_per_time_unit_batched'] else ""))
+        row(f"DNS / this, {n_cost} members", lambda m: (
+            f"{m['cheaper_than_dns_batched']:.3g}" if m['cheaper_than_dns_batched'] else ""))
     return (f"# Ensembles around one run ({r['date']})\n\nCommand: `{r['command']}`\n\n"
             f"{r['starts']} {r.get('data', 'test')} starts, {r['members']} members each\n\n"
             f"{head}\n"

@@ -295,6 +295,17 @@ def test_same_seed_same_ensemble(mode):
     np.testing.assert_array_equal(gen.generate(Uc, 3, seed=3, steps=10), flat)
     with pytest.raises(ValueError, match="residual_gain"):
         gen.generate(Uc, 2, residual_gain=-0.5)
+    # the default batch: ⌊4096/(K + H)⌋ members, at most the ensemble, and the members it makes
+    # are those of one batch; the sampler comes from the card unless given
+    K, H = m.context, m.horizon
+    assert gen.default_batch(10_000) == 4096 // (K + H) and gen.default_batch(3) == 3
+    gen.model.card = {"sampler": {"method": "dpm2m", "steps": 10}}
+    two_m = gen.generate(Uc, 5, seed=3)
+    np.testing.assert_array_equal(two_m, gen.generate(Uc, 5, seed=3, method="dpm2m", steps=10))
+    np.testing.assert_allclose(gen.generate(Uc, 5, seed=3, batch=5), two_m, atol=1e-5)
+    assert float(np.abs(two_m[:, 1:] - a[:, 1:]).max()) > 1e-4            # not DDIM's
+    with pytest.raises(ValueError, match="method must be one of"):
+        gen.generate(Uc, 2, method="euler")
 
 
 # --- both modes end to end ----------------------------------------------------------------
