@@ -23,6 +23,12 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
 A model given as ``NAME@G`` runs with residual gain G, ``NAME@G@steps=S`` (or ``NAME@steps=S``)
 with S sampler steps per block, ``NAME@sampler=dpm2m`` with another sampler
 (``EnsembleGenerator.generate``).
+``--model dns-pairs[@G]`` is no model but the law a generator of residuals around one run aims
+at: members U_c + G·(U_i − U_j), with (i, j) random pairs of distinct DNS members of the same
+start (:func:`pair_residual_members`). A generator that learns r = z − z_c exactly but cannot
+tell from the conditioning run where the ensemble mean lies makes members like these (G = 1);
+their spread is √2 times a DNS ensemble's for Gaussian members, and G = 1/√2 matches the
+spread at the price of calibration.
 ``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
 --at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
 member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
@@ -70,6 +76,18 @@ def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
     for e in ev:
         n[e["member"]] += 1
     return n
+
+
+PAIRS = "dns-pairs"
+
+
+def pair_residual_members(U: np.ndarray, members: int, gain: float,
+                          rng: np.random.Generator) -> np.ndarray:
+    """U (DNS members, time, y) of one start, member 0 the conditioning run → ``members``
+    members U_0 + gain·(U_i − U_j), each with its own random pair i ≠ j of members 1 …
+    ``members`` (the residual between two DNS members, around the conditioning run)."""
+    pairs = [rng.choice(members, 2, replace=False) + 1 for _ in range(members)]
+    return np.stack([U[0] + gain * (U[i] - U[j]) for i, j in pairs])
 
 
 def model_spec(text: str) -> tuple[str, dict]:
@@ -150,6 +168,10 @@ def main(argv=None) -> dict:
                 em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members,
                            seed=1)
                 big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
+        elif model_spec(path)[0] == PAIRS:
+            gain = model_spec(path)[1].get("residual_gain", 1.0)
+            sets[name] = [pair_residual_members(U, members, gain, np.random.default_rng(7000 + i))
+                          for i, U in enumerate(starts)]
         else:
             stem, kw = model_spec(path)
             gen = load_generator(stem, threads=args.threads)

@@ -1,6 +1,8 @@
 """Helpers of the diffusion-closure benchmarks: spectrum standard errors, configuration parsing."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -184,3 +186,25 @@ def test_paired_bootstrap_of_hellinger_distances_tells_a_shift_from_sampling():
     assert lo < 1 < hi
     s = paired_bootstrap(ha, block_histograms(shifted, edges, 5), hr, resamples=400)
     assert s["difference_95"][0] > 0 and s["ratio_95"][0] > 1.5
+
+
+def test_pair_residual_members_are_the_conditioning_run_plus_a_difference_of_two_members():
+    from benchmarks.eldm_ensembles import pair_residual_members
+    M = 6
+    U = np.arange(M + 1, dtype=float)[:, None, None] ** 2 * np.ones((1, 3, 4))   # member k: k²
+    X = pair_residual_members(U, M, 0.5, np.random.default_rng(0))
+    assert X.shape == (M, 3, 4)
+    seen = set()
+    for x in X[:, 0, 0]:                  # 0 + ½(i² − j²) for one pair 1 ≤ i ≠ j ≤ M
+        pairs = [(i, j) for i in range(1, M + 1) for j in range(1, M + 1)
+                 if i != j and 0.5 * (i * i - j * j) == x]
+        assert len(pairs) == 1
+        seen.add(pairs[0])
+    assert len(seen) > 1                                                # pairs vary
+    np.testing.assert_array_equal(X, pair_residual_members(U, M, 0.5, np.random.default_rng(0)))
+    # Gaussian members: the spread around the conditioning run is √2 that of the members
+    rng = np.random.default_rng(1)
+    G = rng.normal(size=(41, 1, 2000))
+    X = pair_residual_members(G, 40, 1.0, np.random.default_rng(2))
+    assert X[:, 0].std(axis=0).mean() / G[1:, 0].std(axis=0).mean() == pytest.approx(
+        math.sqrt(2), rel=0.05)
