@@ -7,10 +7,11 @@ simulated time unit, timed in one process.
 
 One thread for torch and FFTW (``--threads``), medians of ``--repeats`` timings, in this order:
 every generator (``NAME[@G][@steps=S][@sampler=M]``, as in :mod:`benchmarks.eldm_ensembles`)
-making ``--members`` (1000) members, in its default batches, around member 0 of the conditioning
-run (all its records: 51 records, 500 time units for the validation starts), then the ``betaplane-small``
-DNS (64², dt 0.05) stepping 1 and 16 members together (:func:`benchmarks.slt_cost.
-dns_seconds_per_step`). The ratio is the faster DNS over the generator.
+making ``--members`` (1000) members, in its default batches, around member 0 of the
+conditioning run (all its records: 51 records, 500 time units for the validation starts), then
+the ``betaplane-small`` DNS (64², dt 0.05) stepping 1 and 16 members together
+(:func:`benchmarks.slt_cost.dns_seconds_per_step`). The ratio is the faster DNS over the
+generator.
 
 Writes ``eldm_cost.json`` and ``eldm_cost.md``.
 """
@@ -23,10 +24,9 @@ import torch
 
 from closures.ensemble_ldm import load_generator
 from hybrid.jets import read_profiles
-from solvers.files import write_json
 
 from .eldm_ensembles import model_spec
-from .provenance import run_header
+from .provenance import run_header, write_results
 from .slt_cost import _median_time, dns_seconds_per_step
 
 
@@ -68,8 +68,6 @@ def main(argv=None) -> dict:
     best = min(dns.values())
     for v in r["models"].values():
         v["dns_over_this"] = best / v["s_per_member_time_unit"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "eldm_cost.json", r)
     lines = [f"# Ensemble generator cost against DNS ({r['date']}, {r['machine']}, "
              f"{args.threads} thread)", "", f"Command: `{r['command']}`", "",
              f"{args.members} members in the generator's default batches, {r['records']} records "
@@ -82,9 +80,7 @@ def main(argv=None) -> dict:
     lines += ["", "| DNS betaplane-small 64² | s per member per time unit |", "|---|---|"]
     lines += [f"| {m} member{'s' if m > 1 else ''} together | {v:.3g} |"
               for m, v in dns.items()]
-    md = "\n".join(lines) + "\n"
-    (args.out / "eldm_cost.md").write_text(md)
-    print(md)
+    write_results(args.out, "eldm_cost", r, "\n".join(lines) + "\n")
     return r
 
 

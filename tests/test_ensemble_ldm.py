@@ -191,7 +191,7 @@ def test_dpm_solver_2m_is_second_order_where_ddim_is_first_on_a_gaussian_flow_ma
         assert 1.8 < err["ddim", S] / err["ddim", 2 * S] < 2.2
         assert 3.0 < err["dpm2m", S] / err["dpm2m", 2 * S] < 4.5
     assert np.all(np.abs(spread["dpm2m", 10] - 1) < 0.03)
-    assert np.all(spread["ddim", 10] < 0.9)                  # DDIM is 10–46 % low at 10 steps
+    assert np.all(spread["ddim", 10] < 0.91)                 # DDIM is 10–46 % low at 10 steps
     assert err["dpm2m", 10] < 0.25 * err["ddim", 10]
     # λ-even steps: the gaps in λ are equal up to rounding to whole steps
     lam = 0.5 * (d.alpha_bar.log() - torch.log1p(-d.alpha_bar))

@@ -17,8 +17,8 @@ not depend on ``members`` or ``batch`` (its values then agree to round-off).
 
 Sampler (default: the card's ``sampler``, else DDIM with :data:`SAMPLE_STEPS` steps):
 deterministic DDIM with ``steps`` steps, deterministic DPM-Solver++(2M) (``method='dpm2m'``,
-second order: about the accuracy of DDIM with five times the steps, at the same cost per step;
-:mod:`closures.nn.diffusion`), or ``method='ancestral'`` (all T diffusion steps).
+second order: on a Gaussian toy about the accuracy of DDIM with five times the steps, at the
+same cost per step; :mod:`closures.nn.diffusion`), or ``method='ancestral'`` (all T diffusion steps).
 
 Batches. Members are generated ``batch`` at a time, by default as many as make about
 :data:`BATCH_TOKENS` (4096) tokens per denoiser pass, ⌊4096/(K + H)⌋: 113 members for the window
@@ -134,8 +134,8 @@ class EnsembleGenerator:
                  residual_gain: float | None = None) -> np.ndarray:
         """``members`` members around the conditioning run U_c (T, n): float32 (members, T, n)
         in the data's units (module docstring). ``batch``: members generated together (default
-        about :data:`BATCH_TOKENS` tokens per pass); ``method``: 'ddim' or 'dpm2m' (``steps`` steps) or 'ancestral' (default: the
-        card's); ``residual_gain``: g (module docstring)."""
+        about :data:`BATCH_TOKENS` tokens per pass); ``method``: 'ddim' or 'dpm2m' (``steps``
+        steps) or 'ancestral' (default: the card's); ``residual_gain``: g (module docstring)."""
         members = integer("members", members, 1)
         seed = integer("seed", seed, 0)
         batch = integer("batch", self.default_batch(members) if batch is None else batch, 1)
