@@ -18,6 +18,8 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
   ∂tU (bins from the DNS members), mergings plus nucleations per member (mean, bootstrap 95 %
   interval), the autocorrelation of U − ⟨U⟩_members at lags 1, 2, 5, 10 saves (temporal), the
   time-mean spectrum of U (relative error per mode, mean over modes 1 … 10: spatial);
+* where the ensemble's mean lies against the conditioning run and the DNS ensemble's mean
+  (:func:`centring`; for the DNS ensemble itself 1 and 0 by construction);
 * the cost per member per time unit.
 
 A model given as ``NAME@G`` runs with residual gain G, ``NAME@G@steps=S`` (or ``NAME@steps=S``)
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -79,6 +82,25 @@ def events_per_member(X: np.ndarray, t: np.ndarray, L: float) -> np.ndarray:
 
 
 PAIRS = "dns-pairs"
+
+
+def centring(ensembles: list, conditioning: list, dns: list) -> dict:
+    """Where an ensemble's mean x̄ lies against the DNS ensemble's mean m and the conditioning
+    run x_c, summed over starts, records t ≥ 1 and points. ``pull``: −Σ (x̄ − x_c)·(x_c − m) /
+    Σ (x_c − m)², the share of the conditioning run's deviation from m taken away along that
+    deviation (0: centred on x_c, like the pair residuals; 1: none of it left). ``distance``:
+    √(Σ |x̄ − m|² / Σ |x_c − m|²), how far x̄ is from m in units of x_c's distance (about
+    √(2/16) ≈ 0.35 for 15 members drawn around m, with m the mean of 15 others; 1.06 for the
+    pair residuals). ``ensembles`` and ``dns``: one (members, time, y) array per start;
+    ``conditioning``: one (time, y) array per start."""
+    num = den = far = 0.0
+    for X, xc, D in zip(ensembles, conditioning, dns):
+        d_c = xc[1:] - D[:, 1:].mean(axis=0)
+        d_x = X[:, 1:].mean(axis=0) - xc[1:]
+        num -= float(np.sum(d_x * d_c))
+        den += float(np.sum(d_c * d_c))
+        far += float(np.sum((d_x + d_c) ** 2))
+    return {"pull": num / den, "distance": math.sqrt(far / den)}
 
 
 def pair_residual_members(U: np.ndarray, members: int, gain: float,
@@ -216,6 +238,7 @@ def main(argv=None) -> dict:
             "autocorrelation": dict(zip(map(str, LAGS), autocorrelation(allX))),
             "spectrum_rel_error_modes_1_10": float(np.mean(np.abs(spec[modes] / ref_spec[modes]
                                                                   - 1))),
+            "centring": centring(X, [U[0] for U in starts], sets["dns"]),
             "s_per_member_per_time_unit": walls[name],
             "s_per_member_per_time_unit_batched": big.get(name),
             "cheaper_than_dns_batched": (walls["dns"] / big[name]) if name in big else None}
@@ -253,6 +276,10 @@ def markdown(r: dict) -> str:
         row(f"autocorrelation, lag {lag}",
             lambda m, lag=lag: f"{m['autocorrelation'][str(lag)]:.3f}")
     row("spectrum rel. error, modes 1–10", lambda m: f"{m['spectrum_rel_error_modes_1_10']:.3f}")
+    row("mean: pull from the conditioning run to the DNS mean",
+        lambda m: f"{m['centring']['pull']:.3f}" if "centring" in m else "")
+    row("mean: distance to the DNS mean / the conditioning run's",
+        lambda m: f"{m['centring']['distance']:.3f}" if "centring" in m else "")
     row("s per member per time unit", lambda m: f"{m['s_per_member_per_time_unit']:.3g}")
     n_cost = r.get("cost_members", 1000)
     if n_cost:

@@ -208,3 +208,18 @@ def test_pair_residual_members_are_the_conditioning_run_plus_a_difference_of_two
     X = pair_residual_members(G, 40, 1.0, np.random.default_rng(2))
     assert X[:, 0].std(axis=0).mean() / G[1:, 0].std(axis=0).mean() == pytest.approx(
         math.sqrt(2), rel=0.05)
+
+
+def test_centring_measures_the_pull_towards_and_the_distance_to_the_dns_mean():
+    from benchmarks.eldm_ensembles import centring
+    rng = np.random.default_rng(3)
+    D = rng.normal(size=(8, 5, 6))                    # DNS members (member, time, y)
+    m = D.mean(axis=0)
+    xc = m + np.r_[0.0, 1, 0, 0, 0, 0][None] * np.ones((5, 1))       # off m along y = 1
+    e = np.r_[0.0, 0, 0, 0.5, 0, 0][None] * np.ones((5, 1))          # orthogonal to it
+    X = (xc + 0.4 * (m - xc) + e)[None] + np.array([-1.0, 1.0])[:, None, None]  # mean: the sum
+    c = centring([X], [xc], [D])
+    assert c["pull"] == pytest.approx(0.4, abs=1e-12)
+    assert c["distance"] == pytest.approx(math.hypot(0.6, 0.5), abs=1e-12)
+    c = centring([D], [xc], [D])                      # the DNS ensemble itself: centred on m
+    assert c["pull"] == pytest.approx(1.0) and c["distance"] == pytest.approx(0.0, abs=1e-12)
