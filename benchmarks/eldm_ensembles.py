@@ -31,6 +31,9 @@ start (:func:`pair_residual_members`). A generator that learns r = z − z_c exa
 tell from the conditioning run where the ensemble mean lies makes members like these (G = 1);
 their spread is √2 times a DNS ensemble's for Gaussian members, and G = 1/√2 matches the
 spread at the price of calibration.
+``NAME@centre=dns`` (an oracle, not a generator) moves each generated ensemble so that its mean
+is the DNS ensemble's mean (:func:`recentre`): what the generator's spread would score if it knew
+where the ensemble mean lies.
 ``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
 --at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
 member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
@@ -112,9 +115,17 @@ def pair_residual_members(U: np.ndarray, members: int, gain: float,
     return np.stack([U[0] + gain * (U[i] - U[j]) for i, j in pairs])
 
 
+def recentre(X: np.ndarray, dns: np.ndarray) -> np.ndarray:
+    """The members of X (member, time, y) moved together so that their mean is the mean of the
+    DNS members ``dns``: an oracle, the generator's spread about the ensemble mean it cannot
+    know."""
+    return X - X.mean(axis=0) + dns.mean(axis=0)
+
+
 def model_spec(text: str) -> tuple[str, dict]:
-    """'NAME[@G][@steps=S][@sampler=M]' → (NAME, the keywords of ``EnsembleGenerator.generate``
-    given: ``residual_gain``, ``steps``, ``method``); ValueError naming the part."""
+    """'NAME[@G][@steps=S][@sampler=M][@centre=dns]' → (NAME, the keywords given: those of
+    ``EnsembleGenerator.generate``, ``residual_gain``, ``steps``, ``method``, and ``centre``);
+    ValueError naming the part."""
     name, *parts = text.split("@")
     kw = {}
     for part in parts:
@@ -124,13 +135,15 @@ def model_spec(text: str) -> tuple[str, dict]:
                 kw["steps"] = int(value)
             elif key == "sampler" and value:
                 kw["method"] = value
+            elif key == "centre" and value == "dns":
+                kw["centre"] = "dns"
             elif not sep or key == "gain":
                 kw["residual_gain"] = float(value)
             else:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--model {text}: {part!r} is neither a gain, steps=S nor "
-                             f"sampler=M") from None
+            raise ValueError(f"--model {text}: {part!r} is neither a gain, steps=S, "
+                             f"sampler=M nor centre=dns") from None
     return name, kw
 
 
@@ -196,9 +209,12 @@ def main(argv=None) -> dict:
                           for i, U in enumerate(starts)]
         else:
             stem, kw = model_spec(path)
+            centre = kw.pop("centre", None)
             gen = load_generator(stem, threads=args.threads)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
+            if centre == "dns":
+                sets[name] = [recentre(X, U[1:1 + members]) for X, U in zip(sets[name], starts)]
             if args.cost_members:
                 t1 = time.perf_counter()
                 gen.generate(starts[0][0], args.cost_members, seed=1, **kw)

@@ -124,7 +124,8 @@ def test_generator_models_name_their_gain_and_steps():
     assert model_spec("m@gain=0.7@steps=10") == ("m", {"residual_gain": 0.7, "steps": 10})
     assert model_spec("m@steps=5@sampler=dpm2m") == ("m", {"steps": 5, "method": "dpm2m"})
     assert model_spec("m") == ("m", {})
-    with pytest.raises(ValueError, match="neither a gain, steps=S nor sampler"):
+    assert model_spec("m@0.5@centre=dns") == ("m", {"residual_gain": 0.5, "centre": "dns"})
+    with pytest.raises(ValueError, match="neither a gain, steps=S, sampler=M nor centre"):
         model_spec("m@rate=2")
 
 
@@ -223,3 +224,8 @@ def test_centring_measures_the_pull_towards_and_the_distance_to_the_dns_mean():
     assert c["distance"] == pytest.approx(math.hypot(0.6, 0.5), abs=1e-12)
     c = centring([D], [xc], [D])                      # the DNS ensemble itself: centred on m
     assert c["pull"] == pytest.approx(1.0) and c["distance"] == pytest.approx(0.0, abs=1e-12)
+    # the oracle recentring keeps the deviations and puts the mean on the DNS members' mean
+    from benchmarks.eldm_ensembles import recentre
+    R = recentre(X, D)
+    np.testing.assert_allclose(R.mean(axis=0), m, atol=1e-12)
+    np.testing.assert_allclose(R - R.mean(axis=0), X - X.mean(axis=0), atol=1e-12)
