@@ -191,6 +191,7 @@ def main(argv=None) -> dict:
     sets, walls, big = {}, {}, {}
     for name, path in models.items():
         t0 = time.perf_counter()
+        stem, kw = (path, {}) if name in ("dns", "slt") else model_spec(path)
         if name == "dns":
             sets[name] = [U[1:1 + members] for U in starts]
         elif name == "slt":
@@ -203,12 +204,11 @@ def main(argv=None) -> dict:
                 em.rollout(_history(src, p["short"][0], em.window), steps, args.cost_members,
                            seed=1)
                 big[name] = (time.perf_counter() - t1) / (args.cost_members * steps * dt)
-        elif model_spec(path)[0] == PAIRS:
-            gain = model_spec(path)[1].get("residual_gain", 1.0)
+        elif stem == PAIRS:
+            gain = kw.get("residual_gain", 1.0)
             sets[name] = [pair_residual_members(U, members, gain, np.random.default_rng(7000 + i))
                           for i, U in enumerate(starts)]
         else:
-            stem, kw = model_spec(path)
             centre = kw.pop("centre", None)
             gen = load_generator(stem, threads=args.threads)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)

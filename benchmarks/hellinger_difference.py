@@ -91,7 +91,8 @@ def main(argv=None) -> dict:
              "|---|---|---|---|---|"]
     for name in VARIABLES:
         v = r[name]
-        lines.append(f"| {VARIABLE_LABELS[name]} | {v['A']:.3f} | {v['B']:.3f} | {v['difference']:+.3f} "
+        lines.append(f"| {VARIABLE_LABELS[name]} | {v['A']:.3f} | {v['B']:.3f} | "
+                     f"{v['difference']:+.3f} "
                      f"[{v['difference_95'][0]:+.3f}, {v['difference_95'][1]:+.3f}] | "
                      f"{v['ratio']:.2f} [{v['ratio_95'][0]:.2f}, {v['ratio_95'][1]:.2f}] |")
     write_results(args.out, "hellinger_difference", r, "\n".join(lines) + "\n")

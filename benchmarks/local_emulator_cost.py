@@ -32,10 +32,9 @@ import torch
 from closures.nn.attention import attend
 from closures.nn.conditioning import LocalAttention, local_offsets
 from closures.slt import load_emulator
-from hybrid.config import load_preset
 
 from .provenance import run_header, write_results
-from .slt_cost import _median_time
+from .slt_cost import _median_time, dns_seconds_per_step
 
 MODEL = "slt-local-conditioned-betaplane"
 PARAMS = {"beta": 8.0, "mu": 4e-3, "L": 2 * math.pi}
@@ -103,11 +102,9 @@ def main(argv=None) -> dict:
             key = f"{'compiled' if compile else 'eager'}_{threads}_threads"
             roll[key] = rollout_seconds(args.members, args.steps, args.repeats, threads, compile)
     r["rollout_s_per_member_profile"] = roll
-    s = load_preset("betaplane-small").make_solver("dns", members=16, seed=0, threads=1,
-                                                   beta=8.0, mu=4e-3)
-    s.step(int(round(100.0 / s.dt)))
-    dns = _median_time(lambda: s.step(args.dns_steps), args.repeats) / (
-        args.dns_steps * s.dt * 16)
+    sps, dt = dns_seconds_per_step("betaplane-small", 16, args.dns_steps, args.repeats, 1,
+                                   100.0, beta=8.0, mu=4e-3)
+    dns = sps / (dt * 16)
     interval = load_emulator(MODEL).interval                  # the data's save interval
     r["dns_s_per_member_time_unit"] = dns
     r["dns_over_emulator"] = {k: dns * interval / v for k, v in roll.items()}

@@ -42,11 +42,12 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def dns_seconds_per_step(preset: str, members: int, steps: int, repeats: int, threads: int,
-                         warm: float) -> tuple[float, float]:
+                         warm: float, **overrides) -> tuple[float, float]:
     """(median wall seconds per step of ``members`` members together, dt) for the preset's DNS
-    after ``warm`` time units from its initial state."""
+    after ``warm`` time units from its initial state; ``overrides``: the preset's numbers to
+    change (e.g. ``beta=8.0``)."""
     p = load_preset(preset)
-    s = p.make_solver("dns", members=members, seed=0, threads=threads)
+    s = p.make_solver("dns", members=members, seed=0, threads=threads, **overrides)
     s.step(max(1, int(round(warm / s.dt))))
     return _median_time(lambda: s.step(steps), repeats) / steps, float(s.dt)
 

@@ -48,8 +48,9 @@ Resuming. Every finished value is written at once to ``values/NNN.json`` in the 
 (``--resume``) reuses those whose settings are the run's and emulates the rest, so an
 interrupted sweep loses at most the value it was at, and a resumed sweep's numbers are those of
 an uninterrupted one. A file made with other settings is an error naming it and the first
-setting that differs. The folder is removed once ``sweep.json`` is written. ``compile=True`` compiles the emulator's transformer
-(:class:`closures.slt.Emulator`).
+setting that differs. The folder is removed once ``sweep.json`` is written.
+
+``compile=True`` compiles the emulator's transformer (:class:`closures.slt.Emulator`).
 """
 from __future__ import annotations
 
