@@ -33,7 +33,11 @@ their spread is √2 times a DNS ensemble's for Gaussian members, and G = 1/√2
 spread at the price of calibration.
 ``NAME@centre=dns`` (an oracle, not a generator) moves each generated ensemble so that its mean
 is the DNS ensemble's mean (:func:`recentre`): what the generator's spread would score if it knew
-where the ensemble mean lies.
+where the ensemble mean lies. ``NAME@centre=MEAN`` centres the members on the ensemble mean
+estimated from the conditioning run by the model MEAN (a name or path:
+:class:`closures.ensemble_ldm.EnsembleMean`), ``NAME@centre=none`` not at all (the default is
+the generator card's). ``--model MEAN`` alone scores that estimate as a one-member forecast
+(its CRPS is its mean absolute error).
 ``--validation START ...`` scores on validation starts instead (folders of ``hybrid dns --init
 --at --members``, e.g. ``data/betaplane-small/eldm/val/start-*``): member 0 conditions, the last
 member is the truth and the others are the DNS ensemble; no SLT there (it needs the profiles
@@ -122,10 +126,29 @@ def recentre(X: np.ndarray, dns: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=0) + dns.mean(axis=0)
 
 
+def _is_mean(stem: str) -> bool:
+    """Whether ``stem`` names a saved ensemble mean (its card says so)."""
+    from closures.ensemble_ldm import read_ensemble_mean_card
+    from closures.ldm.files import ModelFileError
+    try:
+        read_ensemble_mean_card(stem)
+    except ModelFileError:
+        return False
+    return True
+
+
+def label(text: str) -> str:
+    """The name a --model is reported under: each of its paths (the model's, a centre's)
+    shortened to the last part."""
+    return "@".join(Path(part).name if "=" not in part else
+                    part.split("=", 1)[0] + "=" + Path(part.split("=", 1)[1]).name
+                    for part in text.split("@"))
+
+
 def model_spec(text: str) -> tuple[str, dict]:
-    """'NAME[@G][@steps=S][@sampler=M][@centre=dns]' → (NAME, the keywords given: those of
-    ``EnsembleGenerator.generate``, ``residual_gain``, ``steps``, ``method``, and ``centre``);
-    ValueError naming the part."""
+    """'NAME[@G][@steps=S][@sampler=M][@centre=dns|none|MEAN]' → (NAME, the keywords given:
+    those of ``EnsembleGenerator.generate``, ``residual_gain``, ``steps``, ``method``, and
+    ``centre``); ValueError naming the part."""
     name, *parts = text.split("@")
     kw = {}
     for part in parts:
@@ -135,15 +158,15 @@ def model_spec(text: str) -> tuple[str, dict]:
                 kw["steps"] = int(value)
             elif key == "sampler" and value:
                 kw["method"] = value
-            elif key == "centre" and value == "dns":
-                kw["centre"] = "dns"
+            elif key == "centre" and value:
+                kw["centre"] = value
             elif not sep or key == "gain":
                 kw["residual_gain"] = float(value)
             else:
                 raise ValueError
         except ValueError:
             raise ValueError(f"--model {text}: {part!r} is neither a gain, steps=S, "
-                             f"sampler=M nor centre=dns") from None
+                             f"sampler=M nor centre=dns|none|MEAN") from None
     return name, kw
 
 
@@ -162,7 +185,7 @@ def main(argv=None) -> dict:
                          "in one process)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    from closures.ensemble_ldm import load_generator
+    from closures.ensemble_ldm import load_ensemble_mean, load_generator
     from closures.slt import load_emulator
     if (args.dns is None) == (args.validation is None):
         ap.error("give --dns (test) or --validation (validation starts), not both")
@@ -185,7 +208,7 @@ def main(argv=None) -> dict:
         truths = [_truth(src, at, steps) for at in p["short"]]
     lead = np.arange(steps + 1) * dt
     members = min(args.members, min(U.shape[0] for U in starts) - 1)
-    models = {"dns": None, **{Path(m).name: m for m in args.model}}
+    models = {"dns": None, **{label(m): m for m in args.model}}
     if args.slt:
         models["slt"] = args.slt
     sets, walls, big = {}, {}, {}
@@ -208,9 +231,13 @@ def main(argv=None) -> dict:
             gain = kw.get("residual_gain", 1.0)
             sets[name] = [pair_residual_members(U, members, gain, np.random.default_rng(7000 + i))
                           for i, U in enumerate(starts)]
+        elif _is_mean(stem):
+            mean = load_ensemble_mean(stem)
+            sets[name] = [mean.predict(U[0])[None] for U in starts]
         else:
             centre = kw.pop("centre", None)
-            gen = load_generator(stem, threads=args.threads)
+            gen = load_generator(stem, threads=args.threads,
+                                 mean="card" if centre in (None, "dns") else centre)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
             if centre == "dns":
@@ -281,7 +308,17 @@ def markdown(r: dict) -> str:
     for key, label in (("crps_ratio_to_dns", "CRPS"), ("spread_ratio_to_dns", "spread")):
         for j in (0, 4, 9, 19, 49):
             row(f"{label} / DNS's, lead {(j + 1) * r['save_interval']:g}", at(key, j))
-    row("spread/error, all leads", lambda m: f"{m['spread_error_ratio_all']:.3g}")
+    row("CRPS / DNS's, mean over leads", lambda m: f"{np.mean(m['crps_ratio_to_dns']):.3f}")
+    row("spread / DNS's, range over leads", lambda m: (
+        f"{min(m['spread_ratio_to_dns']):.2f}–{max(m['spread_ratio_to_dns']):.2f}"))
+    def ranks(m):
+        h = np.asarray(m["rank_histogram"], dtype=float)
+        h = h / h.mean()
+        return f"{h[0]:.2f}, {h[len(h) // 2]:.2f}, {h[-1]:.2f}"
+    row("rank histogram / uniform (first, middle, last)", ranks)
+    row("spread/error, all leads", lambda m: (
+        f"{m['spread_error_ratio_all']:.3g}" if m["spread_error_ratio_all"] is not None
+        else ""))
     for k in ("U", "dUdy", "dUdt"):
         row(f"Hellinger {k} vs DNS members", lambda m, k=k: f"{m['hellinger'][k]:.3g}")
     def events(m):

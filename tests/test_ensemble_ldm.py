@@ -2,8 +2,10 @@
 closed forms, the DDPM's cosine schedule and one training step against closed forms, DDIM with
 every step against ancestral sampling on a Gaussian toy, the order of DDIM and DPM-Solver++(2M)
 against the exact flow map of a Gaussian, a tiny generator learning Gaussian
-residuals of known spread, seeded ensembles, and both modes end to end through ``hybrid train
-ensemble-ldm``, ``hybrid ensemble`` and ``hybrid jets``. Tiny sizes, one CPU thread."""
+residuals of known spread, seeded ensembles, the ensemble mean's least-squares fit against the
+Gaussian conditional mean and the members centred on it, and both modes end to end through
+``hybrid train ensemble-ldm``, ``hybrid train ensemble-mean``, ``hybrid ensemble`` and ``hybrid
+jets``. Tiny sizes, one CPU thread."""
 from __future__ import annotations
 
 import json
@@ -13,8 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from closures.ensemble_ldm import (EnsembleGenerator, EnsembleLDM, ModelFileError,
-                                   load_ensemble_ldm, load_generator, train_ensemble_ldm)
+from closures.ensemble_ldm import (EnsembleGenerator, EnsembleLDM, EnsembleMean, ModelFileError,
+                                   fit_ensemble_mean, load_ensemble_ldm, load_ensemble_mean,
+                                   load_generator, mean_distance, save_ensemble_ldm,
+                                   save_ensemble_mean, train_ensemble_ldm)
 from closures.ensemble_ldm.data import ResidualWindows
 from closures.nn.diffusion import DDPM, cosine_alpha_bar, ddim_timesteps, log_snr_timesteps
 from closures.nn.vae import TEPCVAE, gaussian_kl, reparameterise
@@ -308,6 +312,95 @@ def test_same_seed_same_ensemble(mode):
         gen.generate(Uc, 2, method="euler")
 
 
+# --- the ensemble mean, and members centred on it ----------------------------------------
+
+def gaussian_starts(starts: int, seed: int, members: int = 5, times: int = 6,
+                    var_shared: float = 0.5) -> np.ndarray:
+    """(starts, members, times, N): every member starts from x0 ~ N(0, 1) (white in y), then
+    x_k(t) = d(t)·x0 + η(t) + e_k(t), d(t) = exp(−0.3 t), η ~ N(0, var_shared) shared by the
+    members, e_k ~ N(0, 1) their own; η and e white in t and y."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((starts, 1, 1, N))
+    d = np.exp(-0.3 * np.arange(times))[None, None, :, None]
+    eta = math.sqrt(var_shared) * rng.standard_normal((starts, 1, times, N))
+    X = d * x0 + eta + rng.standard_normal((starts, members, times, N))
+    X[:, :, 0] = x0[:, :, 0]
+    return X
+
+
+def test_the_ensemble_mean_fit_is_the_gaussian_conditional_mean():
+    """With members d·x0 + η + e_k, the ensemble mean given the conditioning run x_c and x0 is
+    E[d·x0 + η | x_c, x0] = d·x0 + s·(x_c − d·x0), s = var η/(var η + var e) = 1/3: the fitted
+    a_0(t) → s and b(t) → d(t)(1 − s) for every mode, the older records of x_c carry nothing
+    (a_j → 0; at leads t ≤ j, where x_c(t − j) is x0, they share b's weight), and on new starts m̂ lies at the predicted distance from the mean of the other 4
+    members m̄: E|m̂ − m̄|² / E|x_c − m̄|² = (1/3 + 1/4)/(1 + 1/4)."""
+    U = gaussian_starts(400, seed=0)
+    model = fit_ensemble_mean(U, lags=2, ridge=0.0, pool=0)
+    c = model.coef.numpy()                                            # (leads, K, 4)
+    d = np.exp(-0.3 * np.arange(1, 6))[:, None]
+    s = 0.5 / 1.5
+    assert np.abs(c[1:, :, 0] - s).max() < 0.1                        # a_0: SE ≈ 0.025
+    assert np.abs(c[3:, :, 3] - d[2:] * (1 - s)).max() < 0.1         # b
+    assert np.abs(c[3:, :, 1:3]).max() < 0.1                          # a_1, a_2
+    x0_weight = [c[1, :, 1:].sum(-1), c[2, :, 2:].sum(-1)]           # t = 1, 2
+    assert np.abs(np.stack(x0_weight) - d[:2] * (1 - s)).max() < 0.1
+    test = gaussian_starts(400, seed=1)
+    assert mean_distance(model, test) == pytest.approx(math.sqrt((1 / 3 + 1 / 4) / 1.25),
+                                                       abs=0.02)
+    assert model.card["metrics"]["train_distance"] < 0.72
+    # the shift of y and the reflection y → −y commute with m̂; leads past the fitted ones use
+    # the last fitted lead's coefficients
+    uc = test[0, 0]
+    m_hat = model.predict(uc)
+    np.testing.assert_allclose(model.predict(np.roll(uc, 3, axis=1)), np.roll(m_hat, 3, axis=1),
+                               atol=1e-12)
+    flip = lambda u: np.roll(u[..., ::-1], 1, axis=-1)                # y_j → y_{−j}
+    np.testing.assert_allclose(model.predict(flip(uc)), flip(m_hat), atol=1e-12)
+    longer = np.concatenate([uc, uc[-1:] + 1.0])
+    np.testing.assert_allclose(model.predict(longer)[:6], m_hat, atol=1e-12)
+    A = model.features(longer)[6]
+    np.testing.assert_allclose(model.predict(longer)[6],
+                               np.fft.irfft(np.sum(A * c[5], axis=-1), n=N), atol=1e-12)
+    with pytest.raises(ValueError, match="at least one more member"):
+        fit_ensemble_mean(U[:, :1])
+    with pytest.raises(ValueError, match="conditioning_U must have shape"):
+        model.predict(uc[:, :8])
+
+
+def test_members_centred_on_the_ensemble_mean(tmp_path):
+    """Centred members have m̂ as their mean at every record after the first and keep their
+    deviations from their mean; uncentred generation is unchanged; a saved mean loads bit for
+    bit (weights_only), and the generator card's online.centre attaches it."""
+    mean = EnsembleMean(N, lags=1, leads=4)
+    torch.manual_seed(1)
+    mean.coef.copy_(0.5 * torch.rand_like(mean.coef))
+    stem = tmp_path / "mean"
+    save_ensemble_mean(mean, stem, {"data": {"interval": 1.0}})
+    loaded = load_ensemble_mean(stem)
+    assert torch.equal(loaded.coef, mean.coef) and loaded.interval == 1.0
+    y = np.arange(N) * 2 * np.pi / N
+    Uc = np.cos(2 * y)[None] + 0.1 * np.sin(0.2 * np.arange(11))[:, None]
+    plain = EnsembleGenerator(tiny_model("window"))
+    gen = EnsembleGenerator(tiny_model("window"), mean=loaded)
+    a = plain.generate(Uc, 5, seed=3, steps=10)
+    np.testing.assert_array_equal(gen.generate(Uc, 5, seed=3, steps=10, centre=False), a)
+    X = gen.generate(Uc, 5, seed=3, steps=10)
+    np.testing.assert_array_equal(X[:, 0], a[:, 0])
+    np.testing.assert_allclose(X[:, 1:].mean(axis=0), loaded.predict(Uc)[1:], atol=1e-5)
+    np.testing.assert_allclose(X - X.mean(axis=0), a - a.mean(axis=0), atol=1e-5)
+    with pytest.raises(ValueError, match="members must be ≥ 2"):
+        gen.generate(Uc, 1)
+    with pytest.raises(ValueError, match="has no ensemble mean"):
+        plain.generate(Uc, 2, centre=True)
+    with pytest.raises(ValueError, match="8-point profiles for a generator of 16"):
+        EnsembleGenerator(tiny_model("window"), mean=EnsembleMean(8))
+    save_ensemble_ldm(tiny_model("window"), tmp_path / "g", {"online": {"centre": str(stem)}})
+    assert load_generator(tmp_path / "g").mean.name == str(stem)
+    assert load_generator(tmp_path / "g", mean=None).mean is None
+    with pytest.raises(ModelFileError, match="is not a 'hybrid-ensemble-mean-card' card"):
+        load_ensemble_mean(tmp_path / "g")
+
+
 # --- both modes end to end ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -391,6 +484,29 @@ def test_both_modes_end_to_end_through_hybrid_ensemble_and_hybrid_jets(tmp_path,
     assert rep["ensemble"] is not None and rep["ensemble"]["truth_member"] == 1
     assert rep["pdfs"]["U"]["hellinger"] is not None
     capsys.readouterr()
+    # the ensemble mean, fitted on the training starts, and the members centred on it
+    mean = tmp_path / "mean"
+    fit = ["train", "ensemble-mean", "--data", *map(str, starts[:2]), "--out", str(mean),
+           "--lags", "1", "--pool", "1", "--val-fraction", "0.34"]
+    assert main(fit) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["metrics"]["val_distance"] > 0
+    card = json.loads((tmp_path / "mean.json").read_text())
+    assert card["format"] == "hybrid-ensemble-mean-card" and card["fit"]["lags"] == 1
+    assert card["data"]["train_starts"] == 1 and card["command"].startswith("hybrid train")
+    assert main([*fit, "--resume"]) == 2 and "--resume" in capsys.readouterr().err
+    assert main(fit) == 2 and "--out" in capsys.readouterr().err            # outputs exist
+    centred = tmp_path / "centred"
+    assert main([*args[:7], str(centred), *args[8:], "--centre", str(mean)]) == 0
+    assert json.loads(capsys.readouterr().out)["centre"] == str(mean)
+    X = read_profiles(centred)["U"]
+    np.testing.assert_allclose(X[:, 1:].mean(axis=0),
+                               load_ensemble_mean(mean).predict(src["U"][0])[1:], atol=1e-5)
+    np.testing.assert_allclose(X - X.mean(axis=0), ref - ref.mean(axis=0), atol=1e-5)
+    for extra, flag in [(["--centre", str(tmp_path / "none")], "--centre"),
+                        (["--centre", str(mean), "--members", "1"], "--members")]:
+        assert main([*args[:7], str(tmp_path / "bad2"), *args[8:], *extra]) == 2
+        assert flag in capsys.readouterr().err
+    assert not (tmp_path / "bad2").exists()
     # bad input exits 2 naming the flag, and writes nothing
     bad = tmp_path / "bad"
     gen_bad = ["ensemble", str(test), "--model", str(stem), "--members", "2", "--out", str(bad)]

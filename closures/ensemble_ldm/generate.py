@@ -33,6 +33,14 @@ from the same draws r (the blocks are drawn given the unscaled residuals, as in 
 is the trained model, g < 1 pulls every member towards the conditioning run and shrinks the
 spread, an online setting chosen on validation starts (default: the card's
 ``online.residual_gain``, else 1).
+
+Centring. With an ensemble mean m̂ (:class:`~closures.ensemble_ldm.mean.EnsembleMean`, from the
+conditioning run alone), the members are moved together so that their mean is m̂ at every
+record t ≥ 1: x̂_k ← x̂_k − ⟨x̂⟩ + m̂, ⟨x̂⟩ the mean over the ``members`` generated. Each keeps its
+deviation from the ensemble's mean, and they no longer share the conditioning run's deviation
+from the ensemble mean, only m̂'s error. A member then depends on the others through ⟨x̂⟩ (still
+not on ``batch``), and an ensemble needs at least two. :func:`load_generator` attaches the
+card's ``online.centre`` (a model name or path) unless told otherwise.
 """
 from __future__ import annotations
 
@@ -46,6 +54,7 @@ from ..fit import seeded_generator
 from ..ldm.closure import torch_threads
 from ..nn.diffusion import METHODS
 from .files import load_ensemble_ldm
+from .mean import EnsembleMean, load_ensemble_mean
 from .model import EnsembleLDM
 
 __all__ = ["EnsembleGenerator", "load_generator", "member_generators", "SAMPLE_STEPS",
@@ -64,14 +73,27 @@ def member_generators(seed: int, first: int, count: int, device="cpu") -> list[t
 class EnsembleGenerator:
     """A trained :class:`~closures.ensemble_ldm.model.EnsembleLDM` as a generator of ensembles
     around one run (module docstring). ``threads``: torch's thread count while generating
-    (None: torch's setting)."""
+    (None: torch's setting); ``mean``: the ensemble mean the members are centred on (None: they
+    are not)."""
 
-    def __init__(self, model: EnsembleLDM, device="cpu", threads: int | None = None):
+    def __init__(self, model: EnsembleLDM, device="cpu", threads: int | None = None,
+                 mean: EnsembleMean | None = None):
         if not isinstance(model, EnsembleLDM):
             raise ValueError(f"model must be an EnsembleLDM, got {type(model).__name__}")
+        if mean is not None:
+            if not isinstance(mean, EnsembleMean):
+                raise ValueError(f"mean must be an EnsembleMean or None, got "
+                                 f"{type(mean).__name__}")
+            if mean.points != model.points:
+                raise ValueError(f"mean: an ensemble mean of {mean.points}-point profiles for "
+                                 f"a generator of {model.points}")
+            a, b = mean.interval, (getattr(model, "card", {}).get("data") or {}).get("interval")
+            if a is not None and b is not None and not np.isclose(a, b, rtol=1e-6):
+                raise ValueError(f"mean: fitted at save interval {a:g}, the generator at {b:g}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.threads = integer("threads", threads, 1, allow_none=True)
+        self.mean = mean
 
     @property
     def points(self) -> int:
@@ -132,12 +154,21 @@ class EnsembleGenerator:
     @torch.no_grad()
     def generate(self, conditioning_U, members: int, seed: int = 0, *, batch: int | None = None,
                  method: str | None = None, steps: int | None = None,
-                 residual_gain: float | None = None) -> np.ndarray:
+                 residual_gain: float | None = None, centre: bool | None = None) -> np.ndarray:
         """``members`` members around the conditioning run U_c (T, n): float32 (members, T, n)
         in the data's units (module docstring). ``batch``: members generated together (default
         about :data:`BATCH_TOKENS` tokens per pass); ``method``: 'ddim' or 'dpm2m' (``steps``
-        steps) or 'ancestral' (default: the card's); ``residual_gain``: g (module docstring)."""
+        steps) or 'ancestral' (default: the card's); ``residual_gain``: g; ``centre``: move the
+        members' mean to the ensemble mean m̂ (default: whenever the generator has one; module
+        docstring)."""
         members = integer("members", members, 1)
+        centre = self.mean is not None if centre is None else bool(centre)
+        if centre and self.mean is None:
+            raise ValueError("centre: this generator has no ensemble mean (load_generator(..., "
+                             "mean=NAME|PATH))")
+        if centre and members < 2:
+            raise ValueError(f"members must be ≥ 2 to centre an ensemble on its mean, got "
+                             f"{members}")
         seed = integer("seed", seed, 0)
         batch = integer("batch", self.default_batch(members) if batch is None else batch, 1)
         gain = self.residual_gain(residual_gain)
@@ -166,12 +197,25 @@ class EnsembleGenerator:
                 z = zc[None, 1:] + (r[:, 1:] if gain == 1 else gain * r[:, 1:])
                 u = m.denormalise(m.decode(z))                                 # (nb, T−1, n)
                 out[b0:b0 + nb, 1:] = u.cpu().numpy()
+        if centre:
+            m_hat = self.mean.predict(uc.cpu().numpy())[1:]
+            out[:, 1:] += (m_hat - out[:, 1:].mean(axis=0, dtype=np.float64)).astype(np.float32)
         return out
 
 
-def load_generator(name_or_path, device="cpu", threads: int | None = None) -> EnsembleGenerator:
+def load_generator(name_or_path, device="cpu", threads: int | None = None,
+                   mean="card") -> EnsembleGenerator:
     """The :class:`EnsembleGenerator` of a saved model: a shipped model's name
-    (``closures/weights``) or the path of a model saved by ``train_ensemble_ldm``."""
-    return EnsembleGenerator(load_ensemble_ldm(name_or_path, device=device), device=device,
-                             threads=threads)
+    (``closures/weights``) or the path of a model saved by ``train_ensemble_ldm``. ``mean``: the
+    ensemble mean its members are centred on: 'card' (the card's ``online.centre``, a model
+    name or path, if it has one), None or 'none' (not centred), a name or path
+    (:func:`~closures.ensemble_ldm.mean.load_ensemble_mean`), or an :class:`EnsembleMean`."""
+    model = load_ensemble_ldm(name_or_path, device=device)
+    if isinstance(mean, str) and mean == "card":
+        mean = online_setting(getattr(model, "card", {}), "centre", None, None)
+    if mean is None or (isinstance(mean, str) and mean == "none"):
+        mean = None
+    elif not isinstance(mean, EnsembleMean):
+        mean = load_ensemble_mean(mean)
+    return EnsembleGenerator(model, device=device, threads=threads, mean=mean)
 

@@ -4,7 +4,8 @@ diffusion ensemble generator (the work is in :mod:`hybrid.ldm_ensemble`).
     hybrid ensemble RUN --model NAME|PATH --members M --out DIR [--member I] [--at T]
                     [--t-end T] [--seed S] [--batch B] [--steps N]
                     [--sampler ddim|dpm2m|ancestral]
-                    [--residual-gain G] [--threads N] [--overwrite]
+                    [--residual-gain G] [--centre NAME|PATH|none] [--threads N]
+                    [--overwrite]
 
 RUN is a run with ``zonal_mean_u`` (``hybrid dns PRESET --record zonal-mean``, a file or its
 folder); member ``--member`` of it, from ``--at`` to ``--t-end``, is the conditioning run.
@@ -17,7 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import nonnegative_float, nonnegative_int, number, positive_int, run_emulator
+from .arguments import (UsageError, nonnegative_float, nonnegative_int, number, positive_int,
+                        run_emulator)
 
 NAME = "ensemble"
 HELP = ("generate an ensemble of the zonal jets U(y, t) around one run with a trained latent "
@@ -54,6 +56,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--residual-gain", type=nonnegative_float, default=None, metavar="G",
                    help="members z_c + G·r: G < 1 pulls them towards the conditioning run "
                         "(default: the model card's online value, else 1)")
+    p.add_argument("--centre", default=None, metavar="NAME|PATH|none",
+                   help="centre the members on the ensemble mean estimated from the "
+                        "conditioning run by this model (hybrid train ensemble-mean), or none "
+                        "(default: the model card's online value, else none)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -63,8 +69,20 @@ def handler(args: argparse.Namespace) -> int:
     from hybrid.ldm_ensemble import OUTPUTS, generate_ensemble
 
     def load():
-        from closures.ensemble_ldm import load_generator
-        return load_generator(args.model, threads=args.threads)
+        from closures.ensemble_ldm import load_ensemble_mean, load_generator
+        from closures.ldm.files import ModelFileError
+        mean = "card" if args.centre is None else None if args.centre == "none" else args.centre
+        if mean not in ("card", None):
+            try:
+                mean = load_ensemble_mean(mean)
+            except (ModelFileError, OSError) as e:
+                raise UsageError(f"--centre: {e}") from None
+        try:
+            return load_generator(args.model, threads=args.threads, mean=mean)
+        except ModelFileError:
+            raise
+        except ValueError as e:                     # the mean does not fit the generator
+            raise UsageError(f"--centre: {e}") from None
 
     def generate(gen, out: Path) -> dict:
         T = gen.model.ddpm.steps

@@ -22,7 +22,8 @@ are the paper's (400 epochs, batch 200, lr 5e-4, γ 0.9825, L = 10, 4 members, 2
 ``--kind local`` trains the point-token model instead (:class:`closures.slt.local.LocalSLT`:
 tokens are the profile's points, local attention over ``--span`` points, a noise field of
 ``--noise-channels`` values per point), which runs on profiles of any length.
-``ensemble-ldm`` (the latent diffusion ensemble generator) is :mod:`hybrid.cli.train_ensemble`,
+``ensemble-ldm`` (the latent diffusion ensemble generator) and ``ensemble-mean`` (the ensemble
+mean its members can be centred on) are :mod:`hybrid.cli.train_ensemble`,
 ``slt-closure`` (the SLT closure) :mod:`hybrid.cli.train_slt_closure`, ``slt-conditioned`` (the
 SLT conditioned on the PDE's parameters) :mod:`hybrid.cli.train_conditioned`.
 
@@ -68,18 +69,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     """The arguments of ``hybrid train``. The flags that not every model takes have the default
     None (their values are :data:`hybrid.cli.training.MODEL_FLAGS`'s), so that a flag given is
     told from one left out."""
-    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "slt-closure",
-                                     "slt-conditioned"),
+    p.add_argument("model", choices=("ldm", "slt", "ensemble-ldm", "ensemble-mean",
+                                     "slt-closure", "slt-conditioned"),
                    help="what to train: ldm (latent conditional diffusion; --space physical for "
                         "P-CDM), slt (stochastic latent transformer emulator of U(y, t)), "
                         "ensemble-ldm (latent diffusion ensemble generator of U(y, t) around "
-                        "one run), slt-closure (the history-dependent SLT closure, on a "
+                        "one run), ensemble-mean (the ensemble mean from the conditioning run, "
+                        "which its members can be centred on), slt-closure (the "
+                        "history-dependent SLT closure, on a "
                         "closure dataset) or slt-conditioned (the SLT conditioned on PDE "
                         "parameters, on runs at several values)")
     p.add_argument("--data", type=Path, required=True, nargs="+",
                    help="ldm: closure dataset (hybrid generate); slt: a beta-plane run (folder "
                         "or file) with zonal_mean_u (hybrid dns --record zonal-mean); "
-                        "ensemble-ldm: one such run per start; slt-conditioned: one such run "
+                        "ensemble-ldm, ensemble-mean: one such run per start; slt-conditioned: "
+                        "one such run "
                         "per parameter value")
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
@@ -348,4 +352,5 @@ def _slt_summary(metrics: dict) -> tuple[str, dict]:
 
 # the handler of each model, called with the arguments and the flags given
 HANDLERS = {"ldm": _train_ldm, "slt": _train_slt, "ensemble-ldm": train_ensemble.handler,
+            "ensemble-mean": train_ensemble.mean_handler,
             "slt-closure": train_slt_closure.handler, "slt-conditioned": train_conditioned.handler}

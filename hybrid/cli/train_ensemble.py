@@ -1,5 +1,7 @@
 """``hybrid train ensemble-ldm``: train the latent diffusion ensemble generator
-(:func:`closures.ensemble_ldm.train_ensemble_ldm`) on DNS ensembles from common states.
+(:func:`closures.ensemble_ldm.train_ensemble_ldm`) on DNS ensembles from common states;
+``hybrid train ensemble-mean``: fit the ensemble mean its members can be centred on
+(:func:`closures.ensemble_ldm.fit_ensemble_mean`) on the same data.
 
     hybrid train ensemble-ldm --data FILE [FILE ...] --out STEM
                               [--mode autoregressive|window] [--epochs N] [--vae-epochs N]
@@ -10,6 +12,8 @@
                               [--eval-steps S] [--eval-starts N] [--samples-eval K]
                               [--val-fraction F] [--device DEV] [--threads T] [--seed S]
                               [--resume] [--overwrite] [--checkpoint-every N] [--no-progress]
+    hybrid train ensemble-mean --data FILE [FILE ...] --out STEM [--lags J] [--ridge R]
+                               [--pool P] [--val-fraction F] [--overwrite]
 
 ``--data``: one run per start (a file or a run folder with ``zonal_mean_u``), each an ensemble
 from one state (``hybrid dns PRESET --record zonal-mean --init FILE --at T --members M``); member
@@ -22,18 +26,25 @@ model is ``ensemble-ldm``, after the checks every model shares (the flags it tak
 defaults: :data:`hybrid.cli.training.MODEL_FLAGS`). Every argument is checked before any work: a
 missing or unusable data file, bad numbers or an output that exists (without ``--overwrite`` or
 ``--resume``) exit with code 2 and a message naming the flag.
+
+``ensemble-mean`` is a closed-form least-squares fit of a few seconds: it writes ``STEM.pt`` and
+``STEM.json`` only, with the distance of its estimate to the DNS ensembles' means on the fitted
+and the held-out starts in the card, and takes no epochs, batches, seed or ``--resume``.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import shlex
+import sys
 
-from .arguments import nonnegative_float, positive_int
+from .arguments import EXIT_OK, nonnegative_float, nonnegative_int, positive_int
 from .arguments import fail as cli_fail
 from .training import (add_model_flags, check_ensemble_options, data_files, error_flag, read_data,
                        run_training)
 
-__all__ = ["add_arguments", "handler"]
+__all__ = ["add_arguments", "handler", "mean_handler"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,6 +68,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--eval-starts": dict(
             type=positive_int,
             help="held-out starts of the offline ensemble evaluation (default 2)")})
+    add_model_flags(p.add_argument_group("ensemble-mean only"), {
+        "--lags": dict(type=nonnegative_int,
+                       help="records of the conditioning run before each lead used (default 10)"),
+        "--ridge": dict(type=nonnegative_float,
+                        help="ridge weight, relative to the features' mean power (default 0.01)"),
+        "--pool": dict(type=nonnegative_int,
+                       help="leads either side pooled in each lead's fit (default 5)")})
 
 
 # the arguments an architecture error may name, in the order they are looked for
@@ -114,3 +132,39 @@ def _summary(metrics: dict) -> tuple[str, dict]:
             f"reconstruction error {off.get('rec_rmse', float('nan')):.3g}",
             {"final_train": metrics.get("final_train"), "final_val": metrics.get("final_val"),
              "offline": off})
+
+
+def mean_handler(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """``hybrid train ensemble-mean``: checks, then the fit, then the report (``hybrid train:
+    fitted … → WEIGHTS, CARD`` on stderr, the JSON of the paths and metrics on stdout); exit
+    code 0 or 2 (bad input)."""
+    from solvers.files import check_output_file
+    fail = functools.partial(cli_fail, command="train")
+    if args.resume:
+        return fail("--resume: ensemble-mean is fitted in closed form in seconds; there is "
+                    "nothing to resume")
+    files = data_files(args.data, fail)
+    if isinstance(files, int):
+        return files
+    from closures.ensemble_ldm import fit_ensemble_mean, save_ensemble_mean
+    from closures.ldm.files import model_paths
+    paths = model_paths(args.out)
+    try:
+        for p in paths:
+            check_output_file(p, "--out", overwrite=args.overwrite)
+    except (TypeError, ValueError, OSError) as e:
+        return fail(str(e))
+    model = read_data("cpu", fail, lambda: fit_ensemble_mean(
+        files, lags=args.lags, ridge=args.ridge, pool=args.pool,
+        val_fraction=args.val_fraction, command=shlex.join(args.argv)))
+    if isinstance(model, int):
+        return model
+    save_ensemble_mean(model, args.out)
+    m = model.card["metrics"]
+    val = m.get("val_distance")
+    print(f"hybrid train: fitted in {model.card['fit']['time_s']:.1f} s; distance to the "
+          f"ensemble mean / the conditioning run's: {m['train_distance']:.3g} fitted, "
+          f"{'none held out' if val is None else f'{val:.3g} held out'} → {paths[0]}, "
+          f"{paths[1]}", file=sys.stderr)
+    print(json.dumps({"weights": str(paths[0]), "card": str(paths[1]), "metrics": m}))
+    return EXIT_OK
