@@ -16,7 +16,8 @@ the same ensemble bit for bit (same batch size, device and thread count), and me
 not depend on ``members`` or ``batch`` (its values then agree to round-off).
 
 Sampler (default: the card's ``sampler``, else DDIM with :data:`SAMPLE_STEPS` steps):
-deterministic DDIM with ``steps`` steps, deterministic DPM-Solver++(2M) (``method='dpm2m'``,
+deterministic DDIM with ``steps`` steps (on a distilled model's own steps, its card's
+``timesteps``, when ``steps`` is their number: :mod:`closures.ensemble_ldm.distil`), deterministic DPM-Solver++(2M) (``method='dpm2m'``,
 second order: on a Gaussian toy about the accuracy of DDIM with five times the steps, at the
 same cost per step; :mod:`closures.nn.diffusion`), or ``method='ancestral'`` (all T diffusion
 steps).
@@ -140,6 +141,12 @@ class EnsembleGenerator:
             steps = min((self.card.get("sampler") or {}).get("steps") or SAMPLE_STEPS, T)
         return integer("steps", steps, 1, T)
 
+    def timesteps(self, method: str, steps: int) -> list[int] | None:
+        """The DDIM steps of a distilled model (its card's sampler ``timesteps``), when a
+        generation uses DDIM with as many steps; else None (DDIM's 'leading' steps)."""
+        taus = (self.card.get("sampler") or {}).get("timesteps")
+        return list(taus) if taus and method == "ddim" and steps == len(taus) else None
+
     def residual_gain(self, gain: float | None = None) -> float:
         """The residual gain of a generation: ``gain``, else the card's
         ``online.residual_gain``, else 1 (module docstring)."""
@@ -175,6 +182,7 @@ class EnsembleGenerator:
         m = self.model
         method = self.method(method)
         steps = self.sample_steps(steps, method)
+        taus = self.timesteps(method, steps)
         uc = self._conditioning(conditioning_U)
         T, K, H = uc.shape[0], m.context, m.horizon
         with torch_threads(self.threads):
@@ -190,7 +198,8 @@ class EnsembleGenerator:
                     steps_ = torch.arange(t - K, t + H, device=self.device).clamp(0, T - 1)
                     ctx = r[:, steps_[:K]]
                     cond = zc[steps_].expand(nb, -1, -1)
-                    x = m.sample_residuals(ctx, cond, gens, method=method, sample_steps=steps)
+                    x = m.sample_residuals(ctx, cond, gens, method=method, sample_steps=steps,
+                                           taus=taus)
                     h = min(H, T - t)
                     r[:, t:t + h] = x[:, :h]
                     t += h

@@ -159,13 +159,14 @@ class EnsembleLDM(nn.Module):
 
     def sample_residuals(self, context: torch.Tensor, cond: torch.Tensor, generator=None, *,
                          method: str = "ddim", sample_steps: int | None = None,
-                         eta: float = 0.0, clip: float | None = CLIP) -> torch.Tensor:
+                         eta: float = 0.0, clip: float | None = CLIP,
+                         taus=None) -> torch.Tensor:
         """H residuals (B, H, m), raw latents, drawn given the K before them (B, K, m) and z_c
         (B, K + H, m); ``generator`` one ``torch.Generator`` or one per row
         (:meth:`DDPM.sample`); ``clip`` bounds the sampler's estimate of the scaled residual
-        (default :data:`CLIP`; None: no bound)."""
+        (default :data:`CLIP`; None: no bound); ``taus``: DDIM's steps (a distilled model's)."""
         B = context.shape[0]
         x = self.ddpm.sample(self._eps_fn(context, cond), (B, self.horizon, self.latent_points),
                              generator, method=method, sample_steps=sample_steps, eta=eta,
-                             clip=clip, device=context.device, dtype=context.dtype)
+                             clip=clip, device=context.device, dtype=context.dtype, taus=taus)
         return x * self.residual_scale

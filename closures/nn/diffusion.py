@@ -224,12 +224,24 @@ class DDPM(nn.Module):
                 x = x + sigma * noise[i]
         return x
 
+    def check_timesteps(self, taus: Sequence[int]) -> list[int]:
+        """``taus`` as a list of descending distinct steps in [1, T], else ValueError."""
+        taus = [int(t) for t in taus]
+        if not taus or any(not 1 <= t <= self.steps for t in taus) or any(
+                a <= b for a, b in zip(taus, taus[1:])):
+            raise ValueError(f"timesteps must be descending distinct steps in [1, "
+                             f"{self.steps}], got {taus}")
+        return taus
+
     def ddim(self, eps_fn: EpsFn, x: torch.Tensor, sample_steps: int, eta: float = 0.0,
-             noise: torch.Tensor | None = None, clip: float | None = None) -> torch.Tensor:
-        """DDIM from x (B, …) at τ_S over :func:`ddim_timesteps` (module docstring); with
-        ``eta`` > 0, ``noise`` (S − 1, B, …) holds the z of every step but the last."""
+             noise: torch.Tensor | None = None, clip: float | None = None,
+             taus: Sequence[int] | None = None) -> torch.Tensor:
+        """DDIM from x (B, …) at τ_S over :func:`ddim_timesteps` (module docstring), or over the
+        descending steps ``taus`` (a distilled model's); with ``eta`` > 0, ``noise`` (S − 1, B,
+        …) holds the z of every step but the last."""
         eta = number("eta", eta, at_least=0)
-        taus = ddim_timesteps(self.steps, sample_steps)
+        taus = (ddim_timesteps(self.steps, sample_steps) if taus is None
+                else self.check_timesteps(taus))
         if eta > 0 and (noise is None or noise.shape[0] != len(taus) - 1):
             raise ValueError(f"DDIM with eta > 0 needs {len(taus) - 1} noise draws")
         ab_all = self.alpha_bar
@@ -249,6 +261,18 @@ class DDPM(nn.Module):
             if sigma > 0:
                 x = x + sigma * noise[i]
         return x
+
+    def ddim_rows(self, eps_fn: EpsFn, x: torch.Tensor, tau: torch.Tensor, prev: torch.Tensor,
+                  clip: float | None = None) -> torch.Tensor:
+        """One deterministic DDIM step of every row of x (B, …) from its step ``tau`` (B,) to
+        its step ``prev`` (B,; 0 gives x̂_0): x ← √ᾱ_p x̂_0 + √(1 − ᾱ_p) ε̂ (module docstring)."""
+        ab, ab_p = self._at(self.alpha_bar, tau, x), self._at(self.alpha_bar, prev, x)
+        eps = eps_fn(x, tau)
+        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return ab_p.sqrt() * x0 + (1 - ab_p).sqrt() * eps
 
     def dpm2m(self, eps_fn: EpsFn, x: torch.Tensor, sample_steps: int,
               clip: float | None = None) -> torch.Tensor:
@@ -291,11 +315,16 @@ class DDPM(nn.Module):
 
     def sample(self, eps_fn: EpsFn, shape: Sequence[int], generator=None, *,
                method: str = "ddim", sample_steps: int | None = None, eta: float = 0.0,
-               clip: float | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+               clip: float | None = None, device=None, dtype=torch.float32,
+               taus: Sequence[int] | None = None) -> torch.Tensor:
         """Samples of ``shape`` (B, …) by ``method`` ('ddim' or 'dpm2m': ``sample_steps`` steps,
-        default T; 'ancestral': T steps), every draw from ``generator`` (one, or a list of B
-        generators: :func:`draw_noise`), the start first."""
+        default T; 'ancestral': T steps; 'ddim' with ``taus``: on those steps), every draw from
+        ``generator`` (one, or a list of B generators: :func:`draw_noise`), the start first."""
         shape = tuple(int(s) for s in shape)
+        if taus is not None:
+            if method != "ddim":
+                raise ValueError(f"timesteps are a DDIM schedule; method is {method!r}")
+            sample_steps = len(taus)
         count = self.noise_draws(method, sample_steps, eta)
         z = draw_noise((shape[0], count) + shape[1:], generator, device, dtype)
         z = z.transpose(0, 1)                                          # (count, B, …)
@@ -304,4 +333,4 @@ class DDPM(nn.Module):
         S = self.steps if sample_steps is None else sample_steps
         if method == "dpm2m":
             return self.dpm2m(eps_fn, z[0], S, clip)
-        return self.ddim(eps_fn, z[0], S, eta, z[1:] if eta > 0 else None, clip)
+        return self.ddim(eps_fn, z[0], S, eta, z[1:] if eta > 0 else None, clip, taus)

@@ -12,6 +12,9 @@
                               [--eval-steps S] [--eval-starts N] [--samples-eval K]
                               [--val-fraction F] [--device DEV] [--threads T] [--seed S]
                               [--resume] [--overwrite] [--checkpoint-every N] [--no-progress]
+    hybrid train ensemble-ldm --distil-from NAME|PATH --data FILE [FILE ...] --out STEM
+                              [--distil-factor K] [--epochs N] [--batch B] [--lr LR]
+                              [--gamma G] [run options as above]
     hybrid train ensemble-mean --data FILE [FILE ...] --out STEM [--lags J] [--ridge R]
                                [--pool P] [--val-fraction F] [--overwrite]
 
@@ -26,6 +29,11 @@ model is ``ensemble-ldm``, after the checks every model shares (the flags it tak
 defaults: :data:`hybrid.cli.training.MODEL_FLAGS`). Every argument is checked before any work: a
 missing or unusable data file, bad numbers or an output that exists (without ``--overwrite`` or
 ``--resume``) exit with code 2 and a message naming the flag.
+
+With ``--distil-from`` it distils a trained generator instead (progressive distillation,
+:mod:`closures.ensemble_ldm.distil`): the student samples in 1/K of the teacher's DDIM steps;
+the architecture flags, ``--vae-epochs``, ``--kl-weight`` and ``--eval-steps`` come from the
+teacher and exit 2 if given.
 
 ``ensemble-mean`` is a closed-form least-squares fit of a few seconds: it writes ``STEM.pt`` and
 ``STEM.json`` only, with the distance of its estimate to the DNS ensembles' means on the fitted
@@ -67,7 +75,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help="DDIM steps of the offline evaluation and the card's sampler (default 50)"),
         "--eval-starts": dict(
             type=positive_int,
-            help="held-out starts of the offline ensemble evaluation (default 2)")})
+            help="held-out starts of the offline ensemble evaluation (default 2)"),
+        "--distil-from": dict(
+            metavar="NAME|PATH",
+            help="distil this trained generator into one that samples in 1/--distil-factor of "
+                 "its DDIM steps (progressive distillation; the architecture, VAE and "
+                 "normalisation are the teacher's; --lr defaults to 2e-4)"),
+        "--distil-factor": dict(
+            type=positive_int, help="teacher steps per student step (default 2)")})
     add_model_flags(p.add_argument_group("ensemble-mean only"), {
         "--lags": dict(type=nonnegative_int,
                        help="records of the conditioning run before each lead used (default 10)"),
@@ -87,6 +102,10 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
     :func:`hybrid.cli.training.prepare`, which returns ``given`` (the flags given); the steps
     every model shares are :mod:`hybrid.cli.training`'s."""
     fail = functools.partial(cli_fail, command="train")
+    if args.distil_from is not None:
+        return _distil(args, given, fail)
+    if "distil_factor" in given:
+        return fail("--distil-factor needs --distil-from (the generator to distil)")
     if args.epochs < 2:
         return fail(f"--epochs must be ≥ 2 (a VAE phase and a diffusion phase), got "
                     f"{args.epochs}")
@@ -123,6 +142,46 @@ def handler(args: argparse.Namespace, given: frozenset[str]) -> int:
         train_ensemble_ldm, files, args, fail, _summary, vae_epochs=vae_epochs,
         gamma=args.gamma, kl_weight=args.kl_weight, eval_steps=args.eval_steps,
         eval_starts=args.eval_starts, **arch)
+
+
+# the flags a distillation takes from its teacher
+TEACHER_FLAGS = ("mode", "latent_points", "channels", "phase", "context", "horizon", "width",
+                 "heads", "layers", "hidden", "time_dim", "diffusion_steps", "vae_epochs",
+                 "kl_weight", "eval_steps")
+DISTIL_LR = 2e-4                 # --lr of a distillation when not given
+
+
+def _distil(args: argparse.Namespace, given: frozenset[str], fail) -> int:
+    """``hybrid train ensemble-ldm --distil-from TEACHER``: checks, then
+    :func:`closures.ensemble_ldm.distil.distil_ensemble_ldm`."""
+    from closures.ensemble_ldm import load_ensemble_ldm
+    from closures.ensemble_ldm.distil import (distil_ensemble_ldm, student_timesteps,
+                                              teacher_timesteps)
+    from closures.ldm.files import ModelFileError
+    fixed = [k for k in TEACHER_FLAGS if k in given]
+    if fixed:
+        flag = "--" + fixed[0].replace("_", "-")
+        return fail(f"{flag}: a distilled generator takes it from its teacher (--distil-from); "
+                    f"leave {flag} out")
+    code = check_ensemble_options(args, fail)
+    if code is not None:
+        return code
+    try:
+        teacher = load_ensemble_ldm(args.distil_from)
+        student_timesteps(teacher_timesteps(teacher), args.distil_factor)
+    except (ModelFileError, OSError) as e:
+        return fail(f"--distil-from: {e}")
+    except ValueError as e:
+        return fail(f"--distil-factor: {e}")
+    files = data_files(args.data, fail)
+    if isinstance(files, int):
+        return files
+    if "lr" not in given:
+        args.lr = DISTIL_LR
+    return run_training(
+        lambda data, out, **kw: distil_ensemble_ldm(teacher, data, out, **kw), files, args,
+        fail, _summary, factor=args.distil_factor, gamma=args.gamma,
+        eval_starts=args.eval_starts)
 
 
 def _summary(metrics: dict) -> tuple[str, dict]:

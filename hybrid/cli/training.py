@@ -56,7 +56,7 @@ MODEL_FLAGS: dict[str, dict] = {
                      "phase": "common", "width": 64, "heads": 4, "layers": 3, "hidden": 128,
                      "time_dim": 64, "vae_epochs": None, "kl_weight": 1e-3, "context": 4,
                      "horizon": None, "diffusion_steps": 1000, "eval_steps": 50,
-                     "eval_starts": 2},
+                     "eval_starts": 2, "distil_from": None, "distil_factor": 2},
     "ensemble-mean": {"lags": 10, "ridge": 0.01, "pool": 5},
     "slt-closure": {"epochs": 50, "batch": 32, "lr": 1e-3, **_ENERGY_SCORE, "window": 10,
                     "latent_channels": 1, "ae_channels": [16, 32, 32], "width": 64,
