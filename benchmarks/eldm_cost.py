@@ -6,7 +6,8 @@ simulated time unit, timed in one process.
         --out benchmarks/results/ensemble-ldm/cost
 
 One thread for torch and FFTW (``--threads``), medians of ``--repeats`` timings, in this order:
-every generator (``NAME[@G][@steps=S][@sampler=M]``, as in :mod:`benchmarks.eldm_ensembles`)
+every generator (``NAME[@G][@steps=S][@sampler=M][@centre=none|MEAN]``, as in
+:mod:`benchmarks.eldm_ensembles`; centred on its card's ensemble mean by default)
 making ``--members`` (1000) members, in its default batches, around member 0 of the
 conditioning run (all its records: 51 records, 500 time units for the validation starts), then
 the ``betaplane-small`` DNS (64², dt 0.05) stepping 1 and 16 members together
@@ -22,10 +23,9 @@ from pathlib import Path
 
 import torch
 
-from closures.ensemble_ldm import load_generator
 from hybrid.jets import read_profiles
 
-from .eldm_ensembles import model_spec
+from .eldm_ensembles import generator_for, model_spec
 from .provenance import run_header, write_results
 from .slt_cost import _median_time, dns_seconds_per_step
 
@@ -49,14 +49,14 @@ def main(argv=None) -> dict:
     r = dict(run_header("benchmarks.eldm_cost", argv), threads=args.threads,
              members=args.members, records=int(U_c.shape[0]), time_units=span, models={})
     for spec in args.model:
-        stem, kw = model_spec(spec)
-        gen = load_generator(stem, threads=args.threads)
+        gen, kw, _ = generator_for(*model_spec(spec), args.threads)
         gen.generate(U_c, 8, seed=0, **kw)                                   # warm up
         wall = _median_time(lambda: gen.generate(U_c, args.members, seed=1, **kw),
                             args.repeats)
         r["models"][spec] = {"method": gen.method(kw.get("method")),
                              "batch": gen.default_batch(args.members),
                              "steps": gen.sample_steps(kw.get("steps"), kw.get("method")),
+                             "centre": None if gen.mean is None else gen.mean.name,
                              "wall_s": wall,
                              "s_per_member_time_unit": wall / (args.members * span)}
     dns = {}

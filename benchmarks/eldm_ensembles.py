@@ -126,6 +126,18 @@ def recentre(X: np.ndarray, dns: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=0) + dns.mean(axis=0)
 
 
+def generator_for(stem: str, kw: dict, threads: int | None):
+    """(the generator of a --model, the keywords left for its ``generate``, whether it is the
+    DNS-centred oracle): centred on its card's ensemble mean unless ``centre=none`` or
+    ``centre=MEAN`` (:func:`model_spec`) says otherwise."""
+    from closures.ensemble_ldm import load_generator
+    kw = dict(kw)
+    centre = kw.pop("centre", None)
+    gen = load_generator(stem, threads=threads,
+                         mean="card" if centre in (None, "dns") else centre)
+    return gen, kw, centre == "dns"
+
+
 def _is_mean(stem: str) -> bool:
     """Whether ``stem`` names a saved ensemble mean (its card says so)."""
     from closures.ensemble_ldm import read_ensemble_mean_card
@@ -185,7 +197,7 @@ def main(argv=None) -> dict:
                          "in one process)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    from closures.ensemble_ldm import load_ensemble_mean, load_generator
+    from closures.ensemble_ldm import load_ensemble_mean
     from closures.slt import load_emulator
     if (args.dns is None) == (args.validation is None):
         ap.error("give --dns (test) or --validation (validation starts), not both")
@@ -235,12 +247,10 @@ def main(argv=None) -> dict:
             mean = load_ensemble_mean(stem)
             sets[name] = [mean.predict(U[0])[None] for U in starts]
         else:
-            centre = kw.pop("centre", None)
-            gen = load_generator(stem, threads=args.threads,
-                                 mean="card" if centre in (None, "dns") else centre)
+            gen, kw, oracle = generator_for(stem, kw, args.threads)
             sets[name] = [gen.generate(U[0], members, seed=6000 + i, **kw)
                           for i, U in enumerate(starts)]
-            if centre == "dns":
+            if oracle:
                 sets[name] = [recentre(X, U[1:1 + members]) for X, U in zip(sets[name], starts)]
             if args.cost_members:
                 t1 = time.perf_counter()

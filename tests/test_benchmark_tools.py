@@ -118,13 +118,16 @@ def test_jet_rows_take_les_settings_and_online_rows_count_their_targets():
     assert t["misfit"] == pytest.approx(math.log(2))
 
 
-def test_generator_models_name_their_gain_and_steps():
+def test_generator_models_name_their_gain_steps_and_centre():
     from benchmarks.eldm_ensembles import model_spec
     assert model_spec("runs/m@0.5") == ("runs/m", {"residual_gain": 0.5})
     assert model_spec("m@gain=0.7@steps=10") == ("m", {"residual_gain": 0.7, "steps": 10})
     assert model_spec("m@steps=5@sampler=dpm2m") == ("m", {"steps": 5, "method": "dpm2m"})
     assert model_spec("m") == ("m", {})
     assert model_spec("m@0.5@centre=dns") == ("m", {"residual_gain": 0.5, "centre": "dns"})
+    assert model_spec("m@centre=runs/mean") == ("m", {"centre": "runs/mean"})
+    from benchmarks.eldm_ensembles import label
+    assert label("runs/a/m@0.5@centre=runs/b/mean") == "m@0.5@centre=mean"
     with pytest.raises(ValueError, match="neither a gain, steps=S, sampler=M nor centre"):
         model_spec("m@rate=2")
 
