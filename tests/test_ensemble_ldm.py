@@ -166,11 +166,9 @@ def test_ddim_with_every_step_reproduces_the_ancestral_mean_on_a_gaussian_toy():
     assert not torch.allclose(d.ddim(eps_fn, z[0], T), d.ancestral(eps_fn, z[0], z[1:]))
 
 
-def test_dpm_solver_2m_is_second_order_where_ddim_is_first_on_a_gaussian_flow_map():
-    """Data N(μ, s²) per value and the exact noise predictor: the probability-flow ODE maps a start
-    x at τ to μ + s (x − √ᾱ μ)/√(ᾱ s² + 1 − ᾱ) (it keeps every quantile of the marginal), so the
-    samplers' integration error is known exactly, start by start."""
-    T = 1000
+def gaussian_toy(T: int):
+    """(a float64 DDPM of T steps, μ, s, the exact noise predictor ε̂(x, t) of data N(μ, s²) per
+    value) for four values."""
     d = DDPM(T).double()
     mu = torch.tensor([1.0, -0.5, 0.0, 0.3], dtype=torch.float64)
     s = torch.tensor([0.5, 1.0, 1.2, 0.1], dtype=torch.float64)
@@ -179,6 +177,15 @@ def test_dpm_solver_2m_is_second_order_where_ddim_is_first_on_a_gaussian_flow_ma
         a = d.alpha_bar[t][:, None]
         return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s * s + 1 - a)
 
+    return d, mu, s, eps_fn
+
+
+def test_dpm_solver_2m_is_second_order_where_ddim_is_first_on_a_gaussian_flow_map():
+    """Data N(μ, s²) per value and the exact noise predictor: the probability-flow ODE maps a start
+    x at τ to μ + s (x − √ᾱ μ)/√(ᾱ s² + 1 − ᾱ) (it keeps every quantile of the marginal), so the
+    samplers' integration error is known exactly, start by start."""
+    T = 1000
+    d, mu, s, eps_fn = gaussian_toy(T)
     z = torch.randn(2000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     err, spread = {}, {}
     for S in (10, 20, 40, 80):
@@ -214,14 +221,7 @@ def test_distillation_makes_one_student_step_of_two_teacher_steps_on_a_gaussian(
     DDIM on given steps is DDIM on the 'leading' steps when they are those."""
     from closures.ensemble_ldm.distil import distillation_loss, student_timesteps
     T = 1000
-    d = DDPM(T).double()
-    mu = torch.tensor([1.0, -0.5, 0.0, 0.3], dtype=torch.float64)
-    s = torch.tensor([0.5, 1.0, 1.2, 0.1], dtype=torch.float64)
-
-    def teacher(x, t):
-        a = d.alpha_bar[t][:, None]
-        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s * s + 1 - a)
-
+    d, mu, s, teacher = gaussian_toy(T)
     taus = ddim_timesteps(T, 8)
     steps = student_timesteps(taus, 2)
     assert steps == taus[::2] and len(steps) == 4

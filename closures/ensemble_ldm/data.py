@@ -20,7 +20,7 @@ import torch
 
 from ..slt.train import read_profiles
 
-__all__ = ["read_starts", "split_starts", "Profiles", "ResidualWindows", "CONDITIONING",
+__all__ = ["read_starts", "split_starts", "conditioning_array", "Profiles", "ResidualWindows", "CONDITIONING",
            "START_RTOL"]
 
 CONDITIONING = 0         # the member of each start that conditions the others
@@ -31,6 +31,18 @@ def _common_start(u: np.ndarray) -> bool:
     a = u[:, 0]
     scale = float(np.sqrt(np.mean(a ** 2))) or 1.0
     return float(np.max(np.abs(a - a[0]))) <= START_RTOL * scale
+
+
+def conditioning_array(U, points: int, min_times: int = 1) -> np.ndarray:
+    """A conditioning run's profiles U_c as float64 (times, ``points``), else ValueError naming
+    ``conditioning_U``: at least ``min_times`` records, finite."""
+    u = np.asarray(U, dtype=np.float64)
+    if u.ndim != 2 or u.shape[1] != points or u.shape[0] < min_times:
+        raise ValueError(f"conditioning_U must have shape (times ≥ {min_times}, {points}), got "
+                         f"{u.shape}")
+    if not np.isfinite(u).all():
+        raise ValueError("conditioning_U must be finite")
+    return u
 
 
 def read_starts(data) -> tuple[np.ndarray, dict]:

@@ -54,6 +54,7 @@ from ..base import online_setting
 from ..fit import seeded_generator
 from ..ldm.closure import torch_threads
 from ..nn.diffusion import METHODS
+from .data import conditioning_array
 from .files import load_ensemble_ldm
 from .mean import EnsembleMean, load_ensemble_mean
 from .model import EnsembleLDM
@@ -114,13 +115,8 @@ class EnsembleGenerator:
         return (self.card.get("data") or {}).get("interval")
 
     def _conditioning(self, U) -> torch.Tensor:
-        u = np.asarray(U, dtype=np.float64)
-        if u.ndim != 2 or u.shape[1] != self.points or u.shape[0] < 2:
-            raise ValueError(f"conditioning_U must have shape (times ≥ 2, {self.points}), got "
-                             f"{u.shape}")
-        if not np.isfinite(u).all():
-            raise ValueError("conditioning_U must be finite")
-        return torch.as_tensor(u, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(conditioning_array(U, self.points, 2), dtype=torch.float32,
+                               device=self.device)
 
     def method(self, method: str | None = None) -> str:
         """The sampler of a generation: ``method``, else the card's, else 'ddim'."""

@@ -35,7 +35,7 @@ from solvers.validate import integer, number
 
 from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
                          save_model_files)
-from .data import CONDITIONING, read_starts, split_starts
+from .data import CONDITIONING, conditioning_array, read_starts, split_starts
 
 __all__ = ["EnsembleMean", "fit_ensemble_mean", "save_ensemble_mean", "load_ensemble_mean",
            "read_ensemble_mean_card", "mean_distance", "CARD_FORMAT", "LAGS", "RIDGE", "POOL"]
@@ -76,13 +76,7 @@ class EnsembleMean(nn.Module):
 
     def features(self, U_c) -> np.ndarray:
         """(T, n//2 + 1, J + 2) complex: Û_c(t − j) for j = 0 … J, then Û_c(0)."""
-        u = np.asarray(U_c, dtype=np.float64)
-        if u.ndim != 2 or u.shape[1] != self.points or u.shape[0] < 1:
-            raise ValueError(f"conditioning_U must have shape (times ≥ 1, {self.points}), got "
-                             f"{u.shape}")
-        if not np.isfinite(u).all():
-            raise ValueError("conditioning_U must be finite")
-        X = np.fft.rfft(u, axis=-1)
+        X = np.fft.rfft(conditioning_array(U_c, self.points), axis=-1)
         T = X.shape[0]
         back = np.clip(np.arange(T)[:, None] - np.arange(self.lags + 1)[None], 0, None)
         return np.concatenate([X[back].transpose(0, 2, 1),
