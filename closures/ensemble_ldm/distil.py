@@ -34,6 +34,7 @@ import torch
 from solvers.validate import integer, number
 
 from ..fit import fit, offline_evaluation, run_signature, save_trained, training_metrics
+from ..nn.diffusion import ddim_timesteps
 from ..train import _threads_scoped, train_paths
 from .data import ResidualWindows, read_starts, split_starts
 from .files import load_ensemble_ldm, save_ensemble_ldm
@@ -49,7 +50,6 @@ def teacher_timesteps(model: EnsembleLDM) -> list[int]:
     """The DDIM steps the model samples with by default: its card's ``timesteps`` (a distilled
     model), else the 'leading' steps of its card's step count (default
     :data:`~closures.ensemble_ldm.generate.SAMPLE_STEPS`)."""
-    from ..nn.diffusion import ddim_timesteps
     sampler = (getattr(model, "card", {}) or {}).get("sampler") or {}
     if sampler.get("method", "ddim") != "ddim":
         raise ValueError(f"the teacher samples with {sampler['method']!r}: distillation needs a "
