@@ -192,7 +192,8 @@ def test_shipped_ensemble_generators_load_and_spread_like_a_dns_ensemble(betapla
         s.step(int(round(10 / s.dt)))
     U = np.array(U).transpose(1, 0, 2)                              # (member, time, y)
     dns_spread = np.sqrt(np.mean(U[1:, 1:].var(axis=0, ddof=1)))
-    for name in ("autoregressive", "window", "autoregressive-2step", "window-10step"):
+    for name in ("autoregressive", "window", "autoregressive-2step", "window-10step",
+                 "window-2step"):
         gen = load_generator(f"ensemble-ldm-betaplane-small-{name}", threads=1)
         assert gen.card["config"]["points"] == s.grid.n
         assert gen.mean is not None and gen.mean.name == "ensemble-mean-betaplane-small"

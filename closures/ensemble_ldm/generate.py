@@ -42,6 +42,10 @@ deviation from the ensemble's mean, and they no longer share the conditioning ru
 from the ensemble mean, only m̂'s error. A member then depends on the others through ⟨x̂⟩ (still
 not on ``batch``), and an ensemble needs at least two. :func:`load_generator` attaches the
 card's ``online.centre`` (a model name or path) unless told otherwise.
+
+Spread scale. With ``spread_scale`` s(t) (default: the card's ``online.spread_scale``), the
+members' deviations from their mean at record t ≥ 1 are multiplied by s(t) after the centring,
+which keeps the mean (:mod:`closures.ensemble_ldm.spread` fits s on training starts).
 """
 from __future__ import annotations
 
@@ -149,6 +153,13 @@ class EnsembleGenerator:
         return number("residual_gain", online_setting(self.card, "residual_gain", gain, 1.0),
                       at_least=0)
 
+    def spread_scale(self, scale=None) -> list[float]:
+        """The per-lead spread scale of a generation: ``scale``, else the card's
+        ``online.spread_scale``, else none ([]); each a finite number > 0."""
+        scale = online_setting(self.card, "spread_scale", scale, [])
+        scale = [number("spread_scale", v, above=0) for v in scale]
+        return scale
+
     def default_batch(self, members: int) -> int:
         """Members per denoiser pass by default: ⌊:data:`BATCH_TOKENS`/(K + H)⌋, at least 1, at
         most ``members`` (module docstring)."""
@@ -157,14 +168,20 @@ class EnsembleGenerator:
     @torch.no_grad()
     def generate(self, conditioning_U, members: int, seed: int = 0, *, batch: int | None = None,
                  method: str | None = None, steps: int | None = None,
-                 residual_gain: float | None = None, centre: bool | None = None) -> np.ndarray:
+                 residual_gain: float | None = None, centre: bool | None = None,
+                 spread_scale=None) -> np.ndarray:
         """``members`` members around the conditioning run U_c (T, n): float32 (members, T, n)
         in the data's units (module docstring). ``batch``: members generated together (default
         about :data:`BATCH_TOKENS` tokens per pass); ``method``: 'ddim' or 'dpm2m' (``steps``
         steps) or 'ancestral' (default: the card's); ``residual_gain``: g; ``centre``: move the
-        members' mean to the ensemble mean m̂ (default: whenever the generator has one; module
-        docstring)."""
+        members' mean to the ensemble mean m̂ (default: whenever the generator has one);
+        ``spread_scale``: s(t) for t = 1, 2, … (the last one beyond), the members' deviations
+        from their mean scaled by it (default: the card's ``online.spread_scale``; [] for none;
+        module docstring)."""
         members = integer("members", members, 1)
+        scale = self.spread_scale(spread_scale)
+        if scale and members < 2:
+            raise ValueError(f"members must be ≥ 2 to scale the spread, got {members}")
         centre = self.mean is not None if centre is None else bool(centre)
         if centre and self.mean is None:
             raise ValueError("centre: this generator has no ensemble mean (load_generator(..., "
@@ -205,6 +222,10 @@ class EnsembleGenerator:
         if centre:
             m_hat = self.mean.predict(uc.cpu().numpy())[1:]
             out[:, 1:] += (m_hat - out[:, 1:].mean(axis=0, dtype=np.float64)).astype(np.float32)
+        if scale:
+            s = np.asarray(scale + scale[-1:] * max(0, T - 1 - len(scale)))[:T - 1, None]
+            mean = out[:, 1:].mean(axis=0, dtype=np.float64)
+            out[:, 1:] = (mean + s * (out[:, 1:] - mean)).astype(np.float32)
         return out
 
 
