@@ -388,8 +388,9 @@ def test_the_ensemble_mean_fit_is_the_gaussian_conditional_mean():
     """With members d·x0 + η + e_k, the ensemble mean given the conditioning run x_c and x0 is
     E[d·x0 + η | x_c, x0] = d·x0 + s·(x_c − d·x0), s = var η/(var η + var e) = 1/3: the fitted
     a_0(t) → s and b(t) → d(t)(1 − s) for every mode, the older records of x_c carry nothing
-    (a_j → 0; at leads t ≤ j, where x_c(t − j) is x0, they share b's weight), and on new starts m̂ lies at the predicted distance from the mean of the other 4
-    members m̄: E|m̂ − m̄|² / E|x_c − m̄|² = (1/3 + 1/4)/(1 + 1/4)."""
+    (a_j → 0; at leads t ≤ j, where x_c(t − j) is x0, they share b's weight), and on new
+    starts m̂ lies at the predicted distance from the mean of the other 4 members m̄:
+    E|m̂ − m̄|² / E|x_c − m̄|² = (1/3 + 1/4)/(1 + 1/4)."""
     U = gaussian_starts(400, seed=0)
     model = fit_ensemble_mean(U, lags=2, ridge=0.0, pool=0)
     c = model.coef.numpy()                                            # (leads, K, 4)

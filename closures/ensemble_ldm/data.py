@@ -20,7 +20,8 @@ import torch
 
 from ..slt.train import read_profiles
 
-__all__ = ["read_starts", "split_starts", "conditioning_array", "Profiles", "ResidualWindows", "CONDITIONING",
+__all__ = ["read_starts", "split_starts", "conditioning_array", "Profiles", "ResidualWindows",
+           "CONDITIONING",
            "START_RTOL"]
 
 CONDITIONING = 0         # the member of each start that conditions the others

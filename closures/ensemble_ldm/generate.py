@@ -17,10 +17,10 @@ not depend on ``members`` or ``batch`` (its values then agree to round-off).
 
 Sampler (default: the card's ``sampler``, else DDIM with :data:`SAMPLE_STEPS` steps):
 deterministic DDIM with ``steps`` steps (on a distilled model's own steps, its card's
-``timesteps``, when ``steps`` is their number: :mod:`closures.ensemble_ldm.distil`), deterministic DPM-Solver++(2M) (``method='dpm2m'``,
-second order: on a Gaussian toy about the accuracy of DDIM with five times the steps, at the
-same cost per step; :mod:`closures.nn.diffusion`), or ``method='ancestral'`` (all T diffusion
-steps).
+``timesteps``, when ``steps`` is their number: :mod:`closures.ensemble_ldm.distil`),
+deterministic DPM-Solver++(2M) (``method='dpm2m'``, second order: on a Gaussian toy about the
+accuracy of DDIM with five times the steps, at the same cost per step;
+:mod:`closures.nn.diffusion`), or ``method='ancestral'`` (all T diffusion steps).
 
 Batches. Members are generated ``batch`` at a time, by default as many as make about
 :data:`BATCH_TOKENS` (4096) tokens per denoiser pass, ⌊4096/(K + H)⌋: 113 members for the window
