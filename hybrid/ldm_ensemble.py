@@ -81,10 +81,11 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
     steps = gen.sample_steps(steps, method)
     gain = gen.residual_gain(residual_gain)
     centre = None if gen.mean is None else (gen.mean.name or "given")
-    if centre is not None and members < 2:
-        raise ValueError(f"--members must be ≥ 2 to centre the ensemble on its mean (the "
-                         f"model's ensemble mean {centre}; --centre none for one member), got "
-                         f"{members}")
+    scale = gen.spread_scale()
+    if (centre is not None or scale) and members < 2:
+        raise ValueError(f"--members must be ≥ 2 to centre the ensemble on its mean or scale "
+                         f"its spread (the model's ensemble mean {centre}, spread scale "
+                         f"{'yes' if scale else 'none'}), got {members}")
     t0 = time.perf_counter()
     X = gen.generate(src["U_c"], members, seed, batch=batch, method=method, steps=steps,
                      residual_gain=gain)
@@ -98,7 +99,7 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
         "model": "ensemble-ldm", "name": name, "mode": gen.mode, "config": gen.model.config,
         "conditioning": os.fspath(src["path"]), "member": member, "at": float(times[0]),
         "interval": src["interval"], "members": members, "seed": seed, "method": method,
-        "steps": steps, "residual_gain": gain, "centre": centre}}
+        "steps": steps, "residual_gain": gain, "centre": centre, "spread_scale": scale}}
     write_emulation(out / "emulation.nc", X, times, src["L"], config, seed, overwrite=overwrite)
     emulation_figures(out, src, X, times, label=f"ensemble-ldm ({gen.mode})")
     span = float(times[-1] - times[0])
@@ -106,7 +107,7 @@ def generate_ensemble(model, run, out, *, members: int, member: int = 0,
                "member": member, "at": float(times[0]), "t_end": float(times[-1]),
                "interval": src["interval"], "members": members, "records": int(len(times)),
                "seed": seed, "method": method, "steps": steps, "residual_gain": gain,
-               "centre": centre, "wall_s": wall,
+               "centre": centre, "spread_scale": scale, "wall_s": wall,
                "s_per_member_per_time_unit": wall / (members * span),
                "outputs": list(OUTPUTS)}
     write_json(out / "emulation.json", summary)

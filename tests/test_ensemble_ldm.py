@@ -591,7 +591,8 @@ def test_both_modes_end_to_end_through_hybrid_ensemble_and_hybrid_jets(tmp_path,
     assert main(fit) == 2 and "--out" in capsys.readouterr().err            # outputs exist
     centred = tmp_path / "centred"
     assert main([*args[:7], str(centred), *args[8:], "--centre", str(mean)]) == 0
-    assert json.loads(capsys.readouterr().out)["centre"] == str(mean)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["centre"] == str(mean) and printed["spread_scale"] == []
     X = read_profiles(centred)["U"]
     np.testing.assert_allclose(X[:, 1:].mean(axis=0),
                                load_ensemble_mean(mean).predict(src["U"][0])[1:], atol=1e-5)
