@@ -20,8 +20,8 @@ import torch
 
 from ..slt.train import read_profiles
 
-__all__ = ["read_starts", "split_starts", "conditioning_array", "Profiles", "ResidualWindows",
-           "CONDITIONING",
+__all__ = ["read_starts", "split_starts", "conditioning_array", "other_members", "Profiles",
+           "ResidualWindows", "CONDITIONING",
            "START_RTOL"]
 
 CONDITIONING = 0         # the member of each start that conditions the others
@@ -32,6 +32,11 @@ def _common_start(u: np.ndarray) -> bool:
     a = u[:, 0]
     scale = float(np.sqrt(np.mean(a ** 2))) or 1.0
     return float(np.max(np.abs(a - a[0]))) <= START_RTOL * scale
+
+
+def other_members(members: int) -> list[int]:
+    """The members of a start other than the conditioning run :data:`CONDITIONING`."""
+    return [k for k in range(members) if k != CONDITIONING]
 
 
 def conditioning_array(U, points: int, min_times: int = 1) -> np.ndarray:
@@ -128,7 +133,7 @@ class ResidualWindows:
     def __init__(self, z: torch.Tensor, context: int, horizon: int):
         S, M, T, m = z.shape
         self.zc = z[:, CONDITIONING]                                       # (S, T, m)
-        others = [j for j in range(M) if j != CONDITIONING]
+        others = other_members(M)
         self.res = z[:, others] - self.zc[:, None]                          # (S, M−1, T, m)
         self.K, self.H = int(context), int(horizon)
         self.per = max(0, T - self.H)                                       # t = 1 … T − H

@@ -86,19 +86,19 @@ class EnsembleGenerator:
                  mean: EnsembleMean | None = None):
         if not isinstance(model, EnsembleLDM):
             raise ValueError(f"model must be an EnsembleLDM, got {type(model).__name__}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.threads = integer("threads", threads, 1, allow_none=True)
         if mean is not None:
             if not isinstance(mean, EnsembleMean):
                 raise ValueError(f"mean must be an EnsembleMean or None, got "
                                  f"{type(mean).__name__}")
-            if mean.points != model.points:
+            if mean.points != self.points:
                 raise ValueError(f"mean: an ensemble mean of {mean.points}-point profiles for "
-                                 f"a generator of {model.points}")
-            a, b = mean.interval, (getattr(model, "card", {}).get("data") or {}).get("interval")
+                                 f"a generator of {self.points}")
+            a, b = mean.interval, self.interval
             if a is not None and b is not None and not np.isclose(a, b, rtol=1e-6):
                 raise ValueError(f"mean: fitted at save interval {a:g}, the generator at {b:g}")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.threads = integer("threads", threads, 1, allow_none=True)
         self.mean = mean
 
     @property
@@ -156,9 +156,8 @@ class EnsembleGenerator:
     def spread_scale(self, scale=None) -> list[float]:
         """The per-lead spread scale of a generation: ``scale``, else the card's
         ``online.spread_scale``, else none ([]); each a finite number > 0."""
-        scale = online_setting(self.card, "spread_scale", scale, [])
-        scale = [number("spread_scale", v, above=0) for v in scale]
-        return scale
+        return [number("spread_scale", v, above=0)
+                for v in online_setting(self.card, "spread_scale", scale, [])]
 
     def default_batch(self, members: int) -> int:
         """Members per denoiser pass by default: ⌊:data:`BATCH_TOKENS`/(K + H)⌋, at least 1, at
@@ -180,15 +179,13 @@ class EnsembleGenerator:
         module docstring)."""
         members = integer("members", members, 1)
         scale = self.spread_scale(spread_scale)
-        if scale and members < 2:
-            raise ValueError(f"members must be ≥ 2 to scale the spread, got {members}")
         centre = self.mean is not None if centre is None else bool(centre)
         if centre and self.mean is None:
             raise ValueError("centre: this generator has no ensemble mean (load_generator(..., "
                              "mean=NAME|PATH))")
-        if centre and members < 2:
-            raise ValueError(f"members must be ≥ 2 to centre an ensemble on its mean, got "
-                             f"{members}")
+        if (centre or scale) and members < 2:
+            raise ValueError(f"members must be ≥ 2 to centre an ensemble on its mean or scale "
+                             f"its spread, got {members}")
         seed = integer("seed", seed, 0)
         batch = integer("batch", self.default_batch(members) if batch is None else batch, 1)
         gain = self.residual_gain(residual_gain)

@@ -35,7 +35,7 @@ from solvers.validate import integer, number
 
 from ..ldm.files import (ModelFileError, build_model, read_model_card, resolve_model_path,
                          save_model_files)
-from .data import CONDITIONING, conditioning_array, read_starts, split_starts
+from .data import CONDITIONING, conditioning_array, other_members, read_starts, split_starts
 
 __all__ = ["EnsembleMean", "fit_ensemble_mean", "save_ensemble_mean", "load_ensemble_mean",
            "read_ensemble_mean_card", "mean_distance", "CARD_FORMAT", "LAGS", "RIDGE", "POOL"]
@@ -103,11 +103,10 @@ def fit_ensemble_mean(data, lags: int = LAGS, ridge: float = RIDGE, pool: int = 
     t0 = time.perf_counter()
     U, desc = read_starts(data)
     S, M, T, n = U.shape
-    train, val = split_starts(U, val_fraction) if val_fraction > 0 else (U, U[:0])
+    train, val = split_starts(U, val_fraction)
     model = EnsembleMean(n, lags, T)
     A = np.stack([model.features(u[CONDITIONING]) for u in train])   # (S, T, K, p)
-    others = [k for k in range(M) if k != CONDITIONING]
-    Y = np.fft.rfft(train[:, others].mean(axis=1), axis=-1)          # (S, T, K)
+    Y = np.fft.rfft(train[:, other_members(M)].mean(axis=1), axis=-1)          # (S, T, K)
     K, p = A.shape[2], A.shape[3]
     coef = np.zeros((T, K, p))
     for t in range(T):
@@ -140,7 +139,7 @@ def mean_distance(model: EnsembleMean, U) -> float:
     m̂ lies from the ensemble's mean in units of the conditioning run's distance (1: no better
     than U_c; √(1/(M − 1)/(1 + 1/(M − 1))) for a perfect m̂, from m's own sampling noise)."""
     U = np.asarray(U, dtype=np.float64)
-    others = [k for k in range(U.shape[1]) if k != CONDITIONING]
+    others = other_members(U.shape[1])
     num = den = 0.0
     for u in U:
         m = u[others].mean(axis=0)[1:]

@@ -18,7 +18,7 @@ import numpy as np
 
 from solvers.validate import integer
 
-from .data import CONDITIONING, read_starts
+from .data import CONDITIONING, other_members, read_starts
 
 __all__ = ["fit_spread_scale", "smooth_ratio"]
 
@@ -40,7 +40,7 @@ def fit_spread_scale(generator, data, members: int = 8, seed: int = 100, degree:
     members, times, n); module docstring). Start i's members use seed ``seed + i``."""
     members = integer("members", members, 2)
     U, _ = read_starts(data)
-    others = [k for k in range(U.shape[1]) if k != CONDITIONING]
+    others = other_members(U.shape[1])
     if len(others) < 2:
         raise ValueError("data: a DNS spread needs at least 2 members besides the conditioning run")
     dns = np.zeros(U.shape[2])
