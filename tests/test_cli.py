@@ -167,7 +167,7 @@ FOREIGN_FLAGS = {
             ["--conditioning", "adaln"], ["--eval-windows", "4"]],
     "ensemble-ldm": [["--members", "4"], ["--window", "4"], ["--params", "beta"],
                      ["--modes", "4"], ["--lags", "2"]],
-    "ensemble-mean": [["--epochs", "3"], ["--mode", "window"], ["--horizon", "4"],
+    "ensemble-mean": [["--lr", "0.1"], ["--mode", "window"], ["--horizon", "4"],
                       ["--batch", "8"]],
     "slt-closure": [["--mode", "joint"], ["--init-from", "m"], ["--latent-points", "8"],
                     ["--pretrained", "m"]],

@@ -196,7 +196,7 @@ def test_shipped_ensemble_generators_load_and_spread_like_a_dns_ensemble(betapla
                  "window-2step"):
         gen = load_generator(f"ensemble-ldm-betaplane-small-{name}", threads=1)
         assert gen.card["config"]["points"] == s.grid.n
-        assert gen.mean is not None and gen.mean.name == "ensemble-mean-betaplane-small"
+        assert gen.mean is not None and gen.mean.name == "ensemble-mean-betaplane-small-conv"
         if name.endswith("step"):                                   # distilled
             taus = gen.card["sampler"]["timesteps"]
             assert gen.sample_steps() == len(taus) and taus[0] == 981 and taus[-1] in (481, 81)

@@ -6,6 +6,8 @@
 * :mod:`.embedding` — embeddings of the diffusion time t ∈ (0, 1].
 * :mod:`.score` — :class:`ConditionalFNOScore`, the two-branch conditional score network.
 * :mod:`.autoencoder` — :class:`ConvAutoencoder`, a periodic conv ResNet autoencoder n² → (n/4)².
+* :mod:`.periodic1d` — :class:`PeriodicConvNet1d`, circular dilated 1D convolutions of profiles,
+  reflection-symmetrised.
 """
 from .autoencoder import ConvAutoencoder, MeanNet, PeriodicConv2d, ResBlock
 from .embedding import GaussianFourierEmbedding, SinusoidalEmbedding, time_embedding

@@ -88,7 +88,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="STEM",
                    help="output stem: writes STEM.pt, STEM.json, STEM.ckpt.pt, STEM.log.jsonl")
     p.add_argument("--epochs", type=positive_int,
-                   help="epochs (default: ldm 50, slt 400)")
+                   help="epochs (default: ldm 50, slt 400, ensemble-mean 40)")
     p.add_argument("--batch", type=positive_int,
                    help="batch size (default: ldm 32, slt 200)")
     p.add_argument("--lr", type=positive_float,
@@ -124,11 +124,13 @@ def configure(p: argparse.ArgumentParser) -> None:
             help="channels of the autoencoder's three levels (default 16,32,32)"),
         "--width": dict(
             type=positive_int,
-            help="ldm: FNO width (default 20); slt: token width (default: latent size)"),
+            help="ldm: FNO width (default 20); slt: token width (default: latent size); "
+                 "ensemble-mean: channels of the correction (default 32)"),
         "--modes": dict(type=positive_int, help="Fourier modes of the FNO layers (default 4)"),
         "--layers": dict(
             type=positive_int,
-            help="ldm: Fourier layers (default 4); slt: transformer blocks (default 2)"),
+            help="ldm: Fourier layers (default 4); slt: transformer blocks (default 2); "
+                 "ensemble-mean: convolutions of the correction (default 8)"),
         "--time-dim": dict(
             type=positive_int, help="size of the diffusion time embedding (default 64)"),
         "--proj-hidden": dict(
