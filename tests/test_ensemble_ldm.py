@@ -20,6 +20,7 @@ from closures.ensemble_ldm import (EnsembleGenerator, EnsembleLDM, EnsembleMean,
                                    load_generator, mean_distance, save_ensemble_ldm,
                                    save_ensemble_mean, train_ensemble_ldm)
 from closures.ensemble_ldm.data import ResidualWindows
+from closures.ensemble_ldm.mean import lead_weights
 from closures.nn.diffusion import DDPM, cosine_alpha_bar, ddim_timesteps, log_snr_timesteps
 from closures.nn.vae import TEPCVAE, gaussian_kl, reparameterise
 
@@ -441,7 +442,8 @@ def test_the_convolutional_correction_learns_a_nonlinear_ensemble_mean(tmp_path)
     from the mean of the other 4 members; the exact mean x0² − 1 is at √((1/4)/(1 + 1/4)) =
     0.447 (that mean's own noise). The linear part lands on the first, the corrected estimate
     close to the second. The correction keeps the shift and reflection symmetries, starts at
-    zero, is the same for the same seed, and saves and loads bit for bit."""
+    zero, is the same for the same seed, and saves and loads bit for bit; its loss weights are
+    1/s²(t) of the members' spread s(t)."""
     U = squared_mean_starts(300, seed=0)
     linear = fit_ensemble_mean(U, lags=0, ridge=0.0, pool=2, width=0)
     test = squared_mean_starts(300, seed=1)
@@ -467,6 +469,12 @@ def test_the_convolutional_correction_learns_a_nonlinear_ensemble_mean(tmp_path)
     short = [fit_ensemble_mean(U, lags=0, ridge=0.0, pool=2, width=16, layers=3, epochs=2,
                                val_fraction=0.2, seed=4).predict(uc) for _ in range(2)]
     np.testing.assert_array_equal(short[0], short[1])                 # same seed, same model
+    # the loss weights 1/s²(t): members spread by 1, 2, 4 at leads 1, 2, 3
+    rng = np.random.default_rng(2)
+    spread = rng.standard_normal((50, 9, 4, N)) * np.array([0.0, 1.0, 2.0, 4.0])[:, None]
+    w = 1 / np.array([1.0, 4.0, 16.0])
+    np.testing.assert_allclose(lead_weights(spread), w / w.mean(), rtol=0.05)
+    np.testing.assert_array_equal(lead_weights(spread[:, :2]), np.ones(3))    # one member
     save_ensemble_mean(model, tmp_path / "m")
     loaded = load_ensemble_mean(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(uc), m_hat)
