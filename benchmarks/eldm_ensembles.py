@@ -13,7 +13,9 @@ run; the SLT makes as many from the L profiles before the start. Per model, pool
 
 * CRPS per lead against the truth and its ratio to the DNS ensemble's
   (:func:`hybrid.jets.pool_scores`);
-* ensemble spread per lead and its ratio to the DNS ensemble's; rank histogram of the truth;
+* ensemble spread per lead and its ratio to the DNS ensemble's; rank histogram of the truth,
+  and whether it is flat within sampling (:func:`hybrid.jets.rank_flatness`: the excess of its
+  two end bins and the mean rank, with 95 % intervals from the starts resampled);
 * statistics of the members against the DNS members: Hellinger distances of the PDFs of U, ∂yU,
   ∂tU (bins from the DNS members), mergings plus nucleations per member (mean, bootstrap 95 %
   interval), the autocorrelation of U − ⟨U⟩_members at lags 1, 2, 5, 10 saves (temporal), the
@@ -284,6 +286,7 @@ def main(argv=None) -> dict:
             "spread": pooled["spread"], "spread_ratio_to_dns": ratio("spread"),
             "spread_error_ratio_all": pooled["spread_error_ratio_all"],
             "rank_histogram": pooled["rank_histogram"],
+            "rank_flatness": pooled["rank_flatness"],
             "hellinger": {k: v["hellinger"] for k, v in h.items() if k != "floor_from"},
             "hellinger_floor": {k: v["floor"] for k, v in h.items() if k != "floor_from"},
             "events_per_member": {"mean": float(ev.mean()), "interval_95":
@@ -326,6 +329,16 @@ def markdown(r: dict) -> str:
         h = h / h.mean()
         return f"{h[0]:.2f}, {h[len(h) // 2]:.2f}, {h[-1]:.2f}"
     row("rank histogram / uniform (first, middle, last)", ranks)
+    def flatness(key):
+        def cell(m):
+            f = (m.get("rank_flatness") or {}).get(key)
+            return "" if f is None else (f"{f['value']:+.3f} [{f['interval_95'][0]:+.3f}, "
+                                         f"{f['interval_95'][1]:+.3f}]")
+        return cell
+    row("rank histogram: ends' excess [95 %, starts resampled]", flatness("ends_excess"))
+    row("rank histogram: mean rank − ½ [95 %, starts resampled]", flatness("mean_rank"))
+    row("rank histogram flat within sampling", lambda m: (
+        "" if not m.get("rank_flatness") else ("yes" if m["rank_flatness"]["flat"] else "no")))
     row("spread/error, all leads", lambda m: (
         f"{m['spread_error_ratio_all']:.3g}" if m["spread_error_ratio_all"] is not None
         else ""))

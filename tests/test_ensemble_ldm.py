@@ -441,9 +441,9 @@ def test_the_convolutional_correction_learns_a_nonlinear_ensemble_mean(tmp_path)
     s = var(x0²)/(var(x0²) + 1) = 2/3, at the distance √((2/9 + 4/9 + 1/4)/(1 + 1/4)) = 0.856
     from the mean of the other 4 members; the exact mean x0² − 1 is at √((1/4)/(1 + 1/4)) =
     0.447 (that mean's own noise). The linear part lands on the first, the corrected estimate
-    close to the second. The correction keeps the shift and reflection symmetries, starts at
-    zero, is the same for the same seed, and saves and loads bit for bit; its loss weights are
-    1/s²(t) of the members' spread s(t)."""
+    close to the second. The correction keeps the shift and reflection symmetries and the
+    linear part's y-mean, starts at zero, is the same for the same seed, and saves and loads
+    bit for bit; its loss weights are 1/s²(t) of the members' spread s(t)."""
     U = squared_mean_starts(300, seed=0)
     linear = fit_ensemble_mean(U, lags=0, ridge=0.0, pool=2, width=0)
     test = squared_mean_starts(300, seed=1)
@@ -463,6 +463,7 @@ def test_the_convolutional_correction_learns_a_nonlinear_ensemble_mean(tmp_path)
                                atol=1e-5)
     flip = lambda u: np.roll(u[..., ::-1], 1, axis=-1)                # y_j → y_{−j}
     np.testing.assert_allclose(model.predict(flip(uc)), flip(m_hat), atol=1e-5)
+    np.testing.assert_allclose(m_hat.mean(-1), model.linear(uc).mean(-1), atol=1e-6)  # y-mean
     fresh = EnsembleMean(N, lags=0, leads=4, width=16, layers=3)
     fresh.coef.copy_(model.coef)
     np.testing.assert_array_equal(fresh.predict(uc), model.linear(uc))   # starts at zero

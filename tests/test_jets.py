@@ -261,6 +261,38 @@ def test_an_ensemble_drawn_like_the_truth_is_calibrated_and_its_ranks_are_flat()
     assert narrow["spread_error_ratio_all"] < 0.5 and narrow["rank_histogram_p"] < 1e-6
 
 
+def test_rank_flatness_resamples_starts_and_sees_spread_and_bias():
+    """Within a start the truth and each member share one offset over all points and leads, so
+    the ranks of a start move together: the pooled χ² test calls an exchangeable ensemble
+    non-flat, the start-resampled intervals do not; members with a third of the truth's offset
+    spread are under-dispersed (ends in excess), members shifted down are biased low (mean
+    rank above ½); over-dispersed members put the ends below."""
+    rng = np.random.default_rng(11)
+    m, leads, ny, starts = 8, 10, 16, 40
+    lead = np.arange(1, leads + 1, dtype=float)
+
+    def pooled(offset_scale=1.0, shift=0.0):
+        out = []
+        for k in range(starts):
+            y = rng.normal() + 0.3 * rng.normal(size=(leads, ny))
+            X = (offset_scale * rng.normal(size=(m, 1, 1)) + shift
+                 + 0.3 * rng.normal(size=(m, leads, ny)))
+            out.append(jets.ensemble_scores(X, y, lead, seed=k))
+        return jets.pool_scores(out)
+
+    same = pooled()
+    assert same["rank_histogram_p"] < 1e-6 and same["rank_flatness"]["flat"]
+    narrow = pooled(offset_scale=0.3)["rank_flatness"]
+    assert narrow["ends_excess"]["interval_95"][0] > 0 and not narrow["flat"]
+    wide = pooled(offset_scale=3.0)["rank_flatness"]
+    assert wide["ends_excess"]["interval_95"][1] < 0
+    low = pooled(shift=-1.0)["rank_flatness"]
+    assert low["mean_rank"]["interval_95"][0] > 0 and not low["flat"]
+    h = np.array([[1, 1, 1], [2, 2, 2]])
+    assert jets.rank_flatness(h)["ends_excess"]["value"] == 0.0
+    assert jets.rank_flatness(h[:1]) is None
+
+
 def test_chi_square_survival_function():
     for x in (0.1, 1.0, 5.0, 30.0):
         assert scores.chi2_sf(x, 2) == pytest.approx(math.exp(-x / 2), rel=1e-10)

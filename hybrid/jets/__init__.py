@@ -31,7 +31,7 @@ from .counting import (count_jets, episodes, eval_points, events, first_events, 
                        jet_positions, residence_times, smooth_profiles, time_to_event)
 from .report import JetsError, jet_statistics, markdown_table, read_profiles
 from .scores import (chi2_sf, crps_parts, ensemble_scores, ks_two_sample, pool_scores,
-                     rank_histogram, spread_error)
+                     rank_flatness, rank_histogram, spread_error)
 from .statistics import (d_dt, d_dy, fixed_bins, pdf, pdf_distances, save_interval, spectrum,
                          split_halves, zonal_energy)
 
@@ -41,4 +41,4 @@ __all__ = ["DEFINITIONS", "OUTPUTS", "configure_parser", "jets_files", "run_cli"
            "chi2_sf", "crps_parts", "ensemble_scores", "rank_histogram", "spread_error", "d_dt",
            "d_dy", "fixed_bins", "pdf", "pdf_distances", "save_interval", "spectrum",
            "split_halves", "zonal_energy", "first_events", "time_to_event", "ks_two_sample",
-           "pool_scores"]
+           "pool_scores", "rank_flatness"]

@@ -1,6 +1,7 @@
 """Scores of an ensemble of profiles started from one state against one true trajectory: the
 fair CRPS split into its error and spread parts, the spread–error ratio and the rank histogram
-with a chi-square flatness p-value; the two-sample Kolmogorov–Smirnov test (times to an event in
+with a chi-square flatness p-value, and its flatness within sampling over several starts
+(:func:`rank_flatness`); the two-sample Kolmogorov–Smirnov test (times to an event in
 two ensembles). Arrays: ensemble X (member, lead, y), truth (lead, y)."""
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import numpy as np
 
 __all__ = ["crps_parts", "spread_error", "rank_histogram", "chi2_sf", "ensemble_scores",
-           "pool_scores", "ks_two_sample"]
+           "pool_scores", "rank_flatness", "ks_two_sample"]
 
 
 def _check(X, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -152,11 +153,45 @@ def ks_two_sample(a, b) -> tuple[float, float | None]:
     return D, min(max(p, 0.0), 1.0)
 
 
+def rank_flatness(hists, resamples: int = 2000, seed: int = 0) -> dict | None:
+    """Whether rank histograms of the truth are flat within sampling, from one histogram per
+    start (``hists``: starts × (m + 1) counts). Ranks within a start are correlated (neighbouring
+    points and leads), so the starts are resampled as blocks (``resamples`` bootstrap draws,
+    seeded) and two statistics of the summed histogram h (mean bin h̄) get percentile 95 %
+    intervals:
+
+    * ``ends_excess`` = (h_0 + h_m)/(2 h̄) − 1: > 0 when the truth falls outside the members too
+      often (under-dispersed, U-shaped), < 0 when too rarely (over-dispersed, humped);
+    * ``mean_rank`` = Σ_j j h_j / (m Σ h) − ½: > 0 when the truth lies above the members too
+      often (the members biased low), < 0 when below.
+
+    ``flat``: both intervals hold 0. None for fewer than two starts or members."""
+    H = np.asarray(hists, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] < 2 or H.shape[1] < 3:
+        return None
+    m = H.shape[1] - 1
+
+    def stats(h):                                    # (..., m + 1) -> two (...) arrays
+        mean = h.mean(axis=-1)
+        return ((h[..., 0] + h[..., -1]) / (2 * mean) - 1,
+                (h @ np.arange(m + 1)) / (m * h.sum(axis=-1)) - 0.5)
+
+    pick = np.random.default_rng(seed).integers(0, H.shape[0], size=(int(resamples), H.shape[0]))
+    boot = stats(H[pick].sum(axis=1))
+    out = {}
+    for name, value, draws in zip(("ends_excess", "mean_rank"), stats(H.sum(axis=0)), boot):
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        out[name] = {"value": float(value), "interval_95": [float(lo), float(hi)]}
+    out["flat"] = all(v["interval_95"][0] <= 0 <= v["interval_95"][1] for v in out.values())
+    return out
+
+
 def pool_scores(results) -> dict:
     """Scores of several starts pooled: ``results`` is a list of :func:`ensemble_scores` dicts
     with the same members and lead times. Per lead, the CRPS and its parts averaged over starts,
     the spread–error ratio from the mean squares of spread and error over starts; over all leads
-    after the first, the same ratio; the rank histograms summed, with their χ² p-value."""
+    after the first, the same ratio; the rank histograms summed, with their χ² p-value and
+    :func:`rank_flatness` (starts resampled as blocks)."""
     results = list(results)
     if not results:
         raise ValueError("pool_scores needs at least one result")
@@ -183,7 +218,8 @@ def pool_scores(results) -> dict:
                                   for a, b in zip(s2, e2)],
            "spread_error_ratio_all": (c * math.sqrt(s2[use].mean() / e2[use].mean())
                                       if m > 1 and use.any() and e2[use].mean() > 0 else None),
-           "rank_histogram": hist, "rank_histogram_p": None}
+           "rank_histogram": hist, "rank_histogram_p": None,
+           "rank_flatness": rank_flatness(hists) if len(hists) > 1 else None}
     if hist is not None and m > 1:
         expected = hist.sum() / (m + 1)
         out["rank_histogram_p"] = chi2_sf(float(np.sum((hist - expected) ** 2) / expected), m)
