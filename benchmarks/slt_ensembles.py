@@ -4,7 +4,8 @@ the next jet merging or nucleation.
     python -m benchmarks.slt_ensembles dns   --source data/betaplane-small/starts \\
         --out data/betaplane-small/ensembles
     python -m benchmarks.slt_ensembles score --dns data/betaplane-small/ensembles \\
-        --model slt-betaplane-small [--reencode] [--noise-memory RHO] [--spread-gain G] \\
+        --model slt-betaplane-small [--reencode | --no-reencode] [--noise-memory RHO] \\
+        [--spread-gain G] [--no-events] \\
         --out benchmarks/results/slt-betaplane-small/ensembles
 
 The source is a DNS recorded in full (``hybrid dns betaplane-small --record full --every 10
@@ -23,7 +24,9 @@ The source is a DNS recorded in full (``hybrid dns betaplane-small --record full
   the start to its first event of the same kind (:func:`hybrid.jets.first_events`), compared by
   quantiles, the fraction with an event in the horizon and the two-sample Kolmogorov–Smirnov test.
 
-``dns`` skips ensembles whose folder already holds a finished run, so it resumes. Writes
+The SLT is rolled out as its card says (``training.reencode``) unless ``--reencode`` or
+``--no-reencode`` is given. ``dns`` skips ensembles whose folder already holds a finished run,
+so it resumes. Writes
 ``plan.json`` (with the DNS) and ``ensembles.json`` / ``ensembles.md`` (with the scores).
 """
 from __future__ import annotations
@@ -107,6 +110,15 @@ def _slt(em, hist, steps, members, seed, reencode, batch=2000) -> tuple[np.ndarr
     return np.concatenate([np.broadcast_to(hist[-1], (members, 1, hist.shape[1])), U], 1), wall
 
 
+def _flat(pooled: dict) -> str:
+    f = pooled.get("rank_flatness")
+    if not f:
+        return "n/a"
+    cell = "; ".join(f"{k} {v['value']:+.3f} [{v['interval_95'][0]:+.3f}, "
+                     f"{v['interval_95'][1]:+.3f}]" for k, v in f.items() if k != "flat")
+    return f"{'yes' if f['flat'] else 'no'} ({cell})"
+
+
 def _lists(d: dict) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
@@ -138,7 +150,7 @@ def score_stage(args) -> None:
 
     ev_out = []
     ev_steps = int(round(p["event_horizon"] / p["save_interval"]))
-    for i, e in enumerate(p["events"]):
+    for i, e in enumerate(p["events"] if args.events else []):
         dns = read_profiles(args.dns / f"event-{i:02d}" / "trajectory.nc")
         Ud, td = dns["U"], dns["t"]
         slt, w = _slt(em, _history(src, e["at"], em.window), ev_steps, args.slt_event_members,
@@ -153,7 +165,7 @@ def score_stage(args) -> None:
                            ks_D=D, ks_p=pval, slt_wall_s=w,
                            source_time_to_event=e["event_t"] - e["at"]))
     out = dict(run_header("benchmarks.slt_ensembles", None), model=args.model,
-               reencode=bool(args.reencode), plan=p, short_range=short, events=ev_out,
+               reencode=em.reencode if args.reencode is None else args.reencode, plan=p, short_range=short, events=ev_out,
                slt_short_wall_s=float(np.sum(walls)))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "ensembles.json", out)
@@ -180,7 +192,8 @@ def markdown(r: dict) -> str:
             f"{d['spread_error_ratio_all']:.3g}, SLT {m['spread_error_ratio_all']:.3g}. "
             f"Rank histogram χ² p: DNS {d['rank_histogram_p']:.3g}, SLT "
             f"{m['rank_histogram_p']:.3g} (ranks are correlated across y and lead, so p is "
-            f"too small for both).", "",
+            f"too small for both). Flat within sampling (hybrid.jets.rank_flatness, starts "
+            f"resampled): DNS {_flat(d)}, SLT {_flat(m)}.", "",
             "## Time to the next event", "",
             "| kind | start | source's time | DNS: with event | DNS median | SLT: with event "
             "| SLT median | KS D | KS p |", "|---|---|---|---|---|---|---|---|---|"]
@@ -213,7 +226,10 @@ def main(argv=None) -> None:
     b = sub.add_parser("score")
     b.add_argument("--dns", type=Path, required=True)
     b.add_argument("--model", required=True)
-    b.add_argument("--reencode", action="store_true")
+    b.add_argument("--reencode", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode and encode every new latent (default: the model card's)")
+    b.add_argument("--events", action=argparse.BooleanOptionalAction, default=True,
+                   help="score the times to the next event too (--no-events: short range only)")
     b.add_argument("--slt-event-members", type=int, default=10000)
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--noise-memory", type=float, default=None,
