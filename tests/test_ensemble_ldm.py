@@ -385,6 +385,17 @@ def gaussian_starts(starts: int, seed: int, members: int = 5, times: int = 6,
     return X
 
 
+def assert_shift_and_reflection_commute(model, uc, atol: float) -> np.ndarray:
+    """m̂ of ``uc``, after checking that shifting y by 3 points and reflecting y → −y
+    (y_j → y_{−j}) commute with it to ``atol``."""
+    m_hat = model.predict(uc)
+    np.testing.assert_allclose(model.predict(np.roll(uc, 3, axis=1)), np.roll(m_hat, 3, axis=1),
+                               atol=atol)
+    flip = lambda u: np.roll(u[..., ::-1], 1, axis=-1)
+    np.testing.assert_allclose(model.predict(flip(uc)), flip(m_hat), atol=atol)
+    return m_hat
+
+
 def test_the_ensemble_mean_fit_is_the_gaussian_conditional_mean():
     """With members d·x0 + η + e_k, the ensemble mean given the conditioning run x_c and x0 is
     E[d·x0 + η | x_c, x0] = d·x0 + s·(x_c − d·x0), s = var η/(var η + var e) = 1/3: the fitted
@@ -409,11 +420,7 @@ def test_the_ensemble_mean_fit_is_the_gaussian_conditional_mean():
     # the shift of y and the reflection y → −y commute with m̂; leads past the fitted ones use
     # the last fitted lead's coefficients
     uc = test[0, 0]
-    m_hat = model.predict(uc)
-    np.testing.assert_allclose(model.predict(np.roll(uc, 3, axis=1)), np.roll(m_hat, 3, axis=1),
-                               atol=1e-12)
-    flip = lambda u: np.roll(u[..., ::-1], 1, axis=-1)                # y_j → y_{−j}
-    np.testing.assert_allclose(model.predict(flip(uc)), flip(m_hat), atol=1e-12)
+    m_hat = assert_shift_and_reflection_commute(model, uc, atol=1e-12)
     longer = np.concatenate([uc, uc[-1:] + 1.0])
     np.testing.assert_allclose(model.predict(longer)[:6], m_hat, atol=1e-12)
     A = model.features(longer)[6]
@@ -458,11 +465,7 @@ def test_the_convolutional_correction_learns_a_nonlinear_ensemble_mean(tmp_path)
     log = model.card["metrics"]["epochs"]
     assert model.card["metrics"]["val_distance"] == min(e["val_distance"] for e in log)
     uc = test[0, 0]
-    m_hat = model.predict(uc)
-    np.testing.assert_allclose(model.predict(np.roll(uc, 5, axis=1)), np.roll(m_hat, 5, axis=1),
-                               atol=1e-5)
-    flip = lambda u: np.roll(u[..., ::-1], 1, axis=-1)                # y_j → y_{−j}
-    np.testing.assert_allclose(model.predict(flip(uc)), flip(m_hat), atol=1e-5)
+    m_hat = assert_shift_and_reflection_commute(model, uc, atol=1e-5)      # float32 network
     np.testing.assert_allclose(m_hat.mean(-1), model.linear(uc).mean(-1), atol=1e-6)  # y-mean
     fresh = EnsembleMean(N, lags=0, leads=4, width=16, layers=3)
     fresh.coef.copy_(model.coef)
