@@ -190,12 +190,13 @@ def fit_ensemble_mean(data, lags: int = LAGS, ridge: float = RIDGE, pool: int = 
         reg = (ridge + 1e-12) * np.where(scale > 0, scale, 1.0)[:, None, None] * np.eye(p)
         coef[t] = np.linalg.solve(gram + reg, np.einsum("kri,kr->ki", a, y)[..., None])[..., 0]
     model.coef.copy_(torch.from_numpy(coef))
-    metrics = {}
+    metrics, weights = {}, None
     if width:
         metrics["linear_train_distance"] = mean_distance(model, train, linear=True)
         if len(val):
             metrics["linear_val_distance"] = mean_distance(model, val, linear=True)
-        metrics["epochs"] = _train_correction(model, train, val, epochs, seed)
+        weights = lead_weights(train)
+        metrics["epochs"] = _train_correction(model, train, val, weights, epochs, seed)
     metrics["train_distance"] = mean_distance(model, train)
     if len(val):
         metrics["val_distance"] = mean_distance(model, val)
@@ -206,15 +207,16 @@ def fit_ensemble_mean(data, lags: int = LAGS, ridge: float = RIDGE, pool: int = 
                   "fit": {"lags": lags, "ridge": ridge, "pool": pool, "val_fraction": val_fraction,
                           "width": width, "layers": layers, "epochs": epochs, "seed": seed,
                           "batch": BATCH, "lr": LR, "weight_decay": WEIGHT_DECAY,
-                          "lead_weights": lead_weights(train).tolist() if width else None,
+                          "lead_weights": None if weights is None else weights.tolist(),
                           "time_s": time.perf_counter() - t0},
                   "metrics": metrics, "torch_version": torch.__version__}
     return model.eval()
 
 
-def _train_correction(model: EnsembleMean, train: np.ndarray, val: np.ndarray, epochs: int,
-                      seed: int) -> list[dict]:
-    """Fit ``model.correction`` in place (module docstring); the per-epoch log."""
+def _train_correction(model: EnsembleMean, train: np.ndarray, val: np.ndarray,
+                      weights: np.ndarray, epochs: int, seed: int) -> list[dict]:
+    """Fit ``model.correction`` in place (module docstring) with the loss weights ``weights``
+    of leads 1 … T − 1 (:func:`lead_weights`); the per-epoch log."""
     model.scale.fill_(float(np.std(train)) or 1.0)
     others = other_members(train.shape[1])
     X, Y = [], []
@@ -223,7 +225,7 @@ def _train_correction(model: EnsembleMean, train: np.ndarray, val: np.ndarray, e
         X.append(model.correction_inputs(u[CONDITIONING], lin))
         Y.append((u[others].mean(axis=0)[1:] - lin[1:]) / float(model.scale))
     X, Y = torch.cat(X), torch.from_numpy(np.concatenate(Y).astype(np.float32))
-    W = torch.from_numpy(np.tile(lead_weights(train), len(train)).astype(np.float32))[:, None]
+    W = torch.from_numpy(np.tile(weights, len(train)).astype(np.float32))[:, None]
     order = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.correction.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     log, best = [], (math.inf, None)
