@@ -64,7 +64,8 @@ from hybrid.jets.scores import ensemble_scores
 from solvers.files import write_json
 
 from .provenance import run_header
-from .slt_ensembles import K_S, PERSIST, PROMINENCE, _history, _lists, _truth
+from .slt_ensembles import (K_S, PERSIST, PROMINENCE, _history, _lists, _truth,
+                            flatness_interval)
 
 LAGS = (1, 2, 5, 10)
 
@@ -332,8 +333,7 @@ def markdown(r: dict) -> str:
     def flatness(key):
         def cell(m):
             f = (m.get("rank_flatness") or {}).get(key)
-            return "" if f is None else (f"{f['value']:+.3f} [{f['interval_95'][0]:+.3f}, "
-                                         f"{f['interval_95'][1]:+.3f}]")
+            return "" if f is None else flatness_interval(f)
         return cell
     row("rank histogram: ends' excess [95 %, starts resampled]", flatness("ends_excess"))
     row("rank histogram: mean rank − ½ [95 %, starts resampled]", flatness("mean_rank"))

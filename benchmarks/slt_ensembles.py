@@ -110,12 +110,16 @@ def _slt(em, hist, steps, members, seed, reencode, batch=2000) -> tuple[np.ndarr
     return np.concatenate([np.broadcast_to(hist[-1], (members, 1, hist.shape[1])), U], 1), wall
 
 
+def flatness_interval(v: dict) -> str:
+    """One statistic of :func:`hybrid.jets.rank_flatness` as '+0.018 [−0.243, +0.301]'."""
+    return f"{v['value']:+.3f} [{v['interval_95'][0]:+.3f}, {v['interval_95'][1]:+.3f}]"
+
+
 def _flat(pooled: dict) -> str:
     f = pooled.get("rank_flatness")
     if not f:
         return "n/a"
-    cell = "; ".join(f"{k} {v['value']:+.3f} [{v['interval_95'][0]:+.3f}, "
-                     f"{v['interval_95'][1]:+.3f}]" for k, v in f.items() if k != "flat")
+    cell = "; ".join(f"{k} {flatness_interval(v)}" for k, v in f.items() if k != "flat")
     return f"{'yes' if f['flat'] else 'no'} ({cell})"
 
 
